@@ -1,0 +1,345 @@
+"""Microsoft.Compute: virtual machines, disks, snapshots, images and Compute Gallery.
+
+VMs and disks are seeded (GET only); snapshots, images, galleries, gallery
+image definitions and versions are created with PUT as long-running
+operations, read, listed with paging and deleted. Durations are virtual.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import Conflict, InvalidParameter, ResourceNotFound
+from ..http import ArmResponse
+from ..store import ArmResource
+
+SNAPSHOT = "Microsoft.Compute/snapshots"
+IMAGE = "Microsoft.Compute/images"
+GALLERY = "Microsoft.Compute/galleries"
+GALLERY_IMAGE = "Microsoft.Compute/galleries/images"
+GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
+VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
+DISK = "Microsoft.Compute/disks"
+
+# Compute Gallery's upper bound for regionalReplicaCount per target region.
+MAX_REGIONAL_REPLICAS = 100
+_VERSION_NAME = re.compile(r"^\d+\.\d+\.\d+$")
+_GALLERY_NAME = re.compile(r"^[A-Za-z0-9._]{1,80}$")
+
+
+@dataclass
+class ComputeTimings:
+    """Virtual seconds each operation takes."""
+
+    snapshot_seconds: float = 60
+    image_seconds: float = 120
+    gallery_seconds: float = 20
+    gallery_image_seconds: float = 20
+    version_base_seconds: float = 600
+    version_seconds_per_replica: float = 120
+    delete_seconds: float = 20
+
+
+class ComputeBackend:
+    """State and operations of the Compute resource provider."""
+
+    def __init__(self, emulator) -> None:
+        self._emulator = emulator
+        self.timings = ComputeTimings()
+
+    @property
+    def _store(self):
+        return self._emulator.store
+
+    # -- seeding (not an API: the world a scenario starts from) ----------
+
+    def add_disk(self, disk_id: str, *, location: str = "westeurope", size_gb: int = 128, os_type: str | None = None,
+                 hyper_v_generation: str = "V2", encryption_type: str = "EncryptionAtRestWithPlatformKey",
+                 tags: dict | None = None) -> ArmResource:
+        properties = {
+            "diskSizeGB": size_gb,
+            "diskState": "Attached",
+            "provisioningState": "Succeeded",
+            "hyperVGeneration": hyper_v_generation,
+            "encryption": {"type": encryption_type},
+            "creationData": {"createOption": "Empty"},
+            "timeCreated": _iso(self._emulator.now()),
+        }
+        if os_type:
+            properties["osType"] = os_type
+            properties["creationData"] = {"createOption": "FromImage"}
+        return self._store.put(ArmResource(disk_id, DISK, location, properties, dict(tags or {}), extra={"sku": {"name": "Premium_LRS"}}))
+
+    def add_virtual_machine(
+        self,
+        vm_id: str,
+        *,
+        location: str = "westeurope",
+        os_type: str = "Linux",
+        vm_size: str = "Standard_D4ds_v5",
+        data_disk_luns: tuple[int, ...] = (),
+        image_reference: dict | None = None,
+        plan: dict | None = None,
+        extensions: tuple[str, ...] = (),
+        os_disk_encrypted: bool = False,
+        managed_disks: bool = True,
+        hyper_v_generation: str = "V2",
+    ) -> ArmResource:
+        """Seed a VM with its OS disk, data disks, extensions and base image."""
+        resource_group_path = vm_id.rsplit("/providers/", 1)[0]
+        vm_name = vm_id.rsplit("/", 1)[-1]
+        os_disk_id = f"{resource_group_path}/providers/Microsoft.Compute/disks/{vm_name}_OsDisk_1"
+        self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation)
+        os_disk: dict = {"osType": os_type, "name": f"{vm_name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite", "diskSizeGB": 30}
+        if managed_disks:
+            os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS"}
+        else:
+            os_disk["vhd"] = {"uri": f"https://{vm_name.lower()}disks.blob.core.windows.net/vhds/{vm_name}-os.vhd"}
+        if os_disk_encrypted:
+            os_disk["encryptionSettings"] = {
+                "enabled": True,
+                "diskEncryptionKey": {"secretUrl": "https://vault.vault.azure.net/secrets/disk/1", "sourceVault": {"id": f"{resource_group_path}/providers/Microsoft.KeyVault/vaults/vault"}},
+            }
+        data_disks = []
+        for lun in data_disk_luns:
+            disk_id = f"{resource_group_path}/providers/Microsoft.Compute/disks/{vm_name}_DataDisk_{lun}"
+            self.add_disk(disk_id, location=location, size_gb=256, hyper_v_generation=hyper_v_generation)
+            data_disks.append({"lun": lun, "name": f"{vm_name}_DataDisk_{lun}", "createOption": "Attach", "caching": "None", "diskSizeGB": 256,
+                               "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"}})
+        reference = image_reference or {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+        properties = {
+            "vmId": f"0f47b100-583c-48e3-a4c0-{len(list(self._store)):012d}",
+            "hardwareProfile": {"vmSize": vm_size},
+            "storageProfile": {"imageReference": dict(reference, exactVersion="24.04.202601010"), "osDisk": os_disk, "dataDisks": data_disks},
+            "osProfile": {"computerName": vm_name, "adminUsername": "azureuser", "linuxConfiguration": {"disablePasswordAuthentication": True}},
+            "networkProfile": {"networkInterfaces": [{"id": f"{resource_group_path}/providers/Microsoft.Network/networkInterfaces/{vm_name}-nic"}]},
+            "provisioningState": "Succeeded",
+        }
+        extra: dict = {}
+        if plan:
+            extra["plan"] = dict(plan)
+        if extensions:
+            extra["resources"] = [
+                {"id": f"{vm_id}/extensions/{name}", "name": name, "type": "Microsoft.Compute/virtualMachines/extensions",
+                 "location": location, "properties": {"publisher": "Microsoft.Azure.Extensions", "type": name, "typeHandlerVersion": "2.1", "provisioningState": "Succeeded"}}
+                for name in extensions
+            ]
+        return self._store.put(ArmResource(vm_id, VIRTUAL_MACHINE, location, properties, extra=extra))
+
+    # -- reads -------------------------------------------------------------
+
+    def get(self, resource_id: str, resource_type: str) -> ArmResource:
+        resource = self._store.get(resource_id)
+        if resource.type.lower() != resource_type.lower():
+            raise ResourceNotFound(f"The Resource '{resource_id}' was not found.")
+        return resource
+
+    def lineage(self, image_id: str) -> list[str]:
+        """The ids an image depends on, itself first: version -> managed image -> snapshots."""
+        chain = [image_id]
+        resource = self._store.find(image_id)
+        if resource is None:
+            return chain
+        if resource.type.lower() == GALLERY_IMAGE_VERSION.lower():
+            source = resource.properties.get("storageProfile", {}).get("source", {}).get("id")
+            if source:
+                chain += self.lineage(source)
+        elif resource.type.lower() == IMAGE.lower():
+            profile = resource.properties.get("storageProfile", {})
+            for disk in [profile.get("osDisk", {}), *profile.get("dataDisks", [])]:
+                snapshot = (disk.get("snapshot") or {}).get("id")
+                if snapshot:
+                    chain.append(_absolute(snapshot))
+        return chain
+
+    def missing_lineage(self, image_id: str) -> list[str]:
+        """The resources of an image's lineage (itself included) that no longer exist."""
+        return [rid for rid in self.lineage(image_id) if not self._store.exists(rid)]
+
+    # -- writes --------------------------------------------------------------
+
+    def put_snapshot(self, snapshot_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        location = _require_location(body)
+        properties = dict(body.get("properties") or {})
+        creation = properties.get("creationData") or {}
+        if not creation.get("createOption"):
+            raise InvalidParameter("Required parameter 'creationData.createOption' is missing (null).", code="InvalidParameter")
+        source_id = creation.get("sourceResourceId")
+        source = None
+        if creation["createOption"] in ("Copy", "CopyStart"):
+            if not source_id:
+                raise InvalidParameter("Required parameter 'creationData.sourceResourceId' is missing (null).")
+            source = self._store.find(_absolute(source_id))
+            if source is None:
+                raise ResourceNotFound(f"Resource {source_id} not found (creationData.sourceResourceId).", code="NotFound")
+        seed = {"diskSizeGB": source.properties.get("diskSizeGB")} if source else {}
+        if source and source.properties.get("osType"):
+            seed["osType"] = source.properties["osType"]
+        if source and source.properties.get("hyperVGeneration"):
+            seed["hyperVGeneration"] = source.properties["hyperVGeneration"]
+        final = {**seed, **properties, "timeCreated": _iso(self._emulator.now()), "uniqueId": snapshot_id.lower()[-36:],
+                 "diskState": "Unattached", "incremental": bool(properties.get("incremental", False))}
+        if final["incremental"]:
+            final["completionPercent"] = 100.0
+        return self._put_async(snapshot_id, SNAPSHOT, location, body, final, self.timings.snapshot_seconds,
+                               url=url, api_version=api_version, created_status=202, sku=body.get("sku") or {"name": "Standard_LRS", "tier": "Standard"})
+
+    def put_image(self, image_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        location = _require_location(body)
+        properties = dict(body.get("properties") or {})
+        profile = properties.get("storageProfile") or {}
+        os_disk = profile.get("osDisk")
+        if not os_disk:
+            raise InvalidParameter("Required parameter 'storageProfile.osDisk' is missing (null).")
+        for field_name in ("osType", "osState"):
+            if not os_disk.get(field_name):
+                raise InvalidParameter(f"Required parameter 'storageProfile.osDisk.{field_name}' is missing (null).")
+        for index, disk in enumerate([os_disk, *profile.get("dataDisks", [])]):
+            source = (disk.get("snapshot") or disk.get("managedDisk") or {}).get("id")
+            if not source and not disk.get("blobUri"):
+                where = "osDisk" if index == 0 else f"dataDisks[{index - 1}]"
+                raise InvalidParameter(f"storageProfile.{where} needs one of snapshot, managedDisk or blobUri.")
+            if source and not self._store.exists(_absolute(source)):
+                raise InvalidParameter(f"Source '{source}' of the image does not exist.", code="InvalidParameter")
+        luns = [d.get("lun") for d in profile.get("dataDisks", [])]
+        if len(set(luns)) != len(luns) or any(lun is None for lun in luns):
+            raise InvalidParameter("Every data disk needs a distinct 'lun'.")
+        os_disk = {"caching": "ReadWrite", **os_disk}
+        final = {**properties, "storageProfile": {**profile, "osDisk": os_disk}, "hyperVGeneration": properties.get("hyperVGeneration", "V1")}
+        return self._put_async(image_id, IMAGE, location, body, final, self.timings.image_seconds,
+                               url=url, api_version=api_version, created_status=201)
+
+    def put_gallery(self, gallery_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        location = _require_location(body)
+        name = gallery_id.rsplit("/", 1)[-1]
+        if not _GALLERY_NAME.match(name):
+            raise InvalidParameter(f"Gallery name '{name}' may contain only letters, digits, '.' and '_'.")
+        final = {**(body.get("properties") or {}), "identifier": {"uniqueName": f"{name.upper()}-UNIQUE"}}
+        return self._put_async(gallery_id, GALLERY, location, body, final, self.timings.gallery_seconds,
+                               url=url, api_version=api_version, created_status=201)
+
+    def put_gallery_image(self, image_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        location = _require_location(body)
+        self._store.require_parent(image_id, image_id.rsplit("/images/", 1)[0])
+        properties = dict(body.get("properties") or {})
+        for field_name in ("osType", "osState", "identifier"):
+            if not properties.get(field_name):
+                raise InvalidParameter(f"Required parameter 'properties.{field_name}' is missing (null).")
+        identifier = properties["identifier"]
+        for field_name in ("publisher", "offer", "sku"):
+            if not identifier.get(field_name):
+                raise InvalidParameter(f"Required parameter 'identifier.{field_name}' is missing (null).")
+        final = {"hyperVGeneration": "V1", **properties}
+        return self._put_async(image_id, GALLERY_IMAGE, location, body, final, self.timings.gallery_image_seconds,
+                               url=url, api_version=api_version, created_status=201)
+
+    def put_gallery_image_version(self, version_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        location = _require_location(body)
+        definition_id = version_id.rsplit("/versions/", 1)[0]
+        definition = self._store.require_parent(version_id, definition_id)
+        name = version_id.rsplit("/", 1)[-1]
+        if not _VERSION_NAME.match(name):
+            raise InvalidParameter(f"Gallery image version name '{name}' must be of the form MajorVersion.MinorVersion.Patch.")
+        properties = dict(body.get("properties") or {})
+        source_id = ((properties.get("storageProfile") or {}).get("source") or {}).get("id")
+        if not source_id:
+            raise InvalidParameter("Required parameter 'storageProfile.source.id' is missing (null).")
+        source = self._store.find(_absolute(source_id))
+        if source is None or source.provisioning_state != "Succeeded":
+            raise InvalidParameter(f"The source '{source_id}' of the image version was not found or is not ready.")
+        if source.type.lower() == IMAGE.lower():
+            source_gen = source.properties.get("hyperVGeneration", "V1")
+            if source_gen != definition.properties.get("hyperVGeneration", "V1"):
+                raise InvalidParameter(
+                    f"The source image's HyperVGeneration '{source_gen}' does not match the gallery image definition's "
+                    f"'{definition.properties.get('hyperVGeneration', 'V1')}'."
+                )
+        publishing = dict(properties.get("publishingProfile") or {})
+        default_count = int(publishing.get("replicaCount", 1))
+        regions = publishing.get("targetRegions") or [{"name": location, "regionalReplicaCount": default_count}]
+        replicas = []
+        for region in regions:
+            count = int(region.get("regionalReplicaCount", default_count))
+            if not 1 <= count <= MAX_REGIONAL_REPLICAS:
+                raise InvalidParameter(f"regionalReplicaCount must be between 1 and {MAX_REGIONAL_REPLICAS}, got {count}.")
+            replicas.append(count)
+        publishing.setdefault("replicaCount", default_count)
+        publishing.setdefault("targetRegions", regions)
+        publishing["publishedDate"] = _iso(self._emulator.now())
+        final = {**properties, "publishingProfile": publishing, "storageProfile": {**properties["storageProfile"]}}
+        seconds = self.timings.version_base_seconds + self.timings.version_seconds_per_replica * max(replicas)
+        return self._put_async(version_id, GALLERY_IMAGE_VERSION, location, body, final, math.ceil(seconds),
+                               url=url, api_version=api_version, created_status=201)
+
+    def delete(self, resource_id: str, resource_type: str, *, url: str, api_version: str) -> ArmResponse:
+        resource = self._store.find(resource_id)
+        if resource is None or resource.type.lower() != resource_type.lower():
+            return ArmResponse(204)
+        if resource.provisioning_state == "Deleting":
+            return ArmResponse(202, None, {"Retry-After": "10"})
+        self._emulator.locks.check_delete(resource.id)
+        resource.properties["provisioningState"] = "Deleting"
+
+        def finish(succeeded: bool) -> None:
+            if succeeded:
+                self._store.remove(resource.id)
+            else:
+                resource.properties["provisioningState"] = "Succeeded"
+
+        return self._emulator.run_async(resource, method="DELETE", operation_key=f"DELETE {resource_type}",
+                                        seconds=self.timings.delete_seconds, finish=finish, url=url,
+                                        api_version=api_version, initial_status=202, body=None)
+
+    # -- shared ---------------------------------------------------------------
+
+    def _put_async(self, resource_id: str, resource_type: str, location: str, body: dict, final_properties: dict,
+                   seconds: float, *, url: str, api_version: str, created_status: int, sku: dict | None = None) -> ArmResponse:
+        existing = self._store.find(resource_id)
+        if existing is not None and existing.provisioning_state in ("Creating", "Updating", "Deleting"):
+            raise Conflict(
+                f"Operation on '{existing.name}' is not allowed: another operation is in progress "
+                f"(provisioningState {existing.provisioning_state}).",
+                code="OperationNotAllowed",
+            )
+        if existing is not None and existing.location and _region(existing.location) != _region(location):
+            raise InvalidParameter(f"Resource '{existing.name}' already exists in location '{existing.location}'; location cannot change.", code="LocationNotAvailableForResourceType")
+        state = "Updating" if existing is not None else "Creating"
+        extra = {"sku": sku} if sku else {}
+        resource = ArmResource(existing.id if existing else resource_id, resource_type, location,
+                               {**final_properties, "provisioningState": state}, dict(body.get("tags") or {}),
+                               etag=None, extra=extra, created_at=existing.created_at if existing else self._emulator.now())
+        self._store.put(resource)
+
+        def finish(succeeded: bool) -> None:
+            resource.properties["provisioningState"] = "Succeeded" if succeeded else "Failed"
+            resource.etag = None
+
+        return self._emulator.run_async(resource, method="PUT", operation_key=f"PUT {resource_type}", seconds=seconds,
+                                        finish=finish, url=url, api_version=api_version,
+                                        initial_status=200 if existing is not None else created_status,
+                                        body=resource.to_dict())
+
+    def list(self, resource_type: str, scope: str) -> list[ArmResource]:
+        return self._store.of_type(resource_type, under=scope)
+
+
+def _require_location(body: dict) -> str:
+    location = body.get("location")
+    if not location or not isinstance(location, str):
+        raise InvalidParameter("Required parameter 'location' is missing (null).", code="LocationRequired")
+    return location
+
+
+def _region(location: str) -> str:
+    return location.replace(" ", "").lower()
+
+
+def _absolute(resource_id: str) -> str:
+    # Published Compute examples write ids without the leading slash.
+    return resource_id if resource_id.startswith("/") else "/" + resource_id
+
+
+def _iso(moment) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")

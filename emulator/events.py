@@ -1,0 +1,202 @@
+"""ARM system events, shaped like Event Grid's published samples, and their delivery.
+
+ARM raises ``Microsoft.Resources.Resource{Write,Delete,Action}{Success,Failure}``
+for every PUT/PATCH, DELETE and POST on a resource (never for GET). Event Grid
+delivers at least once and in no particular order, so the bus can duplicate,
+delay, reorder and drop deliveries, deterministically by seed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+_KIND_BY_METHOD = {"PUT": "Write", "PATCH": "Write", "DELETE": "Delete", "POST": "Action"}
+_VERB_BY_METHOD = {"PUT": "write", "PATCH": "write", "DELETE": "delete"}
+
+
+def operation_name(resource_id: str, method: str, action: str | None = None) -> str:
+    """ARM's ``operationName`` for a call, e.g. ``Microsoft.Compute/snapshots/write``."""
+    # The provider that owns the resource is the last one named in its id
+    # (a lock on an image: .../Microsoft.Compute/images/x/providers/Microsoft.Authorization/locks/y).
+    segments = resource_id.strip("/").split("/")
+    provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
+    namespace, *rest = segments[provider_at + 1 :]
+    types = rest[0::2]
+    verb = action if method == "POST" else _VERB_BY_METHOD[method]
+    return "/".join([namespace, *types, verb])
+
+
+_SCOPE = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)(?:/resourceGroups/(?P<group>[^/]+))?", re.IGNORECASE)
+
+
+def _subscription_and_group(resource_id: str) -> tuple[str, str | None]:
+    # parse_resource_id does not follow a second /providers/ (a lock on a resource).
+    found = _SCOPE.match(resource_id)
+    if found is None:
+        raise ValueError(f"not an ARM resource id: {resource_id!r}")
+    return found["subscription"], found["group"]
+
+
+@dataclass(frozen=True)
+class ArmEvent:
+    """One Event Grid event in the Event Grid schema, as a plain dict plus routing facts."""
+
+    body: dict
+
+    @property
+    def id(self) -> str:
+        return self.body["id"]
+
+    @property
+    def event_type(self) -> str:
+        return self.body["eventType"]
+
+    @property
+    def subject(self) -> str:
+        return self.body["subject"]
+
+
+class ArmEventFactory:
+    """Builds ARM events with the fields and casing of the published samples."""
+
+    def __init__(self, seed: int = 0, caller_object_id: str | None = None) -> None:
+        self._random = random.Random(seed)
+        self._caller = caller_object_id or str(uuid.UUID(int=self._random.getrandbits(128)))
+
+    def _uuid(self) -> str:
+        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+
+    def build(
+        self,
+        *,
+        resource_id: str,
+        method: str,
+        succeeded: bool,
+        when: datetime,
+        correlation_id: str,
+        url: str,
+        action: str | None = None,
+    ) -> ArmEvent:
+        """The event ARM raises once a ``method`` call on ``resource_id`` has finished."""
+        subscription, resource_group = _subscription_and_group(resource_id)
+        operation = operation_name(resource_id, method, action)
+        event_type = f"Microsoft.Resources.Resource{_KIND_BY_METHOD[method]}{'Success' if succeeded else 'Failure'}"
+        data = {
+            "authorization": {
+                "scope": resource_id,
+                "action": operation,
+                "evidence": {"role": "Custom Image Pool Automation"},
+            },
+            "claims": {
+                "aud": "https://management.core.windows.net/",
+                "iss": f"https://sts.windows.net/{TENANT_ID}/",
+                "appid": self._caller,
+                "http://schemas.microsoft.com/identity/claims/objectidentifier": self._caller,
+                "http://schemas.microsoft.com/identity/claims/tenantid": TENANT_ID,
+                "ver": "1.0",
+            },
+            "correlationId": correlation_id,
+            "httpRequest": {
+                "clientRequestId": self._uuid(),
+                "clientIpAddress": "127.0.0.1",
+                "method": method,
+                "url": url,
+            },
+            "resourceProvider": operation.split("/", 1)[0],
+            "resourceUri": resource_id,
+            "operationName": operation,
+            "status": "Succeeded" if succeeded else "Failed",
+            "subscriptionId": subscription,
+            "tenantId": TENANT_ID,
+        }
+        body = {
+            "subject": resource_id,
+            "eventType": event_type,
+            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
+            "id": self._uuid(),
+            "data": data,
+            "dataVersion": "2",
+            "metadataVersion": "1",
+            "topic": f"/subscriptions/{subscription}" + (f"/resourceGroups/{resource_group}" if resource_group else ""),
+        }
+        return ArmEvent(body)
+
+
+@dataclass
+class DeliveryOptions:
+    """How Event Grid's at-least-once, unordered delivery is played.
+
+    ``copies``: deliveries per event; ``max_delay_seconds``: each delivery is
+    delayed by a random 0..max; ``reorder``: due deliveries are shuffled;
+    ``drop_rate``: share of events never delivered (a lost event);
+    ``drop_event_types``: event types never delivered.
+    """
+
+    copies: int = 1
+    max_delay_seconds: float = 0.0
+    reorder: bool = False
+    drop_rate: float = 0.0
+    drop_event_types: frozenset[str] = field(default_factory=frozenset)
+
+
+class EventGridBus:
+    """Collects emitted ARM events and hands deliveries out when they fall due."""
+
+    def __init__(self, now: Callable[[], datetime], seed: int = 0, options: DeliveryOptions | None = None) -> None:
+        self._now = now
+        self._random = random.Random(seed)
+        self.options = options or DeliveryOptions()
+        self.emitted: list[ArmEvent] = []
+        self.dropped: list[ArmEvent] = []
+        self._pending: list[tuple[datetime, int, ArmEvent]] = []
+        self._sequence = 0
+        self._lock = threading.Lock()
+
+    def emit(self, event: ArmEvent) -> None:
+        """Record an event and schedule its deliveries. Never fails the write that raised it."""
+        with self._lock:
+            self.emitted.append(event)
+            options = self.options
+            if event.event_type in options.drop_event_types or (
+                options.drop_rate and self._random.random() < options.drop_rate
+            ):
+                self.dropped.append(event)
+                return
+            for _ in range(max(1, options.copies)):
+                delay = self._random.uniform(0, options.max_delay_seconds) if options.max_delay_seconds else 0.0
+                self._sequence += 1
+                self._pending.append((self._now() + timedelta(seconds=delay), self._sequence, event))
+
+    def inject(self, body: dict) -> None:
+        """Queue a raw event (e.g. a scenario's hand-written event) for delivery now."""
+        with self._lock:
+            self._sequence += 1
+            self._pending.append((self._now(), self._sequence, ArmEvent(body)))
+
+    def take_due(self) -> list[ArmEvent]:
+        """Remove and return the deliveries due by now, in delivery order."""
+        now = self._now()
+        with self._lock:
+            due = sorted((p for p in self._pending if p[0] <= now), key=lambda p: (p[0], p[1]))
+            self._pending = [p for p in self._pending if p[0] > now]
+            events = [p[2] for p in due]
+            if self.options.reorder:
+                self._random.shuffle(events)
+        return events
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            return min((p[0] for p in self._pending), default=None)
+
+    @property
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)

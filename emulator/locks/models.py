@@ -1,0 +1,83 @@
+"""Microsoft.Authorization/locks: management locks at any scope.
+
+A ``CanNotDelete`` or ``ReadOnly`` lock on a resource, or on any scope above
+it (parent resource, resource group, subscription), makes its DELETE fail with
+409 ``ScopeLocked``, as ARM does.
+"""
+
+from __future__ import annotations
+
+from ..errors import InvalidParameter, ScopeLocked
+from ..http import ArmResponse
+from ..store import ArmResource
+
+LOCK = "Microsoft.Authorization/locks"
+LOCK_LEVELS = ("CanNotDelete", "ReadOnly")
+_LOCKS_SEGMENT = "/providers/microsoft.authorization/locks/"
+
+
+def lock_id(scope: str, name: str) -> str:
+    return f"{scope.rstrip('/')}/providers/Microsoft.Authorization/locks/{name}"
+
+
+def scope_of(lock_resource_id: str) -> str:
+    at = lock_resource_id.lower().rindex(_LOCKS_SEGMENT)
+    return lock_resource_id[:at]
+
+
+class LocksBackend:
+    """State and operations of management locks."""
+
+    def __init__(self, emulator) -> None:
+        self._emulator = emulator
+
+    @property
+    def _store(self):
+        return self._emulator.store
+
+    def put(self, scope: str, name: str, body: dict, *, url: str) -> ArmResponse:
+        properties = dict(body.get("properties") or {})
+        level = properties.get("level")
+        if level not in LOCK_LEVELS:
+            raise InvalidParameter(f"The lock level '{level}' is invalid; allowed values: {', '.join(LOCK_LEVELS)}.", code="LockLevelInvalid")
+        if len(properties.get("notes") or "") > 512:
+            raise InvalidParameter("The lock notes may be at most 512 characters.")
+        if scope.lower().count("/providers/") and not self._store.exists(scope):
+            raise InvalidParameter(f"The scope '{scope}' of the lock does not exist.", code="ResourceNotFound", status=404)
+        existing = self._store.find(lock_id(scope, name))
+        resource = ArmResource(existing.id if existing else lock_id(scope, name), LOCK, None, properties)
+        self._store.put(resource)
+        self._emulator.emit(resource.id, "PUT", True, url)
+        return ArmResponse(200 if existing else 201, resource.to_dict())
+
+    def get(self, scope: str, name: str) -> ArmResource:
+        found = self._store.find(lock_id(scope, name))
+        if found is None:
+            raise InvalidParameter(f"The lock '{name}' could not be found at scope '{scope}'.", code="LockNotFound", status=404)
+        return found
+
+    def delete(self, scope: str, name: str, *, url: str) -> ArmResponse:
+        removed = self._store.remove(lock_id(scope, name))
+        if removed is None:
+            return ArmResponse(204)
+        self._emulator.emit(removed.id, "DELETE", True, url)
+        return ArmResponse(200)
+
+    def at_scope(self, scope: str) -> list[ArmResource]:
+        """Locks that apply at ``scope``: on it and on every scope above it."""
+        target = scope.lower().rstrip("/")
+        return [
+            lock
+            for lock in self._store.of_type(LOCK)
+            if target == scope_of(lock.id).lower() or target.startswith(scope_of(lock.id).lower() + "/")
+        ]
+
+    def check_delete(self, resource_id: str) -> None:
+        """Raise ScopeLocked if a lock forbids deleting ``resource_id``."""
+        blocking = [lock for lock in self.at_scope(resource_id) if lock.properties.get("level") in LOCK_LEVELS]
+        if blocking:
+            scopes = ", ".join(f"'{scope_of(lock.id)}'" for lock in blocking)
+            raise ScopeLocked(
+                f"The scope '{resource_id}' cannot perform delete operation because following scope(s) are locked: "
+                f"{scopes}. Please remove the lock and try again."
+            )

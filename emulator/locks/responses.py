@@ -1,0 +1,23 @@
+"""HTTP handlers for management locks. No logic."""
+
+from __future__ import annotations
+
+from ..http import ArmRequest, ArmResponse
+from ..paging import page
+
+
+def put_lock(emulator, request: ArmRequest, scope: str, name: str) -> ArmResponse:
+    return emulator.locks.put(scope, name, request.json(), url=request.url)
+
+
+def get_lock(emulator, request: ArmRequest, scope: str, name: str) -> ArmResponse:
+    return ArmResponse(200, emulator.locks.get(scope, name).to_dict())
+
+
+def delete_lock(emulator, request: ArmRequest, scope: str, name: str) -> ArmResponse:
+    return emulator.locks.delete(scope, name, url=request.url)
+
+
+def list_locks(emulator, request: ArmRequest, scope: str) -> ArmResponse:
+    items = [lock.to_dict() for lock in emulator.locks.at_scope(scope)]
+    return page(request, items, emulator.page_size)

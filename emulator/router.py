@@ -1,0 +1,106 @@
+"""Matches a call to its route, counts it, injects faults and maps errors to ARM bodies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ArmError, InternalServerError, MissingApiVersion, ServiceUnavailable, Throttled
+from .faults import FaultKind
+from .http import ArmRequest, ArmResponse
+
+WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
+# "{name}" matches one path segment; "{name*}" matches one or more (a scope).
+_PARAM = re.compile(r"\{(\w+)(\*?)\}")
+
+
+class UnknownRouteError(LookupError):
+    """The emulator does not model this call; it fails loudly rather than guess."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API operation: ``method`` on a path ``template`` of ``resource_type``.
+
+    ``emits_events``: a failed write on this route raises the matching ARM
+    failure event (ARM raises events only for calls on resources).
+    """
+
+    method: str
+    template: str
+    resource_type: str
+    handler: Callable[..., ArmResponse]
+    host_suffix: str = "management.azure.com"
+    emits_events: bool = True
+    requires_api_version: bool = True
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        escaped = re.escape(self.template).replace(r"\{", "{").replace(r"\}", "}").replace(r"\*", "*")
+        regex = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>.+?)" if m.group(2) else f"(?P<{m.group(1)}>[^/]+)", escaped)
+        return re.compile(f"^{regex}/?$", re.IGNORECASE)
+
+    @property
+    def operation_key(self) -> str:
+        return f"{self.method} {self.resource_type}"
+
+
+class RouteTable:
+    def __init__(self, routes: list[Route]) -> None:
+        self._routes = [(route, route.pattern) for route in routes]
+
+    def match(self, request: ArmRequest) -> tuple[Route, dict[str, str]]:
+        for route, pattern in self._routes:
+            if route.method != request.method or not request.host.endswith(route.host_suffix):
+                continue
+            found = pattern.match(request.path)
+            if found:
+                return route, found.groupdict()
+        raise UnknownRouteError(
+            f"The Azure emulator has no route for {request.method} {request.host}{request.path}; "
+            "add it to emulator/urls.py if the project needs it"
+        )
+
+
+_TRANSPORT_FAULTS = (FaultKind.THROTTLE, FaultKind.SERVER_ERROR, FaultKind.UNAVAILABLE, FaultKind.LATENCY)
+
+
+def dispatch(emulator, request: ArmRequest) -> ArmResponse:
+    """Answer one call: route, count, maybe fault, run the handler, shape errors."""
+    from .urls import ROUTES
+
+    route, params = ROUTES.match(request)
+    emulator.calls[route.operation_key] += 1
+    fault = emulator.faults.draw(route.operation_key, _TRANSPORT_FAULTS)
+    if fault is not None and fault.kind is FaultKind.LATENCY:
+        emulator.advance(fault.latency_seconds)
+    elif fault is not None:
+        error = {
+            FaultKind.THROTTLE: Throttled("Too many requests (injected fault). Retry after the interval."),
+            FaultKind.SERVER_ERROR: InternalServerError("The server encountered an internal error (injected fault)."),
+            FaultKind.UNAVAILABLE: ServiceUnavailable("The service is unavailable (injected fault)."),
+        }[fault.kind]
+        return ArmResponse(error.status, error.body(), {"Retry-After": str(fault.retry_after_seconds)})
+    try:
+        if route.requires_api_version and not request.query.get("api-version"):
+            raise MissingApiVersion(
+                "The api-version query parameter (?api-version=) is required for all requests."
+            )
+        with emulator.lock:
+            return route.handler(emulator, request, **params)
+    except ArmError as error:
+        if route.emits_events and request.method in WRITE_METHODS and error.status not in (404,):
+            emulator.emit(_resource_id_of(request), request.method, False, request.url, _action_of(request))
+        return ArmResponse(error.status, error.body(), {"x-ms-failure-cause": "gateway" if error.status >= 500 else "service"})
+
+
+def _resource_id_of(request: ArmRequest) -> str:
+    path = request.path.rstrip("/")
+    if request.method == "POST":
+        path = path.rsplit("/", 1)[0]
+    return path
+
+
+def _action_of(request: ArmRequest) -> str | None:
+    return request.path.rstrip("/").rsplit("/", 1)[-1] if request.method == "POST" else None

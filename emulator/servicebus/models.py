@@ -1,0 +1,105 @@
+"""Service Bus queues on the virtual clock.
+
+Implements the project's ``MessageSender`` interface and peek-lock receiving:
+scheduled enqueue times, message ids, ``ReplyTo``, delivery counts and
+dead-lettering after ``max_delivery_count`` attempts, as Service Bus does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from shared.messaging import OutgoingMessage
+
+DEFAULT_MAX_DELIVERY_COUNT = 10
+
+
+@dataclass
+class QueuedMessage:
+    queue: str
+    message: OutgoingMessage
+    message_id: str
+    enqueued_time: datetime
+    sequence_number: int
+    delivery_count: int = 0
+    dead_letter_reason: str | None = None
+
+
+@dataclass
+class EmulatedQueue:
+    name: str
+    max_delivery_count: int = DEFAULT_MAX_DELIVERY_COUNT
+    active: list[QueuedMessage] = field(default_factory=list)
+    dead_letters: list[QueuedMessage] = field(default_factory=list)
+    sent: list[QueuedMessage] = field(default_factory=list)
+
+
+class ServiceBusEmulator:
+    """Queues keyed by name; queues are created on first use."""
+
+    def __init__(self, clock) -> None:
+        self._clock = clock
+        self._queues: dict[str, EmulatedQueue] = {}
+        self._sequence = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def queue(self, name: str) -> EmulatedQueue:
+        with self._lock:
+            return self._queues.setdefault(name, EmulatedQueue(name))
+
+    def send(self, queue: str, message: OutgoingMessage) -> None:
+        """``MessageSender.send``: enqueue now, or at the scheduled time."""
+        number = next(self._sequence)
+        when = message.scheduled_enqueue_time or self._clock.now()
+        queued = QueuedMessage(queue, message, message.message_id or f"msg-{number:08d}", max(when, self._clock.now()), number)
+        target = self.queue(queue)
+        with self._lock:
+            target.active.append(queued)
+            target.sent.append(queued)
+
+    def receive_due(self, queue: str) -> QueuedMessage | None:
+        """Lock and return the oldest message whose enqueue time has come, or None."""
+        target = self.queue(queue)
+        now = self._clock.now()
+        with self._lock:
+            due = [m for m in target.active if m.enqueued_time <= now]
+            if not due:
+                return None
+            message = min(due, key=lambda m: (m.enqueued_time, m.sequence_number))
+            target.active.remove(message)
+            message.delivery_count += 1
+            return message
+
+    def abandon(self, message: QueuedMessage, reason: str) -> None:
+        """Return a message after a failed delivery; dead-letter it past the limit."""
+        target = self.queue(message.queue)
+        with self._lock:
+            if message.delivery_count >= target.max_delivery_count:
+                message.dead_letter_reason = f"MaxDeliveryCountExceeded: {reason}"
+                target.dead_letters.append(message)
+            else:
+                target.active.append(message)
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            times = [m.enqueued_time for q in self._queues.values() for m in q.active]
+        return min(times, default=None)
+
+    def deliver_due(self, queue: str, handle: Callable[[QueuedMessage], None]) -> int:
+        """Hand every due message of ``queue`` to ``handle``; an exception abandons it."""
+        delivered = 0
+        while (message := self.receive_due(queue)) is not None:
+            delivered += 1
+            try:
+                handle(message)
+            except Exception as exc:  # noqa: BLE001 - the platform's retry: redeliver, then dead-letter
+                self.abandon(message, f"{type(exc).__name__}: {exc}")
+        return delivered
+
+    @property
+    def queues(self) -> dict[str, EmulatedQueue]:
+        return dict(self._queues)

@@ -1,0 +1,134 @@
+"""ARM resources and the store that holds them.
+
+ARM resource ids are case-insensitive; the store keys on the lower-cased id and
+keeps the casing the resource was created with, as ARM does.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator
+
+from azure.mgmt.core.tools import parse_resource_id
+
+from .errors import ParentResourceNotFound, ResourceNotFound
+
+_etag_sequence = itertools.count(1)
+
+
+def new_etag() -> str:
+    """A fresh ETag in the quoted weak form ARM returns (``W/"0x8D..."``)."""
+    return f'W/"0x8D{next(_etag_sequence):013X}"'
+
+
+def resource_group_of(resource_id: str) -> tuple[str, str]:
+    """(subscription id, resource group name) of a resource id."""
+    parts = parse_resource_id(resource_id)
+    return parts["subscription"], parts["resource_group"]
+
+
+@dataclass
+class ArmResource:
+    """One ARM resource: the envelope plus its ``properties``."""
+
+    id: str
+    type: str
+    location: str | None
+    properties: dict
+    tags: dict = field(default_factory=dict)
+    etag: str | None = None
+    extra: dict = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.id.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def provisioning_state(self) -> str | None:
+        return self.properties.get("provisioningState")
+
+    def to_dict(self) -> dict:
+        """The resource as ARM serialises it."""
+        body: dict = {"id": self.id, "name": self.name, "type": self.type}
+        if self.location is not None:
+            body["location"] = self.location
+        if self.tags:
+            body["tags"] = dict(self.tags)
+        if self.etag is not None:
+            body["etag"] = self.etag
+        body.update(copy.deepcopy(self.extra))
+        body["properties"] = copy.deepcopy(self.properties)
+        return body
+
+
+class ResourceStore:
+    """All resources of the emulated cloud, keyed case-insensitively by id."""
+
+    def __init__(self) -> None:
+        self._resources: dict[str, ArmResource] = {}
+        self._lock = threading.RLock()
+
+    def put(self, resource: ArmResource) -> ArmResource:
+        with self._lock:
+            self._resources[resource.id.lower()] = resource
+        return resource
+
+    def find(self, resource_id: str) -> ArmResource | None:
+        with self._lock:
+            return self._resources.get(resource_id.lower().rstrip("/"))
+
+    def get(self, resource_id: str) -> ArmResource:
+        """The resource, or ARM's ResourceNotFound naming it."""
+        resource = self.find(resource_id)
+        if resource is None:
+            raise ResourceNotFound(_not_found_message(resource_id))
+        return resource
+
+    def require_parent(self, resource_id: str, parent_id: str) -> ArmResource:
+        """The parent of a nested resource, or ParentResourceNotFound."""
+        parent = self.find(parent_id)
+        if parent is None:
+            raise ParentResourceNotFound(
+                f"Can not perform requested operation on nested resource '{resource_id}'. "
+                f"Parent resource '{parent_id}' not found."
+            )
+        return parent
+
+    def exists(self, resource_id: str) -> bool:
+        return self.find(resource_id) is not None
+
+    def remove(self, resource_id: str) -> ArmResource | None:
+        with self._lock:
+            return self._resources.pop(resource_id.lower().rstrip("/"), None)
+
+    def of_type(self, resource_type: str, *, under: str | None = None) -> list[ArmResource]:
+        """Resources of one type, optionally below a scope id, in creation order."""
+        prefix = under.lower().rstrip("/") + "/" if under else ""
+        wanted = resource_type.lower()
+        with self._lock:
+            return [
+                r
+                for key, r in self._resources.items()
+                if r.type.lower() == wanted and key.startswith(prefix)
+            ]
+
+    def __iter__(self) -> Iterator[ArmResource]:
+        with self._lock:
+            return iter(list(self._resources.values()))
+
+
+def _not_found_message(resource_id: str) -> str:
+    try:
+        parts = parse_resource_id(resource_id)
+    except (ValueError, KeyError):
+        return f"The Resource '{resource_id}' was not found."
+    kind = "/".join(p for p in (parts.get("namespace"), parts.get("type"), parts.get("name")) if p)
+    return (
+        f"The Resource '{kind}' under resource group '{parts.get('resource_group')}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+    )

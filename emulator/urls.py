@@ -1,0 +1,12 @@
+"""The emulator's whole route table: every service's routes, in one place."""
+
+from __future__ import annotations
+
+from .batch.urls import ROUTES as BATCH_ROUTES
+from .compute.urls import ROUTES as COMPUTE_ROUTES
+from .eventgrid.urls import ROUTES as EVENTGRID_ROUTES
+from .locks.urls import ROUTES as LOCK_ROUTES
+from .router import RouteTable
+
+# Locks first: a lock path ends below any resource path and must win the match.
+ROUTES = RouteTable(LOCK_ROUTES + COMPUTE_ROUTES + BATCH_ROUTES + EVENTGRID_ROUTES)

@@ -1,0 +1,148 @@
+"""The emulated cloud: one object holding the clock, the resources and the services.
+
+Production code never sees this class; it sees the real SDK clients built with
+``transport=emulator.transport()``. Tests and the rehearsal use it to seed the
+world, move time forward and read what happened.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import datetime
+from typing import Callable
+
+from .clock import VirtualClock
+from .errors import ArmError
+from .events import ArmEventFactory, DeliveryOptions, EventGridBus
+from .faults import FaultKind, FaultPlan
+from .http import ArmResponse
+from .operations import AsyncOperation, OperationTracker
+from .store import ArmResource, ResourceStore, resource_group_of
+
+ARM_BASE_URL = "https://management.azure.com"
+
+
+class AzureEmulator:
+    """An in-process Azure Resource Manager with Compute, Batch, locks and Event Grid."""
+
+    def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50) -> None:
+        from .batch.models import BatchBackend
+        from .compute.models import ComputeBackend
+        from .locks.models import LocksBackend
+        from .servicebus.models import ServiceBusEmulator
+        from .eventgrid.models import AlertsTopic
+
+        self.seed = seed
+        self.page_size = page_size
+        self.lock = threading.RLock()
+        self.clock = VirtualClock()
+        self.store = ResourceStore()
+        self.operations = OperationTracker()
+        self.faults = FaultPlan(seed=seed)
+        self.events = EventGridBus(self.clock.now, seed=seed, options=delivery)
+        self.event_factory = ArmEventFactory(seed=seed)
+        self.calls: Counter[str] = Counter()
+        self.compute = ComputeBackend(self)
+        self.batch = BatchBackend(self)
+        self.locks = LocksBackend(self)
+        self.topic = AlertsTopic(self)
+        self.servicebus = ServiceBusEmulator(self.clock)
+        self._correlation = 0
+
+    # -- wiring ---------------------------------------------------------
+
+    def transport(self):
+        """A fresh azure-core ``HttpTransport`` answering from this emulator."""
+        from .transport import EmulatorTransport
+
+        return EmulatorTransport(self)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Move virtual time forward, running everything that falls due."""
+        self.clock.advance(seconds)
+
+    # -- helpers for backends -------------------------------------------
+
+    def next_correlation_id(self) -> str:
+        with self.lock:
+            self._correlation += 1
+            return f"00000000-0000-4000-a000-{self._correlation:012d}"
+
+    def emit(self, resource_id: str, method: str, succeeded: bool, url: str, action: str | None = None) -> None:
+        """Raise the ARM event for a finished call on ``resource_id``."""
+        self.events.emit(
+            self.event_factory.build(
+                resource_id=resource_id,
+                method=method,
+                succeeded=succeeded,
+                when=self.now(),
+                correlation_id=self.next_correlation_id(),
+                url=url,
+                action=action,
+            )
+        )
+
+    def run_async(
+        self,
+        resource: ArmResource,
+        *,
+        method: str,
+        operation_key: str,
+        seconds: float,
+        finish: Callable[[bool], None],
+        url: str,
+        api_version: str,
+        initial_status: int,
+        body: dict | None,
+        failure: ArmError | None = None,
+    ) -> ArmResponse:
+        """Start a long-running operation and answer its initial response.
+
+        ``finish(succeeded)`` runs when the virtual clock reaches the end; then the
+        operation's status flips and the matching ARM event is raised. An
+        ``lro_failed`` fault (or ``failure``) makes it end Failed.
+        """
+        subscription, _ = resource_group_of(resource.id)
+        namespace = resource.type.split("/", 1)[0]
+        operation = self.operations.start(
+            resource_id=resource.id,
+            method=method,
+            namespace=namespace,
+            location=resource.location or "westeurope",
+            subscription=subscription,
+            now=self.now(),
+        )
+        if failure is None and self.faults.draw(operation_key, (FaultKind.LRO_FAILED,)):
+            failure = ArmError(
+                f"The operation on '{resource.id}' failed (injected fault).", code="InternalOperationError"
+            )
+
+        def complete() -> None:
+            with self.lock:
+                succeeded = failure is None
+                finish(succeeded)
+                operation.status = "Succeeded" if succeeded else "Failed"
+                operation.end = self.now()
+                if failure is not None:
+                    operation.error = failure.body()["error"]
+            self.emit(resource.id, method, succeeded, url)
+
+        self.clock.call_later(seconds, complete)
+        headers = {
+            "Azure-AsyncOperation": operation.status_url(ARM_BASE_URL, api_version),
+            "Retry-After": "10",
+        }
+        if method == "DELETE":
+            headers["Location"] = operation.result_url(ARM_BASE_URL, api_version)
+        return ArmResponse(initial_status, body, headers)
+
+    def operation(self, op_id: str) -> AsyncOperation:
+        return self.operations.get(op_id)
+
+    def pending_work(self) -> bool:
+        """Whether anything is still due: a clock callback or an undelivered event."""
+        return self.clock.next_due() is not None or self.events.pending_count > 0

@@ -1,0 +1,40 @@
+"""Helpers shared by the tests: published fixtures, a static credential, emulator-backed clients."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from azure.core.credentials import AccessToken, AccessTokenInfo
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
+RESOURCE_GROUP = "rg-imaging"
+RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+
+
+def load_fixture(relative_path: str) -> dict | list:
+    """A published Microsoft JSON document from the team's fixtures folder."""
+    return json.loads((FIXTURES / relative_path).read_text())
+
+
+class StaticTokenCredential:
+    """A token credential that never signs in: the emulator accepts any bearer token."""
+
+    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
+        return AccessToken("emulator-token", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options=None) -> AccessTokenInfo:
+        return AccessTokenInfo("emulator-token", int(time.time()) + 3600)
+
+
+def shape_of(value):
+    """The keys of a JSON value, recursively: what the fidelity tests compare."""
+    if isinstance(value, dict):
+        return {key: shape_of(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape_of(value[0])] if value else []
+    return type(value).__name__
