@@ -1,0 +1,28 @@
+"""The Function App indexes cheaply: no heavy SDK module at import, every function listed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import PROJECT_ROOT
+
+HEAVY_PREFIXES = ("azure.mgmt", "azure.servicebus", "azure.eventgrid", "azure.identity", "azure.data.tables")
+
+
+def test_importing_function_app_loads_no_heavy_sdk_module():
+    # A fresh interpreter: this test process has long since imported the SDKs.
+    probe = "import json, sys, function_app; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, check=True, capture_output=True, text=True).stdout)
+    heavy = [name for name in loaded if name.startswith(HEAVY_PREFIXES)]
+    assert heavy == []
+
+
+def test_function_app_indexes_every_registered_function():
+    import function_app
+    from handlers import BLUEPRINTS
+
+    functions = function_app.app.get_functions()
+    registered = sorted(fn.get_function_name() for bp in BLUEPRINTS for fn in bp.get_functions()) if BLUEPRINTS else []
+    assert sorted(fn.get_function_name() for fn in functions) == registered
