@@ -1,0 +1,120 @@
+"""Strict ARM resource ids: parse once, compare case-insensitively, reject anything dressed up.
+
+A request names resources the function's identity may act on, so an id is
+accepted only in its canonical form for the expected type: no extra or empty
+segments, no ``..``, no second provider smuggled into a name, no trailing parts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._()-]{0,89}"
+_SUBSCRIPTION_SCOPE = re.compile(rf"^/subscriptions/{_GUID}$", re.IGNORECASE)
+_RESOURCE_GROUP_SCOPE = re.compile(rf"^/subscriptions/{_GUID}/resourceGroups/{_NAME}$", re.IGNORECASE)
+_NAME_ONLY = re.compile(rf"^{_NAME}$")
+
+VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
+DISK = "Microsoft.Compute/disks"
+SNAPSHOT = "Microsoft.Compute/snapshots"
+IMAGE = "Microsoft.Compute/images"
+GALLERY = "Microsoft.Compute/galleries"
+GALLERY_IMAGE = "Microsoft.Compute/galleries/images"
+GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
+BATCH_ACCOUNT = "Microsoft.Batch/batchAccounts"
+BATCH_POOL = "Microsoft.Batch/batchAccounts/pools"
+
+
+class ArmIdError(ValueError):
+    """A resource id is malformed or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ArmId:
+    """A parsed resource id: subscription, resource group, type and names (outermost first)."""
+
+    subscription: str
+    resource_group: str
+    resource_type: str
+    names: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def id(self) -> str:
+        namespace, *types = self.resource_type.split("/")
+        path = "/".join(f"{t}/{n}" for t, n in zip(types, self.names))
+        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{namespace}/{path}"
+
+    @property
+    def resource_group_id(self) -> str:
+        return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+
+    def parent(self) -> "ArmId":
+        namespace, *types = self.resource_type.split("/")
+        return ArmId(self.subscription, self.resource_group, "/".join([namespace, *types[:-1]]), self.names[:-1])
+
+    def child(self, child_type: str, name: str) -> "ArmId":
+        return ArmId(self.subscription, self.resource_group, f"{self.resource_type}/{child_type}", (*self.names, name))
+
+    def sibling(self, resource_type: str, name: str) -> "ArmId":
+        """A top-level resource of ``resource_type`` in the same resource group."""
+        return ArmId(self.subscription, self.resource_group, resource_type, (name,))
+
+    def key(self) -> str:
+        """The case-insensitive identity of the resource."""
+        return self.id.lower()
+
+    def is_within(self, scope: str) -> bool:
+        """Whether this resource sits at or below ``scope`` (segment-wise, case-insensitive)."""
+        prefix = scope.rstrip("/").lower()
+        own = self.key()
+        return own == prefix or own.startswith(prefix + "/")
+
+
+def parse_arm_id(value: object, expected_type: str) -> ArmId:
+    """Parse ``value`` as a canonical id of ``expected_type``; anything else raises ArmIdError."""
+    if not isinstance(value, str) or not value.lower().startswith("/subscriptions/") or not is_valid_resource_id(value):
+        raise ArmIdError(f"is not a {expected_type} resource id")
+    parts = parse_resource_id(value)
+    types = [parts.get("type")] + [parts.get(f"child_type_{i}") for i in range(1, parts.get("last_child_num", 0) + 1)]
+    names = [parts.get("name")] + [parts.get(f"child_name_{i}") for i in range(1, parts.get("last_child_num", 0) + 1)]
+    actual_type = "/".join([parts.get("namespace") or "", *(t or "" for t in types)])
+    if actual_type.lower() != expected_type.lower():
+        raise ArmIdError(f"is not a {expected_type} resource id (it names a {actual_type})")
+    if not re.fullmatch(_GUID, parts.get("subscription") or "") or not _NAME_ONLY.match(parts.get("resource_group") or ""):
+        raise ArmIdError(f"is not a {expected_type} resource id (bad subscription or resource group)")
+    if not all(isinstance(n, str) and _NAME_ONLY.match(n) for n in names):
+        raise ArmIdError(f"is not a {expected_type} resource id (bad resource name)")
+    parsed = ArmId(parts["subscription"], parts["resource_group"], expected_type, tuple(names))
+    # Rebuilding the id and comparing catches extra slashes, trailing segments and providers smuggled into names.
+    if parsed.key() != value.lower():
+        raise ArmIdError(f"is not a canonical {expected_type} resource id")
+    return parsed
+
+
+def parse_scope(value: str) -> str:
+    """A scope for authorisation: a subscription, a resource group or a Batch account id."""
+    scope = value.strip()
+    if _SUBSCRIPTION_SCOPE.match(scope) or _RESOURCE_GROUP_SCOPE.match(scope):
+        return scope
+    try:
+        return parse_arm_id(scope, BATCH_ACCOUNT).id
+    except ArmIdError as exc:
+        raise ArmIdError(
+            f"{value!r} is not a subscription, resource group or Batch account id"
+        ) from exc
+
+
+def try_parse(value: str, expected_type: str) -> ArmId | None:
+    """The parsed id, or None when it is not a canonical id of that type (for event routing)."""
+    try:
+        return parse_arm_id(value, expected_type)
+    except ArmIdError:
+        return None

@@ -1,0 +1,244 @@
+"""The pool request: the only place that knows its wire format (camelCase JSON).
+
+A team drops one of these on the requests queue. ``python -m cli schema``
+prints its JSON Schema. Unknown fields are rejected, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
+POOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+GALLERY_NAME_PATTERN = r"^[A-Za-z0-9-._]{1,80}$"
+DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=25)
+MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
+MAX_RESIZE_TIMEOUT = timedelta(hours=2)
+
+# Azure Batch limits for custom-image pools (nodes across all pools sharing the image lineage).
+MAX_DEDICATED_NODES_PER_IMAGE = 2500
+MAX_LOW_PRIORITY_NODES_PER_IMAGE = 1000
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class DataDiskSnapshot(_Wire):
+    """A data disk snapshot and the LUN it is attached at."""
+
+    lun: Annotated[int, Field(ge=0, le=63)]
+    snapshot_id: str
+
+
+class SnapshotSet(_Wire):
+    """The snapshots of a prepared VM: its OS disk and every data disk."""
+
+    os_disk_snapshot_id: str
+    data_disks: list[DataDiskSnapshot] = Field(default_factory=list)
+
+    @field_validator("data_disks")
+    @classmethod
+    def _distinct_luns(cls, disks: list[DataDiskSnapshot]) -> list[DataDiskSnapshot]:
+        luns = [disk.lun for disk in disks]
+        if len(set(luns)) != len(luns):
+            raise ValueError("each data disk needs a distinct lun")
+        return disks
+
+
+class Source(_Wire):
+    """Where the image comes from: exactly one of the four."""
+
+    virtual_machine_id: str | None = None
+    snapshots: SnapshotSet | None = None
+    managed_image_id: str | None = None
+    gallery_image_version_id: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Source":
+        given = [name for name, value in self._fields().items() if value is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of virtualMachineId, snapshots, managedImageId, galleryImageVersionId"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    def _fields(self) -> dict:
+        return {
+            "virtualMachineId": self.virtual_machine_id,
+            "snapshots": self.snapshots,
+            "managedImageId": self.managed_image_id,
+            "galleryImageVersionId": self.gallery_image_version_id,
+        }
+
+    @property
+    def kind(self) -> str:
+        """Which source was given, by its wire name."""
+        return next(name for name, value in self._fields().items() if value is not None)
+
+    def resource_ids(self) -> dict[str, str]:
+        """Every resource id in the source, by its field path."""
+        ids: dict[str, str] = {}
+        if self.virtual_machine_id:
+            ids["source.virtualMachineId"] = self.virtual_machine_id
+        if self.snapshots:
+            ids["source.snapshots.osDiskSnapshotId"] = self.snapshots.os_disk_snapshot_id
+            for index, disk in enumerate(self.snapshots.data_disks):
+                ids[f"source.snapshots.dataDisks[{index}].snapshotId"] = disk.snapshot_id
+        if self.managed_image_id:
+            ids["source.managedImageId"] = self.managed_image_id
+        if self.gallery_image_version_id:
+            ids["source.galleryImageVersionId"] = self.gallery_image_version_id
+        return ids
+
+
+class ImageSettings(_Wire):
+    """How the image is built and published."""
+
+    os_state: Literal["Generalized"] = Field(
+        "Generalized", description="Batch supports only generalized custom images."
+    )
+    hyper_v_generation: Literal["V1", "V2"] = "V2"
+    gallery_id: str | None = Field(None, description="Compute Gallery that receives the image version (gallery path).")
+    image_definition: Annotated[str, Field(pattern=GALLERY_NAME_PATTERN)] | None = Field(
+        None, description="Gallery image definition name; defaults to one per request."
+    )
+    legacy_managed_image: bool = Field(
+        False,
+        description="Create the pool straight from the managed image (Batch retired this path on 2026-03-31).",
+    )
+
+
+class PoolSettings(_Wire):
+    """The Batch pool to create."""
+
+    batch_account_id: str
+    pool_name: Annotated[str, Field(pattern=POOL_NAME_PATTERN)]
+    vm_size: Annotated[str, Field(min_length=1, max_length=64)]
+    node_agent_sku_id: Annotated[str, Field(min_length=1, max_length=64)]
+    target_dedicated_nodes: Annotated[int, Field(ge=0, le=MAX_DEDICATED_NODES_PER_IMAGE)] = 0
+    target_low_priority_nodes: Annotated[int, Field(ge=0, le=MAX_LOW_PRIORITY_NODES_PER_IMAGE)] = 0
+    resize_timeout: timedelta = Field(DEFAULT_RESIZE_TIMEOUT, description="ISO 8601 duration, PT5M to PT2H.")
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("resize_timeout")
+    @classmethod
+    def _timeout_in_range(cls, value: timedelta) -> timedelta:
+        if not MIN_RESIZE_TIMEOUT <= value <= MAX_RESIZE_TIMEOUT:
+            raise ValueError("must be between PT5M and PT2H")
+        return value
+
+    @model_validator(mode="after")
+    def _some_nodes(self) -> "PoolSettings":
+        if self.target_dedicated_nodes + self.target_low_priority_nodes == 0:
+            raise ValueError("targetDedicatedNodes + targetLowPriorityNodes must be at least 1")
+        return self
+
+    @property
+    def total_target_nodes(self) -> int:
+        return self.target_dedicated_nodes + self.target_low_priority_nodes
+
+
+class PoolRequest(_Wire):
+    """One pool request as a team sends it."""
+
+    request_id: Annotated[str, Field(pattern=REQUEST_ID_PATTERN)] | None = Field(
+        None, description="Lower-case letters, digits and hyphens; defaults to one derived from the message id."
+    )
+    requested_by: Annotated[str, Field(min_length=1, max_length=256)]
+    source: Source
+    image: ImageSettings = Field(default_factory=ImageSettings)
+    pool: PoolSettings
+
+    @model_validator(mode="after")
+    def _gallery_when_needed(self) -> "PoolRequest":
+        needs_gallery = self.source.kind in ("virtualMachineId", "snapshots", "managedImageId")
+        if needs_gallery and not self.image.legacy_managed_image and not self.image.gallery_id:
+            raise ValueError("image.galleryId is required unless image.legacyManagedImage is true or the source is a gallery image version")
+        if self.image.legacy_managed_image and self.source.kind == "galleryImageVersionId":
+            raise ValueError("image.legacyManagedImage cannot be used with a gallery image version source")
+        return self
+
+    def resource_ids(self) -> dict[str, str]:
+        """Every resource id the request names, by field path (what authorisation checks)."""
+        ids = self.source.resource_ids()
+        if self.image.gallery_id:
+            ids["image.galleryId"] = self.image.gallery_id
+        ids["pool.batchAccountId"] = self.pool.batch_account_id
+        return ids
+
+    def to_wire(self) -> dict:
+        """The request as JSON-able camelCase data (what the ledger stores)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class RequestRejected(ValueError):
+    """The request is invalid; ``reason`` names the field and the rule."""
+
+    def __init__(self, reason: str, request_id: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id
+
+
+def request_id_for_message(message_id: str | None) -> str:
+    """A valid request id for a message whose body does not give one."""
+    if message_id and re.fullmatch(REQUEST_ID_PATTERN, message_id):
+        return message_id
+    digest = hashlib.sha256((message_id or "").encode()).hexdigest()[:24]
+    return f"m-{digest}"
+
+
+def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
+    """Parse and validate a message body; a problem raises :class:`RequestRejected`.
+
+    The request id is the body's ``requestId`` when valid, else derived from
+    the message id, so every rejection can still be recorded and answered.
+    """
+    fallback_id = request_id_for_message(message_id)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestRejected(f"body: not valid JSON ({exc})", fallback_id) from exc
+    if not isinstance(data, dict):
+        raise RequestRejected("body: must be a JSON object", fallback_id)
+    candidate = data.get("requestId")
+    request_id = candidate if isinstance(candidate, str) and re.fullmatch(REQUEST_ID_PATTERN, candidate) else fallback_id
+    try:
+        request = PoolRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestRejected(describe_errors(exc), request_id) from exc
+    if request.request_id is None:
+        request = request.model_copy(update={"request_id": request_id})
+    return request
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem: ``field.path: rule``."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        path = ".".join(str(part) for part in problem["loc"]) or "body"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{path}: {message}")
+    return "; ".join(lines)
+
+
+def json_schema() -> dict:
+    """The published JSON Schema of a pool request."""
+    schema = PoolRequest.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Custom image pool request"
+    return schema
