@@ -181,6 +181,12 @@ class EventGridBus:
             self._sequence += 1
             self._pending.append((self._now(), self._sequence, ArmEvent(body)))
 
+    def retry_later(self, body: dict, seconds: float) -> None:
+        """Deliver an event again later, as Event Grid does after a failed delivery."""
+        with self._lock:
+            self._sequence += 1
+            self._pending.append((self._now() + timedelta(seconds=seconds), self._sequence, ArmEvent(body)))
+
     def take_due(self) -> list[ArmEvent]:
         """Remove and return the deliveries due by now, in delivery order."""
         now = self._now()

@@ -8,8 +8,9 @@ prefixes (identity-based connections: ``SERVICEBUS__fullyQualifiedNamespace``);
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 # Connection prefix of the Service Bus trigger bindings (identity-based).
@@ -20,6 +21,9 @@ ARM_ENDPOINT = "ARM_ENDPOINT"
 ALERTS_TOPIC_ENDPOINT = "ALERTS_TOPIC_ENDPOINT"
 LEDGER_TABLE_ENDPOINT = "LEDGER_TABLE_ENDPOINT"
 LEDGER_TABLE_NAME = "LEDGER_TABLE_NAME"
+ALLOWED_SCOPES = "ALLOWED_SCOPES"
+
+T = TypeVar("T")
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_LEDGER_TABLE_NAME = "poolrequests"
@@ -61,12 +65,24 @@ def _queue_name(name: str, value: str) -> str:
     return value
 
 
+def _scopes(name: str, value: str) -> tuple[str, ...]:
+    from .arm_ids import ArmIdError, parse_scope
+
+    try:
+        scopes = tuple(parse_scope(part) for part in re.split(r"[,;\s]+", value) if part)
+    except ArmIdError as exc:
+        raise SettingError(f"App setting {name} must list subscription, resource group or Batch account ids: {exc}") from exc
+    if not scopes:
+        raise SettingError(f"App setting {name} must list at least one scope")
+    return scopes
+
+
 def _read(
     environ: Mapping[str, str],
     name: str,
-    parse: Callable[[str, str], str],
+    parse: Callable[[str, str], T],
     default: str | None = None,
-) -> str:
+) -> T:
     raw = environ.get(name, "").strip()
     if not raw:
         if default is None:
@@ -85,6 +101,7 @@ class Settings:
     alerts_topic_endpoint: str
     ledger_table_endpoint: str
     ledger_table_name: str
+    allowed_scopes: tuple[str, ...]
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -97,6 +114,7 @@ class Settings:
             alerts_topic_endpoint=_read(env, ALERTS_TOPIC_ENDPOINT, _https_url),
             ledger_table_endpoint=_read(env, LEDGER_TABLE_ENDPOINT, _https_url),
             ledger_table_name=_read(env, LEDGER_TABLE_NAME, _table_name, DEFAULT_LEDGER_TABLE_NAME),
+            allowed_scopes=_read(env, ALLOWED_SCOPES, _scopes),
         )
 
 
@@ -109,5 +127,6 @@ ALL_SETTING_NAMES = frozenset(
         ALERTS_TOPIC_ENDPOINT,
         LEDGER_TABLE_ENDPOINT,
         LEDGER_TABLE_NAME,
+        ALLOWED_SCOPES,
     }
 )

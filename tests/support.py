@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from azure.core.credentials import AccessToken, AccessTokenInfo
+from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-exported for tests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
@@ -19,16 +18,6 @@ RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
 def load_fixture(relative_path: str) -> dict | list:
     """A published Microsoft JSON document from the team's fixtures folder."""
     return json.loads((FIXTURES / relative_path).read_text())
-
-
-class StaticTokenCredential:
-    """A token credential that never signs in: the emulator accepts any bearer token."""
-
-    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
-        return AccessToken("emulator-token", int(time.time()) + 3600)
-
-    def get_token_info(self, *scopes: str, options=None) -> AccessTokenInfo:
-        return AccessTokenInfo("emulator-token", int(time.time()) + 3600)
 
 
 def shape_of(value):

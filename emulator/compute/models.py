@@ -128,6 +128,12 @@ class ComputeBackend:
             ]
         return self._store.put(ArmResource(vm_id, VIRTUAL_MACHINE, location, properties, extra=extra))
 
+    def add_gallery(self, gallery_id: str, *, location: str = "westeurope") -> ArmResource:
+        """Seed an existing Compute Gallery."""
+        name = gallery_id.rsplit("/", 1)[-1]
+        properties = {"identifier": {"uniqueName": f"{name.upper()}-UNIQUE"}, "provisioningState": "Succeeded"}
+        return self._store.put(ArmResource(gallery_id, GALLERY, location, properties, created_at=self._emulator.now()))
+
     # -- reads -------------------------------------------------------------
 
     def get(self, resource_id: str, resource_type: str) -> ArmResource:

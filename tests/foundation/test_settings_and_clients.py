@@ -16,6 +16,7 @@ VALID = {
     names.POOL_REQUESTS_QUEUE: "pool-requests",
     names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
     names.LEDGER_TABLE_ENDPOINT: "https://account.table.core.windows.net",
+    names.ALLOWED_SCOPES: f"{RG_ID}, /subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/acct",
 }
 
 
@@ -25,6 +26,7 @@ class TestSettings:
         assert settings.arm_endpoint == "https://management.azure.com"
         assert settings.ledger_table_name == "poolrequests"
         assert settings.pool_requests_queue == "pool-requests"
+        assert settings.allowed_scopes[0] == RG_ID and settings.allowed_scopes[1].endswith("/batchAccounts/acct")
 
     @pytest.mark.parametrize("missing", sorted(VALID))
     def test_a_missing_setting_is_named(self, missing):
@@ -40,6 +42,8 @@ class TestSettings:
             (names.SERVICEBUS_NAMESPACE, "sb://bus.servicebus.windows.net/"),
             (names.LEDGER_TABLE_NAME, "pool-requests"),
             (names.POOL_REQUESTS_QUEUE, "pool requests"),
+            (names.ALLOWED_SCOPES, "/subscriptions/not-a-guid"),
+            (names.ALLOWED_SCOPES, f"{RG_ID}/providers/Microsoft.Compute/images/x"),
         ],
     )
     def test_a_malformed_setting_is_named_with_the_rule(self, name, value):

@@ -1,0 +1,1 @@
+"""The command line for teams and ops: ``python -m cli --help``."""

@@ -1,0 +1,24 @@
+"""Service Bus trigger: teams' pool requests."""
+
+import azure.functions as func
+
+from shared import settings
+
+bp = func.Blueprint()
+
+
+@bp.function_name("pool_requests")
+@bp.service_bus_queue_trigger(
+    arg_name="message",
+    queue_name=f"%{settings.POOL_REQUESTS_QUEUE}%",
+    connection=settings.SERVICEBUS_CONNECTION,
+)
+def pool_requests(message: func.ServiceBusMessage) -> None:
+    """Validate, authorise, record and start one pool request."""
+    from shared import dependencies
+    from shared.intake import IncomingMessage, receive_request
+
+    receive_request(
+        IncomingMessage(body=message.get_body(), message_id=message.message_id, reply_to=message.reply_to),
+        dependencies.current(),
+    )

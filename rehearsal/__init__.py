@@ -1,0 +1,1 @@
+"""The offline rehearsal: the registered functions, run on the local Azure emulator."""

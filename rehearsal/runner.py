@@ -1,0 +1,245 @@
+"""Plays a scenario: seeds the emulator, installs emulator-backed dependencies,
+delivers messages and events to the registered functions and moves virtual time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from emulator.credentials import StaticTokenCredential
+from emulator.events import DeliveryOptions
+from emulator.faults import FaultKind, FaultRule
+from emulator.world import AzureEmulator
+from shared import dependencies
+from shared import settings as setting_names
+from shared.clients import AzureClients
+from shared.dependencies import Dependencies
+from shared.ledger import InMemoryLedger, Ledger
+from shared.messaging import OutgoingMessage
+from shared.settings import Settings
+
+from .host import FunctionHost, event_grid_event, service_bus_message
+from .scenario import (
+    AdvanceStep,
+    DeleteLockStep,
+    DeleteResourceStep,
+    DeliverEventStep,
+    RunUntilIdleStep,
+    Scenario,
+    SubmitStep,
+)
+
+REQUESTS_QUEUE = "pool-requests"
+# Bounds the pump so a scenario that never settles still ends.
+_MAX_ROUNDS = 100_000
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    stage: str
+    resource: str
+    outcome: str
+
+
+@dataclass
+class Rehearsal:
+    """One scenario's world, functions and record of what happened."""
+
+    scenario: Scenario
+    ledger: Ledger | None = None
+    emulator: AzureEmulator = field(init=False)
+    host: FunctionHost = field(init=False)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        world = self.scenario.world
+        delivery = world.event_delivery
+        self.emulator = AzureEmulator(
+            seed=self.scenario.seed,
+            delivery=DeliveryOptions(
+                copies=delivery.copies,
+                max_delay_seconds=delivery.max_delay_seconds,
+                reorder=delivery.reorder,
+                drop_rate=delivery.drop_rate,
+                drop_event_types=frozenset(delivery.drop_event_types),
+            ),
+        )
+        self._seed_world()
+        settings = Settings.from_environ(
+            {
+                setting_names.SERVICEBUS_NAMESPACE: "rehearsal.servicebus.windows.net",
+                setting_names.POOL_REQUESTS_QUEUE: REQUESTS_QUEUE,
+                setting_names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
+                setting_names.LEDGER_TABLE_ENDPOINT: "https://rehearsal.table.core.windows.net",
+                setting_names.ALLOWED_SCOPES: ",".join(world.allowed_scopes),
+            }
+        )
+        clients = AzureClients(
+            settings,
+            credential=StaticTokenCredential(),
+            message_sender=self.emulator.servicebus,
+            transport=self.emulator.transport(),
+            polling_interval=10,
+        )
+        self.ledger = self.ledger or InMemoryLedger()
+        self.dependencies = Dependencies(
+            settings=settings, clients=clients, ledger=self.ledger, sender=self.emulator.servicebus, now=self.emulator.now
+        )
+        self.host = FunctionHost()
+        self._requests_function = self.host.queue_function(setting_names.POOL_REQUESTS_QUEUE)
+        self._event_functions = self.host.names("eventGridTrigger")
+        self._stages: dict[str, str] = {}
+        self._events_seen = 0
+
+    def _seed_world(self) -> None:
+        world = self.scenario.world
+        emulator = self.emulator
+        for vm in world.virtual_machines:
+            emulator.compute.add_virtual_machine(
+                vm.id,
+                location=vm.location,
+                os_type=vm.os_type,
+                data_disk_luns=tuple(vm.data_disk_luns),
+                image_reference=vm.image_reference,
+                plan=vm.plan,
+                extensions=tuple(vm.extensions),
+                os_disk_encrypted=vm.os_disk_encrypted,
+                managed_disks=vm.managed_disks,
+            )
+        for gallery in world.galleries:
+            emulator.compute.add_gallery(gallery.id, location=gallery.location)
+        for account in world.batch_accounts:
+            emulator.batch.add_account(
+                account.id,
+                location=account.location,
+                dedicated_core_quota=account.dedicated_core_quota,
+                low_priority_core_quota=account.low_priority_core_quota,
+            )
+        emulator.batch.configure_allocation(
+            max_nodes_per_resize=world.allocation.max_nodes_per_resize,
+            nodes_per_minute=world.allocation.nodes_per_minute,
+            quota_error=world.allocation.quota_error,
+        )
+        for fault in world.faults:
+            emulator.faults.add(
+                FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit)
+            )
+
+    # -- playing ------------------------------------------------------------
+
+    def run(self) -> "Rehearsal":
+        """Play every step; the installed dependencies are restored afterwards."""
+        previous = dependencies.installed()
+        dependencies.install(self.dependencies)
+        try:
+            for step in self.scenario.steps:
+                self._play(step)
+        finally:
+            dependencies.install(previous)
+        return self
+
+    def _play(self, step) -> None:
+        if isinstance(step, SubmitStep):
+            body = step.submit if isinstance(step.submit, str) else json.dumps(step.submit)
+            message_id = step.message_id or f"msg-{len(self.emulator.servicebus.queue(REQUESTS_QUEUE).sent) + 1:04d}"
+            self.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(body, message_id=message_id, reply_to=step.reply_to))
+            self._pump()
+        elif isinstance(step, DeliverEventStep):
+            self.emulator.events.inject(step.deliver_event)
+            self._pump()
+        elif isinstance(step, DeleteResourceStep):
+            self._arm_delete(step.delete_resource)
+            self._pump()
+        elif isinstance(step, DeleteLockStep):
+            self._arm_delete(step.delete_lock)
+            self._pump()
+        elif isinstance(step, AdvanceStep):
+            self.advance(step.advance)
+        elif isinstance(step, RunUntilIdleStep):
+            self.run_until_idle(step.max_virtual_time)
+
+    def _arm_delete(self, resource_id: str) -> None:
+        """Delete as an operator would, through ARM (locks and events apply)."""
+        from azure.core.rest import HttpRequest
+        from azure.mgmt.core import ARMPipelineClient
+
+        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=self.emulator.transport(), policies=[])
+        api_version = "2020-05-01" if "/Microsoft.Authorization/locks/" in resource_id else "2025-06-01"
+        response = client.send_request(HttpRequest("DELETE", f"https://management.azure.com{resource_id}?api-version={api_version}"))
+        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", resource_id, f"DELETE answered {response.status_code}"))
+
+    def advance(self, duration: timedelta) -> None:
+        """Move virtual time forward by ``duration``, delivering what falls due on the way."""
+        end = self.emulator.now() + duration
+        self._run_until(end, stop_when_idle=False)
+
+    def run_until_idle(self, limit: timedelta = timedelta(days=3)) -> None:
+        """Deliver and advance until nothing is pending (or ``limit`` of virtual time passed)."""
+        self._run_until(self.emulator.now() + limit, stop_when_idle=True)
+
+    def _run_until(self, end: datetime, *, stop_when_idle: bool) -> None:
+        for _ in range(_MAX_ROUNDS):
+            self._pump()
+            upcoming = [t for t in (self.emulator.clock.next_due(), self.emulator.events.next_due(), self.emulator.servicebus.next_due()) if t is not None]
+            if not upcoming:
+                if not stop_when_idle:
+                    self.emulator.clock.advance_to(end)
+                return
+            next_time = min(upcoming)
+            if next_time > end:
+                self.emulator.clock.advance_to(end)
+                self._pump()
+                return
+            self.emulator.clock.advance_to(next_time)
+
+    def _pump(self) -> None:
+        """Hand every due message and event to its function until none is due now."""
+        while True:
+            delivered = self.emulator.servicebus.deliver_due(REQUESTS_QUEUE, self._deliver_request)
+            events = self.emulator.events.take_due()
+            for event in events:
+                self._deliver_event(event.body)
+            self._note_resources()
+            if not delivered and not events:
+                return
+
+    def _deliver_request(self, queued) -> None:
+        message = service_bus_message(
+            body=queued.message.body.encode(),
+            message_id=queued.message_id,
+            reply_to=queued.message.reply_to,
+            delivery_count=queued.delivery_count,
+        )
+        try:
+            self.host.call(self._requests_function, message)
+        finally:
+            self._note_stages()
+
+    def _deliver_event(self, body: dict) -> None:
+        for name in self._event_functions:
+            try:
+                self.host.call(name, event_grid_event(body))
+            except Exception:
+                # Event Grid retries a failed delivery later.
+                self.emulator.events.retry_later(body, seconds=30)
+            finally:
+                self._note_stages()
+
+    # -- timeline -----------------------------------------------------------------
+
+    def _note_stages(self) -> None:
+        for record in self.ledger.list_recent(1000):
+            before = self._stages.get(record.request_id)
+            if before != record.stage.value:
+                self._stages[record.request_id] = record.stage.value
+                self.timeline.append(TimelineEntry(self.emulator.now(), record.stage.value, record.request_id, record.reason or ""))
+
+    def _note_resources(self) -> None:
+        emitted = self.emulator.events.emitted
+        for event in emitted[self._events_seen :]:
+            data = event.body["data"]
+            self.timeline.append(TimelineEntry(self.emulator.now(), "azure", event.subject, f"{data['operationName']} {data['status']}"))
+        self._events_seen = len(emitted)

@@ -1,0 +1,183 @@
+"""Scenario files: the world the rehearsal starts from and the steps it plays.
+
+A scenario is JSON; unknown fields are errors so a typo never goes unnoticed.
+The README documents every field with an example.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from shared.pool_request import describe_errors
+
+DEFAULT_SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
+DEFAULT_RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-imaging"
+DEFAULT_BATCH_RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-batch"
+DEFAULT_VM_ID = f"{DEFAULT_RG}/providers/Microsoft.Compute/virtualMachines/builder"
+DEFAULT_GALLERY_ID = f"{DEFAULT_RG}/providers/Microsoft.Compute/galleries/teamgallery"
+DEFAULT_ACCOUNT_ID = f"{DEFAULT_BATCH_RG}/providers/Microsoft.Batch/batchAccounts/teambatch"
+
+
+class ScenarioError(ValueError):
+    """The scenario file itself is invalid; the message names the problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class VirtualMachineSpec(_Model):
+    id: str
+    location: str = "westeurope"
+    os_type: Literal["Linux", "Windows"] = "Linux"
+    data_disk_luns: list[int] = Field(default_factory=list)
+    extensions: list[str] = Field(default_factory=list)
+    os_disk_encrypted: bool = False
+    managed_disks: bool = True
+    image_reference: dict[str, str] | None = None
+    plan: dict[str, str] | None = None
+
+
+class BatchAccountSpec(_Model):
+    id: str
+    location: str = "westeurope"
+    dedicated_core_quota: int = 100_000
+    low_priority_core_quota: int = 100_000
+
+
+class GallerySpec(_Model):
+    id: str
+    location: str = "westeurope"
+
+
+class AllocationSpec(_Model):
+    max_nodes_per_resize: int = 300
+    nodes_per_minute: int = 100
+    quota_error: str | None = None
+
+
+class FaultSpec(_Model):
+    operation: str
+    kind: Literal["throttle", "server_error", "unavailable", "latency", "lro_failed"]
+    rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    limit: int | None = None
+    retry_after_seconds: int = 2
+    latency_seconds: float = 0
+
+
+class EventDeliverySpec(_Model):
+    copies: Annotated[int, Field(ge=1, le=10)] = 1
+    max_delay_seconds: Annotated[float, Field(ge=0)] = 0
+    reorder: bool = False
+    drop_rate: Annotated[float, Field(ge=0, le=1)] = 0
+    drop_event_types: list[str] = Field(default_factory=list)
+
+
+class World(_Model):
+    allowed_scopes: list[str] = Field(default_factory=lambda: [DEFAULT_RG, DEFAULT_ACCOUNT_ID])
+    virtual_machines: list[VirtualMachineSpec] = Field(default_factory=lambda: [VirtualMachineSpec(id=DEFAULT_VM_ID, data_disk_luns=[0, 1])])
+    batch_accounts: list[BatchAccountSpec] = Field(default_factory=lambda: [BatchAccountSpec(id=DEFAULT_ACCOUNT_ID)])
+    galleries: list[GallerySpec] = Field(default_factory=lambda: [GallerySpec(id=DEFAULT_GALLERY_ID)])
+    allocation: AllocationSpec = Field(default_factory=AllocationSpec)
+    faults: list[FaultSpec] = Field(default_factory=list)
+    event_delivery: EventDeliverySpec = Field(default_factory=EventDeliverySpec)
+
+
+class SubmitStep(_Model):
+    submit: dict[str, Any] | str
+    message_id: str | None = None
+    reply_to: str | None = None
+
+
+class DeliverEventStep(_Model):
+    deliver_event: dict[str, Any]
+
+
+class DeleteResourceStep(_Model):
+    delete_resource: str
+
+
+class DeleteLockStep(_Model):
+    delete_lock: str = Field(description="The lock's full resource id.")
+
+
+class AdvanceStep(_Model):
+    advance: timedelta
+
+
+class RunUntilIdleStep(_Model):
+    run_until_idle: Literal[True]
+    max_virtual_time: timedelta = timedelta(days=3)
+
+
+Step = Union[SubmitStep, DeliverEventStep, DeleteResourceStep, DeleteLockStep, AdvanceStep, RunUntilIdleStep]
+
+
+class Scenario(_Model):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 0
+    world: World = Field(default_factory=World)
+    steps: list[Step]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_are_objects(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for index, step in enumerate(data.get("steps") or []):
+                if not isinstance(step, dict) or len(step.keys() - {"messageId", "replyTo", "maxVirtualTime"}) != 1:
+                    raise ValueError(
+                        f"steps[{index}] must be an object with exactly one of submit, deliverEvent, "
+                        "deleteResource, deleteLock, advance, runUntilIdle"
+                    )
+        return data
+
+
+def default_request(**pool_overrides: Any) -> dict:
+    """The default pool request: a 600-node pool from a VM with two data disks, through the gallery."""
+    return {
+        "requestId": "team-a-render-001",
+        "requestedBy": "team-a@contoso.com",
+        "source": {"virtualMachineId": DEFAULT_VM_ID},
+        "image": {"galleryId": DEFAULT_GALLERY_ID, "hyperVGeneration": "V2"},
+        "pool": {
+            "batchAccountId": DEFAULT_ACCOUNT_ID,
+            "poolName": "render-pool",
+            "vmSize": "Standard_D4ds_v5",
+            "nodeAgentSkuId": "batch.node.ubuntu 24.04",
+            "targetDedicatedNodes": 600,
+            "targetLowPriorityNodes": 0,
+            "resizeTimeout": "PT25M",
+            **pool_overrides,
+        },
+    }
+
+
+def default_scenario() -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "default",
+            "description": "A 600-node pool from a VM with two data disks, via a Compute Gallery image version.",
+            "steps": [{"submit": default_request(), "replyTo": "team-a-replies"}, {"runUntilIdle": True}],
+        }
+    )
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; problems raise :class:`ScenarioError` naming them."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise ScenarioError(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(f"{path}: {describe_errors(exc)}") from exc

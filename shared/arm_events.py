@@ -1,0 +1,60 @@
+"""A typed, read-only view of an ARM system event (Event Grid schema)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ARM_EVENT_PREFIX = "Microsoft.Resources.Resource"
+SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+
+@dataclass(frozen=True)
+class ArmEvent:
+    """The fields the handlers route on, parsed once; ``data`` keeps the raw payload."""
+
+    id: str
+    event_type: str
+    subject: str
+    data: dict[str, Any]
+
+    @classmethod
+    def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any) -> "ArmEvent":
+        return cls(id=id or "", event_type=event_type or "", subject=subject or "", data=data if isinstance(data, dict) else {})
+
+    @property
+    def is_resource_event(self) -> bool:
+        """A ``Microsoft.Resources.Resource{Write,Delete,Action}{Success,Failure,Cancel}`` event."""
+        return self.event_type.startswith(ARM_EVENT_PREFIX)
+
+    @property
+    def operation(self) -> str:
+        """``data.operationName``, e.g. ``Microsoft.Compute/snapshots/write`` (case as sent)."""
+        value = self.data.get("operationName")
+        return value if isinstance(value, str) else ""
+
+    @property
+    def action(self) -> str:
+        """Write, Delete or Action."""
+        rest = self.event_type[len(ARM_EVENT_PREFIX):]
+        for action in ("Write", "Delete", "Action"):
+            if rest.startswith(action):
+                return action
+        return ""
+
+    @property
+    def outcome(self) -> str:
+        """Success, Failure or Cancel."""
+        rest = self.event_type[len(ARM_EVENT_PREFIX) + len(self.action):]
+        return rest if rest in ("Success", "Failure", "Cancel") else ""
+
+    @property
+    def resource_id(self) -> str:
+        """``data.resourceUri``, else the subject."""
+        value = self.data.get("resourceUri")
+        return value if isinstance(value, str) and value else self.subject
+
+    @property
+    def resource_type(self) -> str:
+        """The operation's resource type, e.g. ``microsoft.compute/snapshots`` (lower-case)."""
+        return self.operation.lower().rsplit("/", 1)[0] if "/" in self.operation else ""

@@ -1,0 +1,261 @@
+"""Intake of a pool request: parse, validate, authorise, check, record, start.
+
+Permanent problems (bad input, not allowed, prerequisites, node limits) end
+the request REJECTED with a reason naming the field and the rule, recorded and
+answered, never retried. Transient Azure errors raise, so Service Bus
+redelivers the message and finally dead-letters it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .arm_ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId
+from .authorization import NotAuthorised, authorise
+from .dependencies import Dependencies
+from .ledger import RequestAlreadyExists, RequestRecord, Stage
+from .pipeline import PoolPipeline, StepFailed, _call, _get_or_none
+from .pool_request import (
+    MAX_DEDICATED_NODES_PER_IMAGE,
+    MAX_LOW_PRIORITY_NODES_PER_IMAGE,
+    PoolRequest,
+    RequestRejected,
+    parse_request,
+)
+from .prerequisites import unmet_prerequisites
+from .resource_plan import (
+    PlannedSnapshot,
+    ResourcePlan,
+    image_name,
+    image_version_name,
+    replica_count,
+    snapshot_name,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """What intake needs of a Service Bus message."""
+
+    body: bytes
+    message_id: str | None
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class _SourceFacts:
+    location: str
+    os_type: str
+    snapshots: tuple[PlannedSnapshot, ...]
+
+
+def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestRecord:
+    """Handle one pool request message; returns the request's record as it stands."""
+    pipeline = PoolPipeline(deps)
+    try:
+        request = parse_request(message.body, message.message_id)
+    except RequestRejected as rejected:
+        return _reject(deps, pipeline, rejected.request_id, {"raw": _printable(message.body)}, message.reply_to, rejected.reason)
+
+    request_id = request.request_id
+    assert request_id is not None
+    existing = _existing(deps, request_id)
+    if existing is not None:
+        # A redelivered message: carry on from where the request stands.
+        return pipeline.drive(existing)
+    try:
+        ids = authorise(request, deps.settings.allowed_scopes)
+        facts = _source_facts(request, ids, deps)
+        _check_node_limits(request, ids, facts, deps)
+    except (NotAuthorised, RequestRejected) as exc:
+        return _reject(deps, pipeline, request_id, request.to_wire(), message.reply_to, str(exc))
+    except StepFailed as exc:
+        return _reject(deps, pipeline, request_id, request.to_wire(), message.reply_to, str(exc))
+
+    plan = _plan(request, ids, facts)
+    stage = _first_stage(request)
+    record = RequestRecord.new(
+        request_id=request_id,
+        stage=stage,
+        body=request.to_wire(),
+        reply_to=message.reply_to,
+        details={"plan": plan.to_details(), "osType": facts.os_type},
+        now=deps.now(),
+    )
+    try:
+        record = deps.ledger.create(record)
+    except RequestAlreadyExists:
+        record = deps.ledger.get(request_id)
+    return pipeline.drive(record)
+
+
+def _existing(deps: Dependencies, request_id: str) -> RequestRecord | None:
+    from .ledger import RequestNotFound
+
+    try:
+        return deps.ledger.get(request_id)
+    except RequestNotFound:
+        return None
+
+
+def _reject(deps, pipeline: PoolPipeline, request_id: str, body: dict, reply_to: str | None, reason: str) -> RequestRecord:
+    record = RequestRecord.new(request_id=request_id, stage=Stage.RECEIVED, body=body, reply_to=reply_to, details={}, now=deps.now())
+    try:
+        record = deps.ledger.create(record)
+    except RequestAlreadyExists:
+        record = deps.ledger.get(request_id)
+    return pipeline.finish(record, Stage.REJECTED, reason)
+
+
+def _printable(body: bytes) -> str:
+    return body[:4096].decode("utf-8", errors="replace")
+
+
+def _first_stage(request: PoolRequest) -> Stage:
+    kind = request.source.kind
+    if kind == "virtualMachineId":
+        return Stage.RECEIVED
+    if kind == "snapshots":
+        return Stage.IMAGING
+    if kind == "managedImageId":
+        return Stage.CREATING_POOL if request.image.legacy_managed_image else Stage.PUBLISHING
+    return Stage.CREATING_POOL
+
+
+def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencies) -> _SourceFacts:
+    """Read the source: its location, OS type and disks; check the VM prerequisites."""
+    request_id = request.request_id
+    kind = request.source.kind
+    if kind == "virtualMachineId":
+        vm_id = ids["source.virtualMachineId"]
+        compute = deps.clients.compute(vm_id.subscription)
+        vm = _get_or_none("read source VM", lambda: compute.virtual_machines.get(vm_id.resource_group, vm_id.name))
+        if vm is None:
+            raise RequestRejected(f"source.virtualMachineId: {vm_id.id} does not exist", request_id)
+        unmet = unmet_prerequisites(vm)
+        if unmet:
+            raise RequestRejected("source.virtualMachineId: prerequisites not met: " + "; ".join(unmet), request_id)
+        snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request_id, None)), None, vm.storage_profile.os_disk.managed_disk.id)]
+        snapshots += [
+            PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request_id, disk.lun)), disk.lun, disk.managed_disk.id)
+            for disk in sorted(vm.storage_profile.data_disks or [], key=lambda d: d.lun)
+        ]
+        return _SourceFacts(vm.location, str(vm.storage_profile.os_disk.os_type), tuple(snapshots))
+    if kind == "snapshots":
+        os_id = ids["source.snapshots.osDiskSnapshotId"]
+        os_snapshot = _get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
+        if os_snapshot is None:
+            raise RequestRejected(f"source.snapshots.osDiskSnapshotId: {os_id.id} does not exist", request_id)
+        if not os_snapshot.os_type:
+            raise RequestRejected("source.snapshots.osDiskSnapshotId: the snapshot has no osType (not an OS disk)", request_id)
+        snapshots = [PlannedSnapshot(os_id, None, None)]
+        for index, disk in enumerate(request.source.snapshots.data_disks):
+            snapshots.append(PlannedSnapshot(ids[f"source.snapshots.dataDisks[{index}].snapshotId"], disk.lun, None))
+        return _SourceFacts(os_snapshot.location, str(os_snapshot.os_type), tuple(snapshots))
+    if kind == "managedImageId":
+        image_id = ids["source.managedImageId"]
+        image = _get_or_none("read source image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
+        if image is None:
+            raise RequestRejected(f"source.managedImageId: {image_id.id} does not exist", request_id)
+        if image.storage_profile.os_disk.os_state != "Generalized":
+            raise RequestRejected("source.managedImageId: Batch supports only generalized images", request_id)
+        return _SourceFacts(image.location, str(image.storage_profile.os_disk.os_type), ())
+    version_id = ids["source.galleryImageVersionId"]
+    definition = version_id.parent()
+    compute = deps.clients.compute(version_id.subscription)
+    version = _get_or_none(
+        "read source image version",
+        lambda: compute.gallery_image_versions.get(version_id.resource_group, definition.parent().name, definition.name, version_id.name),
+    )
+    if version is None:
+        raise RequestRejected(f"source.galleryImageVersionId: {version_id.id} does not exist", request_id)
+    image_definition = _call("read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name))
+    if image_definition.os_state != "Generalized":
+        raise RequestRejected("source.galleryImageVersionId: Batch supports only generalized gallery images", request_id)
+    return _SourceFacts(version.location, str(image_definition.os_type), ())
+
+
+def _plan(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts) -> ResourcePlan:
+    request_id = request.request_id
+    account = ids["pool.batchAccountId"]
+    pool = account.child("pools", request.pool.pool_name)
+    kind = request.source.kind
+    image = definition = version = None
+    if kind in ("virtualMachineId", "snapshots"):
+        anchor = ids.get("source.virtualMachineId") or ids["source.snapshots.osDiskSnapshotId"]
+        image = anchor.sibling(IMAGE, image_name(request_id))
+    elif kind == "managedImageId":
+        image = ids["source.managedImageId"]
+    else:
+        version = ids["source.galleryImageVersionId"]
+    if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
+        gallery = ids["image.galleryId"]
+        definition = gallery.child("images", request.image.image_definition or image_name(request_id))
+        version = definition.child("versions", image_version_name(request_id))
+    elif version is not None:
+        definition = version.parent()
+    return ResourcePlan(
+        request_id=request_id,
+        location=facts.location,
+        snapshots=facts.snapshots,
+        image=image,
+        image_definition=definition,
+        image_version=version,
+        pool=pool,
+        replica_count=replica_count(request.pool.total_target_nodes),
+    )
+
+
+def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts, deps: Dependencies) -> None:
+    """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
+    if not request.image.legacy_managed_image:
+        return  # gallery images scale with replicas instead (sized in the plan)
+    lineage = {s.snapshot.key() for s in facts.snapshots}
+    if "source.managedImageId" in ids:
+        lineage.add(ids["source.managedImageId"].key())
+        lineage |= _image_lineage(ids["source.managedImageId"], deps)
+    if not lineage:
+        return
+    account = ids["pool.batchAccountId"]
+    batch = deps.clients.batch(account.subscription)
+    dedicated, low_priority = request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes
+    sharing: list[str] = []
+    for pool in _call("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
+        image_id = _pool_image_id(pool)
+        if not image_id:
+            continue
+        from .arm_ids import try_parse
+
+        pool_image = try_parse(image_id, IMAGE)
+        pool_lineage = {image_id.lower()} | (_image_lineage(pool_image, deps) if pool_image else set())
+        if pool_lineage & lineage:
+            scale = pool.scale_settings.fixed_scale if pool.scale_settings else None
+            dedicated += max(pool.current_dedicated_nodes or 0, scale.target_dedicated_nodes if scale else 0)
+            low_priority += max(pool.current_low_priority_nodes or 0, scale.target_low_priority_nodes if scale else 0)
+            sharing.append(pool.name)
+    if dedicated > MAX_DEDICATED_NODES_PER_IMAGE or low_priority > MAX_LOW_PRIORITY_NODES_PER_IMAGE:
+        raise RequestRejected(
+            f"pool.targetDedicatedNodes/targetLowPriorityNodes: {dedicated} dedicated and {low_priority} low-priority nodes "
+            f"across pools sharing this image lineage ({', '.join(sharing) or 'this pool'}) exceed Batch's custom-image limits "
+            f"of {MAX_DEDICATED_NODES_PER_IMAGE} dedicated / {MAX_LOW_PRIORITY_NODES_PER_IMAGE} low-priority",
+            request.request_id,
+        )
+
+
+def _pool_image_id(pool) -> str | None:
+    try:
+        return pool.deployment_configuration.virtual_machine_configuration.image_reference.id
+    except AttributeError:
+        return None
+
+
+def _image_lineage(image_id: ArmId, deps: Dependencies) -> set[str]:
+    image = _get_or_none("read image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
+    if image is None:
+        return set()
+    profile = image.storage_profile
+    disks = [profile.os_disk, *(profile.data_disks or [])]
+    return {("/" + d.snapshot.id.lstrip("/")).lower() for d in disks if d.snapshot is not None and d.snapshot.id}

@@ -1,0 +1,54 @@
+"""The Batch seed's prerequisites for a VM whose disks become a custom image.
+
+Checked from what ARM shows of the VM; the in-guest ones (temp drive left as
+default, data disks mounted and formatted) cannot be seen from outside and are
+the requester's to meet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Publishers whose Marketplace images are first-party (Microsoft or endorsed
+# distributions without a purchase plan), lower-case.
+FIRST_PARTY_PUBLISHERS = frozenset(
+    {
+        "canonical",
+        "microsoftwindowsserver",
+        "microsoftwindowsdesktop",
+        "microsoftcblmariner",
+        "microsoft-azure-batch",
+        "microsoft-dsvm",
+        "openlogic",
+        "redhat",
+        "suse",
+        "debian",
+        "almalinux",
+    }
+)
+
+
+def unmet_prerequisites(vm: Any) -> list[str]:
+    """Every prerequisite the VM fails, each as ``check: what was found``; empty when it qualifies."""
+    failures: list[str] = []
+    storage = vm.storage_profile
+    os_disk = storage.os_disk
+    if os_disk.managed_disk is None or not os_disk.managed_disk.id:
+        failures.append("managedDisks: the OS disk is not a managed disk")
+    unmanaged = [str(disk.lun) for disk in storage.data_disks or [] if disk.managed_disk is None or not disk.managed_disk.id]
+    if unmanaged:
+        failures.append(f"managedDisks: data disks at LUN {', '.join(unmanaged)} are not managed disks")
+    extensions = [extension.name for extension in vm.resources or []]
+    if extensions:
+        failures.append(f"noExtensions: the VM has extensions installed ({', '.join(extensions)})")
+    encryption = os_disk.encryption_settings
+    if encryption is not None and encryption.enabled:
+        failures.append("osDiskNotEncrypted: the OS disk is encrypted (Azure Disk Encryption)")
+    reference = storage.image_reference
+    if reference is None or reference.id or reference.shared_gallery_image_id or reference.community_gallery_image_id:
+        failures.append("firstPartyMarketplaceImage: the VM was not created from a Marketplace image")
+    elif (reference.publisher or "").lower() not in FIRST_PARTY_PUBLISHERS:
+        failures.append(f"firstPartyMarketplaceImage: publisher '{reference.publisher}' is not a first-party publisher")
+    if vm.plan is not None:
+        failures.append(f"noPurchasePlan: the base image has a purchase plan ({vm.plan.publisher}/{vm.plan.product}/{vm.plan.name})")
+    return failures

@@ -1,0 +1,76 @@
+"""Routing of ARM events to the requests they concern.
+
+An event is a hint: it names a resource; the request is found from the
+resource's deterministic name (no ARM call) or, for pools and versions in
+shared definitions, from the resource's own metadata or tags. Events about
+anything else are ignored without an ARM call and without raising.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .arm_events import ArmEvent
+from .arm_ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
+from .dependencies import Dependencies
+from .ledger import RequestNotFound, RequestRecord
+from .pipeline import PoolPipeline, _get_or_none
+from .resource_plan import METADATA_REQUEST, TAG_REQUEST, request_id_from_name
+
+log = logging.getLogger(__name__)
+
+_PIPELINE_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, BATCH_POOL)}
+
+
+def handle_resource_event(event: ArmEvent, deps: Dependencies) -> RequestRecord | None:
+    """Advance the request an ARM write event concerns; None when it concerns no request."""
+    if not event.is_resource_event or event.action != "Write":
+        return None
+    resource_type = _PIPELINE_TYPES.get(event.resource_type)
+    if resource_type is None:
+        return None
+    resource = try_parse(event.resource_id, resource_type)
+    if resource is None:
+        return None
+    request_id = _request_id(resource, deps)
+    if request_id is None:
+        return None
+    try:
+        record = deps.ledger.get(request_id)
+    except RequestNotFound:
+        log.info("event %s names request %s, which the ledger does not know", event.id, request_id)
+        return None
+    return PoolPipeline(deps).drive(record)
+
+
+def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
+    from_name = request_id_from_name(resource.resource_type, resource.name)
+    if from_name is not None:
+        return from_name
+    if not any(resource.is_within(scope) for scope in deps.settings.allowed_scopes):
+        return None
+    if resource.resource_type == GALLERY_IMAGE:
+        compute = deps.clients.compute(resource.subscription)
+        definition = _get_or_none(
+            "read image definition",
+            lambda: compute.gallery_images.get(resource.resource_group, resource.parent().name, resource.name),
+        )
+        return (definition.tags or {}).get(TAG_REQUEST) if definition is not None else None
+    if resource.resource_type == GALLERY_IMAGE_VERSION:
+        from_definition = request_id_from_name(GALLERY_IMAGE, resource.parent().name)
+        if from_definition is not None:
+            return from_definition
+        definition = resource.parent()
+        compute = deps.clients.compute(resource.subscription)
+        version = _get_or_none(
+            "read image version",
+            lambda: compute.gallery_image_versions.get(resource.resource_group, definition.parent().name, definition.name, resource.name),
+        )
+        return (version.tags or {}).get(TAG_REQUEST) if version is not None else None
+    if resource.resource_type == BATCH_POOL:
+        batch = deps.clients.batch(resource.subscription)
+        pool = _get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
+        if pool is None:
+            return None
+        return {m.name: m.value for m in pool.metadata or []}.get(METADATA_REQUEST)
+    return None
