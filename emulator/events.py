@@ -30,7 +30,8 @@ def operation_name(resource_id: str, method: str, action: str | None = None) -> 
     provider_at = max(i for i, s in enumerate(segments) if s.lower() == "providers")
     namespace, *rest = segments[provider_at + 1 :]
     types = rest[0::2]
-    verb = action if method == "POST" else _VERB_BY_METHOD[method]
+    # ARM names actions "<type>/<action>/action", e.g. Microsoft.Batch/batchAccounts/pools/stopResize/action.
+    verb = f"{action}/action" if method == "POST" else _VERB_BY_METHOD[method]
     return "/".join([namespace, *types, verb])
 
 

@@ -19,10 +19,14 @@ def test_importing_function_app_loads_no_heavy_sdk_module():
     assert heavy == []
 
 
-def test_function_app_indexes_every_registered_function():
+def test_function_app_indexes_every_function_with_its_trigger_and_settings():
     import function_app
-    from handlers import BLUEPRINTS
 
-    functions = function_app.app.get_functions()
-    registered = sorted(fn.get_function_name() for bp in BLUEPRINTS for fn in bp.get_functions()) if BLUEPRINTS else []
-    assert sorted(fn.get_function_name() for fn in functions) == registered
+    indexed = {
+        fn.get_function_name(): {key: value for key, value in fn.get_trigger().get_dict_repr().items() if key in ("type", "queueName", "connection")}
+        for fn in function_app.app.get_functions()
+    }
+    assert indexed == {
+        "pool_requests": {"type": "serviceBusTrigger", "queueName": "%POOL_REQUESTS_QUEUE%", "connection": "SERVICEBUS"},
+        "resource_events": {"type": "eventGridTrigger"},
+    }

@@ -1,0 +1,655 @@
+"""Microsoft.Batch: Batch accounts (seeded) and pools whose nodes arrive on virtual time.
+
+A pool is created, read, listed and updated synchronously (200 + ``ETag``);
+only DELETE is long-running, polled through the ``Location`` header as the
+Batch resource provider does (``.../poolOperationResults/delete-{pool}``).
+
+Node allocation follows what the Batch docs describe for fixed-size pools:
+
+- a resize starts when ``scaleSettings.fixedScale`` targets differ from the
+  current node counts (at creation, or by PATCH/PUT while the pool is Steady);
+  changing scale settings while Resizing/Stopping is 409 ``PoolBeingResized``;
+- nodes arrive in steps (``AllocationModel.step_seconds``), at most
+  ``max_nodes_per_resize`` per resize (dedicated + low-priority together);
+- the resize ends Steady with no errors when the targets are reached, or with
+  ``AllocationTimedout`` (the service's spelling) once ``resizeTimeout`` has
+  passed; a resize that has hit ``max_nodes_per_resize`` keeps "trying" until
+  that timeout, as the service does;
+- a custom image whose lineage is gone fails the resize with ``AllocationFailed``;
+  account core quotas (or a configured quota error) end it with the quota code;
+- errors stay in ``resizeOperationStatus.errors`` until the next resize
+  (stale errors), as the REST spec says;
+- shrinking removes nodes within one step.
+
+``lastModified`` and the ETag change on writes (PUT/PATCH), never on node
+arrival: the REST spec says lastModified "does not factor in node-level changes".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import isodate
+
+from ..errors import ArmError, Conflict, InvalidParameter, PreconditionFailed, ResourceNotFound
+from ..faults import FaultKind
+from ..http import ArmResponse
+from ..store import ArmResource, new_etag
+
+ACCOUNT = "Microsoft.Batch/batchAccounts"
+POOL = "Microsoft.Batch/batchAccounts/pools"
+POOL_OPERATION_RESULTS = "Microsoft.Batch/batchAccounts/poolOperationResults"
+ARM_BASE_URL = "https://management.azure.com"
+
+STEADY, RESIZING, STOPPING = "Steady", "Resizing", "Stopping"
+DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
+MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
+MAX_RESIZE_TIMEOUT = timedelta(days=7)
+NODE_DEALLOCATION_OPTIONS = ("Requeue", "Terminate", "TaskCompletion", "RetainedData")
+
+# Resize error codes as the service writes them (compare case-insensitively:
+# the service says "AllocationTimedout", the SDK enums "AllocationTimedOut").
+ALLOCATION_TIMED_OUT = "AllocationTimedout"
+ALLOCATION_FAILED = "AllocationFailed"
+RESIZE_STOPPED = "ResizeStopped"
+ACCOUNT_CORE_QUOTA_REACHED = "AccountCoreQuotaReached"
+ACCOUNT_LOW_PRIORITY_CORE_QUOTA_REACHED = "AccountLowPriorityCoreQuotaReached"
+
+# Properties the service owns: ignored when a client sends them back.
+_READ_ONLY = frozenset({
+    "lastModified", "creationTime", "provisioningState", "provisioningStateTransitionTime", "allocationState",
+    "allocationStateTransitionTime", "currentDedicatedNodes", "currentLowPriorityNodes", "resizeOperationStatus",
+    "autoScaleRun",
+})
+_POOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_VM_SIZE_CORES = re.compile(r"^(?:standard|basic)_[a-z]+?(\d+)", re.IGNORECASE)
+
+_DEDICATED = ("currentDedicatedNodes", "targetDedicatedNodes", "dedicated", ACCOUNT_CORE_QUOTA_REACHED, "dedicatedCoreQuota")
+_LOW_PRIORITY = ("currentLowPriorityNodes", "targetLowPriorityNodes", "low-priority", ACCOUNT_LOW_PRIORITY_CORE_QUOTA_REACHED, "lowPriorityCoreQuota")
+_KINDS = (_DEDICATED, _LOW_PRIORITY)
+
+
+@dataclass
+class AllocationModel:
+    """How the emulated Batch service allocates nodes. Durations are virtual seconds.
+
+    ``quota_error``: when set, every resize that adds nodes ends after one step
+    with that code and no new nodes (see also :meth:`BatchBackend.set_quota_error`).
+    ``cores_per_vm_size``: cores per node for the account core-quota check;
+    sizes not listed use the digits of the size name (``Standard_D16ds_v5`` -> 16),
+    else ``default_cores_per_node``.
+    """
+
+    max_nodes_per_resize: int = 300
+    nodes_per_minute: int = 100
+    quota_error: str | None = None
+    step_seconds: float = 60
+    stop_seconds: float = 30
+    delete_seconds: float = 60
+    default_cores_per_node: int = 4
+    cores_per_vm_size: dict[str, int] = field(default_factory=dict)
+
+    def cores_for(self, vm_size: str | None) -> int:
+        sizes = {k.lower(): v for k, v in self.cores_per_vm_size.items()}
+        if vm_size and vm_size.lower() in sizes:
+            return sizes[vm_size.lower()]
+        found = _VM_SIZE_CORES.match(vm_size or "")
+        return int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
+
+    @property
+    def nodes_per_step(self) -> int:
+        return max(1, round(self.nodes_per_minute * self.step_seconds / 60))
+
+
+@dataclass(eq=False)
+class _Resize:
+    """One resize in flight; callbacks of a superseded resize see it is no longer current."""
+
+    deadline: datetime
+    added: int = 0
+
+
+@dataclass(eq=False)
+class _Stop:
+    """A stopResize in flight."""
+
+
+@dataclass
+class _Deletion:
+    pool_id: str
+    status: str = "InProgress"
+    error: ArmError | None = None
+
+
+class BatchBackend:
+    """State and operations of the Batch resource provider (accounts and pools)."""
+
+    def __init__(self, emulator) -> None:
+        self._emulator = emulator
+        self.allocation = AllocationModel()
+        self._runs: dict[str, _Resize | _Stop] = {}
+        self._quota_errors: dict[str, str] = {}
+        self._deletions: dict[str, _Deletion] = {}
+
+    @property
+    def _store(self):
+        return self._emulator.store
+
+    # -- seeding and configuration (not an API) ------------------------------
+
+    def add_account(
+        self,
+        account_id: str,
+        *,
+        location: str = "westeurope",
+        dedicated_core_quota: int = 100_000,
+        low_priority_core_quota: int = 100_000,
+        pool_quota: int = 100,
+        pool_allocation_mode: str = "BatchService",
+        tags: dict | None = None,
+    ) -> ArmResource:
+        """Seed a Batch account shaped like the real GET."""
+        name = account_id.rstrip("/").rsplit("/", 1)[-1]
+        region = location.replace(" ", "").lower()
+        properties: dict = {
+            "accountEndpoint": f"{name}.{region}.batch.azure.com",
+            "nodeManagementEndpoint": f"{name}.{region}.service.batch.azure.com",
+            "provisioningState": "Succeeded",
+            "poolAllocationMode": pool_allocation_mode,
+            "publicNetworkAccess": "Enabled",
+            "encryption": {"keySource": "Microsoft.Batch"},
+            "allowedAuthenticationModes": ["SharedKey", "AAD", "TaskAuthenticationToken"],
+        }
+        if pool_allocation_mode == "BatchService":
+            # Core quotas are reported (and enforced) only in BatchService mode.
+            properties.update({
+                "dedicatedCoreQuota": dedicated_core_quota,
+                "dedicatedCoreQuotaPerVMFamily": [],
+                "dedicatedCoreQuotaPerVMFamilyEnforced": False,
+                "lowPriorityCoreQuota": low_priority_core_quota,
+            })
+        properties.update({"poolQuota": pool_quota, "activeJobAndJobScheduleQuota": 300})
+        resource = ArmResource(account_id.rstrip("/"), ACCOUNT, location, properties, dict(tags or {}),
+                               extra={"identity": {"type": "None"}}, created_at=self._emulator.now())
+        return self._store.put(resource)
+
+    def configure_allocation(self, **changes) -> AllocationModel:
+        """Change the allocation model (any :class:`AllocationModel` field); returns it."""
+        self.allocation = dataclasses.replace(self.allocation, **changes)
+        return self.allocation
+
+    def set_quota_error(self, scope_id: str, code: str | None) -> None:
+        """Make resizes of a pool (or of every pool of an account) end with ``code``; None clears it."""
+        if code is None:
+            self._quota_errors.pop(scope_id.lower().rstrip("/"), None)
+        else:
+            self._quota_errors[scope_id.lower().rstrip("/")] = code
+
+    # -- reads ---------------------------------------------------------------
+
+    def get_account(self, account_id: str) -> ArmResource:
+        account = self._store.find(account_id)
+        if account is None or account.type.lower() != ACCOUNT.lower():
+            raise ResourceNotFound(f"The Resource '{ACCOUNT}/{_name(account_id)}' under resource group "
+                                   f"'{_resource_group(account_id)}' was not found.")
+        return account
+
+    def get_pool(self, pool_id: str) -> ArmResource:
+        pool = self._store.find(pool_id)
+        if pool is None or pool.type.lower() != POOL.lower():
+            raise ResourceNotFound("The specified pool does not exist.", code="PoolNotFound")
+        return pool
+
+    def list_pools(self, account_id: str) -> list[ArmResource]:
+        self.get_account(account_id)
+        return self._store.of_type(POOL, under=account_id)
+
+    # -- writes --------------------------------------------------------------
+
+    def create_pool(self, account_id: str, pool_name: str, body: dict, *, if_match: str | None = None,
+                    if_none_match: str | None = None, url: str) -> ArmResource:
+        """PUT: create, or replace an existing pool's settings (If-Match / If-None-Match honoured)."""
+        account = self._store.require_parent(f"{account_id}/pools/{pool_name}", account_id)
+        if not _POOL_NAME.match(pool_name):
+            raise InvalidParameter(f"The pool name '{pool_name}' may contain only letters, digits, '-' and '_' (at most 64).")
+        pool_id = f"{account.id}/pools/{pool_name}"
+        existing = self._store.find(pool_id)
+        _check_preconditions(existing, if_match=if_match, if_none_match=if_none_match)
+        requested = _settable(body.get("properties"))
+        _validate(requested, creating=True)
+        if existing is not None:
+            self._replace(existing, body, requested)
+            pool = existing
+        else:
+            if len(self._store.of_type(POOL, under=account.id)) >= int(account.properties.get("poolQuota", 100)):
+                raise Conflict("Pool quota for the account has been reached.", code="PoolQuotaReached")
+            pool = self._new_pool(pool_id, body, requested)
+        self._emulator.emit(pool.id, "PUT", True, url)
+        return pool
+
+    def update_pool(self, pool_id: str, body: dict, *, if_match: str | None = None, url: str) -> ArmResource:
+        """PATCH: replace only the properties given; new fixed-scale targets start a resize."""
+        pool = self.get_pool(pool_id)
+        _check_preconditions(pool, if_match=if_match, if_none_match=None)
+        changes = _settable(body.get("properties"))
+        _validate(changes, creating=False)
+        self._ensure_writable(pool, changes)
+        if "scaleSettings" in changes:
+            changes["scaleSettings"] = _normalised_scale(changes["scaleSettings"])
+        pool.properties.update(changes)
+        if "tags" in body:
+            pool.tags = dict(body.get("tags") or {})
+        self._touch(pool)
+        if "scaleSettings" in changes:
+            self._resize_if_needed(pool)
+        self._emulator.emit(pool.id, "PATCH", True, url)
+        return pool
+
+    def stop_resize(self, pool_id: str, *, url: str) -> ArmResource:
+        """POST stopResize: a resize in progress goes Stopping, then Steady with ``ResizeStopped``."""
+        pool = self.get_pool(pool_id)
+        self._ensure_not_deleting(pool)
+        if pool.properties.get("allocationState") == RESIZING:
+            key = pool.id.lower()
+            stop = _Stop()
+            self._runs[key] = stop
+            self._set_allocation_state(pool, STOPPING)
+
+            def stopped() -> None:
+                with self._emulator.lock:
+                    if self._runs.get(key) is stop and self._store.find(pool.id) is pool:
+                        self._finish(pool, [_error(RESIZE_STOPPED, "Desired number of nodes could not be allocated due to a stop resize operation.")])
+
+            self._emulator.clock.call_later(self.allocation.stop_seconds, stopped)
+        self._emulator.emit(pool.id, "POST", True, url, "stopResize")
+        return pool
+
+    def delete_pool(self, pool_id: str, *, url: str, api_version: str) -> ArmResponse:
+        """DELETE: 202 + ``Location`` polled until the pool is gone; the delete event follows completion."""
+        pool = self._store.find(pool_id)
+        if pool is None or pool.type.lower() != POOL.lower():
+            return ArmResponse(204)
+        account_id, name = pool.id.rsplit("/pools/", 1)
+        headers = {
+            "Location": f"{ARM_BASE_URL}{account_id}/poolOperationResults/delete-{name}?api-version={api_version}",
+            "Retry-After": "10",
+        }
+        if pool.properties.get("provisioningState") == "Deleting":
+            return ArmResponse(202, None, headers)
+        self._emulator.locks.check_delete(pool.id)
+        key = pool.id.lower()
+        self._runs.pop(key, None)
+        self._set_provisioning_state(pool, "Deleting")
+        deletion = _Deletion(pool.id)
+        self._deletions[_operation_key(account_id, f"delete-{name}")] = deletion
+        failure = None
+        if self._emulator.faults.draw(f"DELETE {POOL}", (FaultKind.LRO_FAILED,)):
+            failure = ArmError(f"The delete of pool '{name}' failed (injected fault).", code="InternalServerError", status=500)
+
+        def deleted() -> None:
+            with self._emulator.lock:
+                if failure is None:
+                    self._store.remove(pool.id)
+                    deletion.status = "Succeeded"
+                else:
+                    self._set_provisioning_state(pool, "Succeeded")
+                    deletion.status, deletion.error = "Failed", failure
+            self._emulator.emit(pool.id, "DELETE", failure is None, url)
+
+        self._emulator.clock.call_later(self.allocation.delete_seconds, deleted)
+        return ArmResponse(202, None, headers)
+
+    def pool_operation_result(self, account_id: str, operation: str, *, url: str) -> ArmResponse:
+        """The ``Location`` a pool delete is polled at: 202 while deleting, 200 when done."""
+        deletion = self._deletions.get(_operation_key(account_id, operation))
+        if deletion is None:
+            raise ResourceNotFound(f"The operation '{operation}' was not found.", code="OperationNotFound")
+        if deletion.status == "InProgress":
+            return ArmResponse(202, None, {"Location": url, "Retry-After": "10"})
+        if deletion.error is not None:
+            raise deletion.error
+        return ArmResponse(200)
+
+    # -- pool state ----------------------------------------------------------
+
+    def _new_pool(self, pool_id: str, body: dict, requested: dict) -> ArmResource:
+        now = _iso(self._emulator.now())
+        properties = {
+            "lastModified": now,
+            "creationTime": now,
+            "provisioningState": "Succeeded",
+            "provisioningStateTransitionTime": now,
+            "allocationState": STEADY,
+            "allocationStateTransitionTime": now,
+            **_defaults(),
+            **requested,
+            "currentDedicatedNodes": 0,
+            "currentLowPriorityNodes": 0,
+        }
+        properties["scaleSettings"] = _normalised_scale(properties["scaleSettings"])
+        extra = {"identity": body["identity"]} if body.get("identity") else {}
+        pool = ArmResource(pool_id, POOL, None, properties, dict(body.get("tags") or {}), etag=new_etag(),
+                           extra=extra, created_at=self._emulator.now())
+        self._store.put(pool)
+        self._resize_if_needed(pool)
+        return pool
+
+    def _replace(self, pool: ArmResource, body: dict, requested: dict) -> None:
+        requested = {**_defaults(), **requested}
+        requested["scaleSettings"] = _normalised_scale(requested["scaleSettings"])
+        self._ensure_writable(pool, requested)
+        kept = {k: v for k, v in pool.properties.items() if k in _READ_ONLY}
+        pool.properties.clear()
+        pool.properties.update({**kept, **requested})
+        pool.tags = dict(body.get("tags") or {})
+        if body.get("identity"):
+            pool.extra["identity"] = body["identity"]
+        self._touch(pool)
+        self._resize_if_needed(pool)
+
+    def _ensure_not_deleting(self, pool: ArmResource) -> None:
+        if pool.properties.get("provisioningState") == "Deleting":
+            raise Conflict("The specified pool has been marked for deletion and is being reclaimed.", code="PoolBeingDeleted")
+
+    def _ensure_writable(self, pool: ArmResource, changes: dict) -> None:
+        self._ensure_not_deleting(pool)
+        scale = changes.get("scaleSettings")
+        if scale is None or pool.properties.get("allocationState") == STEADY:
+            return
+        if _normalised_scale(scale) != pool.properties.get("scaleSettings"):
+            raise Conflict(
+                f"The scale settings of pool '{pool.name}' cannot change while its allocation state is "
+                f"{pool.properties.get('allocationState')}; wait until it is Steady or stop the resize.",
+                code="PoolBeingResized",
+            )
+
+    def _touch(self, pool: ArmResource) -> None:
+        pool.properties["lastModified"] = _iso(self._emulator.now())
+        pool.etag = new_etag()
+
+    def _set_allocation_state(self, pool: ArmResource, state: str) -> None:
+        pool.properties["allocationState"] = state
+        pool.properties["allocationStateTransitionTime"] = _iso(self._emulator.now())
+
+    def _set_provisioning_state(self, pool: ArmResource, state: str) -> None:
+        pool.properties["provisioningState"] = state
+        pool.properties["provisioningStateTransitionTime"] = _iso(self._emulator.now())
+
+    # -- allocation ------------------------------------------------------------
+
+    def _resize_if_needed(self, pool: ArmResource) -> None:
+        """Start a resize when the pool is Steady and its fixed-scale targets differ from its nodes."""
+        fixed = (pool.properties.get("scaleSettings") or {}).get("fixedScale")
+        if fixed is None or pool.properties.get("allocationState") != STEADY:
+            return
+        if all(pool.properties.get(current, 0) == fixed.get(target, 0) for current, target, *_ in _KINDS):
+            return
+        timeout = _duration(fixed.get("resizeTimeout")) if fixed.get("resizeTimeout") else DEFAULT_RESIZE_TIMEOUT
+        now = self._emulator.now()
+        pool.properties["resizeOperationStatus"] = {
+            "startTime": _iso(now),
+            "targetDedicatedNodes": fixed.get("targetDedicatedNodes", 0),
+            "targetLowPriorityNodes": fixed.get("targetLowPriorityNodes", 0),
+            "nodeDeallocationOption": fixed.get("nodeDeallocationOption", "Requeue"),
+            "resizeTimeout": isodate.duration_isoformat(timeout),
+        }
+        self._set_allocation_state(pool, RESIZING)
+        run = _Resize(deadline=now + timeout)
+        self._runs[pool.id.lower()] = run
+        self._schedule_step(pool, run)
+
+    def _schedule_step(self, pool: ArmResource, run: _Resize) -> None:
+        # Never past the deadline, so nothing stays scheduled once a resize is over.
+        when = min(self._emulator.now() + timedelta(seconds=self.allocation.step_seconds), run.deadline)
+        self._emulator.clock.call_at(when, lambda: self._step(pool, run))
+
+    def _is_current(self, pool: ArmResource, run) -> bool:
+        return self._runs.get(pool.id.lower()) is run and self._store.find(pool.id) is pool
+
+    def _step(self, pool: ArmResource, run: _Resize) -> None:
+        with self._emulator.lock:
+            if not self._is_current(pool, run):
+                return
+            props = pool.properties
+            status = props["resizeOperationStatus"]
+            for current, target, *_ in _KINDS:
+                props[current] = min(props[current], status[target])  # shrinking is quick
+            growing = [kind for kind in _KINDS if props[kind[0]] < status[kind[1]]]
+            if not growing:
+                self._finish(pool, [])
+                return
+            if self._emulator.now() >= run.deadline:
+                self._time_out(pool, run)
+                return
+            image_id = _image_id(props)
+            missing = self._emulator.compute.missing_lineage(image_id) if image_id else []
+            if missing:
+                self._finish(pool, [_error(ALLOCATION_FAILED, "Desired number of nodes could not be allocated: the custom image "
+                                           f"or a resource it was made from no longer exists: {', '.join(missing)}.")])
+                return
+            forced = self._forced_quota_error(pool)
+            if forced:
+                self._finish(pool, [_error(forced, _quota_message(forced))])
+                return
+            allowance = self.allocation.nodes_per_step
+            for kind in growing:
+                current, target = kind[0], kind[1]
+                add = min(status[target] - props[current], allowance, self._budget(run), self._quota_room(pool, kind))
+                props[current] += add
+                allowance -= add
+                run.added += add
+            still = [kind for kind in _KINDS if props[kind[0]] < status[kind[1]]]
+            if not still:
+                self._finish(pool, [])
+                return
+            blocked = [kind for kind in still if self._quota_room(pool, kind) == 0]
+            if self._budget(run) > 0 and len(blocked) < len(still):
+                self._schedule_step(pool, run)
+            elif blocked:
+                self._finish(pool, [_error(kind[3], _quota_message(kind[3])) for kind in blocked])
+            else:
+                # This resize has allocated all it will; the service keeps trying until resizeTimeout.
+                self._emulator.clock.call_at(run.deadline, lambda: self._time_out(pool, run))
+
+    def _time_out(self, pool: ArmResource, run: _Resize) -> None:
+        with self._emulator.lock:
+            if not self._is_current(pool, run):
+                return
+            short = [kind[2] for kind in _KINDS if pool.properties[kind[0]] < pool.properties["resizeOperationStatus"][kind[1]]]
+            self._finish(pool, [_error(ALLOCATION_TIMED_OUT, f"Desired number of {' and '.join(short) or 'dedicated'} nodes "
+                                       "could not be allocated as the resize timeout was reached")])
+
+    def _finish(self, pool: ArmResource, errors: list[dict]) -> None:
+        self._runs.pop(pool.id.lower(), None)
+        status = pool.properties.setdefault("resizeOperationStatus", {})
+        status.pop("errors", None)
+        if errors:
+            status["errors"] = errors
+        self._set_allocation_state(pool, STEADY)
+
+    def _budget(self, run: _Resize) -> int:
+        return max(0, self.allocation.max_nodes_per_resize - run.added)
+
+    def _quota_room(self, pool: ArmResource, kind: tuple) -> int:
+        """Nodes of ``kind`` the account's core quota still allows for this pool."""
+        account = self._store.find(pool.id.rsplit("/pools/", 1)[0])
+        quota = account.properties.get(kind[4]) if account is not None else None
+        if quota is None:
+            return 1 << 30
+        used = sum(
+            self.allocation.cores_for(p.properties.get("vmSize")) * int(p.properties.get(kind[0], 0))
+            for p in self._store.of_type(POOL, under=account.id)
+        )
+        return max(0, (int(quota) - used) // self.allocation.cores_for(pool.properties.get("vmSize")))
+
+    def _forced_quota_error(self, pool: ArmResource) -> str | None:
+        account_id = pool.id.rsplit("/pools/", 1)[0]
+        return (self._quota_errors.get(pool.id.lower()) or self._quota_errors.get(account_id.lower())
+                or self.allocation.quota_error)
+
+
+# -- request validation and shaping ---------------------------------------------
+
+
+def _check_preconditions(existing: ArmResource | None, *, if_match: str | None, if_none_match: str | None) -> None:
+    if if_none_match is not None and if_none_match.strip() == "*" and existing is not None:
+        raise PreconditionFailed(f"The pool '{existing.name}' already exists (If-None-Match: *).")
+    if if_match is None:
+        return
+    if existing is None:
+        raise PreconditionFailed("The pool does not exist; the If-Match condition cannot be met.")
+    if if_match.strip() != "*" and _weak(if_match) != _weak(existing.etag or ""):
+        raise PreconditionFailed(
+            f"The condition specified using HTTP conditional header(s) is not met: pool '{existing.name}' has ETag "
+            f"{existing.etag}, the request expected {if_match}."
+        )
+
+
+def _weak(etag: str) -> str:
+    etag = etag.strip()
+    return etag[2:] if etag[:2].upper() == "W/" else etag
+
+
+def _settable(properties) -> dict:
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise InvalidParameter("'properties' must be a JSON object.")
+    return {k: v for k, v in properties.items() if k not in _READ_ONLY}
+
+
+def _defaults() -> dict:
+    return {
+        "interNodeCommunication": "Disabled",
+        "taskSlotsPerNode": 1,
+        "taskSchedulingPolicy": {"nodeFillType": "Spread"},
+        "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0, "targetLowPriorityNodes": 0}},
+    }
+
+
+def _validate(props: dict, *, creating: bool) -> None:
+    if creating or "vmSize" in props:
+        vm_size = props.get("vmSize")
+        if not isinstance(vm_size, str) or not vm_size.strip():
+            raise InvalidParameter("Required property 'properties.vmSize' is missing or empty.")
+    if creating or "deploymentConfiguration" in props:
+        _validate_deployment(props.get("deploymentConfiguration"))
+    if props.get("scaleSettings") is not None:
+        _validate_scale(props["scaleSettings"])
+    if "metadata" in props:
+        metadata = props["metadata"]
+        if not isinstance(metadata, list) or any(
+            not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"] or not isinstance(item.get("value"), str)
+            for item in metadata
+        ):
+            raise InvalidParameter("'properties.metadata' must be a list of {name, value} string pairs.")
+    slots = props.get("taskSlotsPerNode")
+    if slots is not None and (not isinstance(slots, int) or slots < 1):
+        raise InvalidParameter("'properties.taskSlotsPerNode' must be a positive integer.")
+
+
+def _validate_deployment(deployment) -> None:
+    where = "properties.deploymentConfiguration.virtualMachineConfiguration"
+    vm_config = (deployment or {}).get("virtualMachineConfiguration") if isinstance(deployment, dict) else None
+    if not isinstance(vm_config, dict):
+        raise InvalidParameter(f"Required property '{where}' is missing.")
+    image = vm_config.get("imageReference")
+    if not isinstance(image, dict) or not image:
+        raise InvalidParameter(f"Required property '{where}.imageReference' is missing.")
+    marketplace = all(image.get(k) for k in ("publisher", "offer", "sku"))
+    if not (image.get("id") or marketplace or image.get("sharedGalleryImageId") or image.get("communityGalleryImageId")):
+        raise InvalidParameter(
+            f"'{where}.imageReference' needs an 'id' (custom image) or 'publisher', 'offer' and 'sku'."
+        )
+    if image.get("id") and "/providers/microsoft.compute/" not in image["id"].lower():
+        raise InvalidParameter(f"'{where}.imageReference.id' must be the ARM id of a Compute image or gallery image: {image['id']!r}.")
+    agent = vm_config.get("nodeAgentSkuId")
+    if not isinstance(agent, str) or not agent.strip():
+        raise InvalidParameter(f"Required property '{where}.nodeAgentSkuId' is missing.")
+
+
+def _validate_scale(scale) -> None:
+    if not isinstance(scale, dict):
+        raise InvalidParameter("'properties.scaleSettings' must be a JSON object.")
+    fixed, auto = scale.get("fixedScale"), scale.get("autoScale")
+    if (fixed is None) == (auto is None):
+        raise InvalidParameter("'properties.scaleSettings' must specify exactly one of 'fixedScale' or 'autoScale'.")
+    if auto is not None:
+        if not isinstance(auto, dict) or not auto.get("formula"):
+            raise InvalidParameter("Required property 'properties.scaleSettings.autoScale.formula' is missing.")
+        return
+    if not isinstance(fixed, dict):
+        raise InvalidParameter("'properties.scaleSettings.fixedScale' must be a JSON object.")
+    for target in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+        value = fixed.get(target, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidParameter(f"'properties.scaleSettings.fixedScale.{target}' must be a non-negative integer, got {value!r}.")
+    if fixed.get("resizeTimeout") is not None:
+        _duration(fixed["resizeTimeout"])
+    option = fixed.get("nodeDeallocationOption")
+    if option is not None and option not in NODE_DEALLOCATION_OPTIONS:
+        raise InvalidParameter(
+            f"'properties.scaleSettings.fixedScale.nodeDeallocationOption' must be one of {', '.join(NODE_DEALLOCATION_OPTIONS)}."
+        )
+
+
+def _duration(text) -> timedelta:
+    """An ISO 8601 ``resizeTimeout`` within the service's bounds (at least 5 minutes)."""
+    where = "properties.scaleSettings.fixedScale.resizeTimeout"
+    try:
+        value = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, TypeError, ValueError) as exc:
+        raise InvalidParameter(f"'{where}' is not an ISO 8601 duration: {text!r}.") from exc
+    if not isinstance(value, timedelta):
+        raise InvalidParameter(f"'{where}' may not use years or months: {text!r}.")
+    if not MIN_RESIZE_TIMEOUT <= value <= MAX_RESIZE_TIMEOUT:
+        raise InvalidParameter(f"'{where}' must be between PT5M and P7D, got {text!r}.")
+    return value
+
+
+def _normalised_scale(scale: dict) -> dict:
+    fixed = scale.get("fixedScale")
+    if fixed is None:
+        return dict(scale)
+    fixed = {"targetDedicatedNodes": 0, "targetLowPriorityNodes": 0, **fixed}
+    if fixed.get("resizeTimeout"):
+        fixed["resizeTimeout"] = isodate.duration_isoformat(_duration(fixed["resizeTimeout"]))
+    return {"fixedScale": fixed}
+
+
+def _image_id(properties: dict) -> str | None:
+    vm_config = (properties.get("deploymentConfiguration") or {}).get("virtualMachineConfiguration") or {}
+    image_id = (vm_config.get("imageReference") or {}).get("id")
+    return image_id if not image_id or image_id.startswith("/") else "/" + image_id
+
+
+def _error(code: str, message: str) -> dict:
+    return {"code": code, "message": message}
+
+
+def _quota_message(code: str) -> str:
+    if code == ACCOUNT_LOW_PRIORITY_CORE_QUOTA_REACHED:
+        return "The specified account has reached its low-priority core quota."
+    if code == ACCOUNT_CORE_QUOTA_REACHED:
+        return "The specified account has reached its dedicated core quota."
+    return f"The resize could not allocate nodes: {code}."
+
+
+def _operation_key(account_id: str, operation: str) -> str:
+    return f"{account_id.lower().rstrip('/')}/{operation.lower()}"
+
+
+def _name(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _resource_group(resource_id: str) -> str:
+    found = re.search(r"/resourceGroups/([^/]+)", resource_id, re.IGNORECASE)
+    return found.group(1) if found else ""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
