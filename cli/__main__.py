@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse = commands.add_parser("rehearse", help="run the whole pipeline offline on the local Azure emulator")
     rehearse.add_argument("--scenario", metavar="FILE", help="scenario file (JSON); default: a 600-node pool from a VM with two data disks")
     rehearse.add_argument("--json", action="store_true", help="print the report as JSON instead of a timeline")
+    rehearse.add_argument("--verbose", action="store_true", help="show the functions' log lines")
     rehearse.set_defaults(run=_rehearse)
     schema = commands.add_parser("schema", help="print the pool request JSON Schema")
     schema.set_defaults(run=_schema)
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     return args.run(args)
 
 

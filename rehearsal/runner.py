@@ -183,7 +183,7 @@ class Rehearsal:
     def _run_until(self, end: datetime, *, stop_when_idle: bool) -> None:
         for _ in range(_MAX_ROUNDS):
             self._pump()
-            upcoming = [t for t in (self.emulator.clock.next_due(), self.emulator.events.next_due(), self.emulator.servicebus.next_due()) if t is not None]
+            upcoming = [t for t in (self.emulator.clock.next_due(), self.emulator.events.next_due(), self.emulator.servicebus.next_due((REQUESTS_QUEUE,))) if t is not None]
             if not upcoming:
                 if not stop_when_idle:
                     self.emulator.clock.advance_to(end)

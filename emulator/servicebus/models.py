@@ -84,9 +84,10 @@ class ServiceBusEmulator:
             else:
                 target.active.append(message)
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, queues: tuple[str, ...] | None = None) -> datetime | None:
+        """When the earliest active message (of ``queues``, default all) is due."""
         with self._lock:
-            times = [m.enqueued_time for q in self._queues.values() for m in q.active]
+            times = [m.enqueued_time for q in self._queues.values() if queues is None or q.name in queues for m in q.active]
         return min(times, default=None)
 
     def deliver_due(self, queue: str, handle: Callable[[QueuedMessage], None]) -> int:
