@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-exported for tests
+from shared import settings as names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
@@ -13,6 +14,15 @@ FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
 SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 RESOURCE_GROUP = "rg-imaging"
 RG_ID = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+
+# A complete, valid set of app settings.
+VALID_SETTINGS = {
+    names.SERVICEBUS_NAMESPACE: "bus.servicebus.windows.net",
+    names.POOL_REQUESTS_QUEUE: "pool-requests",
+    names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
+    names.LEDGER_TABLE_ENDPOINT: "https://account.table.core.windows.net",
+    names.ALLOWED_SCOPES: f"{RG_ID}, /subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/acct",
+}
 
 
 def load_fixture(relative_path: str) -> dict | list:

@@ -9,15 +9,8 @@ from shared import settings as names
 from shared.clients import AzureClients
 from shared.messaging import OutgoingMessage
 from shared.settings import Settings, SettingError
-from tests.support import RG_ID, SUBSCRIPTION, StaticTokenCredential
+from tests.support import RG_ID, SUBSCRIPTION, VALID_SETTINGS as VALID, StaticTokenCredential
 
-VALID = {
-    names.SERVICEBUS_NAMESPACE: "bus.servicebus.windows.net",
-    names.POOL_REQUESTS_QUEUE: "pool-requests",
-    names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
-    names.LEDGER_TABLE_ENDPOINT: "https://account.table.core.windows.net",
-    names.ALLOWED_SCOPES: f"{RG_ID}, /subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/acct",
-}
 
 
 class TestSettings:
