@@ -29,10 +29,7 @@ class FunctionHost:
             import function_app
 
             app = function_app.app
-        self._functions: dict[str, tuple[str, Callable[..., Any], dict]] = {}
-        for function in app.get_functions():
-            trigger = function.get_trigger()
-            self._functions[function.get_function_name()] = (trigger.type, function.get_user_function(), trigger.get_dict_repr())
+        self._functions = indexed_functions(app)
         self.errors: list[FunctionError] = []
 
     def names(self, trigger_type: str) -> list[str]:
@@ -54,6 +51,20 @@ class FunctionHost:
             self.errors.append(FunctionError(name, f"{type(exc).__name__}: {exc}"))
             raise
         return True
+
+
+_INDEX: dict[int, dict[str, tuple[str, Callable[..., Any], dict]]] = {}
+
+
+def indexed_functions(app: Any) -> dict[str, tuple[str, Callable[..., Any], dict]]:
+    """Index an app once: ``get_functions`` builds the functions and may run only once per app."""
+    if id(app) not in _INDEX:
+        functions = {}
+        for function in app.get_functions():
+            trigger = function.get_trigger()
+            functions[function.get_function_name()] = (trigger.type, function.get_user_function(), trigger.get_dict_repr())
+        _INDEX[id(app)] = functions
+    return _INDEX[id(app)]
 
 
 def service_bus_message(*, body: bytes, message_id: str, reply_to: str | None, delivery_count: int,

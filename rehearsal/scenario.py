@@ -119,6 +119,10 @@ class RunUntilIdleStep(_Model):
 Step = Union[SubmitStep, DeliverEventStep, DeleteResourceStep, DeleteLockStep, AdvanceStep, RunUntilIdleStep]
 
 
+_STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle"}
+_STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
+
+
 class Scenario(_Model):
     name: str = "scenario"
     description: str = ""
@@ -131,7 +135,8 @@ class Scenario(_Model):
     def _steps_are_objects(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for index, step in enumerate(data.get("steps") or []):
-                if not isinstance(step, dict) or len(step.keys() - {"messageId", "replyTo", "maxVirtualTime"}) != 1:
+                actions = step.keys() - _STEP_OPTIONS if isinstance(step, dict) else set()
+                if len(actions) != 1 or not actions <= _STEP_ACTIONS:
                     raise ValueError(
                         f"steps[{index}] must be an object with exactly one of submit, deliverEvent, "
                         "deleteResource, deleteLock, advance, runUntilIdle"

@@ -229,7 +229,7 @@ def describe_errors(error: ValidationError) -> str:
     lines = []
     for problem in error.errors(include_url=False):
         path = ".".join(str(part) for part in problem["loc"]) or "body"
-        message = problem["msg"]
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown field"
         lines.append(f"{path}: {message}")

@@ -21,10 +21,12 @@ def test_importing_function_app_loads_no_heavy_sdk_module():
 
 def test_function_app_indexes_every_function_with_its_trigger_and_settings():
     import function_app
+    from rehearsal.host import indexed_functions
 
+    # indexed_functions calls app.get_functions() once per app and keeps the result.
     indexed = {
-        fn.get_function_name(): {key: value for key, value in fn.get_trigger().get_dict_repr().items() if key in ("type", "queueName", "connection")}
-        for fn in function_app.app.get_functions()
+        name: {key: value for key, value in binding.items() if key in ("type", "queueName", "connection")}
+        for name, (_, _, binding) in indexed_functions(function_app.app).items()
     }
     assert indexed == {
         "pool_requests": {"type": "serviceBusTrigger", "queueName": "%POOL_REQUESTS_QUEUE%", "connection": "SERVICEBUS"},
