@@ -1,0 +1,146 @@
+"""Duplicates, concurrency, transient and permanent failures, and events the pipeline does not care about."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from emulator.store import ArmResource
+from rehearsal.host import event_grid_event, service_bus_message
+from rehearsal.report import build_report
+from rehearsal.runner import Rehearsal
+from rehearsal.scenario import DEFAULT_RG, Scenario, default_request
+from shared import dependencies
+from tests.support import load_fixture
+
+
+def rehearsal_of(steps: list[dict], **world) -> Rehearsal:
+    return Rehearsal(Scenario.model_validate({"world": world, "steps": steps}))
+
+
+def arm_writes(rehearsal: Rehearsal) -> int:
+    return sum(n for op, n in rehearsal.emulator.calls.items() if not op.startswith("GET"))
+
+
+class TestTransientAndPermanentFailures:
+    def test_throttling_beyond_the_sdk_retries_raises_so_the_message_is_redelivered_and_then_succeeds(self):
+        # GIVEN snapshot PUTs answered 503 for the first 8 calls (more than the SDK's retries)
+        rehearsal = rehearsal_of(
+            [{"submit": default_request()}, {"runUntilIdle": True}],
+            faults=[{"operation": "PUT Microsoft.Compute/snapshots", "kind": "unavailable", "limit": 8, "retryAfterSeconds": 1}],
+        ).run()
+        report = build_report(rehearsal)
+        # THEN the intake function raised (Service Bus redelivered) and the request still completed, once
+        assert any(e["function"] == "pool_requests" and "TransientAzureError" in e["error"] for e in report["functionErrors"])
+        assert [r["stage"] for r in report["requests"]] == ["READY"]
+        assert len(report["resources"]["snapshots"]) == 3 and len(report["resources"]["pools"]) == 1
+        assert rehearsal.emulator.servicebus.queue("pool-requests").dead_letters == []
+
+    def test_an_image_whose_creation_ends_failed_fails_the_request_with_the_reason_and_a_reply(self):
+        rehearsal = rehearsal_of(
+            [{"submit": default_request(), "replyTo": "replies"}, {"runUntilIdle": True}],
+            faults=[{"operation": "PUT Microsoft.Compute/images", "kind": "lro_failed"}],
+        ).run()
+        report = build_report(rehearsal)
+        [request] = report["requests"]
+        assert request["stage"] == "FAILED" and "ended Failed" in request["reason"] and "images/cip-team-a-render-001" in request["reason"]
+        assert report["resources"]["imageVersions"] == [] and report["resources"]["pools"] == []
+        assert [r["body"]["stage"] for r in report["replies"]] == ["FAILED"]
+
+    def test_a_pool_name_taken_by_someone_else_fails_the_request(self):
+        rehearsal = rehearsal_of([{"submit": default_request(poolName="taken")}, {"runUntilIdle": True}])
+        account = rehearsal.scenario.world.batch_accounts[0].id
+        rehearsal.emulator.store.put(
+            ArmResource(
+                f"{account}/pools/taken", "Microsoft.Batch/batchAccounts/pools", None,
+                {"provisioningState": "Succeeded", "allocationState": "Steady", "vmSize": "Standard_D4ds_v5",
+                 "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": "/x"}, "nodeAgentSkuId": "n"}},
+                 "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0}}, "metadata": []}, etag='W/"1"'))
+        report = build_report(rehearsal.run())
+        [request] = report["requests"]
+        assert request["stage"] == "FAILED" and "was not created for this request" in request["reason"]
+
+
+class TestDuplicatesAndConcurrency:
+    def test_the_same_message_delivered_twice_starts_the_work_once(self):
+        body = json.dumps(default_request())
+        rehearsal = rehearsal_of([{"submit": body, "messageId": "m-1"}, {"submit": body, "messageId": "m-2"}, {"runUntilIdle": True}]).run()
+        report = build_report(rehearsal)
+        assert [r["stage"] for r in report["requests"]] == ["READY"]
+        assert report["armCalls"]["PUT Microsoft.Compute/snapshots"] == 3
+        assert report["armCalls"]["PUT Microsoft.Batch/batchAccounts/pools"] == 1
+
+    def test_concurrent_deliveries_of_the_same_event_advance_the_request_once(self):
+        # GIVEN a request whose snapshots have just completed, their events not yet delivered
+        rehearsal = rehearsal_of([{"submit": default_request()}])
+        rehearsal.run()
+        rehearsal.emulator.clock.advance(120)
+        events = rehearsal.emulator.events.take_due()
+        assert len(events) == 3
+        dependencies.install(rehearsal.dependencies)
+        try:
+            # WHEN four threads deliver every snapshot event at once
+            errors: list[Exception] = []
+            barrier = threading.Barrier(4)
+
+            def deliver():
+                barrier.wait()
+                for event in events:
+                    try:
+                        rehearsal.host.call("resource_events", event_grid_event(event.body))
+                    except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                        errors.append(exc)
+
+            threads = [threading.Thread(target=deliver) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            dependencies.install(None)
+        # THEN the image was requested once and the request is IMAGING, without errors
+        assert errors == []
+        assert rehearsal.emulator.calls["PUT Microsoft.Compute/images"] == 1
+        assert rehearsal.ledger.get("team-a-render-001").stage.value == "IMAGING"
+
+
+class TestEventsThePipelineDoesNotCareAbout:
+    def test_validation_events_other_resources_and_foreign_snapshots_are_ignored_without_arm_calls(self):
+        rehearsal = rehearsal_of([])
+        rehearsal.run()
+        write_sample = load_fixture("eventgrid/eventgrid-resource-write-success.egschema.json")
+        foreign_snapshot = json.loads(json.dumps(write_sample))
+        foreign_id = f"{DEFAULT_RG}/providers/Microsoft.Compute/snapshots/nightly-backup"
+        foreign_snapshot["subject"] = foreign_snapshot["data"]["resourceUri"] = foreign_id
+        foreign_snapshot["data"]["operationName"] = "Microsoft.Compute/snapshots/write"
+        unknown_request = json.loads(json.dumps(foreign_snapshot))
+        unknown_request["subject"] = unknown_request["data"]["resourceUri"] = f"{DEFAULT_RG}/providers/Microsoft.Compute/snapshots/cip-nobody-os"
+        odd_data = dict(write_sample, data="not an object")
+        events = [
+            load_fixture("eventgrid/eventgrid-subscription-validation-event.egschema.json")[0],
+            write_sample,
+            load_fixture("eventgrid/eventgrid-resource-delete-success.egschema.json"),
+            foreign_snapshot,
+            unknown_request,
+            odd_data,
+        ]
+        dependencies.install(rehearsal.dependencies)
+        try:
+            for body in events:
+                rehearsal.host.call("resource_events", event_grid_event(body))
+        finally:
+            dependencies.install(None)
+        assert sum(rehearsal.emulator.calls.values()) == 0
+        assert rehearsal.host.errors == []
+
+    def test_a_raw_service_bus_message_object_reaches_intake_as_the_host_would_deliver_it(self):
+        rehearsal = rehearsal_of([])
+        rehearsal.run()
+        message = service_bus_message(body=b"[]", message_id="raw-1", reply_to="replies", delivery_count=1)
+        dependencies.install(rehearsal.dependencies)
+        try:
+            rehearsal.host.call("pool_requests", message)
+        finally:
+            dependencies.install(None)
+        record = rehearsal.ledger.get("raw-1")
+        assert record.stage.value == "REJECTED" and record.reason == "body: must be a JSON object"
