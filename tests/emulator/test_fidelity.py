@@ -150,3 +150,59 @@ class TestComputeShapes:
         assert vm.storage_profile.os_disk.encryption_settings.enabled is True
         assert vm.storage_profile.os_disk.managed_disk.id.endswith("planned_OsDisk_1")
         assert vm.storage_profile.image_reference.publisher == "thirdparty"
+
+
+class TestRealSdkRoundTripEmitsPublishedEventShapes:
+    def test_snapshot_pool_and_lock_blocked_delete_raise_events_shaped_like_the_samples(self, emulator, compute):
+        """Snapshot LRO, pool create/get/update and a lock-blocked DELETE, each event compared with the samples."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.mgmt.batch import BatchManagementClient
+        from azure.mgmt.resource.locks import ManagementLockClient
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        write_sample = load_fixture("eventgrid/eventgrid-resource-write-success.egschema.json")
+        delete_sample = load_fixture("eventgrid/eventgrid-resource-delete-success.egschema.json")
+        account_id = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/acct"
+        emulator.batch.add_account(account_id)
+        batch = BatchManagementClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport(), polling_interval=5)
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+
+        # GIVEN a snapshot created through the SDK's long-running-operation poller
+        disk = compute.virtual_machines.get(RESOURCE_GROUP, "builder").storage_profile.os_disk.managed_disk.id
+        snapshot = compute.snapshots.begin_create_or_update(
+            RESOURCE_GROUP, "s1", {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk}}}
+        ).result()
+        # AND a pool from it created, read and updated with If-Match
+        pool_body = {"properties": {"vmSize": "Standard_D4ds_v5", "deploymentConfiguration": {"virtualMachineConfiguration": {
+            "imageReference": {"id": snapshot.id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+            "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0}}}}
+        created = batch.pool.create(RESOURCE_GROUP, "acct", "p1", pool_body)
+        read = batch.pool.get(RESOURCE_GROUP, "acct", "p1")
+        assert read.etag == created.etag and read.allocation_state == "Steady"
+        updated = batch.pool.update(RESOURCE_GROUP, "acct", "p1", {"properties": {"metadata": [{"name": "k", "value": "v"}]}},
+                                    etag=read.etag, match_condition=MatchConditions.IfNotModified)
+        assert [(m.name, m.value) for m in updated.metadata] == [("k", "v")]
+        # WHEN a CanNotDelete lock blocks deleting the snapshot
+        locks.management_locks.create_or_update_by_scope(snapshot.id, "keep", ManagementLockObject(level="CanNotDelete"))
+        with pytest.raises(HttpResponseError):
+            compute.snapshots.begin_delete(RESOURCE_GROUP, "s1").result()
+
+        # THEN the events, in order, are the ARM events for each call
+        emitted = [e.body for e in emulator.events.emitted]
+        assert [(e["eventType"].rsplit(".", 1)[-1], e["data"]["operationName"]) for e in emitted] == [
+            ("ResourceWriteSuccess", "Microsoft.Compute/snapshots/write"),
+            ("ResourceWriteSuccess", "Microsoft.Batch/batchAccounts/pools/write"),
+            ("ResourceWriteSuccess", "Microsoft.Batch/batchAccounts/pools/write"),
+            ("ResourceWriteSuccess", "Microsoft.Authorization/locks/write"),
+            ("ResourceDeleteFailure", "Microsoft.Compute/snapshots/delete"),
+        ]
+        # AND each carries every field of the published sample, with the same JSON types
+        for event in emitted:
+            sample = delete_sample if "Delete" in event["eventType"] else write_sample
+            expected = shape_of(sample)
+            expected["data"]["claims"] = {}
+            assert _keys_missing(expected, event) == [], event["eventType"]
+            assert shape_of({k: v for k, v in event.items() if k != "data"}) == shape_of({k: v for k, v in sample.items() if k != "data"})
+            assert event["data"]["status"] == ("Failed" if "Failure" in event["eventType"] else "Succeeded")
+            assert event["data"]["resourceUri"] == event["subject"]
