@@ -37,3 +37,17 @@ def shape_of(value):
     if isinstance(value, list):
         return [shape_of(value[0])] if value else []
     return type(value).__name__
+
+
+def keys_missing(expected, actual, path="") -> list[str]:
+    """Paths of keys in a published shape that ``actual`` lacks."""
+    missing = []
+    if isinstance(expected, dict):
+        for key, value in expected.items():
+            if not isinstance(actual, dict) or key not in actual:
+                missing.append(f"{path}/{key}")
+            else:
+                missing += keys_missing(value, actual[key], f"{path}/{key}")
+    elif isinstance(expected, list) and expected and isinstance(actual, list) and actual:
+        missing += keys_missing(expected[0], actual[0], f"{path}[0]")
+    return missing

@@ -26,7 +26,7 @@ from emulator.batch.models import ALLOCATION_TIMED_OUT
 from emulator.faults import FaultKind, FaultRule
 from emulator.store import ArmResource
 from emulator.world import AzureEmulator
-from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, load_fixture, shape_of
+from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, keys_missing, load_fixture, shape_of
 
 ACCOUNT = "teambatch"
 ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/{ACCOUNT}"
@@ -87,17 +87,6 @@ def _events(emulator, event_type: str | None = None) -> list[dict]:
     return [e.body for e in emulator.events.emitted if event_type is None or e.event_type == event_type]
 
 
-def _keys_missing(expected, actual, path="") -> list[str]:
-    missing = []
-    if isinstance(expected, dict):
-        for key, value in expected.items():
-            if not isinstance(actual, dict) or key not in actual:
-                missing.append(f"{path}/{key}")
-            else:
-                missing += _keys_missing(value, actual[key], f"{path}/{key}")
-    elif isinstance(expected, list) and expected and isinstance(actual, list) and actual:
-        missing += _keys_missing(expected[0], actual[0], f"{path}[0]")
-    return missing
 
 
 def _all_keys(value, path="") -> set[str]:
@@ -418,7 +407,7 @@ class TestPublishedShapes:
         response = _raw(batch, "GET", path)
         assert response.status_code == 200 and response.headers["ETag"] == response.json()["etag"]
         answer = response.json()
-        assert _keys_missing(shape_of(published), answer) == []
+        assert keys_missing(shape_of(published), answer) == []
         # Every field the emulator writes itself is spelt as in the example.
         published_keys = {k.lower(): k for k in _all_keys(published)}
         for key in _all_keys(answer):
@@ -436,7 +425,7 @@ class TestPublishedShapes:
         example = load_fixture("batch/batch-pool-create-shared-image-gallery.2025-06-01.json")
         response = _raw(batch, "PUT", f"{ACCOUNT_ID}/pools/testpool", example["parameters"]["parameters"], example["parameters"]["api-version"])
         assert str(response.status_code) in example["responses"]
-        assert _keys_missing(shape_of(example["responses"]["200"]["body"]), response.json()) == []
+        assert keys_missing(shape_of(example["responses"]["200"]["body"]), response.json()) == []
         assert response.headers["ETag"] == response.json()["etag"]
 
     def test_errors_deserialize_through_the_sdk_after_a_timeout(self, emulator, batch):

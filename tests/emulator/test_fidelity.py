@@ -7,7 +7,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import Image, Snapshot
 
 from emulator.world import AzureEmulator
-from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, load_fixture, shape_of
+from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, keys_missing, load_fixture, shape_of
 
 VM_ID = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/builder"
 
@@ -38,18 +38,6 @@ def _raw_get(compute, path: str, api_version: str):
     return compute._client.send_request(HttpRequest("GET", f"https://management.azure.com{path}?api-version={api_version}"))
 
 
-def _keys_missing(expected, actual, path="") -> list[str]:
-    """Paths of keys in the published shape that the emulator's answer lacks."""
-    missing = []
-    if isinstance(expected, dict):
-        for key, value in expected.items():
-            if not isinstance(actual, dict) or key not in actual:
-                missing.append(f"{path}/{key}")
-            else:
-                missing += _keys_missing(value, actual[key], f"{path}/{key}")
-    elif isinstance(expected, list) and expected and isinstance(actual, list) and actual:
-        missing += _keys_missing(expected[0], actual[0], f"{path}[0]")
-    return missing
 
 
 class TestEventGridEvents:
@@ -71,7 +59,7 @@ class TestEventGridEvents:
         ignored_claims = {k for k in sample["data"]["claims"]}  # claim sets differ by caller
         expected = shape_of(sample)
         expected["data"]["claims"] = {}
-        assert not [m for m in _keys_missing(expected, event) if m.rsplit("/", 1)[-1] not in ignored_claims]
+        assert not [m for m in keys_missing(expected, event) if m.rsplit("/", 1)[-1] not in ignored_claims]
         for name in ("subject", "eventType", "eventTime", "id", "dataVersion", "metadataVersion", "topic"):
             assert type(event[name]) is type(sample[name]), name
         data = event["data"]
@@ -108,7 +96,7 @@ class TestComputeShapes:
         response = _raw_put(compute, f"{RG_ID}/providers/Microsoft.Compute/snapshots/mySnapshot2", body, example["parameters"]["api-version"])
         assert str(response.status_code) in example["responses"]
         answer = response.json()
-        assert _keys_missing(shape_of(example["responses"]["202"]["body"]), answer) == []
+        assert keys_missing(shape_of(example["responses"]["202"]["body"]), answer) == []
         assert answer["properties"]["provisioningState"] in ("Creating", "Updating")
         assert response.headers["Azure-AsyncOperation"].startswith("https://management.azure.com/subscriptions/")
         # The SDK model reads every property the project relies on.
@@ -131,7 +119,7 @@ class TestComputeShapes:
         response = _raw_put(compute, f"{RG_ID}/providers/Microsoft.Compute/images/myImage", request, example["parameters"]["api-version"])
         assert response.status_code == 201
         answer = response.json()
-        assert _keys_missing(shape_of(example["responses"]["201"]["body"]), answer) == []
+        assert keys_missing(shape_of(example["responses"]["201"]["body"]), answer) == []
         assert answer["properties"]["storageProfile"]["osDisk"]["caching"] == "ReadWrite"
         model = Image(answer)
         assert model.storage_profile.os_disk.os_state == "Generalized"
@@ -202,7 +190,7 @@ class TestRealSdkRoundTripEmitsPublishedEventShapes:
             sample = delete_sample if "Delete" in event["eventType"] else write_sample
             expected = shape_of(sample)
             expected["data"]["claims"] = {}
-            assert _keys_missing(expected, event) == [], event["eventType"]
+            assert keys_missing(expected, event) == [], event["eventType"]
             assert shape_of({k: v for k, v in event.items() if k != "data"}) == shape_of({k: v for k, v in sample.items() if k != "data"})
             assert event["data"]["status"] == ("Failed" if "Failure" in event["eventType"] else "Succeeded")
             assert event["data"]["resourceUri"] == event["subject"]
