@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .arm_ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId
+from .arm_ids import IMAGE, SNAPSHOT, ArmId
 from .authorization import NotAuthorised, authorise
 from .dependencies import Dependencies
 from .ledger import RequestAlreadyExists, RequestRecord, Stage
