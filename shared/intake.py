@@ -15,7 +15,8 @@ from .arm_ids import IMAGE, SNAPSHOT, ArmId
 from .authorization import NotAuthorised, authorise
 from .dependencies import Dependencies
 from .ledger import RequestAlreadyExists, RequestRecord, Stage
-from .pipeline import PoolPipeline, StepFailed, _call, _get_or_none
+from .arm_calls import StepFailed, call_arm, get_or_none
+from .pipeline import PoolPipeline
 from .pool_request import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
@@ -132,7 +133,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
     if kind == "virtualMachineId":
         vm_id = ids["source.virtualMachineId"]
         compute = deps.clients.compute(vm_id.subscription)
-        vm = _get_or_none("read source VM", lambda: compute.virtual_machines.get(vm_id.resource_group, vm_id.name))
+        vm = get_or_none("read source VM", lambda: compute.virtual_machines.get(vm_id.resource_group, vm_id.name))
         if vm is None:
             raise RequestRejected(f"source.virtualMachineId: {vm_id.id} does not exist", request_id)
         unmet = unmet_prerequisites(vm)
@@ -146,7 +147,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
         return _SourceFacts(vm.location, str(vm.storage_profile.os_disk.os_type), tuple(snapshots))
     if kind == "snapshots":
         os_id = ids["source.snapshots.osDiskSnapshotId"]
-        os_snapshot = _get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
+        os_snapshot = get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
         if os_snapshot is None:
             raise RequestRejected(f"source.snapshots.osDiskSnapshotId: {os_id.id} does not exist", request_id)
         if not os_snapshot.os_type:
@@ -157,7 +158,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
         return _SourceFacts(os_snapshot.location, str(os_snapshot.os_type), tuple(snapshots))
     if kind == "managedImageId":
         image_id = ids["source.managedImageId"]
-        image = _get_or_none("read source image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
+        image = get_or_none("read source image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
         if image is None:
             raise RequestRejected(f"source.managedImageId: {image_id.id} does not exist", request_id)
         if image.storage_profile.os_disk.os_state != "Generalized":
@@ -166,13 +167,13 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
     version_id = ids["source.galleryImageVersionId"]
     definition = version_id.parent()
     compute = deps.clients.compute(version_id.subscription)
-    version = _get_or_none(
+    version = get_or_none(
         "read source image version",
         lambda: compute.gallery_image_versions.get(version_id.resource_group, definition.parent().name, definition.name, version_id.name),
     )
     if version is None:
         raise RequestRejected(f"source.galleryImageVersionId: {version_id.id} does not exist", request_id)
-    image_definition = _call("read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name))
+    image_definition = call_arm("read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name))
     if image_definition.os_state != "Generalized":
         raise RequestRejected("source.galleryImageVersionId: Batch supports only generalized gallery images", request_id)
     return _SourceFacts(version.location, str(image_definition.os_type), ())
@@ -223,7 +224,7 @@ def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _Sour
     batch = deps.clients.batch(account.subscription)
     dedicated, low_priority = request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes
     sharing: list[str] = []
-    for pool in _call("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
+    for pool in call_arm("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
         image_id = _pool_image_id(pool)
         if not image_id:
             continue
@@ -253,7 +254,7 @@ def _pool_image_id(pool) -> str | None:
 
 
 def _image_lineage(image_id: ArmId, deps: Dependencies) -> set[str]:
-    image = _get_or_none("read image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
+    image = get_or_none("read image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
     if image is None:
         return set()
     profile = image.storage_profile

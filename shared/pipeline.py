@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable
 
+from .arm_calls import StepFailed, Waiting, call_arm, get_or_none
 from .arm_ids import ArmId
 from .dependencies import Dependencies
 from .ledger import FinalStageError, RequestRecord, Stage, StaleRecord
@@ -32,61 +31,6 @@ log = logging.getLogger(__name__)
 
 FINAL_STAGES = (Stage.READY, Stage.FAILED, Stage.REJECTED)
 _MAX_STAGE_RACES = 5
-_IN_PROGRESS = ("Creating", "Updating", "Migrating")
-
-
-class TransientAzureError(RuntimeError):
-    """Azure answered 429/5xx after the SDK's own retries: let the platform redeliver."""
-
-
-class StepFailed(RuntimeError):
-    """Azure refused a step for good (a 4xx other than 'already under way'): the request fails."""
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """The next step is under way in Azure; an event will say when it is done."""
-
-    what: str
-
-
-def _status(error: Exception) -> int | None:
-    return getattr(error, "status_code", None)
-
-
-def _error_code(error: Exception) -> str:
-    inner = getattr(error, "error", None)
-    return getattr(inner, "code", None) or ""
-
-
-def _call(description: str, action: Callable[[], Any]) -> Any:
-    """Run one ARM call and sort its failure: transient, already under way, or permanent."""
-    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
-
-    try:
-        return action()
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise TransientAzureError(f"{description}: {exc}") from exc
-    except HttpResponseError as exc:
-        status = _status(exc)
-        if status is None or status == 429 or status >= 500:
-            raise TransientAzureError(f"{description}: HTTP {status} {_error_code(exc)}") from exc
-        if status == 409 and _error_code(exc) in ("OperationNotAllowed", "Conflict", "AnotherOperationInProgress"):
-            # Our own deterministic name is already being created: that is the step under way.
-            return Waiting(description)
-        message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
-        raise StepFailed(f"{description} was refused: {_error_code(exc) or status}: {message}") from exc
-
-
-def _get_or_none(description: str, action: Callable[[], Any]) -> Any:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return _call(description, action)
-    except StepFailed as exc:
-        if isinstance(exc.__cause__, ResourceNotFoundError):
-            return None
-        raise
 
 
 class PoolPipeline:
@@ -172,7 +116,7 @@ class PoolPipeline:
 
     def _image_done(self, record: RequestRecord, plan: ResourcePlan) -> Stage | Waiting:
         assert plan.image is not None
-        image = _get_or_none("read image", lambda: self._compute(plan.image).images.get(plan.image.resource_group, plan.image.name))
+        image = get_or_none("read image", lambda: self._compute(plan.image).images.get(plan.image.resource_group, plan.image.name))
         if image is None:
             if not plan.snapshots:
                 raise StepFailed(f"managed image {plan.image.id} no longer exists")
@@ -188,7 +132,7 @@ class PoolPipeline:
         definition_id, version_id = plan.image_definition, plan.image_version
         compute = self._compute(version_id)
         gallery = definition_id.parent()
-        definition = _get_or_none(
+        definition = get_or_none(
             "read gallery image definition",
             lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
         )
@@ -198,7 +142,7 @@ class PoolPipeline:
             raise StepFailed(f"gallery image definition {definition_id.id} ended Failed")
         if definition.provisioning_state != "Succeeded":
             return Waiting("image definition")
-        version = _get_or_none(
+        version = get_or_none(
             "read gallery image version",
             lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
         )
@@ -214,7 +158,7 @@ class PoolPipeline:
         pool_id = plan.pool
         account = pool_id.parent()
         batch = self._deps.clients.batch(pool_id.subscription)
-        pool = _get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, account.name, pool_id.name))
+        pool = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, account.name, pool_id.name))
         if pool is None:
             return self._create_pool(record, plan)
         owner = {m.name: m.value for m in pool.metadata or []}.get(METADATA_REQUEST)
@@ -231,7 +175,7 @@ class PoolPipeline:
         return self._deps.clients.compute(arm_id.subscription)
 
     def _get_snapshot(self, snapshot_id: ArmId):
-        return _get_or_none(
+        return get_or_none(
             "read snapshot",
             lambda: self._compute(snapshot_id).snapshots.get(snapshot_id.resource_group, snapshot_id.name),
         )
@@ -243,7 +187,7 @@ class PoolPipeline:
             "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": planned.source_disk_id}, "incremental": False},
         }
         target = planned.snapshot
-        outcome = _call(
+        outcome = call_arm(
             f"create snapshot {target.name}",
             lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),
         )
@@ -272,7 +216,7 @@ class PoolPipeline:
                 },
             },
         }
-        _call(f"create image {image.name}", lambda: self._compute(image).images.begin_create_or_update(image.resource_group, image.name, body, polling=False))
+        call_arm(f"create image {image.name}", lambda: self._compute(image).images.begin_create_or_update(image.resource_group, image.name, body, polling=False))
         return Waiting("image")
 
     def _put_image_definition(self, record: RequestRecord, plan: ResourcePlan) -> Waiting:
@@ -289,7 +233,7 @@ class PoolPipeline:
                 "description": f"Custom image for Batch pool {plan.pool.name}",
             },
         }
-        _call(
+        call_arm(
             f"create gallery image definition {definition.name}",
             lambda: self._compute(definition).gallery_images.begin_create_or_update(
                 definition.resource_group, gallery.name, definition.name, body, polling=False
@@ -310,7 +254,7 @@ class PoolPipeline:
                 "storageProfile": {"source": {"id": plan.image.id}},
             },
         }
-        _call(
+        call_arm(
             f"create gallery image version {version.name}",
             lambda: self._compute(version).gallery_image_versions.begin_create_or_update(
                 version.resource_group, definition.parent().name, definition.name, version.name, body, polling=False
@@ -347,7 +291,7 @@ class PoolPipeline:
             }
         }
         batch = self._deps.clients.batch(pool_id.subscription)
-        _call(
+        call_arm(
             f"create pool {pool_id.name}",
             lambda: batch.pool.create(pool_id.resource_group, pool_id.parent().name, pool_id.name, body, if_none_match="*"),
         )

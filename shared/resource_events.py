@@ -14,7 +14,8 @@ from .arm_events import ArmEvent
 from .arm_ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
 from .dependencies import Dependencies
 from .ledger import RequestNotFound, RequestRecord
-from .pipeline import PoolPipeline, _get_or_none
+from .arm_calls import get_or_none
+from .pipeline import PoolPipeline
 from .resource_plan import METADATA_REQUEST, TAG_REQUEST, request_id_from_name
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
         return None
     if resource.resource_type == GALLERY_IMAGE:
         compute = deps.clients.compute(resource.subscription)
-        definition = _get_or_none(
+        definition = get_or_none(
             "read image definition",
             lambda: compute.gallery_images.get(resource.resource_group, resource.parent().name, resource.name),
         )
@@ -62,14 +63,14 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
             return from_definition
         definition = resource.parent()
         compute = deps.clients.compute(resource.subscription)
-        version = _get_or_none(
+        version = get_or_none(
             "read image version",
             lambda: compute.gallery_image_versions.get(resource.resource_group, definition.parent().name, definition.name, resource.name),
         )
         return (version.tags or {}).get(TAG_REQUEST) if version is not None else None
     if resource.resource_type == BATCH_POOL:
         batch = deps.clients.batch(resource.subscription)
-        pool = _get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
+        pool = get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
         if pool is None:
             return None
         return {m.name: m.value for m in pool.metadata or []}.get(METADATA_REQUEST)

@@ -1,0 +1,70 @@
+"""One ARM call at a time, its failure sorted into what the caller should do.
+
+Transient (429, 5xx, connection) -> :class:`TransientAzureError`: raise so the
+platform redelivers. Our own resource already being created (409), or a lost
+conditional-write race (412) -> a :class:`Waiting` value. Any other refusal -> :class:`StepFailed`: permanent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+class TransientAzureError(RuntimeError):
+    """Azure answered 429/5xx after the SDK's own retries: let the platform redeliver."""
+
+
+class StepFailed(RuntimeError):
+    """Azure refused a step for good (a 4xx other than 'already under way'): the request fails."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The next step is under way in Azure; an event will say when it is done."""
+
+    what: str
+
+
+def _status(error: Exception) -> int | None:
+    return getattr(error, "status_code", None)
+
+
+def _error_code(error: Exception) -> str:
+    inner = getattr(error, "error", None)
+    return getattr(inner, "code", None) or ""
+
+
+def call_arm(description: str, action: Callable[[], Any]) -> Any:
+    """Run one ARM call and sort its failure: transient, already under way, or permanent."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    try:
+        return action()
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise TransientAzureError(f"{description}: {exc}") from exc
+    except HttpResponseError as exc:
+        status = _status(exc)
+        if status is None or status == 429 or status >= 500:
+            raise TransientAzureError(f"{description}: HTTP {status} {_error_code(exc)}") from exc
+        if status == 409 and _error_code(exc) in ("OperationNotAllowed", "Conflict", "AnotherOperationInProgress"):
+            # Our own deterministic name is already being created: that is the step under way.
+            return Waiting(description)
+        if status == 412:
+            # A conditional write lost a race (If-None-Match: * on a resource another
+            # delivery just created, or If-Match on a changed ETag): re-read next time.
+            return Waiting(description)
+        message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
+        raise StepFailed(f"{description} was refused: {_error_code(exc) or status}: {message}") from exc
+
+
+def get_or_none(description: str, action: Callable[[], Any]) -> Any:
+    """Like :func:`call_arm` for a GET, with a missing resource answered as None."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return call_arm(description, action)
+    except StepFailed as exc:
+        if isinstance(exc.__cause__, ResourceNotFoundError):
+            return None
+        raise
