@@ -8,8 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.ledger import (
+    FINAL_STAGES,
     FinalStageError,
     InMemoryLedger,
+    Ledger,
+    LedgerUnavailable,
+    RecordTooLarge,
     RequestAlreadyExists,
     RequestNotFound,
     RequestRecord,
@@ -19,100 +23,285 @@ from shared.ledger import (
 )
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+BODY = {"requestedBy": "team-a", "pool": {"poolName": "render", "targetDedicatedNodes": 600}, "dataDisks": [0, 1]}
+DETAILS = {"plan": {"poolId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/b/pools/render"}}
 
 
 @pytest.fixture(params=["in-memory", "table-storage"])
-def ledger(request):
+def ledger(request: pytest.FixtureRequest) -> Ledger:
     if request.param == "in-memory":
         return InMemoryLedger()
     return TableLedger(request.getfixturevalue("azurite_table_client"))
 
 
-def _record(request_id: str = "r-1", stage: Stage = Stage.RECEIVED, at: datetime = T0) -> RequestRecord:
-    return RequestRecord.new(
-        request_id=request_id,
-        stage=stage,
-        body={"requestedBy": "team-a", "pool": {"poolName": "p", "targetDedicatedNodes": 600}},
-        reply_to="replies",
-        details={"plan": {"poolId": "/subscriptions/x/pool"}},
-        now=at,
-    )
+def a_request(request_id: str = "r-1", stage: Stage = Stage.RECEIVED, at: datetime = T0) -> RequestRecord:
+    return RequestRecord.new(request_id=request_id, stage=stage, body=BODY, reply_to="replies", details=DETAILS, now=at)
 
 
-class TestCreateAndRead:
+def advance_all_at_once(ledger: Ledger, record: RequestRecord, stages: list[Stage]) -> list[str]:
+    """Each thread advances the same read to its own stage; returns who won (stage) or 'stale'."""
+    outcomes: list[str] = []
+    start = threading.Barrier(len(stages))
+
+    def attempt(stage: Stage) -> None:
+        start.wait()
+        try:
+            ledger.advance(record, stage)
+            outcomes.append(stage.value)
+        except StaleRecord:
+            outcomes.append("stale")
+
+    threads = [threading.Thread(target=attempt, args=(stage,)) for stage in stages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+class TestRecordingARequest:
     def test_a_created_request_reads_back_whole(self, ledger):
-        stored = ledger.create(_record())
-        read = ledger.get("r-1")
-        assert stored.etag and read.etag == stored.etag
-        assert (read.request_id, read.stage, read.reason, read.reply_to) == ("r-1", Stage.RECEIVED, None, "replies")
-        assert read.body == _record().body and read.details == _record().details
-        assert read.created_at == T0 and read.created_at.tzinfo is not None
+        # GIVEN a request recorded in the ledger
+        stored = ledger.create(a_request())
 
-    def test_creating_the_same_request_twice_is_refused(self, ledger):
-        ledger.create(_record())
+        # WHEN it is read back
+        read = ledger.get("r-1")
+
+        # THEN every field is as written, times are UTC, and the ETag is the stored one
+        assert stored.etag is not None and read.etag == stored.etag
+        assert (read.request_id, read.stage, read.reason, read.reply_to) == ("r-1", Stage.RECEIVED, None, "replies")
+        assert read.body == BODY and read.details == DETAILS
+        assert read.created_at == T0 and read.updated_at == T0
+        assert read.created_at.tzinfo is not None and read.created_at.utcoffset() == timedelta(0)
+        assert read == stored
+
+    def test_times_in_another_timezone_are_kept_as_the_same_instant_in_utc(self, ledger):
+        # GIVEN a request created at 11:00 in UTC+2
+        at = datetime(2026, 1, 5, 11, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+
+        # WHEN it is recorded and read back
+        ledger.create(a_request(at=at))
+        read = ledger.get("r-1")
+
+        # THEN it is 09:00:00.123456 UTC
+        assert read.created_at == at and read.created_at.tzinfo == timezone.utc
+        assert read.created_at.isoformat() == "2026-01-05T09:00:00.123456+00:00"
+
+    def test_a_request_without_a_timezone_is_refused(self):
+        # GIVEN / WHEN a record is built with a naive time
+        # THEN it is refused before it reaches any ledger
+        with pytest.raises(ValueError, match="timezone"):
+            a_request(at=datetime(2026, 1, 5, 9, 0))
+
+    def test_creating_the_same_request_twice_is_refused_and_keeps_the_first(self, ledger):
+        # GIVEN a recorded request
+        first = ledger.create(a_request())
+
+        # WHEN the same id is created again (a duplicate delivery)
         with pytest.raises(RequestAlreadyExists):
-            ledger.create(_record())
+            ledger.create(a_request(stage=Stage.IMAGING))
+
+        # THEN the first record stands
+        assert ledger.get("r-1") == first
 
     def test_an_unknown_request_is_not_found(self, ledger):
+        # GIVEN an empty ledger
+        # WHEN / THEN reading an id it never saw fails clearly
         with pytest.raises(RequestNotFound):
             ledger.get("nope")
 
-
-class TestAdvance:
-    def test_advance_with_a_fresh_etag_moves_the_stage_and_merges_details(self, ledger):
-        stored = ledger.create(_record())
-        advanced = ledger.advance(stored, Stage.SNAPSHOTTING, details={"snapshots": 3}, now=T0 + timedelta(minutes=1))
-        assert advanced.etag != stored.etag
+    def test_changing_a_returned_record_does_not_change_the_ledger(self, ledger):
+        # GIVEN a recorded request read back
+        ledger.create(a_request())
         read = ledger.get("r-1")
-        assert read.stage is Stage.SNAPSHOTTING and read.details == {"plan": {"poolId": "/subscriptions/x/pool"}, "snapshots": 3}
-        assert read.updated_at == T0 + timedelta(minutes=1)
 
-    def test_advance_from_a_stale_read_is_refused_and_changes_nothing(self, ledger):
-        stored = ledger.create(_record())
-        ledger.advance(stored, Stage.SNAPSHOTTING)
+        # WHEN the caller changes the dicts it got
+        read.body["requestedBy"] = "someone-else"
+        read.details["plan"] = None
+
+        # THEN the stored record is untouched
+        again = ledger.get("r-1")
+        assert again.body == BODY and again.details == DETAILS
+
+    def test_a_body_too_large_for_table_storage_is_refused_as_permanent(self, ledger):
+        # GIVEN a body over Table Storage's 64 KiB property limit
+        huge = RequestRecord.new(request_id="r-big", stage=Stage.RECEIVED, body={"blob": "x" * 40_000}, now=T0)
+
+        # WHEN / THEN it is refused, and nothing is stored
+        with pytest.raises(RecordTooLarge):
+            ledger.create(huge)
+        with pytest.raises(RequestNotFound):
+            ledger.get("r-big")
+
+
+class TestAdvancingAStage:
+    def test_advancing_a_fresh_read_moves_the_stage_and_gives_a_new_etag(self, ledger):
+        # GIVEN a recorded request
+        stored = ledger.create(a_request())
+
+        # WHEN it is advanced from that read
+        advanced = ledger.advance(stored, Stage.SNAPSHOTTING, reason="snapshots started", now=T0 + timedelta(minutes=1))
+
+        # THEN the new stage, reason and time are stored under a new ETag
+        assert advanced.etag not in (None, stored.etag)
+        read = ledger.get("r-1")
+        assert read == advanced
+        assert (read.stage, read.reason) == (Stage.SNAPSHOTTING, "snapshots started")
+        assert read.updated_at == T0 + timedelta(minutes=1) and read.created_at == T0
+
+    def test_advancing_merges_details_into_the_existing_ones(self, ledger):
+        # GIVEN a request with a plan in its details, advanced once with snapshot ids
+        stored = ledger.create(a_request())
+        snapshotting = ledger.advance(stored, Stage.SNAPSHOTTING, details={"snapshots": ["s-os"], "attempt": 1})
+
+        # WHEN it is advanced again with more details, one of them replacing an old key
+        imaging = ledger.advance(snapshotting, Stage.IMAGING, details={"image": "img-1", "attempt": 2})
+
+        # THEN old keys are kept, new ones added, repeated ones replaced
+        expected = {**DETAILS, "snapshots": ["s-os"], "image": "img-1", "attempt": 2}
+        assert imaging.details == expected and ledger.get("r-1").details == expected
+
+    def test_a_reason_is_kept_until_a_new_one_is_given(self, ledger):
+        # GIVEN a request advanced with a reason
+        stored = ledger.create(a_request())
+        waiting = ledger.advance(stored, Stage.SCALING, reason="quota")
+
+        # WHEN it is advanced without one
+        ledger.advance(waiting, Stage.SCALING, details={"nodes": 300})
+
+        # THEN the reason stays
+        assert ledger.get("r-1").reason == "quota"
+
+    def test_advancing_from_a_stale_read_is_refused_and_changes_nothing(self, ledger):
+        # GIVEN a request that another delivery advanced after we read it
+        our_read = ledger.create(a_request())
+        theirs = ledger.advance(our_read, Stage.SNAPSHOTTING)
+
+        # WHEN we advance from our old read
         with pytest.raises(StaleRecord):
-            ledger.advance(stored, Stage.FAILED, reason="late")
-        assert ledger.get("r-1").stage is Stage.SNAPSHOTTING
+            ledger.advance(our_read, Stage.FAILED, reason="late", details={"late": True})
+
+        # THEN the stored record is theirs
+        assert ledger.get("r-1") == theirs
+
+    def test_a_record_that_was_never_stored_cannot_advance(self, ledger):
+        # GIVEN a record built but never created (no ETag)
+        # WHEN / THEN advancing it is refused as stale
+        with pytest.raises(StaleRecord):
+            ledger.advance(a_request(), Stage.SNAPSHOTTING)
 
     def test_of_concurrent_advances_from_one_read_exactly_one_wins(self, ledger):
-        stored = ledger.create(_record())
-        outcomes: list[str] = []
-        barrier = threading.Barrier(4)
+        # GIVEN one read of a request
+        stored = ledger.create(a_request())
 
-        def attempt(stage: Stage) -> None:
-            barrier.wait()
-            try:
-                ledger.advance(stored, stage)
-                outcomes.append(stage.value)
-            except StaleRecord:
-                outcomes.append("stale")
+        # WHEN four deliveries advance it from that read at the same moment
+        outcomes = advance_all_at_once(ledger, stored, [Stage.SNAPSHOTTING, Stage.IMAGING, Stage.FAILED, Stage.PUBLISHING])
 
-        threads = [threading.Thread(target=attempt, args=(s,)) for s in (Stage.SNAPSHOTTING, Stage.IMAGING, Stage.FAILED, Stage.PUBLISHING)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        winners = [o for o in outcomes if o != "stale"]
-        assert len(winners) == 1 and outcomes.count("stale") == 3
+        # THEN exactly one wins, the others are told they are stale, and the winner's stage is stored
+        winners = [outcome for outcome in outcomes if outcome != "stale"]
+        assert len(outcomes) == 4 and len(winners) == 1
         assert ledger.get("r-1").stage.value == winners[0]
 
-    @pytest.mark.parametrize("final", [Stage.READY, Stage.FAILED, Stage.REJECTED])
+    @pytest.mark.parametrize("final", sorted(FINAL_STAGES), ids=lambda stage: stage.value)
     def test_a_final_stage_is_never_left(self, ledger, final):
-        stored = ledger.create(_record())
+        # GIVEN a request in a final stage
+        stored = ledger.create(a_request())
         done = ledger.advance(stored, final, reason="done")
+
+        # WHEN something tries to move it on, even from a fresh read
         with pytest.raises(FinalStageError):
             ledger.advance(done, Stage.SNAPSHOTTING)
-        assert ledger.get("r-1").stage is final and ledger.get("r-1").reason == "done"
+
+        # THEN it stays where it was
+        assert ledger.get("r-1") == done
+
+    def test_a_final_stage_can_take_more_details(self, ledger):
+        # GIVEN a ready request
+        ready = ledger.advance(ledger.create(a_request()), Stage.READY)
+
+        # WHEN details are added while it stays READY
+        ledger.advance(ready, Stage.READY, details={"replied": True})
+
+        # THEN it is still READY with the new details
+        read = ledger.get("r-1")
+        assert read.stage is Stage.READY and read.details["replied"] is True
+
+    def test_the_final_stages_are_ready_failed_and_rejected(self):
+        assert {stage for stage in Stage if stage.is_final} == {Stage.READY, Stage.FAILED, Stage.REJECTED} == FINAL_STAGES
 
 
-class TestListing:
+class TestListingRequests:
     def test_list_by_stage_returns_exactly_the_matching_requests(self, ledger):
+        # GIVEN requests in several stages, one of them advanced into IMAGING
         for index, stage in enumerate([Stage.RECEIVED, Stage.IMAGING, Stage.IMAGING, Stage.READY]):
-            ledger.create(_record(f"r-{index}", stage))
-        assert sorted(r.request_id for r in ledger.list_by_stage(Stage.IMAGING)) == ["r-1", "r-2"]
-        assert ledger.list_by_stage(Stage.FAILED) == []
+            ledger.create(a_request(f"r-{index}", stage, at=T0 + timedelta(minutes=index)))
+        ledger.advance(ledger.get("r-0"), Stage.IMAGING)
 
-    def test_list_recent_is_newest_first_and_limited(self, ledger):
+        # WHEN / THEN listing by stage gives exactly those, oldest created first
+        assert [r.request_id for r in ledger.list_by_stage(Stage.IMAGING)] == ["r-0", "r-1", "r-2"]
+        assert [r.request_id for r in ledger.list_by_stage(Stage.READY)] == ["r-3"]
+        assert ledger.list_by_stage(Stage.RECEIVED) == [] and ledger.list_by_stage(Stage.FAILED) == []
+
+    def test_list_recent_is_most_recently_updated_first_and_limited(self, ledger):
+        # GIVEN four requests created a minute apart, the oldest then updated last
         for index in range(4):
-            ledger.create(_record(f"r-{index}", at=T0 + timedelta(minutes=index)))
-        assert [r.request_id for r in ledger.list_recent(3)] == ["r-3", "r-2", "r-1"]
+            ledger.create(a_request(f"r-{index}", at=T0 + timedelta(minutes=index)))
+        ledger.advance(ledger.get("r-0"), Stage.SNAPSHOTTING, now=T0 + timedelta(hours=1))
+
+        # WHEN the three most recent are listed
+        recent = ledger.list_recent(3)
+
+        # THEN they come newest update first, and no more than asked for
+        assert [r.request_id for r in recent] == ["r-0", "r-3", "r-2"]
+        assert len(ledger.list_recent(100)) == 4 and ledger.list_recent(0) == []
+
+    def test_an_empty_ledger_lists_nothing(self, ledger):
+        assert ledger.list_recent(10) == [] and ledger.list_by_stage(Stage.RECEIVED) == []
+
+
+class TestTableStorageSpecifics:
+    def test_each_request_is_one_entity_partitioned_by_its_id(self, azurite_table_client):
+        # GIVEN a request recorded through the Table ledger
+        TableLedger(azurite_table_client).create(a_request())
+
+        # WHEN the table is read directly
+        (entity,) = list(azurite_table_client.list_entities())
+
+        # THEN the entity is keyed by the request id, with JSON body and details
+        assert (entity["PartitionKey"], entity["RowKey"], entity["Stage"]) == ("r-1", "request", "RECEIVED")
+        assert entity["UpdatedAt"] == "2026-01-05T09:00:00.000000+00:00"
+        assert "Reason" not in entity and entity["ReplyTo"] == "replies"
+
+    def test_ensure_table_is_idempotent(self, azurite_table_client):
+        # GIVEN a ledger whose table does not exist yet
+        ledger = TableLedger(azurite_table_client)
+
+        # WHEN the table is ensured twice
+        ledger.ensure_table()
+        ledger.ensure_table()
+
+        # THEN it exists and is empty
+        assert ledger.list_recent(10) == []
+        assert azurite_table_client.get_table_access_policy() == {}
+
+    def test_an_unreachable_store_is_reported_as_unavailable(self, azurite_table_client):
+        # GIVEN a ledger whose table endpoint nobody listens on
+        from azure.data.tables import TableClient
+
+        from tests.azurite import free_loopback_port
+
+        endpoint = f"http://127.0.0.1:{free_loopback_port()}/devstoreaccount1"
+        unreachable = TableClient(
+            endpoint, "ledger", credential=azurite_table_client.credential, retry_total=0, connection_timeout=2
+        )
+
+        # WHEN / THEN every operation fails as transient, with the SDK error chained
+        with unreachable:
+            ledger = TableLedger(unreachable)
+            with pytest.raises(LedgerUnavailable) as failure:
+                ledger.get("r-1")
+            assert failure.value.__cause__ is not None
+            with pytest.raises(LedgerUnavailable):
+                ledger.create(a_request())
+            with pytest.raises(LedgerUnavailable):
+                ledger.list_recent(10)
