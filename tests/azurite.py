@@ -16,14 +16,15 @@ import time
 from pathlib import Path
 from typing import IO
 
+from shared.clients import AZURITE_ACCOUNT, AZURITE_KEY
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_TABLE = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-table"
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 10
 
-# Azurite's published development account and key (the same for every Azurite).
-ACCOUNT_NAME = "devstoreaccount1"
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Azurite's published development account and key, as the production client factory uses them.
+ACCOUNT_NAME, ACCOUNT_KEY = AZURITE_ACCOUNT, AZURITE_KEY
 
 
 class AzuriteError(RuntimeError):
