@@ -5,6 +5,6 @@ modules import only ``azure.functions`` and ``shared.settings`` at module level:
 the rest loads on the first invocation (cold start).
 """
 
-from . import intake, resource_events
+from . import intake, pool_guard, resource_events
 
-BLUEPRINTS = [intake.bp, resource_events.bp]
+BLUEPRINTS = [intake.bp, resource_events.bp, pool_guard.bp]

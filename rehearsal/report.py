@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .runner import Rehearsal
+from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal
 
 _SHORT_TYPES = {
     "microsoft.compute/snapshots": "snapshots",
@@ -36,7 +36,7 @@ def build_report(rehearsal: Rehearsal) -> dict:
         "replies": [
             {"to": queue.name, "body": _json_or_text(m.message.body)}
             for queue in emulator.servicebus.queues.values()
-            if queue.name != "pool-requests"
+            if queue.name not in (REQUESTS_QUEUE, CHECKS_QUEUE)
             for m in queue.sent
         ],
         "armCalls": dict(sorted(emulator.calls.items())),

@@ -32,6 +32,7 @@ from .scenario import (
 )
 
 REQUESTS_QUEUE = "pool-requests"
+CHECKS_QUEUE = "pool-checks"
 # Bounds the pump so a scenario that never settles still ends.
 _MAX_ROUNDS = 100_000
 
@@ -50,6 +51,8 @@ class Rehearsal:
 
     scenario: Scenario
     ledger: Ledger | None = None
+    # False: scheduled pool checks are dropped, only the timer sweeps (the benchmark's baseline).
+    deliver_pool_checks: bool = True
     emulator: AzureEmulator = field(init=False)
     host: FunctionHost = field(init=False)
     timeline: list[TimelineEntry] = field(default_factory=list)
@@ -75,6 +78,9 @@ class Rehearsal:
                 setting_names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
                 setting_names.LEDGER_TABLE_ENDPOINT: "https://rehearsal.table.core.windows.net",
                 setting_names.ALLOWED_SCOPES: ",".join(world.allowed_scopes),
+                setting_names.POOL_CHECKS_QUEUE: CHECKS_QUEUE,
+                setting_names.GUARDED_BATCH_ACCOUNTS: ",".join(world.guarded_batch_accounts),
+                setting_names.STUCK_REQUEST_MINUTES: str(world.stuck_request_minutes),
             }
         )
         clients = AzureClients(
@@ -91,6 +97,10 @@ class Rehearsal:
         self.host = FunctionHost()
         self._requests_function = self.host.queue_function(setting_names.POOL_REQUESTS_QUEUE)
         self._event_functions = self.host.names("eventGridTrigger")
+        self._checks_function = self.host.queue_function(setting_names.POOL_CHECKS_QUEUE)
+        self._timer_functions = self.host.names("timerTrigger")
+        self._timer = GuardTimer(self.emulator.now(), settings)
+        self._alerts_seen = 0
         self._stages: dict[str, str] = {}
         self._events_seen = 0
 
@@ -123,6 +133,9 @@ class Rehearsal:
             nodes_per_minute=world.allocation.nodes_per_minute,
             quota_error=world.allocation.quota_error,
         )
+        for pool in world.pools:
+            account_id, name = pool.id.rsplit("/pools/", 1)
+            emulator.batch.create_pool(account_id, name, pool.body(), url=f"https://management.azure.com{pool.id}")
         for fault in world.faults:
             emulator.faults.add(
                 FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit)
@@ -183,7 +196,12 @@ class Rehearsal:
     def _run_until(self, end: datetime, *, stop_when_idle: bool) -> None:
         for _ in range(_MAX_ROUNDS):
             self._pump()
-            upcoming = [t for t in (self.emulator.clock.next_due(), self.emulator.events.next_due(), self.emulator.servicebus.next_due((REQUESTS_QUEUE,))) if t is not None]
+            if self._timer.due(self.emulator.now()) and self._timer_functions and self._guard_relevant():
+                self._fire_timer()
+                continue
+            upcoming = [t for t in (self.emulator.clock.next_due(), self.emulator.events.next_due(), self.emulator.servicebus.next_due(self._queues())) if t is not None]
+            if self._timer_wanted(busy=bool(upcoming)):
+                upcoming.append(self._timer.next_tick(self.emulator.now()))
             if not upcoming:
                 if not stop_when_idle:
                     self.emulator.clock.advance_to(end)
@@ -195,16 +213,93 @@ class Rehearsal:
                 return
             self.emulator.clock.advance_to(next_time)
 
+    def _queues(self) -> tuple[str, ...]:
+        return (REQUESTS_QUEUE, CHECKS_QUEUE) if self.deliver_pool_checks else (REQUESTS_QUEUE,)
+
     def _pump(self) -> None:
         """Hand every due message and event to its function until none is due now."""
         while True:
+            before = self._fingerprint()
             delivered = self.emulator.servicebus.deliver_due(REQUESTS_QUEUE, self._deliver_request)
+            if self.deliver_pool_checks:
+                delivered += self.emulator.servicebus.deliver_due(CHECKS_QUEUE, self._deliver_check)
+            else:
+                while self.emulator.servicebus.receive_due(CHECKS_QUEUE) is not None:
+                    pass
             events = self.emulator.events.take_due()
             for event in events:
                 self._deliver_event(event.body)
             self._note_resources()
+            self._note_activity(before)
             if not delivered and not events:
                 return
+
+    # -- the pool guard's timer ----------------------------------------------------
+
+    def _timer_wanted(self, *, busy: bool) -> bool:
+        """Fire the timer while the guard may have work: the world is busy or changed recently.
+
+        A timer alone must not keep run-until-idle going forever: once nothing is
+        pending and a quiet window (longer than any backoff or stuck-request
+        threshold) has passed without a change, the world is idle.
+        """
+        if not self._timer_functions or not self._guard_relevant():
+            return False
+        return busy or self._timer.next_tick(self.emulator.now()) <= self._timer.last_activity + self._timer.quiet_window
+
+    def _guard_relevant(self) -> bool:
+        if any(not r.stage.is_final for r in self.ledger.list_recent(1000)):
+            return True
+        guarded = {a.lower() for a in self.dependencies.settings.guarded_batch_accounts}
+        for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):
+            metadata = {m["name"]: m["value"] for m in pool.properties.get("metadata") or []}
+            fixed = (pool.properties.get("scaleSettings") or {}).get("fixedScale")
+            if "cip-request" in metadata or (fixed is not None and pool.id.rsplit("/pools/", 1)[0].lower() in guarded):
+                targets = (metadata.get("cip-target-dedicated"), metadata.get("cip-target-low-priority")) if "cip-request" in metadata else (
+                    (fixed or {}).get("targetDedicatedNodes"), (fixed or {}).get("targetLowPriorityNodes"))
+                try:
+                    wanted = [int(t or 0) for t in targets]
+                except ValueError:
+                    continue
+                if pool.properties.get("currentDedicatedNodes", 0) < wanted[0] or pool.properties.get("currentLowPriorityNodes", 0) < wanted[1]:
+                    return True
+        return False
+
+    def _fire_timer(self) -> None:
+        from azure.functions.timer import TimerRequest
+
+        self._timer.fired(self.emulator.now())
+        before = self._fingerprint()
+        for name in self._timer_functions:
+            try:
+                self.host.call(name, TimerRequest(past_due=False))
+            except Exception:  # noqa: BLE001 - recorded by the host; the next tick runs anyway
+                pass
+        self._note_stages()
+        self._note_resources()
+        self._note_activity(before)
+
+    def _fingerprint(self) -> tuple:
+        writes = sum(n for op, n in self.emulator.calls.items() if not op.startswith("GET"))
+        sent = sum(len(q.sent) for q in self.emulator.servicebus.queues.values())
+        return writes, sent, len(self.emulator.topic.received), tuple(sorted(self._stages.items()))
+
+    def _note_activity(self, before: tuple) -> None:
+        self._note_alerts()
+        if self._fingerprint() != before:
+            self._timer.last_activity = self.emulator.now()
+
+    def _deliver_check(self, queued) -> None:
+        message = service_bus_message(
+            body=queued.message.body.encode(),
+            message_id=queued.message_id,
+            reply_to=queued.message.reply_to,
+            delivery_count=queued.delivery_count,
+        )
+        try:
+            self.host.call(self._checks_function, message)
+        finally:
+            self._note_stages()
 
     def _deliver_request(self, queued) -> None:
         message = service_bus_message(
@@ -237,9 +332,46 @@ class Rehearsal:
                 self._stages[record.request_id] = record.stage.value
                 self.timeline.append(TimelineEntry(self.emulator.now(), record.stage.value, record.request_id, record.reason or ""))
 
+    def _note_alerts(self) -> None:
+        received = self.emulator.topic.received
+        for alert in received[self._alerts_seen :]:
+            self.timeline.append(TimelineEntry(self.emulator.now(), "alert", alert.get("subject", ""), alert.get("type", "")))
+        self._alerts_seen = len(received)
+
     def _note_resources(self) -> None:
         emitted = self.emulator.events.emitted
         for event in emitted[self._events_seen :]:
             data = event.body["data"]
             self.timeline.append(TimelineEntry(self.emulator.now(), "azure", event.subject, f"{data['operationName']} {data['status']}"))
         self._events_seen = len(emitted)
+
+
+class GuardTimer:
+    """The timer trigger's schedule on virtual time (``*/N`` minutes; anything else: every 5 minutes)."""
+
+    def __init__(self, start: datetime, settings: Settings) -> None:
+        from shared.guard_rules import Policy
+
+        minute_field = settings.guard_schedule.split()[1]
+        minutes = int(minute_field[2:]) if minute_field.startswith("*/") and minute_field[2:].isdigit() else 5
+        self.period = timedelta(minutes=max(1, minutes))
+        self._start = start
+        self._last_fired: datetime | None = None
+        self.last_activity = start
+        backoff = Policy(max_resizes_without_progress=settings.guard_max_resizes_without_progress).backoff(
+            settings.guard_max_resizes_without_progress)
+        self.quiet_window = max(timedelta(minutes=settings.stuck_request_minutes), backoff) + 2 * self.period
+
+    def next_tick(self, now: datetime) -> datetime:
+        """The first schedule boundary not yet fired at or after ``now``."""
+        ticks = max(1, -(-(now - self._start) // self.period))
+        tick = self._start + ticks * self.period
+        if self._last_fired is not None and tick <= self._last_fired:
+            tick = self._last_fired + self.period
+        return tick
+
+    def due(self, now: datetime) -> bool:
+        return self.next_tick(now) == now
+
+    def fired(self, now: datetime) -> None:
+        self._last_fired = now

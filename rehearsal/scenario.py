@@ -79,6 +79,35 @@ class EventDeliverySpec(_Model):
     drop_event_types: list[str] = Field(default_factory=list)
 
 
+class PoolSpec(_Model):
+    """A Batch pool that exists before the scenario starts (not made by the pipeline)."""
+
+    id: str
+    vm_size: str = "Standard_D4ds_v5"
+    image_id: str | None = None
+    node_agent_sku_id: str = "batch.node.ubuntu 24.04"
+    target_dedicated_nodes: int = 0
+    target_low_priority_nodes: int = 0
+    resize_timeout: str = "PT25M"
+    auto_scale_formula: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def body(self) -> dict:
+        image = {"id": self.image_id} if self.image_id else {
+            "publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
+        scale = {"autoScale": {"formula": self.auto_scale_formula}} if self.auto_scale_formula else {"fixedScale": {
+            "targetDedicatedNodes": self.target_dedicated_nodes,
+            "targetLowPriorityNodes": self.target_low_priority_nodes,
+            "resizeTimeout": self.resize_timeout,
+        }}
+        return {"properties": {
+            "vmSize": self.vm_size,
+            "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": image, "nodeAgentSkuId": self.node_agent_sku_id}},
+            "scaleSettings": scale,
+            "metadata": [{"name": k, "value": v} for k, v in sorted(self.metadata.items())],
+        }}
+
+
 class World(_Model):
     allowed_scopes: list[str] = Field(default_factory=lambda: [DEFAULT_RG, DEFAULT_ACCOUNT_ID])
     virtual_machines: list[VirtualMachineSpec] = Field(default_factory=lambda: [VirtualMachineSpec(id=DEFAULT_VM_ID, data_disk_luns=[0, 1])])
@@ -87,6 +116,10 @@ class World(_Model):
     allocation: AllocationSpec = Field(default_factory=AllocationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     event_delivery: EventDeliverySpec = Field(default_factory=EventDeliverySpec)
+    # The pool guard: accounts whose every fixed-scale pool it keeps at target, and when a request counts as stuck.
+    guarded_batch_accounts: list[str] = Field(default_factory=list)
+    stuck_request_minutes: Annotated[int, Field(ge=1)] = 30
+    pools: list[PoolSpec] = Field(default_factory=list)
 
 
 class SubmitStep(_Model):

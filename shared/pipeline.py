@@ -166,8 +166,11 @@ class PoolPipeline:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request")
         if pool.provisioning_state != "Succeeded":
             return Waiting("pool")
-        # Until the pool guard exists, a created pool completes the request.
-        return Stage.READY
+        settings = record.body["pool"]
+        at_target = (pool.current_dedicated_nodes or 0) >= settings.get("targetDedicatedNodes", 0) and (
+            pool.current_low_priority_nodes or 0) >= settings.get("targetLowPriorityNodes", 0)
+        # The pool guard finishes a pool still growing (large pools need several resizes).
+        return Stage.READY if at_target else Stage.SCALING
 
     # -- writes -----------------------------------------------------------------
 
@@ -291,10 +294,17 @@ class PoolPipeline:
             }
         }
         batch = self._deps.clients.batch(pool_id.subscription)
-        call_arm(
+        outcome = call_arm(
             f"create pool {pool_id.name}",
             lambda: batch.pool.create(pool_id.resource_group, pool_id.parent().name, pool_id.name, body, if_none_match="*"),
         )
+        if not isinstance(outcome, Waiting):
+            import isodate
+
+            from .pool_guard import schedule_check_after_resize
+
+            # The creation is the pool's first resize: look again when it times out, not a timer period later.
+            schedule_check_after_resize(self._deps, pool_id.id, isodate.parse_duration(settings.get("resizeTimeout", "PT25M")))
         return Waiting("pool")
 
     # -- replies -------------------------------------------------------------------

@@ -22,11 +22,20 @@ ALERTS_TOPIC_ENDPOINT = "ALERTS_TOPIC_ENDPOINT"
 LEDGER_TABLE_ENDPOINT = "LEDGER_TABLE_ENDPOINT"
 LEDGER_TABLE_NAME = "LEDGER_TABLE_NAME"
 ALLOWED_SCOPES = "ALLOWED_SCOPES"
+POOL_CHECKS_QUEUE = "POOL_CHECKS_QUEUE"
+GUARD_SCHEDULE = "GUARD_SCHEDULE"
+GUARDED_BATCH_ACCOUNTS = "GUARDED_BATCH_ACCOUNTS"
+GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "GUARD_MAX_RESIZES_WITHOUT_PROGRESS"
+STUCK_REQUEST_MINUTES = "STUCK_REQUEST_MINUTES"
 
 T = TypeVar("T")
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
 DEFAULT_LEDGER_TABLE_NAME = "poolrequests"
+# NCRONTAB (seconds first), as the Functions timer trigger reads it.
+DEFAULT_GUARD_SCHEDULE = "0 */5 * * * *"
+DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "3"
+DEFAULT_STUCK_REQUEST_MINUTES = "30"
 
 
 class SettingError(ValueError):
@@ -77,6 +86,27 @@ def _scopes(name: str, value: str) -> tuple[str, ...]:
     return scopes
 
 
+def _batch_accounts(name: str, value: str) -> tuple[str, ...]:
+    from .arm_ids import BATCH_ACCOUNT, ArmIdError, parse_arm_id
+
+    try:
+        return tuple(parse_arm_id(part, BATCH_ACCOUNT).id for part in re.split(r"[,;\s]+", value) if part)
+    except ArmIdError as exc:
+        raise SettingError(f"App setting {name} must list Batch account ids: {exc}") from exc
+
+
+def _ncrontab(name: str, value: str) -> str:
+    if len(value.split()) != 6:
+        raise SettingError(f"App setting {name} must be a six-field NCRONTAB expression such as '0 */5 * * * *', got {value!r}")
+    return value
+
+
+def _positive_int(name: str, value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise SettingError(f"App setting {name} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
 def _read(
     environ: Mapping[str, str],
     name: str,
@@ -102,6 +132,12 @@ class Settings:
     ledger_table_endpoint: str
     ledger_table_name: str
     allowed_scopes: tuple[str, ...]
+    pool_checks_queue: str
+    guard_schedule: str = DEFAULT_GUARD_SCHEDULE
+    # Accounts whose every fixed-scale pool the guard keeps at target (opt-in); empty: pipeline pools only.
+    guarded_batch_accounts: tuple[str, ...] = ()
+    guard_max_resizes_without_progress: int = int(DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS)
+    stuck_request_minutes: int = int(DEFAULT_STUCK_REQUEST_MINUTES)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -115,6 +151,13 @@ class Settings:
             ledger_table_endpoint=_read(env, LEDGER_TABLE_ENDPOINT, _https_url),
             ledger_table_name=_read(env, LEDGER_TABLE_NAME, _table_name, DEFAULT_LEDGER_TABLE_NAME),
             allowed_scopes=_read(env, ALLOWED_SCOPES, _scopes),
+            pool_checks_queue=_read(env, POOL_CHECKS_QUEUE, _queue_name),
+            guard_schedule=_read(env, GUARD_SCHEDULE, _ncrontab, DEFAULT_GUARD_SCHEDULE),
+            guarded_batch_accounts=_read(env, GUARDED_BATCH_ACCOUNTS, _batch_accounts, ""),
+            guard_max_resizes_without_progress=_read(
+                env, GUARD_MAX_RESIZES_WITHOUT_PROGRESS, _positive_int, DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS
+            ),
+            stuck_request_minutes=_read(env, STUCK_REQUEST_MINUTES, _positive_int, DEFAULT_STUCK_REQUEST_MINUTES),
         )
 
 
@@ -128,5 +171,10 @@ ALL_SETTING_NAMES = frozenset(
         LEDGER_TABLE_ENDPOINT,
         LEDGER_TABLE_NAME,
         ALLOWED_SCOPES,
+        POOL_CHECKS_QUEUE,
+        GUARD_SCHEDULE,
+        GUARDED_BATCH_ACCOUNTS,
+        GUARD_MAX_RESIZES_WITHOUT_PROGRESS,
+        STUCK_REQUEST_MINUTES,
     }
 )

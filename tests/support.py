@@ -22,6 +22,7 @@ VALID_SETTINGS = {
     names.ALERTS_TOPIC_ENDPOINT: "https://alerts.westeurope-1.eventgrid.azure.net/api/events",
     names.LEDGER_TABLE_ENDPOINT: "https://account.table.core.windows.net",
     names.ALLOWED_SCOPES: f"{RG_ID}, /subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/acct",
+    names.POOL_CHECKS_QUEUE: "pool-checks",
 }
 
 

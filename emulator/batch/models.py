@@ -133,6 +133,9 @@ class BatchBackend:
         self._runs: dict[str, _Resize | _Stop] = {}
         self._quota_errors: dict[str, str] = {}
         self._deletions: dict[str, _Deletion] = {}
+        # (pool id, start, end) of every finished resize: what benchmarks measure time-to-target against.
+        self.resize_history: list[tuple[str, datetime, datetime]] = []
+        self._resize_started: dict[str, datetime] = {}
 
     @property
     def _store(self):
@@ -397,6 +400,7 @@ class BatchBackend:
             "resizeTimeout": isodate.duration_isoformat(timeout),
         }
         self._set_allocation_state(pool, RESIZING)
+        self._resize_started[pool.id.lower()] = now
         run = _Resize(deadline=now + timeout)
         self._runs[pool.id.lower()] = run
         self._schedule_step(pool, run)
@@ -464,6 +468,9 @@ class BatchBackend:
 
     def _finish(self, pool: ArmResource, errors: list[dict]) -> None:
         self._runs.pop(pool.id.lower(), None)
+        started = self._resize_started.pop(pool.id.lower(), None)
+        if started is not None:
+            self.resize_history.append((pool.id, started, self._emulator.now()))
         status = pool.properties.setdefault("resizeOperationStatus", {})
         status.pop("errors", None)
         if errors:

@@ -25,10 +25,12 @@ def test_function_app_indexes_every_function_with_its_trigger_and_settings():
 
     # indexed_functions calls app.get_functions() once per app and keeps the result.
     indexed = {
-        name: {key: value for key, value in binding.items() if key in ("type", "queueName", "connection")}
+        name: {key: value for key, value in binding.items() if key in ("type", "queueName", "connection", "schedule", "useMonitor")}
         for name, (_, _, binding) in indexed_functions(function_app.app).items()
     }
     assert indexed == {
         "pool_requests": {"type": "serviceBusTrigger", "queueName": "%POOL_REQUESTS_QUEUE%", "connection": "SERVICEBUS"},
         "resource_events": {"type": "eventGridTrigger"},
+        "pool_checks": {"type": "serviceBusTrigger", "queueName": "%POOL_CHECKS_QUEUE%", "connection": "SERVICEBUS"},
+        "pool_guard_sweep": {"type": "timerTrigger", "schedule": "%GUARD_SCHEDULE%", "useMonitor": True},
     }

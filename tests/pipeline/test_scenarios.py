@@ -42,8 +42,10 @@ class TestGalleryPath:
         [pool] = resources["pools"]
         assert pool["imageReference"] == version["id"]
         assert (pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"]) == (600, 0)
-        # Every write happened once: 3 snapshots, 1 image, 1 definition, 1 version, 1 pool.
+        # Every write happened once: 3 snapshots, 1 image, 1 definition, 1 version, 1 pool;
+        # 300 nodes arrive per resize, so the pool guard resized once more (one PATCH).
         assert writes(report) == {
+            "PATCH Microsoft.Batch/batchAccounts/pools": 1,
             "PUT Microsoft.Compute/snapshots": 3,
             "PUT Microsoft.Compute/images": 1,
             "PUT Microsoft.Compute/galleries/images": 1,
@@ -58,7 +60,9 @@ class TestGalleryPath:
         rehearsal = Rehearsal(load_scenario(EXAMPLES / "gallery-600-nodes.json")).run()
         [pool] = [r for r in rehearsal.emulator.store if r.type == "Microsoft.Batch/batchAccounts/pools"]
         metadata = {m["name"]: m["value"] for m in pool.properties["metadata"]}
+        guard_state = json.loads(metadata.pop("cip-guard-state"))
         assert metadata == {"cip-request": "team-a-render-001", "cip-target-dedicated": "600", "cip-target-low-priority": "0"}
+        assert guard_state["target"] == "600/0" and guard_state["nodesAtResize"] == 300
         assert pool.properties["scaleSettings"]["fixedScale"]["resizeTimeout"] == "PT25M"
 
     def test_every_event_delivered_three_times_shuffled_still_creates_one_of_each(self):

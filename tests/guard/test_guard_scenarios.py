@@ -1,0 +1,84 @@
+"""The pool guard's example scenarios, played through the registered functions on the emulator."""
+
+from __future__ import annotations
+
+from rehearsal.report import build_report
+from rehearsal.runner import Rehearsal
+from rehearsal.scenario import load_scenario
+from tests.support import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "examples"
+POOL_PATCH = "PATCH Microsoft.Batch/batchAccounts/pools"
+
+
+def play(name: str) -> dict:
+    return build_report(Rehearsal(load_scenario(EXAMPLES / name)).run())
+
+
+def stages(report: dict) -> dict[str, str]:
+    return {r["id"]: r["stage"] for r in report["requests"]}
+
+
+def test_a_2500_node_pool_growing_300_nodes_per_resize_reaches_target_and_the_request_is_ready():
+    report = play("guard-2500-nodes.json")
+    assert stages(report) == {"guard-2500-nodes": "READY"}
+    [pool] = report["resources"]["pools"]
+    assert (pool["currentDedicatedNodes"], pool["targetDedicatedNodes"]) == (2500, 2500)
+    # 300 nodes per resize: the creation and 8 guard resizes, each once
+    assert report["armCalls"][POOL_PATCH] == 8
+    assert report["alerts"] == [] and report["functionErrors"] == []
+    assert [r["body"]["stage"] for r in report["replies"]] == ["READY"]
+
+
+def test_the_image_deleted_mid_growth_raises_one_critical_alert_and_no_resize_loop():
+    report = play("guard-image-deleted.json")
+    [alert] = report["alerts"]
+    assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["severity"] == "critical"
+    assert alert["subject"].endswith("/pools/orphan-pool")
+    assert alert["data"]["pools"][0]["id"].endswith("/pools/orphan-pool")
+    # at most the one resize issued before the failure showed, plus the alert's state write
+    assert report["armCalls"][POOL_PATCH] <= 2
+    assert stages(report) == {"guard-image-deleted": "SCALING"}
+
+
+def test_a_quota_error_raises_one_alert_and_no_resize_loop():
+    report = play("guard-quota-error.json")
+    [alert] = report["alerts"]
+    assert alert["type"] == "CustomImagePool.PoolCannotReachTarget" and alert["data"]["errorCode"] == "AccountCoreQuotaReached"
+    assert alert["data"]["condition"] == "needs-a-person" and alert["data"]["runbook"]
+    assert report["armCalls"][POOL_PATCH] == 1  # the alert's state write, no resize
+    [pool] = report["resources"]["pools"]
+    assert pool["currentDedicatedNodes"] == 100
+
+
+def test_lost_write_events_still_complete_the_request_through_reconciliation():
+    rehearsal = Rehearsal(load_scenario(EXAMPLES / "guard-lost-snapshot-event.json")).run()
+    report = build_report(rehearsal)
+    assert rehearsal.emulator.events.dropped  # the events really were lost
+    assert stages(report) == {"guard-lost-snapshot-event": "READY"}
+    assert len(report["resources"]["snapshots"]) == 3 and report["functionErrors"] == []
+
+
+def test_a_pool_not_made_by_the_pipeline_in_a_guarded_account_is_resized_to_target():
+    report = play("guard-opt-in-pool.json")
+    [pool] = report["resources"]["pools"]
+    assert (pool["currentDedicatedNodes"], pool["targetDedicatedNodes"]) == (900, 900)
+    assert report["armCalls"][POOL_PATCH] == 2 and report["alerts"] == []
+
+
+def test_without_scheduled_checks_the_timer_alone_still_reaches_target_only_later():
+    scenario = load_scenario(EXAMPLES / "guard-opt-in-pool.json")
+    timer_only = Rehearsal(scenario, deliver_pool_checks=False).run()
+    with_checks = Rehearsal(scenario).run()
+    def finished(rehearsal):
+        [pool] = [r for r in rehearsal.emulator.store if r.type == "Microsoft.Batch/batchAccounts/pools"]
+        assert pool.properties["currentDedicatedNodes"] == 900
+        return pool.properties["allocationStateTransitionTime"]
+    assert finished(with_checks) <= finished(timer_only)
+
+
+def test_scheduled_checks_keep_time_to_target_within_5_percent_of_the_allocation_bound():
+    from bench.__main__ import time_to_target_ratio
+
+    with_checks, timer_only = time_to_target_ratio(True), time_to_target_ratio(False)
+    assert with_checks <= 1.05 and with_checks < timer_only

@@ -1,0 +1,140 @@
+"""The pool guard through the real Batch and Compute clients on the emulator: what it changes, and what it leaves alone."""
+
+from __future__ import annotations
+
+import json
+
+from emulator.store import ArmResource
+from rehearsal.runner import CHECKS_QUEUE, Rehearsal
+from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+from shared.guard_rules import METADATA_GUARD_STATE, PoolView
+from shared.pool_guard import PoolGuard, SweepReport
+
+SUB = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
+IMAGING = f"/subscriptions/{SUB}/resourceGroups/rg-imaging"
+SNAPSHOT_ID = f"{IMAGING}/providers/Microsoft.Compute/snapshots/base-os"
+IMAGE_ID = f"{IMAGING}/providers/Microsoft.Compute/images/base"
+POOLS = f"{DEFAULT_ACCOUNT_ID}/pools"
+MINUTE = 60
+
+
+def world_with(pools: list[dict], **world) -> Rehearsal:
+    """GIVEN a guarded account holding ``pools`` (custom image with its lineage), nothing played yet."""
+    rehearsal = Rehearsal(Scenario.model_validate({
+        "world": {"guardedBatchAccounts": [DEFAULT_ACCOUNT_ID], "pools": [{"imageId": IMAGE_ID, **p} for p in pools], **world},
+        "steps": [],
+    }))
+    store = rehearsal.emulator.store
+    store.put(ArmResource(SNAPSHOT_ID, "Microsoft.Compute/snapshots", "westeurope", {"provisioningState": "Succeeded"}))
+    store.put(ArmResource(IMAGE_ID, "Microsoft.Compute/images", "westeurope", {
+        "provisioningState": "Succeeded",
+        "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": SNAPSHOT_ID}}},
+    }))
+    return rehearsal
+
+
+def props(rehearsal: Rehearsal, name: str) -> dict:
+    return rehearsal.emulator.store.find(f"{POOLS}/{name}").properties
+
+
+def patches(rehearsal: Rehearsal) -> int:
+    return rehearsal.emulator.calls["PATCH Microsoft.Batch/batchAccounts/pools"]
+
+
+def sweep(rehearsal: Rehearsal) -> SweepReport:
+    return PoolGuard(rehearsal.dependencies).sweep()
+
+
+class TestResizing:
+    def test_a_timed_out_pool_is_resized_with_its_state_in_metadata_and_a_check_at_the_timeout(self):
+        rehearsal = world_with([{"id": f"{POOLS}/big", "targetDedicatedNodes": 600}])
+        rehearsal.emulator.advance(26 * MINUTE)  # 300 nodes, then AllocationTimedout
+        assert props(rehearsal, "big")["currentDedicatedNodes"] == 300
+        # WHEN the guard sweeps
+        report = sweep(rehearsal)
+        # THEN one PATCH restarted the resize, remembered it, and a check waits for its timeout
+        assert report.resized == [f"{POOLS}/big"] and patches(rehearsal) == 1
+        pool = props(rehearsal, "big")
+        assert pool["allocationState"] == "Resizing" and pool["scaleSettings"]["fixedScale"]["resizeTimeout"] == "PT25M"
+        state = json.loads({m["name"]: m["value"] for m in pool["metadata"]}[METADATA_GUARD_STATE])
+        assert state["nodesAtResize"] == 300 and state["target"] == "600/0"
+        [check] = rehearsal.emulator.servicebus.queue(CHECKS_QUEUE).active
+        assert json.loads(check.message.body)["poolId"] == f"{POOLS}/big"
+        assert (check.enqueued_time - rehearsal.emulator.now()).total_seconds() == 25 * MINUTE + 30
+
+    def test_a_sweep_lists_each_account_once_and_checks_each_image_once(self):
+        rehearsal = world_with([{"id": f"{POOLS}/p{i}", "targetDedicatedNodes": 400} for i in range(5)])
+        rehearsal.emulator.advance(26 * MINUTE)
+        before = dict(rehearsal.emulator.calls)
+        sweep(rehearsal)
+        calls = {op: n - before.get(op, 0) for op, n in rehearsal.emulator.calls.items() if n != before.get(op, 0)}
+        assert calls == {"GET Microsoft.Batch/batchAccounts/pools": 1, "GET Microsoft.Compute/images": 1,
+                         "PATCH Microsoft.Batch/batchAccounts/pools": 5}
+
+
+class TestNeedsAPerson:
+    def test_a_quota_error_alerts_once_and_never_resizes(self):
+        rehearsal = world_with([{"id": f"{POOLS}/quota", "targetDedicatedNodes": 100}], allocation={"quotaError": "AccountCoreQuotaReached"})
+        rehearsal.emulator.advance(2 * MINUTE)
+        first, second = sweep(rehearsal), sweep(rehearsal)
+        assert first.alerted == [f"{POOLS}/quota"] and second.alerted == [] and second.resized == []
+        [alert] = rehearsal.emulator.topic.received
+        assert alert["type"] == "CustomImagePool.PoolCannotReachTarget" and alert["specversion"] == "1.0"
+        assert alert["data"]["errorCode"] == "AccountCoreQuotaReached" and alert["data"]["pools"][0]["targetDedicatedNodes"] == 100
+        assert props(rehearsal, "quota")["scaleSettings"]["fixedScale"]["targetDedicatedNodes"] == 100
+
+    def test_a_gone_image_is_one_critical_alert_naming_the_pool(self):
+        rehearsal = world_with([{"id": f"{POOLS}/orphan", "targetDedicatedNodes": 100}])
+        rehearsal.emulator.store.remove(IMAGE_ID)
+        rehearsal.emulator.advance(2 * MINUTE)  # the resize fails: AllocationFailed
+        sweep(rehearsal), sweep(rehearsal)
+        [alert] = rehearsal.emulator.topic.received
+        assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["subject"] == f"{POOLS}/orphan"
+        assert alert["data"]["severity"] == "critical" and alert["data"]["missingResources"] == [IMAGE_ID]
+
+
+class TestBadInput:
+    def test_pools_in_odd_states_are_left_alone_and_the_sweep_goes_on(self):
+        rehearsal = world_with([
+            {"id": f"{POOLS}/stopping", "targetDedicatedNodes": 600},
+            {"id": f"{POOLS}/deleting", "targetDedicatedNodes": 600},
+            {"id": f"{POOLS}/auto", "autoScaleFormula": "$TargetDedicatedNodes=5;"},
+            {"id": f"{POOLS}/garbled", "targetDedicatedNodes": 600, "metadata": {"cip-request": "x", "cip-target-dedicated": "lots"}},
+            {"id": f"{POOLS}/zero", "targetDedicatedNodes": 0},
+            {"id": f"{POOLS}/healthy", "targetDedicatedNodes": 600},
+        ])
+        rehearsal.emulator.advance(26 * MINUTE)
+        props(rehearsal, "stopping")["allocationState"] = "Stopping"
+        props(rehearsal, "deleting")["provisioningState"] = "Deleting"
+        report = sweep(rehearsal)
+        # THEN only the healthy pool was resized, nothing crashed
+        assert report.resized == [f"{POOLS}/healthy"] and report.failed == []
+        assert patches(rehearsal) == 1
+        assert props(rehearsal, "garbled")["scaleSettings"]["fixedScale"]["targetDedicatedNodes"] == 600
+
+    def test_a_concurrent_change_412_skips_the_round_without_a_resize(self):
+        rehearsal = world_with([{"id": f"{POOLS}/busy", "targetDedicatedNodes": 600}])
+        rehearsal.emulator.advance(26 * MINUTE)
+        batch = rehearsal.dependencies.clients.batch(SUB)
+        listed = PoolView.from_sdk(batch.pool.get("rg-batch", "teambatch", "busy"))
+        # GIVEN someone else changed the pool after the guard read it
+        batch.pool.update("rg-batch", "teambatch", "busy", {"properties": {"metadata": [{"name": "owner", "value": "ops"}]}})
+        report = SweepReport()
+        PoolGuard(rehearsal.dependencies).handle_pool(listed, True, report)
+        assert report.resized == [] and props(rehearsal, "busy")["allocationState"] == "Steady"
+        assert rehearsal.emulator.servicebus.queue(CHECKS_QUEUE).active == []
+
+    def test_a_pool_deleted_between_list_and_patch_is_skipped(self):
+        rehearsal = world_with([{"id": f"{POOLS}/gone", "targetDedicatedNodes": 600}])
+        rehearsal.emulator.advance(26 * MINUTE)
+        listed = PoolView.from_sdk(rehearsal.dependencies.clients.batch(SUB).pool.get("rg-batch", "teambatch", "gone"))
+        rehearsal.emulator.store.remove(f"{POOLS}/gone")
+        report = SweepReport()
+        PoolGuard(rehearsal.dependencies).handle_pool(listed, True, report)
+        assert report.resized == [] and report.failed == []
+
+    def test_a_check_message_for_a_pool_outside_the_scopes_touches_nothing(self):
+        rehearsal = world_with([])
+        outside = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.Batch/batchAccounts/x/pools/p"
+        report = PoolGuard(rehearsal.dependencies).check(outside)
+        assert report.resized == [] and rehearsal.emulator.calls == {}
