@@ -1,0 +1,1 @@
+"""Benchmarks on the local Azure emulator: ``python -m bench``."""
