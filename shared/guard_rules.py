@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Callable
 
+from .pool_request import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE
 from .resource_plan import METADATA_REQUEST, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ METADATA_GUARD_STATE = "cip-guard-state"
 METADATA_GUARD_REARM = "cip-guard-rearm"
 
 # Batch custom-image limits (per image lineage; the intake checks the sum across pools).
-MAX_DEDICATED_NODES = 2_500
-MAX_LOW_PRIORITY_NODES = 1_000
+MAX_DEDICATED_NODES = MAX_DEDICATED_NODES_PER_IMAGE
+MAX_LOW_PRIORITY_NODES = MAX_LOW_PRIORITY_NODES_PER_IMAGE
 
 GUARD_RESIZE_TIMEOUT_MIN = timedelta(minutes=20)
 GUARD_RESIZE_TIMEOUT_MAX = timedelta(minutes=30)
