@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
+    from .records import InMemoryRecords, RecordStore, TableRecords
+
 
 class Stage(str, Enum):
     """Where a request stands. READY, FAILED and REJECTED are final."""
@@ -155,6 +157,10 @@ class Ledger(Protocol):
         """At most ``limit`` records, most recently updated first."""
         ...
 
+    def records(self) -> "RecordStore":
+        """Small keyed records kept in the same store (alert log, image usage): see :mod:`shared.records`."""
+        ...
+
 
 class InMemoryLedger:
     """The ledger in a dict: thread-safe, a new ETag per write.
@@ -169,6 +175,16 @@ class InMemoryLedger:
         self._entities: dict[str, tuple[RequestRecord, str, str]] = {}
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
+        self._records: "InMemoryRecords | None" = None
+
+    def records(self) -> "InMemoryRecords":
+        """See :meth:`Ledger.records`."""
+        from .records import InMemoryRecords
+
+        with self._lock:
+            if self._records is None:
+                self._records = InMemoryRecords()
+            return self._records
 
     def create(self, record: RequestRecord) -> RequestRecord:
         """See :meth:`Ledger.create`."""
@@ -249,6 +265,12 @@ class TableLedger:
 
     def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
+
+    def records(self) -> "TableRecords":
+        """See :meth:`Ledger.records`: extra rows in this table."""
+        from .records import TableRecords
+
+        return TableRecords(self._table)
 
     def ensure_table(self) -> None:
         """Create the table if it is missing (idempotent)."""

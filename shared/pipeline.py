@@ -82,7 +82,16 @@ class PoolPipeline:
             return None
 
     def finish(self, record: RequestRecord, stage: Stage, reason: str) -> RequestRecord:
-        """Move a request to a final stage once (whoever wins the write replies)."""
+        """Move a request to a final stage once (whoever wins the write replies).
+
+        FAILED alerts ops first: once the stage is written a redelivery finds the
+        request final and would not alert again, so a publish that fails raises
+        before the write (the alert log keeps duplicates out).
+        """
+        if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
+            from .image_alerts import on_request_failed
+
+            on_request_failed(self._deps, record, reason)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
                 return record
@@ -166,11 +175,20 @@ class PoolPipeline:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request")
         if pool.provisioning_state != "Succeeded":
             return Waiting("pool")
+        self._protect_image(plan)
         settings = record.body["pool"]
         at_target = (pool.current_dedicated_nodes or 0) >= settings.get("targetDedicatedNodes", 0) and (
             pool.current_low_priority_nodes or 0) >= settings.get("targetLowPriorityNodes", 0)
         # The pool guard finishes a pool still growing (large pools need several resizes).
         return Stage.READY if at_target else Stage.SCALING
+
+    def _protect_image(self, plan: ResourcePlan) -> None:
+        """Lock the pool's image and everything it was made from, before the request leaves CREATING_POOL."""
+        from .protection import ImageUse, protect
+
+        lineage = [plan.image.id] if plan.image_version is not None and plan.image is not None else []
+        lineage += [s.snapshot.id for s in plan.snapshots]
+        protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, tuple(lineage), plan.request_id))
 
     # -- writes -----------------------------------------------------------------
 

@@ -113,6 +113,13 @@ class _ImageChecks:
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
+    def lineage(self, image_id: str) -> list[str]:
+        """What ``image_id`` was made from, recursively, as read (and cached) by :meth:`missing`."""
+        found: list[str] = []
+        for source in self._sources.get(image_id.lower(), []):
+            found += [source, *self.lineage(source)]
+        return found
+
     def missing(self, image_id: str | None, deep: bool) -> list[str]:
         if not image_id:
             return []
@@ -251,6 +258,7 @@ class PoolGuard:
             return
         if targets is None:
             return
+        self._protect_and_confirm_image(view)
         decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._images.missing(view.image_id, deep))
         if decision.action is not Action.AT_TARGET and decision.action is not Action.SKIP:
             report.add("below_target", view.id)
@@ -263,13 +271,34 @@ class PoolGuard:
                 log.info("pool guard: resized %s to %s (%s)", view.id, decision.targets.signature, decision.reason)
         elif decision.action is Action.ALERT:
             if self._patch(view, decision, resize=False):
-                self._publish(view, targets, decision)
+                if decision.condition is Condition.IMAGE_GONE:
+                    self._alert_missing(view, decision.missing)
+                else:
+                    self._publish(view, targets, decision)
                 report.add("alerted", view.id)
         elif decision.action is Action.WAIT:
             report.add("waiting", view.id)
         else:
             report.add("skipped", view.id)
             log.debug("pool guard: %s left alone: %s", view.id, decision.reason)
+
+    def _protect_and_confirm_image(self, view: PoolView) -> None:
+        """Protect a guarded pool's image once; confirm every in-use resource still exists (a lost delete event still alerts)."""
+        from .protection import ImageUse, is_recorded, protect, protectable
+
+        if not view.image_id or protectable(view.image_id) is None:
+            return
+        missing = self._images.missing(view.image_id, deep=True)
+        if not missing and not is_recorded(self._deps, view.id, view.image_id):
+            protect(self._deps, ImageUse(view.id, view.image_id, tuple(self._images.lineage(view.image_id)), view.request_id))
+        self._alert_missing(view, missing)
+
+    def _alert_missing(self, view: PoolView, missing) -> None:
+        from .image_alerts import on_resource_deleted
+
+        seen_by = {"id": view.id, "requestId": view.request_id, "imageId": view.image_id}
+        for resource_id in missing:
+            on_resource_deleted(self._deps, resource_id, known_gone=True, seen_by=seen_by)
 
     def _patch(self, view: PoolView, decision: Decision, *, resize: bool) -> bool:
         """One conditional PATCH: new targets (when resizing) and the guard state; False when the pool moved on."""

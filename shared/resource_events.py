@@ -23,9 +23,18 @@ log = logging.getLogger(__name__)
 _PIPELINE_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, BATCH_POOL)}
 
 
+_PROTECTED_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE_VERSION)}
+_LOCK_TYPE = "microsoft.authorization/locks"
+
+
 def handle_resource_event(event: ArmEvent, deps: Dependencies) -> RequestRecord | None:
-    """Advance the request an ARM write event concerns; None when it concerns no request."""
-    if not event.is_resource_event or event.action != "Write":
+    """Advance the request an ARM write event concerns, or react to a delete; None when no request moved."""
+    if not event.is_resource_event:
+        return None
+    if event.action == "Delete":
+        handle_delete_event(event, deps)
+        return None
+    if event.action != "Write":
         return None
     resource_type = _PIPELINE_TYPES.get(event.resource_type)
     if resource_type is None:
@@ -42,6 +51,37 @@ def handle_resource_event(event: ArmEvent, deps: Dependencies) -> RequestRecord 
         log.info("event %s names request %s, which the ledger does not know", event.id, request_id)
         return None
     return PoolPipeline(deps).drive(record)
+
+
+def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
+    """Protection and alerts for a delete: of a pool (release its image), of a protected resource, of our lock.
+
+    Routing is by the event alone; the only read for an event that may matter
+    is one point read of the usage record in the ledger's store (no ARM call):
+    ARM calls happen only when a recorded pool uses the resource.
+    """
+    from . import image_alerts, protection
+
+    resource_type = event.resource_type
+    if resource_type == _LOCK_TYPE:
+        scoped = protection.lock_scope(event.resource_id)
+        if scoped is not None and event.outcome == "Success":
+            image_alerts.on_protection_removed(deps, event.resource_id, *scoped)
+        return
+    if resource_type == BATCH_POOL.lower():
+        pool = try_parse(event.resource_id, BATCH_POOL)
+        if pool is not None and event.outcome == "Success":
+            protection.release(deps, pool.id)
+        return
+    if resource_type not in _PROTECTED_TYPES:
+        return
+    resource = try_parse(event.resource_id, _PROTECTED_TYPES[resource_type])
+    if resource is None:
+        return
+    if event.outcome == "Success":
+        image_alerts.on_resource_deleted(deps, resource.id)
+    elif event.outcome == "Failure":
+        image_alerts.on_deletion_blocked(deps, resource.id)
 
 
 def _request_id(resource: ArmId, deps: Dependencies) -> str | None:

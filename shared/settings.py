@@ -27,6 +27,8 @@ GUARD_SCHEDULE = "GUARD_SCHEDULE"
 GUARDED_BATCH_ACCOUNTS = "GUARDED_BATCH_ACCOUNTS"
 GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "GUARD_MAX_RESIZES_WITHOUT_PROGRESS"
 STUCK_REQUEST_MINUTES = "STUCK_REQUEST_MINUTES"
+ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
+KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
 
 T = TypeVar("T")
 
@@ -36,6 +38,8 @@ DEFAULT_LEDGER_TABLE_NAME = "poolrequests"
 DEFAULT_GUARD_SCHEDULE = "0 */5 * * * *"
 DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "3"
 DEFAULT_STUCK_REQUEST_MINUTES = "30"
+DEFAULT_ALERT_DEDUP_MINUTES = "60"
+DEFAULT_KEEP_IMAGE_LOCKS = "false"
 
 
 class SettingError(ValueError):
@@ -107,6 +111,12 @@ def _positive_int(name: str, value: str) -> int:
     return int(value)
 
 
+def _boolean(name: str, value: str) -> bool:
+    if value.lower() not in ("true", "false"):
+        raise SettingError(f"App setting {name} must be true or false, got {value!r}")
+    return value.lower() == "true"
+
+
 def _read(
     environ: Mapping[str, str],
     name: str,
@@ -138,6 +148,10 @@ class Settings:
     guarded_batch_accounts: tuple[str, ...] = ()
     guard_max_resizes_without_progress: int = int(DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS)
     stuck_request_minutes: int = int(DEFAULT_STUCK_REQUEST_MINUTES)
+    # The same alert condition for the same resource is published at most once per this many minutes.
+    alert_dedup_minutes: int = int(DEFAULT_ALERT_DEDUP_MINUTES)
+    # True: image protection locks stay after the last pool using the image is deleted.
+    keep_image_locks: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -158,6 +172,8 @@ class Settings:
                 env, GUARD_MAX_RESIZES_WITHOUT_PROGRESS, _positive_int, DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS
             ),
             stuck_request_minutes=_read(env, STUCK_REQUEST_MINUTES, _positive_int, DEFAULT_STUCK_REQUEST_MINUTES),
+            alert_dedup_minutes=_read(env, ALERT_DEDUP_MINUTES, _positive_int, DEFAULT_ALERT_DEDUP_MINUTES),
+            keep_image_locks=_read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
         )
 
 
@@ -176,5 +192,7 @@ ALL_SETTING_NAMES = frozenset(
         GUARDED_BATCH_ACCOUNTS,
         GUARD_MAX_RESIZES_WITHOUT_PROGRESS,
         STUCK_REQUEST_MINUTES,
+        ALERT_DEDUP_MINUTES,
+        KEEP_IMAGE_LOCKS,
     }
 )

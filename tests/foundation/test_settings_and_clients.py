@@ -43,6 +43,18 @@ class TestSettings:
         with pytest.raises(SettingError, match=f"App setting {name} must"):
             Settings.from_environ({**VALID, name: value})
 
+    def test_alert_and_protection_settings_default_and_parse(self):
+        # GIVEN only the required settings, THEN alerts dedupe per hour and protection locks are released
+        defaults = Settings.from_environ(VALID)
+        assert (defaults.alert_dedup_minutes, defaults.keep_image_locks) == (60, False)
+        # WHEN they are set, THEN they are read
+        chosen = Settings.from_environ({**VALID, names.ALERT_DEDUP_MINUTES: "15", names.KEEP_IMAGE_LOCKS: "TRUE"})
+        assert (chosen.alert_dedup_minutes, chosen.keep_image_locks) == (15, True)
+        with pytest.raises(SettingError, match=f"App setting {names.KEEP_IMAGE_LOCKS} must be true or false"):
+            Settings.from_environ({**VALID, names.KEEP_IMAGE_LOCKS: "yes"})
+        with pytest.raises(SettingError, match=f"App setting {names.ALERT_DEDUP_MINUTES} must"):
+            Settings.from_environ({**VALID, names.ALERT_DEDUP_MINUTES: "0"})
+
     def test_every_setting_name_is_listed_once(self):
         declared = {value for key, value in vars(names).items() if key.isupper() and isinstance(value, str) and not key.startswith("DEFAULT_") and key != "SERVICEBUS_CONNECTION"}
         assert declared == names.ALL_SETTING_NAMES

@@ -32,9 +32,11 @@ def test_a_2500_node_pool_growing_300_nodes_per_resize_reaches_target_and_the_re
 
 def test_the_image_deleted_mid_growth_raises_one_critical_alert_and_no_resize_loop():
     report = play("guard-image-deleted.json")
-    [alert] = report["alerts"]
+    # the scenario removes the protection lock first (a warning), then deletes the image (critical, once)
+    warning, alert = report["alerts"]
+    assert warning["type"] == "CustomImagePool.ProtectionRemoved"
     assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["severity"] == "critical"
-    assert alert["subject"].endswith("/pools/orphan-pool")
+    assert alert["subject"].endswith("/images/cip-guard-image-deleted")
     assert alert["data"]["pools"][0]["id"].endswith("/pools/orphan-pool")
     # at most the one resize issued before the failure showed, plus the alert's state write
     assert report["armCalls"][POOL_PATCH] <= 2

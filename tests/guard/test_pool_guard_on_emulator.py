@@ -68,8 +68,14 @@ class TestResizing:
         before = dict(rehearsal.emulator.calls)
         sweep(rehearsal)
         calls = {op: n - before.get(op, 0) for op, n in rehearsal.emulator.calls.items() if n != before.get(op, 0)}
+        # the first meeting also protects the image and its snapshot (each pool joins the lock notes)
         assert calls == {"GET Microsoft.Batch/batchAccounts/pools": 1, "GET Microsoft.Compute/images": 1,
+                         "GET Microsoft.Compute/snapshots": 1, "PUT Microsoft.Authorization/locks": 10,
                          "PATCH Microsoft.Batch/batchAccounts/pools": 5}
+        # WHEN it sweeps again, THEN the protection is not placed twice
+        before = dict(rehearsal.emulator.calls)
+        sweep(rehearsal)
+        assert rehearsal.emulator.calls["PUT Microsoft.Authorization/locks"] == before["PUT Microsoft.Authorization/locks"]
 
 
 class TestNeedsAPerson:
@@ -89,8 +95,8 @@ class TestNeedsAPerson:
         rehearsal.emulator.advance(2 * MINUTE)  # the resize fails: AllocationFailed
         sweep(rehearsal), sweep(rehearsal)
         [alert] = rehearsal.emulator.topic.received
-        assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["subject"] == f"{POOLS}/orphan"
-        assert alert["data"]["severity"] == "critical" and alert["data"]["missingResources"] == [IMAGE_ID]
+        assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["subject"] == IMAGE_ID
+        assert alert["data"]["severity"] == "critical" and [p["id"] for p in alert["data"]["pools"]] == [f"{POOLS}/orphan"]
 
 
 class TestBadInput:

@@ -51,6 +51,8 @@ class TestGalleryPath:
             "PUT Microsoft.Compute/galleries/images": 1,
             "PUT Microsoft.Compute/galleries/images/versions": 1,
             "PUT Microsoft.Batch/batchAccounts/pools": 1,
+            # image protection: the version, the managed image and the three snapshots
+            "PUT Microsoft.Authorization/locks": 5,
         }
         assert report["functionErrors"] == []
         [reply] = report["replies"]

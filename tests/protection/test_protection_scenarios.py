@@ -1,0 +1,103 @@
+"""Image protection and its alerts: the example scenarios, played through the registered functions on the emulator."""
+
+from __future__ import annotations
+
+from rehearsal.report import build_report
+from rehearsal.runner import Rehearsal
+from rehearsal.scenario import load_scenario
+from tests.support import PROJECT_ROOT
+
+EXAMPLES = PROJECT_ROOT / "examples"
+LOCKS = "/providers/Microsoft.Authorization/locks/"
+
+
+def play(name: str, **world) -> tuple[Rehearsal, dict]:
+    scenario = load_scenario(EXAMPLES / name)
+    if world:
+        scenario = scenario.model_copy(update={"world": scenario.world.model_copy(update=world)})
+    rehearsal = Rehearsal(scenario).run()
+    return rehearsal, build_report(rehearsal)
+
+
+def kinds(report: dict) -> list[str]:
+    return [a["type"].removeprefix("CustomImagePool.") for a in report["alerts"]]
+
+
+def pools_named(alert: dict) -> list[str]:
+    return [p["id"].rsplit("/", 1)[-1] for p in alert["data"]["pools"]]
+
+
+class TestProtection:
+    def test_a_created_pool_locks_its_image_version_managed_image_and_snapshots_with_notes_naming_it(self):
+        rehearsal, report = play("protection-delete-blocked.json")
+        locks = [r for r in rehearsal.emulator.store if r.type == "Microsoft.Authorization/locks"]
+        scopes = sorted(lock.id.split(LOCKS)[0].split("/providers/")[1].split("/")[1] for lock in locks)
+        # THEN one cip-protect CanNotDelete lock per resource of the lineage, each naming the pool
+        assert scopes == ["galleries", "images", "snapshots", "snapshots", "snapshots"]
+        assert all(lock.id.endswith(LOCKS + "cip-protect") and lock.properties["level"] == "CanNotDelete" for lock in locks)
+        assert all("render-pool" in lock.properties["notes"] for lock in locks)
+
+    def test_a_delete_blocked_by_the_lock_is_one_deletion_blocked_warning_and_nothing_is_lost(self):
+        _, report = play("protection-delete-blocked.json")
+        [alert] = report["alerts"]
+        assert alert["type"] == "CustomImagePool.DeletionBlocked" and alert["severity"] == "warning"
+        assert alert["subject"].endswith("/snapshots/cip-protect-blocked-os") and pools_named(alert) == ["render-pool"]
+        assert len(report["resources"]["snapshots"]) == 3 and report["functionErrors"] == []
+
+    def test_deleting_the_last_pool_releases_the_locks_and_then_deleting_the_unused_image_raises_no_alert(self):
+        _, report = play("protection-unused-image-deleted.json")
+        assert report["alerts"] == [] and report["resources"]["locks"] == []
+        assert report["resources"]["images"] == [] and len(report["resources"]["snapshots"]) == 2
+
+    def test_with_keep_image_locks_the_locks_stay_after_the_last_pool_is_deleted(self):
+        from shared.settings import Settings
+
+        scenario = load_scenario(EXAMPLES / "protection-unused-image-deleted.json")
+        rehearsal = Rehearsal(scenario)
+        settings = rehearsal.dependencies.settings
+        kept = Settings(**{**settings.__dict__, "keep_image_locks": True})
+        rehearsal.dependencies.settings = kept
+        rehearsal.dependencies.clients.settings = kept
+        report = build_report(rehearsal.run())
+        # THEN the image and its three snapshots stayed locked: both deletes were refused, and nobody uses them (no alert)
+        assert len(report["resources"]["locks"]) == 4 and len(report["resources"]["images"]) == 1
+        assert len(report["resources"]["snapshots"]) == 3 and report["alerts"] == []
+
+
+class TestAlerts:
+    def test_lock_removed_then_image_deleted_is_a_warning_then_a_critical_alert_naming_the_pool(self):
+        _, report = play("protection-lock-removed-then-image-deleted.json")
+        removed, deleted = report["alerts"]
+        assert (removed["type"], removed["severity"]) == ("CustomImagePool.ProtectionRemoved", "warning")
+        assert (deleted["type"], deleted["severity"]) == ("CustomImagePool.InUseImageDeleted", "critical")
+        image = "/images/cip-protect-lock-removed"
+        assert removed["subject"].endswith(image) and deleted["subject"].endswith(image)
+        data = deleted["data"]
+        assert pools_named(deleted) == ["render-pool"] and data["requestIds"] == ["protect-lock-removed"]
+        assert data["pools"][0]["currentDedicatedNodes"] == 600 and data["pools"][0]["targetDedicatedNodes"] == 600
+        assert data["resourceId"].endswith(image) and data["firstSeen"] and "AllocationFailed" in data["runbook"]
+        assert removed["data"]["lockId"].endswith(image + LOCKS + "cip-protect")
+
+    def test_events_delivered_three_times_still_alert_once_per_condition(self):
+        rehearsal, report = play("protection-delete-delivered-three-times.json")
+        deletes = [e for e in rehearsal.emulator.events.emitted if e.event_type == "Microsoft.Resources.ResourceDeleteSuccess"]
+        assert len(deletes) == 2  # the lock, the image: each delivered three times
+        assert kinds(report) == ["ProtectionRemoved", "InUseImageDeleted"] and report["functionErrors"] == []
+
+    def test_a_lost_delete_event_is_caught_by_the_guard_sweep_once(self):
+        rehearsal, report = play("protection-delete-event-dropped.json")
+        assert rehearsal.emulator.events.dropped
+        [alert] = report["alerts"]
+        assert alert["type"] == "CustomImagePool.InUseImageDeleted" and pools_named(alert) == ["render-pool"]
+        assert alert["data"]["pools"][0]["targetDedicatedNodes"] == 1200
+
+    def test_a_topic_that_fails_delays_the_alert_but_never_loses_it(self):
+        from rehearsal.scenario import FaultSpec
+
+        # GIVEN the alerts topic is unavailable for the first 12 publish attempts (past the SDK's own retries)
+        fault = FaultSpec(operation="POST Microsoft.EventGrid/topics", kind="unavailable", limit=12)
+        _, report = play("protection-lock-removed-then-image-deleted.json", faults=[fault])
+        # THEN the failing deliveries raised (Event Grid redelivers) and each alert still went out exactly once
+        assert report["functionErrors"]
+        # (redeliveries come in no particular order)
+        assert sorted(kinds(report)) == ["InUseImageDeleted", "ProtectionRemoved"]
