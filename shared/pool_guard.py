@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .alerts import IN_USE_IMAGE_DELETED, POOL_CANNOT_REACH_TARGET, Alert, AlertPublisher, EventGridAlertPublisher, Severity
+from .alerts import POOL_CANNOT_REACH_TARGET, Alert, AlertPublisher, EventGridAlertPublisher, Severity
 from .arm_ids import BATCH_ACCOUNT, BATCH_POOL, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
 from .dependencies import Dependencies
 from .guard_rules import (
@@ -335,10 +335,10 @@ class PoolGuard:
         return True
 
     def _publish(self, view: PoolView, targets, decision: Decision) -> None:
-        image_gone = decision.condition is Condition.IMAGE_GONE
+        """The guard's own alert: the pool needs a person (a gone image goes through :meth:`_alert_missing`)."""
         alert = Alert(
-            type=IN_USE_IMAGE_DELETED if image_gone else POOL_CANNOT_REACH_TARGET,
-            severity=Severity.CRITICAL if image_gone else Severity.ERROR,
+            type=POOL_CANNOT_REACH_TARGET,
+            severity=Severity.ERROR,
             subject=view.id,
             data={
                 "pools": [{
