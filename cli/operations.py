@@ -1,0 +1,189 @@
+"""What the command line does, as plain functions taking their dependencies.
+
+``cli/__main__.py`` only parses arguments and builds the real clients; tests
+call these with emulator-backed clients, an in-memory or Azurite ledger and the
+Service Bus emulator (anything implementing :class:`shared.messaging.MessageSender`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, TextIO
+
+from shared.ledger import FINAL_STAGES, RequestRecord, Stage
+from shared.messaging import MessageSender, OutgoingMessage
+from shared.pool_request import PoolRequest, RequestRejected, parse_request
+
+if TYPE_CHECKING:
+    from shared.clients import AzureClients
+    from shared.ledger import Ledger
+
+
+class InvalidRequestFile(ValueError):
+    """The request file is unreadable or invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A request that was sent: its id and the queue it went to."""
+
+    request_id: str
+    queue: str
+
+
+def load_request(path: str | Path) -> PoolRequest:
+    """Read and validate a request file with the model the function uses.
+
+    A request without ``requestId`` gets a fresh one (a UUID), so that it can be
+    followed with ``status`` and a re-send is recognised as the same request.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequestFile(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    try:
+        return parse_request(text, str(uuid.uuid4()))
+    except RequestRejected as exc:
+        raise InvalidRequestFile(f"{path}: {exc.reason}") from exc
+
+
+def submit(request: PoolRequest, sender: MessageSender, queue: str, *, reply_to: str | None = None) -> Submitted:
+    """Send one validated request to the requests queue.
+
+    The message id is the request id: the queue's duplicate detection drops an
+    accidental second send.
+    """
+    assert request.request_id is not None, "load_request always sets the request id"
+    sender.send(
+        queue,
+        OutgoingMessage(
+            body=json.dumps(request.to_wire()),
+            message_id=request.request_id,
+            reply_to=reply_to,
+            subject="pool-request",
+        ),
+    )
+    return Submitted(request.request_id, queue)
+
+
+# -- status -------------------------------------------------------------------------
+
+
+def describe(record: RequestRecord) -> str:
+    """One request in detail, as lines of text."""
+    pool = record.body.get("pool", {})
+    lines = [
+        f"request    {record.request_id}",
+        f"stage      {record.stage.value}",
+        f"reason     {record.reason or '-'}",
+        f"requested  {record.body.get('requestedBy', '-')}",
+        f"pool       {pool_id_of(record) or '-'}",
+        f"target     {pool.get('targetDedicatedNodes', 0)} dedicated, {pool.get('targetLowPriorityNodes', 0)} low-priority",
+        f"reply to   {record.reply_to or '-'}",
+        f"created    {record.created_at.isoformat(timespec='seconds')}",
+        f"updated    {record.updated_at.isoformat(timespec='seconds')}",
+    ]
+    if record.details:
+        lines.append("details    " + json.dumps(record.details, indent=2, sort_keys=True, default=str).replace("\n", "\n           "))
+    return "\n".join(lines)
+
+
+def table(records: list[RequestRecord]) -> str:
+    """Recent requests as a fixed-width table, most recently updated first."""
+    if not records:
+        return "no requests yet"
+    header = ("REQUEST", "STAGE", "UPDATED (UTC)", "POOL", "REASON")
+    rows = [
+        (
+            r.request_id,
+            r.stage.value,
+            r.updated_at.strftime("%Y-%m-%d %H:%M"),
+            r.body.get("pool", {}).get("poolName", "-"),
+            _shorten(r.reason or "", 60),
+        )
+        for r in records
+    ]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows])
+
+
+def pool_id_of(record: RequestRecord) -> str | None:
+    """The pool's resource id: from the plan once made, else from the request body."""
+    planned = record.details.get("plan", {}).get("poolId") if isinstance(record.details.get("plan"), dict) else None
+    if planned:
+        return planned
+    pool = record.body.get("pool", {})
+    if pool.get("batchAccountId") and pool.get("poolName"):
+        return f"{pool['batchAccountId']}/pools/{pool['poolName']}"
+    return None
+
+
+def progress_bar(current: int, target: int, width: int = 30) -> str:
+    """``[#########.....] 312/600 nodes``; a zero target shows as full."""
+    filled = width if target <= 0 else min(width, current * width // target)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {current}/{target} nodes"
+
+
+def pool_nodes(clients: "AzureClients", pool_id: str) -> tuple[int, int] | None:
+    """(current, target) nodes of a pool, or None while it does not exist."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.arm_ids import BATCH_POOL, ArmIdError, parse_arm_id
+
+    try:
+        pool_ref = parse_arm_id(pool_id, BATCH_POOL)
+    except ArmIdError:
+        return None
+    try:
+        pool = clients.batch(pool_ref.subscription).pool.get(pool_ref.resource_group, pool_ref.parent().name, pool_ref.name)
+    except ResourceNotFoundError:
+        return None
+    current = (pool.current_dedicated_nodes or 0) + (pool.current_low_priority_nodes or 0)
+    fixed = pool.scale_settings.fixed_scale if pool.scale_settings else None
+    target = ((fixed.target_dedicated_nodes or 0) + (fixed.target_low_priority_nodes or 0)) if fixed else current
+    return current, target
+
+
+def watch(
+    ledger: "Ledger",
+    clients: "AzureClients",
+    request_id: str,
+    out: TextIO,
+    *,
+    interval: float = 15.0,
+    sleep: Callable[[float], None] = time.sleep,
+    max_polls: int | None = None,
+) -> RequestRecord:
+    """Poll the request and its pool, printing the node count as a progress bar until a final stage.
+
+    Returns the last record read (its stage tells READY from FAILED/REJECTED).
+    """
+    polls = 0
+    last_line = None
+    while True:
+        record = ledger.get(request_id)
+        pool_id = pool_id_of(record)
+        nodes = pool_nodes(clients, pool_id) if pool_id and record.stage in (Stage.CREATING_POOL, Stage.SCALING, Stage.READY) else None
+        if nodes is None:
+            line = f"{record.stage.value:<13} pool not created yet"
+        else:
+            line = f"{record.stage.value:<13} {progress_bar(*nodes)}"
+        if line != last_line:
+            print(line, file=out, flush=True)
+            last_line = line
+        polls += 1
+        if record.stage in FINAL_STAGES:
+            if record.reason:
+                print(f"{record.stage.value}: {record.reason}", file=out, flush=True)
+            return record
+        if max_polls is not None and polls >= max_polls:
+            return record
+        sleep(interval)
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,28 @@
+// One Event Grid system topic for a watched scope (a resource group or a
+// subscription). Its event subscription to `resource_events` is created by the
+// postdeploy hook (events/resource-events-subscription.bicep) once the function exists.
+param name string
+param source string
+@allowed([
+  'Microsoft.Resources.ResourceGroups'
+  'Microsoft.Resources.Subscriptions'
+])
+param topicType string
+param identityId string
+param tags object
+
+resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: name
+  location: 'global'
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
+  properties: {
+    source: source
+    topicType: topicType
+  }
+}
+
+output id string = topic.id
