@@ -20,7 +20,8 @@ class ArmEvent:
 
     @classmethod
     def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any) -> "ArmEvent":
-        return cls(id=id or "", event_type=event_type or "", subject=subject or "", data=data if isinstance(data, dict) else {})
+        # The host hands over whatever JSON the sender put there: anything not a string counts as absent.
+        return cls(id=_text(id), event_type=_text(event_type), subject=_text(subject), data=data if isinstance(data, dict) else {})
 
     @property
     def is_resource_event(self) -> bool:
@@ -58,3 +59,7 @@ class ArmEvent:
     def resource_type(self) -> str:
         """The operation's resource type, e.g. ``microsoft.compute/snapshots`` (lower-case)."""
         return self.operation.lower().rsplit("/", 1)[0] if "/" in self.operation else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

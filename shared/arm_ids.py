@@ -14,9 +14,10 @@ from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._()-]{0,89}"
-_SUBSCRIPTION_SCOPE = re.compile(rf"^/subscriptions/{_GUID}$", re.IGNORECASE)
-_RESOURCE_GROUP_SCOPE = re.compile(rf"^/subscriptions/{_GUID}/resourceGroups/{_NAME}$", re.IGNORECASE)
-_NAME_ONLY = re.compile(rf"^{_NAME}$")
+# Matched with fullmatch: "$" alone would also accept a trailing newline.
+_SUBSCRIPTION_SCOPE = re.compile(rf"/subscriptions/{_GUID}", re.IGNORECASE)
+_RESOURCE_GROUP_SCOPE = re.compile(rf"/subscriptions/{_GUID}/resourceGroups/{_NAME}", re.IGNORECASE)
+_NAME_ONLY = re.compile(_NAME)
 
 VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
@@ -88,9 +89,9 @@ def parse_arm_id(value: object, expected_type: str) -> ArmId:
     actual_type = "/".join([parts.get("namespace") or "", *(t or "" for t in types)])
     if actual_type.lower() != expected_type.lower():
         raise ArmIdError(f"is not a {expected_type} resource id (it names a {actual_type})")
-    if not re.fullmatch(_GUID, parts.get("subscription") or "") or not _NAME_ONLY.match(parts.get("resource_group") or ""):
+    if not re.fullmatch(_GUID, parts.get("subscription") or "") or not _NAME_ONLY.fullmatch(parts.get("resource_group") or ""):
         raise ArmIdError(f"is not a {expected_type} resource id (bad subscription or resource group)")
-    if not all(isinstance(n, str) and _NAME_ONLY.match(n) for n in names):
+    if not all(isinstance(n, str) and _NAME_ONLY.fullmatch(n) for n in names):
         raise ArmIdError(f"is not a {expected_type} resource id (bad resource name)")
     parsed = ArmId(parts["subscription"], parts["resource_group"], expected_type, tuple(names))
     # Rebuilding the id and comparing catches extra slashes, trailing segments and providers smuggled into names.
@@ -102,7 +103,7 @@ def parse_arm_id(value: object, expected_type: str) -> ArmId:
 def parse_scope(value: str) -> str:
     """A scope for authorisation: a subscription, a resource group or a Batch account id."""
     scope = value.strip()
-    if _SUBSCRIPTION_SCOPE.match(scope) or _RESOURCE_GROUP_SCOPE.match(scope):
+    if _SUBSCRIPTION_SCOPE.fullmatch(scope) or _RESOURCE_GROUP_SCOPE.fullmatch(scope):
         return scope
     try:
         return parse_arm_id(scope, BATCH_ACCOUNT).id

@@ -87,16 +87,17 @@ class Source(_Wire):
 
     def resource_ids(self) -> dict[str, str]:
         """Every resource id in the source, by its field path."""
+        # "is not None", not truthiness: an empty id is still given, and must fail authorisation, not skip it.
         ids: dict[str, str] = {}
-        if self.virtual_machine_id:
+        if self.virtual_machine_id is not None:
             ids["source.virtualMachineId"] = self.virtual_machine_id
-        if self.snapshots:
+        if self.snapshots is not None:
             ids["source.snapshots.osDiskSnapshotId"] = self.snapshots.os_disk_snapshot_id
             for index, disk in enumerate(self.snapshots.data_disks):
                 ids[f"source.snapshots.dataDisks[{index}].snapshotId"] = disk.snapshot_id
-        if self.managed_image_id:
+        if self.managed_image_id is not None:
             ids["source.managedImageId"] = self.managed_image_id
-        if self.gallery_image_version_id:
+        if self.gallery_image_version_id is not None:
             ids["source.galleryImageVersionId"] = self.gallery_image_version_id
         return ids
 
@@ -173,7 +174,7 @@ class PoolRequest(_Wire):
     def resource_ids(self) -> dict[str, str]:
         """Every resource id the request names, by field path (what authorisation checks)."""
         ids = self.source.resource_ids()
-        if self.image.gallery_id:
+        if self.image.gallery_id is not None:
             ids["image.galleryId"] = self.image.gallery_id
         ids["pool.batchAccountId"] = self.pool.batch_account_id
         return ids
