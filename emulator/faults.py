@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
@@ -46,6 +47,8 @@ class FaultPlan:
         self.rules = list(rules or [])
         self._random = random.Random(seed)
         self._fired: dict[int, int] = {}
+        # How many calls each kind of fault was injected into (what a test checks actually happened).
+        self.fired_by_kind: Counter[FaultKind] = Counter()
         self._lock = threading.Lock()
 
     def add(self, rule: FaultRule) -> None:
@@ -62,5 +65,6 @@ class FaultPlan:
                     continue
                 if self._random.random() < rule.rate:
                     self._fired[index] = self._fired.get(index, 0) + 1
+                    self.fired_by_kind[rule.kind] += 1
                     return rule
         return None

@@ -71,7 +71,8 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
     from .urls import ROUTES
 
     route, params = ROUTES.match(request)
-    emulator.calls[route.operation_key] += 1
+    with emulator.lock:  # counters are read-modify-write; deliveries run on several threads
+        emulator.calls[route.operation_key] += 1
     fault = emulator.faults.draw(route.operation_key, _TRANSPORT_FAULTS)
     if fault is not None and fault.kind is FaultKind.LATENCY:
         emulator.advance(fault.latency_seconds)
@@ -90,6 +91,8 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         with emulator.lock:
             return route.handler(emulator, request, **params)
     except ArmError as error:
+        with emulator.lock:
+            emulator.refusals[(route.operation_key, error.code)] += 1
         if route.emits_events and request.method in WRITE_METHODS and error.status not in (404,):
             emulator.emit(_resource_id_of(request), request.method, False, request.url, _action_of(request))
         return ArmResponse(error.status, error.body(), {"x-ms-failure-cause": "gateway" if error.status >= 500 else "service"})

@@ -43,6 +43,8 @@ class AzureEmulator:
         self.events = EventGridBus(self.clock.now, seed=seed, options=delivery)
         self.event_factory = ArmEventFactory(seed=seed)
         self.calls: Counter[str] = Counter()
+        # Refused calls by (operation, ARM error code), e.g. ("PATCH Microsoft.Batch/batchAccounts/pools", "PoolBeingResized").
+        self.refusals: Counter[tuple[str, str]] = Counter()
         self.compute = ComputeBackend(self)
         self.batch = BatchBackend(self)
         self.locks = LocksBackend(self)

@@ -1,0 +1,157 @@
+"""The whole pipeline under every fault at once: duplicated, shuffled, concurrent deliveries,
+throttling and outages, a long-running operation ending Failed, and a crash between two ARM calls.
+
+Deterministic: the emulator, the event bus and the pump are seeded; only the
+threads' interleaving varies, and the end state must not depend on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from emulator.faults import FaultKind, FaultRule
+from rehearsal.pump import ConcurrentPump
+from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
+from shared import dependencies
+from shared import pipeline as pipeline_module
+from shared.messaging import OutgoingMessage
+
+import json
+
+REQUESTS = 20
+OUTSIDE_SCOPE_ACCOUNT = DEFAULT_ACCOUNT_ID.replace("rg-batch", "rg-elsewhere")
+
+
+def chaos_request(index: int) -> dict:
+    request = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=4)
+    request["requestId"] = f"chaos-req-{index:02d}"
+    return request
+
+
+def rejected_request() -> dict:
+    request = default_request(poolName="chaos-outside", batchAccountId=OUTSIDE_SCOPE_ACCOUNT)
+    request["requestId"] = "chaos-outside"
+    return request
+
+
+class CrashOnceAfter:
+    """A worker dying between two ARM calls: after the first call whose description starts with ``prefix``
+    went through (the image PUT, before the stage write), the delivery raises, once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.crashed_after: str | None = None
+        self._call_arm = pipeline_module.call_arm
+
+    def __call__(self, description, action):
+        result = self._call_arm(description, action)
+        if self.crashed_after is None and description.startswith(self.prefix):
+            self.crashed_after = description
+            raise RuntimeError(f"worker crashed after {description} (injected)")
+        return result
+
+    @property
+    def request_id(self) -> str:
+        return self.crashed_after.removeprefix(self.prefix + "cip-")
+
+
+@pytest.fixture(scope="module")
+def chaos(request):
+    monkeypatch = pytest.MonkeyPatch()
+    rehearsal = Rehearsal(Scenario.model_validate({
+        "seed": 7,
+        "world": {"eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}},
+        "steps": [],
+    }))
+    emulator = rehearsal.emulator
+    # Pool creations fail past the SDK's retries: the platform redelivers.
+    emulator.faults.add(FaultRule("PUT Microsoft.Batch/batchAccounts/pools", FaultKind.UNAVAILABLE, limit=8, retry_after_seconds=1))
+    # 10% of ARM calls answered 429 or 503 (the SDK retries some; the platform redelivers the rest).
+    emulator.faults.add(FaultRule("*", FaultKind.THROTTLE, rate=0.05, retry_after_seconds=1))
+    emulator.faults.add(FaultRule("*", FaultKind.UNAVAILABLE, rate=0.05, retry_after_seconds=1))
+    # One long-running operation ends Failed.
+    emulator.faults.add(FaultRule("PUT Microsoft.Compute/galleries/images/versions", FaultKind.LRO_FAILED, limit=1))
+    crash = CrashOnceAfter("create image ")
+    monkeypatch.setattr(pipeline_module, "call_arm", crash)
+    dependencies.install(rehearsal.dependencies)
+    try:
+        bodies = [chaos_request(i) for i in range(REQUESTS)] + [rejected_request()]
+        for index, body in enumerate(bodies):
+            emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"chaos-msg-{index:02d}", reply_to="chaos-replies"))
+        pump = ConcurrentPump(rehearsal, workers=6, seed=11)
+        pump.run()
+        # Then the guard's own timer, until nothing is pending and the world is quiet.
+        rehearsal.run_until_idle()
+    finally:
+        dependencies.install(None)
+        monkeypatch.undo()
+    return rehearsal, crash, pump
+
+
+def stages(rehearsal: Rehearsal) -> dict[str, object]:
+    return {r.request_id: r for r in rehearsal.ledger.list_recent(1000)}
+
+
+def resources_of(rehearsal: Rehearsal, resource_type: str, request_id: str) -> list:
+    return [r for r in rehearsal.emulator.store.of_type(resource_type) if request_id in r.id]
+
+
+class TestChaos:
+    def test_the_faults_actually_happened(self, chaos):
+        rehearsal, crash, pump = chaos
+        assert crash.crashed_after is not None
+        assert pump.deliveries > 3 * REQUESTS
+        errors = [e.error for e in rehearsal.host.errors]
+        assert any("injected" in e for e in errors)
+        assert any("TransientAzureError" in e for e in errors)
+        fired = rehearsal.emulator.faults.fired_by_kind
+        calls = sum(rehearsal.emulator.calls.values())
+        assert fired[FaultKind.THROTTLE] > 0 and fired[FaultKind.UNAVAILABLE] > 8
+        assert 0.07 < (fired[FaultKind.THROTTLE] + fired[FaultKind.UNAVAILABLE] - 8) / calls < 0.13
+        assert fired[FaultKind.LRO_FAILED] == 1
+
+    def test_every_request_ends_ready_failed_or_rejected_with_a_reason(self, chaos):
+        rehearsal, crash, _ = chaos
+        records = stages(rehearsal)
+        assert len(records) == REQUESTS + 1
+        for record in records.values():
+            assert record.stage.value in ("READY", "FAILED", "REJECTED"), (record.request_id, record.stage)
+            if record.stage.value != "READY":
+                assert record.reason
+        assert records["chaos-outside"].stage.value == "REJECTED" and "pool.batchAccountId" in records["chaos-outside"].reason
+        failed = [r for r in records.values() if r.stage.value == "FAILED"]
+        assert len(failed) == 1 and "ended Failed" in failed[0].reason
+        # The crashed delivery was redelivered and the request went on (unless it is the one whose version failed).
+        assert records[crash.request_id].stage.value in ("READY", "FAILED")
+        assert len(resources_of(rehearsal, "Microsoft.Compute/images", f"/cip-{crash.request_id}")) == 1
+        assert rehearsal.emulator.servicebus.queue(REQUESTS_QUEUE).dead_letters == []
+
+    def test_one_snapshot_per_disk_one_image_one_version_one_pool_per_successful_request(self, chaos):
+        rehearsal, _, _ = chaos
+        for record in stages(rehearsal).values():
+            if record.stage.value != "READY":
+                continue
+            rid = record.request_id
+            snapshots = sorted(r.name for r in resources_of(rehearsal, "Microsoft.Compute/snapshots", f"cip-{rid}-"))
+            assert snapshots == [f"cip-{rid}-lun0", f"cip-{rid}-lun1", f"cip-{rid}-os"]
+            assert len(resources_of(rehearsal, "Microsoft.Compute/images", f"/cip-{rid}")) == 1
+            assert len(resources_of(rehearsal, "Microsoft.Compute/galleries/images/versions", f"/cip-{rid}/")) == 1
+            pools = [p for p in rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools")
+                     if any(m["name"] == "cip-request" and m["value"] == rid for m in p.properties.get("metadata") or [])]
+            assert len(pools) == 1
+            assert pools[0].properties["currentDedicatedNodes"] == 4
+        assert len(rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools")) == REQUESTS - 1
+
+    def test_no_condition_alerted_twice(self, chaos):
+        rehearsal, _, _ = chaos
+        alerts = Counter((a.get("type"), a.get("subject")) for a in rehearsal.emulator.topic.received)
+        assert alerts and max(alerts.values()) == 1
+        assert sum(1 for kind, _ in alerts if kind == "CustomImagePool.RequestFailed") == 1
+
+    def test_no_pool_was_resized_while_resizing(self, chaos):
+        rehearsal, _, _ = chaos
+        refusals = rehearsal.emulator.refusals
+        assert not any(code == "PoolBeingResized" for _, code in refusals), dict(refusals)
