@@ -290,18 +290,12 @@ class Rehearsal:
             self._timer.last_activity = self.emulator.now()
 
     def _deliver_check(self, queued) -> None:
-        message = service_bus_message(
-            body=queued.message.body.encode(),
-            message_id=queued.message_id,
-            reply_to=queued.message.reply_to,
-            delivery_count=queued.delivery_count,
-        )
-        try:
-            self.host.call(self._checks_function, message)
-        finally:
-            self._note_stages()
+        self._deliver_message(self._checks_function, queued)
 
     def _deliver_request(self, queued) -> None:
+        self._deliver_message(self._requests_function, queued)
+
+    def _deliver_message(self, function_name: str, queued) -> None:
         message = service_bus_message(
             body=queued.message.body.encode(),
             message_id=queued.message_id,
@@ -309,7 +303,7 @@ class Rehearsal:
             delivery_count=queued.delivery_count,
         )
         try:
-            self.host.call(self._requests_function, message)
+            self.host.call(function_name, message)
         finally:
             self._note_stages()
 
