@@ -311,10 +311,14 @@ class PoolPipeline:
                 "metadata": [{"name": name, "value": value} for name, value in sorted(metadata.items())],
             }
         }
+        from azure.core import MatchConditions
+
         batch = self._deps.clients.batch(pool_id.subscription)
         outcome = call_arm(
             f"create pool {pool_id.name}",
-            lambda: batch.pool.create(pool_id.resource_group, pool_id.parent().name, pool_id.name, body, if_none_match="*"),
+            lambda: batch.pool.create(
+                pool_id.resource_group, pool_id.parent().name, pool_id.name, body, match_condition=MatchConditions.IfMissing
+            ),
         )
         if not isinstance(outcome, Waiting):
             import isodate
