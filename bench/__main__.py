@@ -47,7 +47,7 @@ def sweep_cost() -> tuple[dict[str, int], float]:
     from emulator.store import ArmResource
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import Scenario
-    from shared.pool_guard import PoolGuard
+    from shared.guard.sweep import PoolGuard
 
     accounts = [f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:02d}/providers/Microsoft.Batch/batchAccounts/acct{i:02d}"
                 for i in range(ACCOUNTS)]

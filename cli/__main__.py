@@ -33,7 +33,7 @@ EXIT_CODES_HELP = """exit codes:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from shared.pool_request import json_schema
+    from shared.model.request import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0
@@ -92,7 +92,8 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from cli.operations import describe, table, watch
-    from shared.ledger import Stage, TableLedger
+    from shared.store.ledger import Stage
+    from shared.store.tables import TableLedger
 
     clients = _clients(_settings())
     ledger = TableLedger(clients.ledger_table())
@@ -139,7 +140,7 @@ def _classify(exc: BaseException) -> CliError | None:
     from azure.core.exceptions import AzureError, ClientAuthenticationError
 
     from cli.operations import InvalidRequestFile
-    from shared.ledger import LedgerError, RequestNotFound
+    from shared.store.ledger import LedgerError, RequestNotFound
     from shared.settings import SettingError
 
     chain = []

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from shared.ledger import FINAL_STAGES, RequestRecord, Stage
+from shared.store.ledger import FINAL_STAGES, RequestRecord, Stage
 from shared.messaging import MessageSender, OutgoingMessage
-from shared.pool_request import PoolRequest, RequestRejected, parse_request
+from shared.model.request import PoolRequest, RequestRejected, parse_request
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
-    from shared.ledger import Ledger
+    from shared.store.ledger import Ledger
 
 
 class InvalidRequestFile(ValueError):
@@ -132,7 +132,7 @@ def pool_nodes(clients: "AzureClients", pool_id: str) -> tuple[int, int] | None:
     """(current, target) nodes of a pool, or None while it does not exist."""
     from azure.core.exceptions import ResourceNotFoundError
 
-    from shared.arm_ids import BATCH_POOL, ArmIdError, parse_arm_id
+    from shared.arm.ids import BATCH_POOL, ArmIdError, parse_arm_id
 
     try:
         pool_ref = parse_arm_id(pool_id, BATCH_POOL)

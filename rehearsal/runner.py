@@ -16,7 +16,8 @@ from shared import dependencies
 from shared import settings as setting_names
 from shared.clients import AzureClients
 from shared.dependencies import Dependencies
-from shared.ledger import InMemoryLedger, Ledger
+from shared.store.ledger import Ledger
+from shared.store.memory import InMemoryLedger
 from shared.messaging import OutgoingMessage
 from shared.settings import Settings
 
@@ -91,7 +92,7 @@ class Rehearsal:
             polling_interval=10,
         )
         self.ledger = self.ledger or InMemoryLedger()
-        self.dependencies = Dependencies(
+        self.dependencies = Dependencies.assemble(
             settings=settings, clients=clients, ledger=self.ledger, sender=self.emulator.servicebus, now=self.emulator.now
         )
         self.host = FunctionHost()
@@ -344,7 +345,7 @@ class GuardTimer:
     """The timer trigger's schedule on virtual time (``*/N`` minutes; anything else: every 5 minutes)."""
 
     def __init__(self, start: datetime, settings: Settings) -> None:
-        from shared.guard_rules import Policy
+        from shared.guard.rules import Policy
 
         minute_field = settings.guard_schedule.split()[1]
         minutes = int(minute_field[2:]) if minute_field.startswith("*/") and minute_field[2:].isdigit() else 5

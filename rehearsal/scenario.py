@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from shared.pool_request import describe_errors
+from shared.model.request import describe_errors
 
 DEFAULT_SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 DEFAULT_RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-imaging"

@@ -1,17 +1,24 @@
-"""Alerts for operators: typed, deduplicated, published as CloudEvents 1.0 to the alerts topic.
+"""Alerts for operators: the catalogue of alert types, and how one is raised.
 
-One CloudEvent type per condition (fixed strings below); ``subject`` is the
-resource the alert is about and ``data`` carries what a person needs to act
-(see :meth:`Alert.payload`). Every published alert is also one structured log
-line (WARNING, or ERROR for error and critical), with the same fields.
+Every alert type is one entry of the catalogue below (CloudEvent type, severity,
+source, runbook), keyed by its ``condition``; adding an alert type means adding
+an entry here and calling :meth:`Alerts.raise_alert` where the condition is seen.
+Alerts are CloudEvents 1.0 on the alerts topic; ``subject`` is the resource the
+alert is about and ``data`` carries what a person needs to act. Every published
+alert is also one structured log line at its severity's level.
 
-Deduplication (:class:`AlertLog`): the same type for the same subject is
-published at most once per ``ALERT_DEDUP_MINUTES``, however many duplicate
-events or sweeps see it. The log is a claim record in the ledger's store
-(:mod:`shared.records`): a conditional insert/replace claims the alert, the
-CloudEvent is published, then the claim is marked sent. A failed publish
-deletes the claim and raises, so the redelivered event alerts again; a claim
-left pending by a crashed worker expires after ``CLAIM_LEASE``.
+Deduplication (:class:`AlertLog`): an alert is published at most once per
+``ALERT_DEDUP_MINUTES`` for its dedup key (type and subject, unless the caller
+gives a finer one), however many duplicate events or sweeps see it. The log is a
+claim record in the ledger's store: a conditional insert/replace claims the
+alert, the CloudEvent is published, then the claim is marked sent; a claim left
+pending by a crashed worker expires after ``CLAIM_LEASE``.
+
+The publish-failure policy, the same for every caller: a publish that still
+fails after the SDK's retries releases the claim and raises, so the trigger's
+event or message is delivered again and the alert is not lost. Callers record
+that they alerted (in the ledger, in pool metadata) only after
+:meth:`Alerts.raise_alert` returns.
 """
 
 from __future__ import annotations
@@ -21,25 +28,17 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Callable, Protocol
 
-from .records import KeyedRecord, RecordConflict, RecordStore
-
-if TYPE_CHECKING:
-    from .clients import AzureClients
-    from .dependencies import Dependencies
+from .errors import TransientError
+from .naming import LOCK_NAME, METADATA_GUARD_REARM
+from .store.records import KeyedRecord, RecordConflict, RecordStore
 
 log = logging.getLogger(__name__)
 
-ALERT_SOURCE = "/custom-image-pools/pool-guard"
+GUARD_SOURCE = "/custom-image-pools/pool-guard"
 PROTECTION_SOURCE = "/custom-image-pools/image-protection"
 PIPELINE_SOURCE = "/custom-image-pools/pipeline"
-
-POOL_CANNOT_REACH_TARGET = "CustomImagePool.PoolCannotReachTarget"
-IN_USE_IMAGE_DELETED = "CustomImagePool.InUseImageDeleted"
-PROTECTION_REMOVED = "CustomImagePool.ProtectionRemoved"
-DELETION_BLOCKED = "CustomImagePool.DeletionBlocked"
-REQUEST_FAILED = "CustomImagePool.RequestFailed"
 
 ALERT_LOG_KIND = "alert"
 # A claim not confirmed within this time belongs to a worker that died mid-publish.
@@ -51,6 +50,65 @@ class Severity(str, Enum):
     ERROR = "error"
     WARNING = "warning"
 
+    @property
+    def log_level(self) -> int:
+        return logging.WARNING if self is Severity.WARNING else logging.ERROR
+
+
+@dataclass(frozen=True)
+class AlertKind:
+    """One entry of the catalogue: what an alert of this condition is called, how bad it is, what to do."""
+
+    condition: str
+    type: str
+    severity: Severity
+    source: str
+    runbook: str
+
+    def alert(self, subject: str, data: dict[str, Any], *, dedup_key: str | None = None) -> "Alert":
+        """An alert of this kind about ``subject``; ``data`` gets the condition and runbook."""
+        return Alert(
+            type=self.type,
+            severity=self.severity,
+            subject=subject,
+            source=self.source,
+            data={"condition": self.condition, **data, "runbook": self.runbook},
+            dedup_key=dedup_key,
+        )
+
+
+PROTECTION_REMOVED = AlertKind(
+    "protection-removed", "CustomImagePool.ProtectionRemoved", Severity.WARNING, PROTECTION_SOURCE,
+    f"Someone removed the {LOCK_NAME} lock from a resource a pool still uses: the delete is probably next. Ask who removed "
+    f"it (Activity Log, the lock's delete operation); if the resource must stay, re-create the lock (CanNotDelete, name "
+    f"{LOCK_NAME}); if it must go, move the pools to a new image first.")
+DELETION_BLOCKED = AlertKind(
+    "deletion-blocked", "CustomImagePool.DeletionBlocked", Severity.WARNING, PROTECTION_SOURCE,
+    f"A delete of a protected resource was refused by its {LOCK_NAME} lock: nothing broke. Tell the caller (Activity Log) "
+    "that the pools listed still use it; delete the pools (or move them to a new image) before deleting it.")
+IN_USE_IMAGE_DELETED = AlertKind(
+    "in-use-image-deleted", "CustomImagePool.InUseImageDeleted", Severity.CRITICAL, PROTECTION_SOURCE,
+    "The pools listed can no longer grow: every resize will fail with AllocationFailed (running nodes keep working). "
+    "Do not resize them. Restore the resource if you can (a snapshot or image with the same content), or submit a new "
+    "pool request from a fresh image and move the workload, then delete these pools.")
+REQUEST_FAILED = AlertKind(
+    "request-failed", "CustomImagePool.RequestFailed", Severity.ERROR, PIPELINE_SOURCE,
+    "The pool request failed for the reason given; the resources it created so far stay. Fix the cause (quota, "
+    "permissions, source VM prerequisites) and submit the request again with a new requestId.")
+POOL_NEEDS_A_PERSON = AlertKind(
+    "needs-a-person", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
+    "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool; "
+    "the guard resumes once the pool's resize error changes.")
+POOL_CIRCUIT_OPEN = AlertKind(
+    "circuit-open", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
+    "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
+    f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.")
+
+CATALOGUE: dict[str, AlertKind] = {
+    kind.condition: kind
+    for kind in (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED, POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN)
+}
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -60,7 +118,13 @@ class Alert:
     severity: Severity
     subject: str
     data: dict[str, Any] = field(default_factory=dict)
-    source: str = ALERT_SOURCE
+    source: str = GUARD_SOURCE
+    # Alerts with the same key are published at most once per window; default: type and subject.
+    dedup_key: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.dedup_key or f"{self.type}|{self.subject}"
 
     def payload(self) -> dict[str, Any]:
         """The CloudEvent ``data``: the alert's data plus its severity."""
@@ -95,32 +159,11 @@ class PoolImpact:
         }
 
 
-def resource_alert(
-    alert_type: str,
-    severity: Severity,
-    resource_id: str,
-    *,
-    condition: str,
-    pools: list[PoolImpact],
-    request_ids: list[str],
-    runbook: str,
-    source: str = PROTECTION_SOURCE,
-    **extra: Any,
-) -> Alert:
+def resource_alert(kind: AlertKind, resource_id: str, *, pools: list[PoolImpact], request_ids: list[str], **extra: Any) -> Alert:
     """An alert about one resource in the common payload shape (``firstSeen`` is added when published)."""
-    return Alert(
-        type=alert_type,
-        severity=severity,
-        subject=resource_id,
-        source=source,
-        data={
-            "condition": condition,
-            "resourceId": resource_id,
-            "pools": [p.to_data() for p in pools],
-            "requestIds": sorted(set(request_ids)),
-            "runbook": runbook,
-            **extra,
-        },
+    return kind.alert(
+        resource_id,
+        {"resourceId": resource_id, "pools": [p.to_data() for p in pools], "requestIds": sorted(set(request_ids)), **extra},
     )
 
 
@@ -129,45 +172,39 @@ class AlertPublisher(Protocol):
 
 
 class EventGridAlertPublisher:
-    """Publishes alerts through ``clients.alerts_publisher()`` (an ``EventGridPublisherClient``)."""
+    """Publishes alerts as CloudEvents through an ``EventGridPublisherClient`` made on first use."""
 
-    def __init__(self, clients: "AzureClients") -> None:
-        self._clients = clients
+    def __init__(self, client: Callable[[], Any]) -> None:
+        self._client = client
 
     def publish(self, alert: Alert) -> None:
         """Send one CloudEvent (the SDK retries 5xx) and log one structured line; publishing errors propagate."""
-        from azure.core.messaging import CloudEvent
+        from azure.core.messaging import CloudEvent  # azure-core: loaded on first use (cold start)
 
         event = CloudEvent(source=alert.source, type=alert.type, subject=alert.subject, data=alert.payload())
-        self._clients.alerts_publisher().send([event])
-        level = logging.WARNING if alert.severity is Severity.WARNING else logging.ERROR
-        log.log(level, "alert %s", alert.log_line())
+        self._client().send([event])
+        log.log(alert.severity.log_level, "alert %s", alert.log_line())
 
 
-class AlertInProgress(RuntimeError):
+class AlertInProgress(TransientError):
     """Another delivery is publishing this very alert right now: retry later (it may still fail)."""
 
 
 class AlertLog:
-    """Which alerts were published when, one record per (type, subject), in the ledger's store."""
+    """Which alerts were published when, one record per dedup key, in the ledger's store."""
 
     def __init__(self, records: RecordStore, window: timedelta) -> None:
         self._records = records
         self._window = window
 
-    @staticmethod
-    def _key(alert: Alert) -> str:
-        return f"{alert.type}|{alert.subject}"
-
-    def recently_sent(self, alert_type: str, subject: str, now: datetime) -> bool:
-        """Whether this alert went out within the window (a cheap check before gathering its payload)."""
-        current = self._records.get(ALERT_LOG_KIND, f"{alert_type}|{subject}")
-        data = current.data if current is not None else {}
-        return data.get("state") == "sent" and now - datetime.fromisoformat(data["sentAt"]) < self._window
+    def recently_sent(self, key: str, now: datetime) -> bool:
+        """Whether the alert with this key went out within the window (a cheap check before gathering its payload)."""
+        current = self._records.get(ALERT_LOG_KIND, key)
+        return current is not None and self._sent_within_window(current.data, now)
 
     def claim(self, alert: Alert, now: datetime) -> KeyedRecord | None:
         """Claim the right to publish ``alert``; None when it was published within the window."""
-        key = self._key(alert)
+        key = alert.key
         for _ in range(3):
             current = self._records.get(ALERT_LOG_KIND, key)
             claim = {"state": "pending", "claimedAt": now.isoformat(), "firstSeen": now.isoformat()}
@@ -175,7 +212,7 @@ class AlertLog:
                 if current is None:
                     return self._records.insert(ALERT_LOG_KIND, key, claim)
                 data = current.data
-                if data.get("state") == "sent" and now - datetime.fromisoformat(data["sentAt"]) < self._window:
+                if self._sent_within_window(data, now):
                     return None
                 if data.get("state") == "pending" and now - datetime.fromisoformat(data["claimedAt"]) < CLAIM_LEASE:
                     raise AlertInProgress(f"alert {key} is being published by another delivery")
@@ -201,31 +238,39 @@ class AlertLog:
         except RecordConflict:
             pass
 
-
-def alert_log(deps: "Dependencies") -> AlertLog:
-    """The alert log in the ledger's store, with the configured window."""
-    return AlertLog(deps.ledger.records(), timedelta(minutes=deps.settings.alert_dedup_minutes))
+    def _sent_within_window(self, data: dict[str, Any], now: datetime) -> bool:
+        return data.get("state") == "sent" and now - datetime.fromisoformat(data["sentAt"]) < self._window
 
 
-def raise_alert(deps: "Dependencies", alert: Alert, publisher: AlertPublisher | None = None) -> bool:
-    """Publish ``alert`` unless the same one went out within the dedup window; True when published.
+class Alerts:
+    """Raises alerts: deduplicated by the alert log, published, confirmed; a failed publish raises."""
 
-    A publish that still fails after the SDK's retries raises (after undoing
-    the claim), so the trigger's event or message is delivered again.
-    """
-    log_of_alerts = alert_log(deps)
-    claim = log_of_alerts.claim(alert, deps.now())
-    if claim is None:
-        log.info("alert %s for %s already published within %s minutes; not repeated", alert.type, alert.subject,
-                 deps.settings.alert_dedup_minutes)
-        return False
-    stamped = replace(alert, data={**alert.data, "firstSeen": claim.data["firstSeen"]})
-    try:
-        (publisher or EventGridAlertPublisher(deps.clients)).publish(stamped)
-    except Exception:
-        log_of_alerts.release(claim)
-        log.error("alert %s for %s could not be published; the delivery will be retried: %s", alert.type, alert.subject,
-                  stamped.log_line())
-        raise
-    log_of_alerts.confirm(claim, deps.now())
-    return True
+    def __init__(self, publisher: AlertPublisher, log_of_alerts: AlertLog, now: Callable[[], datetime]) -> None:
+        self.publisher = publisher
+        self.log = log_of_alerts
+        self._now = now
+
+    def recently_sent(self, kind: AlertKind, subject: str) -> bool:
+        """Whether an alert of ``kind`` about ``subject`` went out within the window."""
+        return self.log.recently_sent(f"{kind.type}|{subject}", self._now())
+
+    def raise_alert(self, alert: Alert) -> bool:
+        """Publish ``alert`` unless the same one went out within the dedup window; True when published.
+
+        A publish that still fails after the SDK's retries raises (after undoing
+        the claim), so the trigger's event or message is delivered again.
+        """
+        claim = self.log.claim(alert, self._now())
+        if claim is None:
+            log.info("alert %s for %s already published within the dedup window; not repeated", alert.type, alert.subject)
+            return False
+        stamped = replace(alert, data={**alert.data, "firstSeen": claim.data["firstSeen"]})
+        try:
+            self.publisher.publish(stamped)
+        except Exception:
+            self.log.release(claim)
+            log.error("alert %s for %s could not be published; the delivery will be retried: %s", alert.type, alert.subject,
+                      stamped.log_line())
+            raise
+        self.log.confirm(claim, self._now())
+        return True

@@ -9,26 +9,52 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from .alerts import AlertLog, Alerts, EventGridAlertPublisher
 from .clients import AzureClients
-from .ledger import Ledger
 from .messaging import MessageSender
 from .settings import Settings
+from .store.ledger import Ledger
+from .store.records import RecordStore
+from .store.tables import TableLedger
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Dependencies:
+    """Settings, clients, the ledger and its records, the message sender, the alerts, and the clock."""
+
     settings: Settings
     clients: AzureClients
     ledger: Ledger
+    records: RecordStore
     sender: MessageSender
+    alerts: Alerts
     now: Callable[[], datetime] = field(default=_utc_now)
+
+    @classmethod
+    def assemble(
+        cls,
+        *,
+        settings: Settings,
+        clients: AzureClients,
+        ledger: Ledger,
+        sender: MessageSender,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> "Dependencies":
+        """Dependencies whose records live in ``ledger``'s store and whose alerts go to the alerts topic."""
+        records = ledger.records()
+        alerts = Alerts(
+            EventGridAlertPublisher(clients.alerts_publisher),
+            AlertLog(records, timedelta(minutes=settings.alert_dedup_minutes)),
+            now,
+        )
+        return cls(settings=settings, clients=clients, ledger=ledger, records=records, sender=sender, alerts=alerts, now=now)
 
 
 _installed: Dependencies | None = None
@@ -57,9 +83,8 @@ def install(dependencies: Dependencies | None) -> None:
 
 
 def _from_app_settings() -> Dependencies:
-    from .ledger import TableLedger
-
     settings = Settings.from_environ()
     clients = AzureClients(settings)
-    ledger = TableLedger(clients.ledger_table())
-    return Dependencies(settings=settings, clients=clients, ledger=ledger, sender=clients.message_sender())
+    return Dependencies.assemble(
+        settings=settings, clients=clients, ledger=TableLedger(clients.ledger_table()), sender=clients.message_sender()
+    )

@@ -1,4 +1,4 @@
-"""Sending Service Bus messages: replies to requesters and scheduled checks.
+"""Sending Service Bus messages, and the messages the app sends: replies and scheduled pool checks.
 
 Service Bus speaks AMQP, so azure-servicebus has no azure-core transport seam.
 Everything the project sends goes through :class:`MessageSender`; production
@@ -7,12 +7,21 @@ uses :class:`ServiceBusMessageSender`, the emulator provides its own queues.
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+
+log = logging.getLogger(__name__)
+
+REPLY_SUBJECT = "PoolRequestOutcome"
+POOL_CHECK_SUBJECT = "PoolCheck"
+# A check arrives this long after the resize timeout: the service needs a moment to go Steady.
+CHECK_MARGIN = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -73,3 +82,48 @@ class ServiceBusMessageSender:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def outcome_reply(request_id: str, stage: str, reason: str | None, pool_id: str | None) -> OutgoingMessage:
+    """The reply a requester gets when its request reaches a final stage (one message id per stage)."""
+    body = {"requestId": request_id, "stage": stage, "reason": reason, "poolId": pool_id}
+    return OutgoingMessage(
+        json.dumps(body), message_id=f"{request_id}-{stage.lower()}", correlation_id=request_id, subject=REPLY_SUBJECT
+    )
+
+
+@dataclass(frozen=True)
+class PoolCheck:
+    """A pool-checks queue message: which pool, and how many times it was looked at already."""
+
+    pool_id: str
+    attempt: int = 0
+
+    @classmethod
+    def from_body(cls, body: bytes) -> "PoolCheck | None":
+        """The check, or None for a body that is not one (logged; never retried)."""
+        try:
+            data = json.loads(body)
+            return cls(str(data["poolId"]), int(data.get("attempt") or 0))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("pool check message ignored: %s", exc)
+            return None
+
+    def message(self, when: datetime) -> OutgoingMessage:
+        """The scheduled message that makes the guard look at the pool at ``when``."""
+        return OutgoingMessage(
+            json.dumps({"poolId": self.pool_id, "attempt": self.attempt}),
+            message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{when.strftime('%Y%m%dT%H%M%S')}",
+            subject=POOL_CHECK_SUBJECT,
+            scheduled_enqueue_time=when,
+        )
+
+
+def schedule_pool_check(sender: MessageSender, queue: str, pool_id: str, when: datetime, attempt: int = 0) -> None:
+    """Have the guard look at one pool at ``when``."""
+    sender.send(queue, PoolCheck(pool_id, attempt).message(when))
+
+
+def check_after_resize(sender: MessageSender, queue: str, pool_id: str, now: datetime, resize_timeout: timedelta) -> None:
+    """Schedule a check for when a resize issued ``now`` times out (the pipeline's create and the guard's resizes)."""
+    schedule_pool_check(sender, queue, pool_id, now + resize_timeout + CHECK_MARGIN)

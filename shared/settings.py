@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlparse
 
+from .arm import ids as arm_ids
+from .errors import PermanentError
+
 # Connection prefix of the Service Bus trigger bindings (identity-based).
 SERVICEBUS_CONNECTION = "SERVICEBUS"
 SERVICEBUS_NAMESPACE = "SERVICEBUS__fullyQualifiedNamespace"
@@ -42,7 +45,7 @@ DEFAULT_ALERT_DEDUP_MINUTES = "60"
 DEFAULT_KEEP_IMAGE_LOCKS = "false"
 
 
-class SettingError(ValueError):
+class SettingError(PermanentError, ValueError):
     """An app setting is missing or malformed; the message names it."""
 
 
@@ -79,11 +82,9 @@ def _queue_name(name: str, value: str) -> str:
 
 
 def _scopes(name: str, value: str) -> tuple[str, ...]:
-    from .arm_ids import ArmIdError, parse_scope
-
     try:
-        scopes = tuple(parse_scope(part) for part in re.split(r"[,;\s]+", value) if part)
-    except ArmIdError as exc:
+        scopes = tuple(arm_ids.parse_scope(part) for part in re.split(r"[,;\s]+", value) if part)
+    except arm_ids.ArmIdError as exc:
         raise SettingError(f"App setting {name} must list subscription, resource group or Batch account ids: {exc}") from exc
     if not scopes:
         raise SettingError(f"App setting {name} must list at least one scope")
@@ -91,11 +92,9 @@ def _scopes(name: str, value: str) -> tuple[str, ...]:
 
 
 def _batch_accounts(name: str, value: str) -> tuple[str, ...]:
-    from .arm_ids import BATCH_ACCOUNT, ArmIdError, parse_arm_id
-
     try:
-        return tuple(parse_arm_id(part, BATCH_ACCOUNT).id for part in re.split(r"[,;\s]+", value) if part)
-    except ArmIdError as exc:
+        return tuple(arm_ids.parse_arm_id(part, arm_ids.BATCH_ACCOUNT).id for part in re.split(r"[,;\s]+", value) if part)
+    except arm_ids.ArmIdError as exc:
         raise SettingError(f"App setting {name} must list Batch account ids: {exc}") from exc
 
 

@@ -16,7 +16,7 @@ from rehearsal.pump import ConcurrentPump
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
 from shared import dependencies
-from shared import pipeline as pipeline_module
+from shared.pipeline import stages as pipeline_module
 from shared.messaging import OutgoingMessage
 
 import json

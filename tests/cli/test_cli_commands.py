@@ -29,7 +29,9 @@ from cli.operations import InvalidRequestFile, describe, load_request, progress_
 from emulator.store import ArmResource
 from emulator.world import AzureEmulator
 from shared.clients import AzureClients
-from shared.ledger import InMemoryLedger, RequestRecord, Stage, TableLedger
+from shared.store.ledger import RequestRecord, Stage
+from shared.store.memory import InMemoryLedger
+from shared.store.tables import TableLedger
 from shared.settings import Settings
 from tests.support import PROJECT_ROOT, RG_ID, StaticTokenCredential, VALID_SETTINGS
 
@@ -232,7 +234,7 @@ def test_given_an_unknown_request_when_status_runs_then_it_exits_not_found(clien
     ledger = InMemoryLedger()
     monkeypatch.setattr(cli_main, "_settings", lambda: clients.settings)
     monkeypatch.setattr(cli_main, "_clients", lambda settings: clients)
-    monkeypatch.setattr("shared.ledger.TableLedger", lambda table_client: ledger)
+    monkeypatch.setattr("shared.store.tables.TableLedger", lambda table_client: ledger)
 
     assert cli_main.main(["status", "nope"]) == cli_main.EXIT_NOT_FOUND
     assert "hint:" in capsys.readouterr().err

@@ -145,8 +145,8 @@ def _valid_json_object(body: bytes) -> bool:
 
 
 def _record_for(world, request_id, message_id):
-    from shared.ledger import RequestNotFound
-    from shared.pool_request import request_id_for_message
+    from shared.model.request import request_id_for_message
+    from shared.store.ledger import RequestNotFound
 
     for candidate in (request_id, request_id_for_message(message_id)):
         if isinstance(candidate, str):

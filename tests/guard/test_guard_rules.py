@@ -8,19 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.guard_rules import (
-    METADATA_GUARD_REARM,
-    METADATA_GUARD_STATE,
-    Action,
-    BadPoolMetadata,
-    Condition,
-    GuardState,
-    Policy,
-    PoolView,
-    Targets,
-    decide,
-    desired_targets,
-)
+from shared.arm.pools import BadPoolMetadata, PoolView, Targets
+from shared.guard.rules import Action, Condition, GuardState, Policy, decide, desired_targets
+from shared.naming import METADATA_GUARD_REARM, METADATA_GUARD_STATE
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 POOL_ID = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/teambatch/pools/p1"

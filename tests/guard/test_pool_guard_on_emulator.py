@@ -7,8 +7,9 @@ import json
 from emulator.store import ArmResource
 from rehearsal.runner import CHECKS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
-from shared.guard_rules import METADATA_GUARD_STATE, PoolView
-from shared.pool_guard import PoolGuard, SweepReport
+from shared.arm.pools import PoolView
+from shared.guard.sweep import PoolGuard, SweepReport
+from shared.naming import METADATA_GUARD_STATE
 
 SUB = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 IMAGING = f"/subscriptions/{SUB}/resourceGroups/rg-imaging"

@@ -7,10 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.ledger import (
+from shared.store.ledger import (
     FINAL_STAGES,
     FinalStageError,
-    InMemoryLedger,
     Ledger,
     LedgerUnavailable,
     RecordTooLarge,
@@ -19,8 +18,9 @@ from shared.ledger import (
     RequestRecord,
     Stage,
     StaleRecord,
-    TableLedger,
 )
+from shared.store.memory import InMemoryLedger
+from shared.store.tables import TableLedger
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 BODY = {"requestedBy": "team-a", "pool": {"poolName": "render", "targetDedicatedNodes": 600}, "dataDisks": [0, 1]}

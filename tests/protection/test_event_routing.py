@@ -9,9 +9,11 @@ import pytest
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
 from shared.alerts import AlertInProgress, AlertLog, Alert, Severity
-from shared.arm_events import ArmEvent
-from shared.records import InMemoryRecords, RecordConflict, TableRecords
-from shared.resource_events import handle_resource_event
+from shared.arm.events import ArmEvent
+from shared.pipeline.routing import handle_resource_event
+from shared.store.memory import InMemoryRecords
+from shared.store.records import RecordConflict
+from shared.store.tables import TableRecords
 from tests.support import PROJECT_ROOT
 
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -119,7 +121,7 @@ class TestRecordsOnTableStorage:
         assert records.get("alert", IMAGE) is None
 
     def test_the_ledger_does_not_list_record_rows(self, azurite_table_client):
-        from shared.ledger import TableLedger
+        from shared.store.tables import TableLedger
 
         ledger = TableLedger(azurite_table_client)
         ledger.records().insert("image-use", IMAGE, {"pools": {}})

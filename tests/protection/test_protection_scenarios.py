@@ -50,13 +50,15 @@ class TestProtection:
         assert report["resources"]["images"] == [] and len(report["resources"]["snapshots"]) == 2
 
     def test_with_keep_image_locks_the_locks_stay_after_the_last_pool_is_deleted(self):
+        from dataclasses import replace
+
         from shared.settings import Settings
 
         scenario = load_scenario(EXAMPLES / "protection-unused-image-deleted.json")
         rehearsal = Rehearsal(scenario)
         settings = rehearsal.dependencies.settings
         kept = Settings(**{**settings.__dict__, "keep_image_locks": True})
-        rehearsal.dependencies.settings = kept
+        rehearsal.dependencies = replace(rehearsal.dependencies, settings=kept)
         rehearsal.dependencies.clients.settings = kept
         report = build_report(rehearsal.run())
         # THEN the image and its three snapshots stayed locked: both deletes were refused, and nobody uses them (no alert)

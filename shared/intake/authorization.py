@@ -8,7 +8,7 @@ accounts), compared case-insensitively.
 
 from __future__ import annotations
 
-from .arm_ids import (
+from ..arm.ids import (
     BATCH_ACCOUNT,
     GALLERY,
     GALLERY_IMAGE_VERSION,
@@ -19,10 +19,11 @@ from .arm_ids import (
     ArmIdError,
     parse_arm_id,
 )
-from .pool_request import PoolRequest
+from ..errors import PermanentError
+from ..model.request import PoolRequest
 
 
-class NotAuthorised(ValueError):
+class NotAuthorised(PermanentError, ValueError):
     """The request names a resource outside the allowed scopes (or a malformed id)."""
 
 

@@ -1,20 +1,10 @@
-"""Pool guard triggers: a timer sweep (the safety net) and scheduled per-pool checks."""
+"""Service Bus trigger: scheduled per-pool checks, due when a resize the guard or the pipeline issued times out."""
 
 import azure.functions as func
 
 from shared import settings
 
 bp = func.Blueprint()
-
-
-@bp.function_name("pool_guard_sweep")
-@bp.timer_trigger(arg_name="timer", schedule=f"%{settings.GUARD_SCHEDULE}%", use_monitor=True)
-def pool_guard_sweep(timer: func.TimerRequest) -> None:
-    """Re-drive stuck requests and keep every guarded pool resizing towards its target."""
-    from shared import dependencies
-    from shared.pool_guard import run_sweep
-
-    run_sweep(dependencies.current())
 
 
 @bp.function_name("pool_checks")
@@ -25,8 +15,10 @@ def pool_guard_sweep(timer: func.TimerRequest) -> None:
 )
 def pool_checks(message: func.ServiceBusMessage) -> None:
     """Look at one pool when a resize the guard or the pipeline issued has timed out."""
+    # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
     from shared import dependencies
-    from shared.pool_guard import PoolCheck, PoolGuard
+    from shared.guard.sweep import PoolGuard
+    from shared.messaging import PoolCheck
 
     check = PoolCheck.from_body(message.get_body())
     if check is not None:

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import logging
 
-from .arm_events import ArmEvent
-from .arm_ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
-from .dependencies import Dependencies
-from .ledger import RequestNotFound, RequestRecord
-from .arm_calls import get_or_none
-from .pipeline import PoolPipeline
-from .resource_plan import METADATA_REQUEST, TAG_REQUEST, request_id_from_name
+from ..arm.calls import get_or_none
+from ..arm.events import ArmEvent
+from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
+from ..arm.pools import PoolView
+from ..dependencies import Dependencies
+from ..naming import TAG_REQUEST, request_id_from_image_name, request_id_from_snapshot_name
+from ..protection import alerts as protection_alerts
+from ..protection.locks import lock_scope, release
+from ..store.ledger import RequestNotFound, RequestRecord
+from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
 
 _PIPELINE_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, BATCH_POOL)}
-
-
 _PROTECTED_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE_VERSION)}
 _LOCK_TYPE = "microsoft.authorization/locks"
 
@@ -60,18 +61,16 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
     is one point read of the usage record in the ledger's store (no ARM call):
     ARM calls happen only when a recorded pool uses the resource.
     """
-    from . import image_alerts, protection
-
     resource_type = event.resource_type
     if resource_type == _LOCK_TYPE:
-        scoped = protection.lock_scope(event.resource_id)
+        scoped = lock_scope(event.resource_id)
         if scoped is not None and event.outcome == "Success":
-            image_alerts.on_protection_removed(deps, event.resource_id, *scoped)
+            protection_alerts.on_protection_removed(deps, event.resource_id, *scoped)
         return
     if resource_type == BATCH_POOL.lower():
         pool = try_parse(event.resource_id, BATCH_POOL)
         if pool is not None and event.outcome == "Success":
-            protection.release(deps, pool.id)
+            release(deps, pool.id)
         return
     if resource_type not in _PROTECTED_TYPES:
         return
@@ -79,13 +78,21 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
     if resource is None:
         return
     if event.outcome == "Success":
-        image_alerts.on_resource_deleted(deps, resource.id)
+        protection_alerts.on_resource_deleted(deps, resource.id)
     elif event.outcome == "Failure":
-        image_alerts.on_deletion_blocked(deps, resource.id)
+        protection_alerts.on_deletion_blocked(deps, resource.id)
+
+
+def _request_id_from_name(resource: ArmId) -> str | None:
+    if resource.resource_type == SNAPSHOT:
+        return request_id_from_snapshot_name(resource.name)
+    if resource.resource_type in (IMAGE, GALLERY_IMAGE):
+        return request_id_from_image_name(resource.name)
+    return None
 
 
 def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
-    from_name = request_id_from_name(resource.resource_type, resource.name)
+    from_name = _request_id_from_name(resource)
     if from_name is not None:
         return from_name
     if not any(resource.is_within(scope) for scope in deps.settings.allowed_scopes):
@@ -98,7 +105,7 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
         )
         return (definition.tags or {}).get(TAG_REQUEST) if definition is not None else None
     if resource.resource_type == GALLERY_IMAGE_VERSION:
-        from_definition = request_id_from_name(GALLERY_IMAGE, resource.parent().name)
+        from_definition = request_id_from_image_name(resource.parent().name)
         if from_definition is not None:
             return from_definition
         definition = resource.parent()
@@ -111,7 +118,5 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
     if resource.resource_type == BATCH_POOL:
         batch = deps.clients.batch(resource.subscription)
         pool = get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
-        if pool is None:
-            return None
-        return {m.name: m.value for m in pool.metadata or []}.get(METADATA_REQUEST)
+        return PoolView.from_sdk(pool).request_id if pool is not None else None
     return None

@@ -11,28 +11,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .arm_ids import IMAGE, SNAPSHOT, ArmId
-from .authorization import NotAuthorised, authorise
-from .dependencies import Dependencies
-from .ledger import RequestAlreadyExists, RequestRecord, Stage
-from .arm_calls import StepFailed, call_arm, get_or_none
-from .pipeline import PoolPipeline
-from .pool_request import (
+from ..arm.calls import StepFailed, call_arm, get_or_none
+from ..arm.ids import IMAGE, SNAPSHOT, ArmId, resource_key, try_parse
+from ..arm.pools import PoolView
+from ..arm.values import wire_text
+from ..dependencies import Dependencies
+from ..model.plan import PlannedSnapshot, ResourcePlan, replica_count
+from ..model.request import PoolRequest, RequestRejected, parse_request
+from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
-    PoolRequest,
-    RequestRejected,
-    parse_request,
-)
-from .prerequisites import unmet_prerequisites
-from .resource_plan import (
-    PlannedSnapshot,
-    ResourcePlan,
     image_name,
     image_version_name,
-    replica_count,
     snapshot_name,
 )
+from ..pipeline.stages import PoolPipeline
+from ..protection.lineage import LineageReader
+from ..store.ledger import OS_TYPE_DETAIL, PLAN_DETAIL, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage
+from .authorization import NotAuthorised, authorise
+from .prerequisites import unmet_prerequisites
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +80,7 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
         stage=stage,
         body=request.to_wire(),
         reply_to=message.reply_to,
-        details={"plan": plan.to_details(), "osType": facts.os_type},
+        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: facts.os_type},
         now=deps.now(),
     )
     try:
@@ -94,15 +91,13 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
 
 
 def _existing(deps: Dependencies, request_id: str) -> RequestRecord | None:
-    from .ledger import RequestNotFound
-
     try:
         return deps.ledger.get(request_id)
     except RequestNotFound:
         return None
 
 
-def _reject(deps, pipeline: PoolPipeline, request_id: str, body: dict, reply_to: str | None, reason: str) -> RequestRecord:
+def _reject(deps: Dependencies, pipeline: PoolPipeline, request_id: str, body: dict, reply_to: str | None, reason: str) -> RequestRecord:
     record = RequestRecord.new(request_id=request_id, stage=Stage.RECEIVED, body=body, reply_to=reply_to, details={}, now=deps.now())
     try:
         record = deps.ledger.create(record)
@@ -144,7 +139,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
             PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request_id, disk.lun)), disk.lun, disk.managed_disk.id)
             for disk in sorted(vm.storage_profile.data_disks or [], key=lambda d: d.lun)
         ]
-        return _SourceFacts(vm.location, str(vm.storage_profile.os_disk.os_type), tuple(snapshots))
+        return _SourceFacts(vm.location, wire_text(vm.storage_profile.os_disk.os_type), tuple(snapshots))
     if kind == "snapshots":
         os_id = ids["source.snapshots.osDiskSnapshotId"]
         os_snapshot = get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
@@ -155,7 +150,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
         snapshots = [PlannedSnapshot(os_id, None, None)]
         for index, disk in enumerate(request.source.snapshots.data_disks):
             snapshots.append(PlannedSnapshot(ids[f"source.snapshots.dataDisks[{index}].snapshotId"], disk.lun, None))
-        return _SourceFacts(os_snapshot.location, str(os_snapshot.os_type), tuple(snapshots))
+        return _SourceFacts(os_snapshot.location, wire_text(os_snapshot.os_type), tuple(snapshots))
     if kind == "managedImageId":
         image_id = ids["source.managedImageId"]
         image = get_or_none("read source image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
@@ -163,7 +158,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
             raise RequestRejected(f"source.managedImageId: {image_id.id} does not exist", request_id)
         if image.storage_profile.os_disk.os_state != "Generalized":
             raise RequestRejected("source.managedImageId: Batch supports only generalized images", request_id)
-        return _SourceFacts(image.location, str(image.storage_profile.os_disk.os_type), ())
+        return _SourceFacts(image.location, wire_text(image.storage_profile.os_disk.os_type), ())
     version_id = ids["source.galleryImageVersionId"]
     definition = version_id.parent()
     compute = deps.clients.compute(version_id.subscription)
@@ -176,7 +171,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
     image_definition = call_arm("read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name))
     if image_definition.os_state != "Generalized":
         raise RequestRejected("source.galleryImageVersionId: Batch supports only generalized gallery images", request_id)
-    return _SourceFacts(version.location, str(image_definition.os_type), ())
+    return _SourceFacts(version.location, wire_text(image_definition.os_type), ())
 
 
 def _plan(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts) -> ResourcePlan:
@@ -214,28 +209,26 @@ def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _Sour
     """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
     if not request.image.legacy_managed_image:
         return  # gallery images scale with replicas instead (sized in the plan)
+    lineage_reader = LineageReader(deps.clients)
     lineage = {s.snapshot.key() for s in facts.snapshots}
     if "source.managedImageId" in ids:
-        lineage.add(ids["source.managedImageId"].key())
-        lineage |= _image_lineage(ids["source.managedImageId"], deps)
+        image_id = ids["source.managedImageId"].id
+        lineage |= {resource_key(image_id)} | {resource_key(r) for r in lineage_reader.lineage(image_id)}
     if not lineage:
         return
     account = ids["pool.batchAccountId"]
     batch = deps.clients.batch(account.subscription)
     dedicated, low_priority = request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes
     sharing: list[str] = []
-    for pool in call_arm("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
-        image_id = _pool_image_id(pool)
-        if not image_id:
+    for listed in call_arm("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
+        pool = PoolView.from_sdk(listed)
+        if not pool.image_id:
             continue
-        from .arm_ids import try_parse
-
-        pool_image = try_parse(image_id, IMAGE)
-        pool_lineage = {image_id.lower()} | (_image_lineage(pool_image, deps) if pool_image else set())
-        if pool_lineage & lineage:
-            scale = pool.scale_settings.fixed_scale if pool.scale_settings else None
-            dedicated += max(pool.current_dedicated_nodes or 0, scale.target_dedicated_nodes if scale else 0)
-            low_priority += max(pool.current_low_priority_nodes or 0, scale.target_low_priority_nodes if scale else 0)
+        # Only managed images count against these limits; a gallery version is one id, read no further.
+        pool_lineage = lineage_reader.lineage(pool.image_id) if try_parse(pool.image_id, IMAGE) else []
+        if {resource_key(pool.image_id), *(resource_key(r) for r in pool_lineage)} & lineage:
+            dedicated += max(pool.current_dedicated, pool.target_dedicated)
+            low_priority += max(pool.current_low_priority, pool.target_low_priority)
             sharing.append(pool.name)
     if dedicated > MAX_DEDICATED_NODES_PER_IMAGE or low_priority > MAX_LOW_PRIORITY_NODES_PER_IMAGE:
         raise RequestRejected(
@@ -244,19 +237,3 @@ def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _Sour
             f"of {MAX_DEDICATED_NODES_PER_IMAGE} dedicated / {MAX_LOW_PRIORITY_NODES_PER_IMAGE} low-priority",
             request.request_id,
         )
-
-
-def _pool_image_id(pool) -> str | None:
-    try:
-        return pool.deployment_configuration.virtual_machine_configuration.image_reference.id
-    except AttributeError:
-        return None
-
-
-def _image_lineage(image_id: ArmId, deps: Dependencies) -> set[str]:
-    image = get_or_none("read image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
-    if image is None:
-        return set()
-    profile = image.storage_profile
-    disks = [profile.os_disk, *(profile.data_disks or [])]
-    return {("/" + d.snapshot.id.lstrip("/")).lower() for d in disks if d.snapshot is not None and d.snapshot.id}

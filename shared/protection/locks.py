@@ -3,13 +3,13 @@
 When a pool starts using an image (the pipeline sees its pool created, or the
 guard meets a guarded pool), every resource the pool depends on (the gallery
 image version or managed image, the managed image a version came from, the
-snapshots) gets a ``CanNotDelete`` lock named :data:`LOCK_NAME` whose notes
+snapshots) gets a ``CanNotDelete`` lock named ``cip-protect`` whose notes
 name the pools; Azure then refuses to delete it (409 ScopeLocked). When the
 last pool using a resource is deleted, the lock is released (unless
 ``KEEP_IMAGE_LOCKS``). Locks are only ever deleted when their notes carry
-:data:`NOTES_MARKER`, so a lock someone else placed (even under our name) stays.
+the project's marker, so a lock someone else placed (even under our name) stays.
 
-Usage is recorded in the ledger's store (:mod:`shared.records`), keyed by
+Usage is recorded in the ledger's store (:mod:`shared.store.records`), keyed by
 resource id (``image-use``: which pools) and by pool id (``pool-use``: which
 resources). An ARM event about a resource is then matched with one point read
 of the store and no ARM call, whether or not the resource still exists.
@@ -21,20 +21,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .arm_calls import StepFailed, call_arm
-from .arm_ids import GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
-from .dependencies import Dependencies
-from .records import KeyedRecord, RecordConflict
+from ..arm.calls import StepFailed, call_arm, get_or_none
+from ..arm.ids import resource_key
+from ..dependencies import Dependencies
+from ..naming import LOCK_NAME, LOCK_NOTES_MARKER
+from ..store.records import delete_record, update_record
+from .lineage import lineage_resource
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "cip-protect"
-NOTES_MARKER = "custom-image-pools:"
 IMAGE_USE = "image-use"
 POOL_USE = "pool-use"
+# Azure caps a management lock's notes at 512 characters (Microsoft.Authorization/locks REST spec, ManagementLockProperties.notes).
 _MAX_NOTES = 512
 _LOCK_SEGMENT = "/providers/microsoft.authorization/locks/"
-_RACES = 5
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ImageUse:
     def resources(self) -> tuple[str, ...]:
         seen: dict[str, str] = {}
         for resource in (self.image_id, *self.lineage):
-            seen.setdefault(resource.lower(), resource)
+            seen.setdefault(resource_key(resource), resource)
         return tuple(seen.values())
 
 
@@ -66,11 +66,6 @@ class ResourceUsers:
         return sorted({p["requestId"] for p in self.pools.values() if p.get("requestId")})
 
 
-def protectable(resource_id: str) -> ArmId | None:
-    """The parsed id when ``resource_id`` is an image, gallery image version or snapshot; None otherwise."""
-    return try_parse(resource_id, GALLERY_IMAGE_VERSION) or try_parse(resource_id, IMAGE) or try_parse(resource_id, SNAPSHOT)
-
-
 def lock_scope(lock_id: str) -> tuple[str, str] | None:
     """``(scope, lock name)`` of a lock resource id; None when it is not one."""
     at = lock_id.lower().rfind(_LOCK_SEGMENT)
@@ -82,7 +77,7 @@ def lock_scope(lock_id: str) -> tuple[str, str] | None:
 
 def users_of(deps: Dependencies, resource_id: str) -> ResourceUsers | None:
     """The pools recorded as using ``resource_id`` (one store read, no ARM call); None when none."""
-    record = deps.ledger.records().get(IMAGE_USE, resource_id)
+    record = deps.records.get(IMAGE_USE, resource_id)
     if record is None or not record.data.get("pools"):
         return None
     return ResourceUsers(record.data["resourceId"], record.data["pools"])
@@ -90,8 +85,8 @@ def users_of(deps: Dependencies, resource_id: str) -> ResourceUsers | None:
 
 def is_recorded(deps: Dependencies, pool_id: str, image_id: str) -> bool:
     """Whether ``pool_id`` is already recorded as using ``image_id`` (so its protection is in place)."""
-    record = deps.ledger.records().get(POOL_USE, pool_id)
-    return record is not None and str(record.data.get("imageId", "")).lower() == image_id.lower()
+    record = deps.records.get(POOL_USE, pool_id)
+    return record is not None and resource_key(str(record.data.get("imageId", ""))) == resource_key(image_id)
 
 
 def protect(deps: Dependencies, use: ImageUse) -> list[str]:
@@ -100,15 +95,15 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
     A scope we may not lock (403, gone) is logged and skipped: protection never
     fails a pool. Transient ARM errors raise, so the delivery is retried.
     """
-    records = deps.ledger.records()
-    resources = [r for r in use.resources if protectable(r) is not None]
-    _update(records, POOL_USE, use.pool_id, lambda data: {
+    records = deps.records
+    resources = [r for r in use.resources if lineage_resource(r) is not None]
+    update_record(records, POOL_USE, use.pool_id, lambda data: {
         "poolId": use.pool_id, "imageId": use.image_id, "resources": resources, "requestId": use.request_id})
     locked = []
     for resource in resources:
         entry = {"id": use.pool_id, "requestId": use.request_id, "imageId": use.image_id}
-        data = _update(records, IMAGE_USE, resource, lambda d: {
-            "resourceId": resource, "pools": {**(d or {}).get("pools", {}), use.pool_id.lower(): entry}})
+        data = update_record(records, IMAGE_USE, resource, lambda d: {
+            "resourceId": resource, "pools": {**(d or {}).get("pools", {}), resource_key(use.pool_id): entry}})
         if _place_lock(deps, resource, [p["id"] for p in data["pools"].values()]):
             locked.append(resource)
     return locked
@@ -116,35 +111,35 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
 
 def release(deps: Dependencies, pool_id: str) -> list[str]:
     """Forget a deleted pool; unlock each resource no pool uses any more. The ids unlocked."""
-    records = deps.ledger.records()
+    records = deps.records
     pool_record = records.get(POOL_USE, pool_id)
     if pool_record is None:
         return []
     unlocked = []
     for resource in pool_record.data.get("resources", []):
-        data = _update(records, IMAGE_USE, resource, lambda d: {
-            "resourceId": resource, "pools": {k: v for k, v in (d or {}).get("pools", {}).items() if k != pool_id.lower()}})
+        data = update_record(records, IMAGE_USE, resource, lambda d: {
+            "resourceId": resource, "pools": {k: v for k, v in (d or {}).get("pools", {}).items() if k != resource_key(pool_id)}})
         if data["pools"]:
             _place_lock(deps, resource, [p["id"] for p in data["pools"].values()])
             continue
         # The record goes first: the lock's delete event must not read as "protection removed".
-        _delete(records, IMAGE_USE, resource, only_if=lambda d: not d.get("pools"))
+        delete_record(records, IMAGE_USE, resource, only_if=lambda d: not d.get("pools"))
         if not deps.settings.keep_image_locks and _remove_our_lock(deps, resource):
             unlocked.append(resource)
-    _delete(records, POOL_USE, pool_id)
+    delete_record(records, POOL_USE, pool_id)
     return unlocked
 
 
 def _notes(pools: list[str]) -> str:
     names = ", ".join(sorted(p.rsplit("/pools/", 1)[-1] for p in pools))
-    text = f"{NOTES_MARKER} in use by Batch pool(s) {names}; deleting it makes their resizes fail with AllocationFailed"
+    text = f"{LOCK_NOTES_MARKER} in use by Batch pool(s) {names}; deleting it makes their resizes fail with AllocationFailed"
     return text if len(text) <= _MAX_NOTES else text[: _MAX_NOTES - 3] + "..."
 
 
 def _place_lock(deps: Dependencies, resource_id: str, pools: list[str]) -> bool:
-    from azure.mgmt.resource.locks.models import ManagementLockObject
+    from azure.mgmt.resource.locks.models import ManagementLockObject  # Azure SDK: first use (cold start)
 
-    parsed = protectable(resource_id)
+    parsed = lineage_resource(resource_id)
     assert parsed is not None
     locks = deps.clients.locks(parsed.subscription).management_locks
     try:
@@ -157,16 +152,14 @@ def _place_lock(deps: Dependencies, resource_id: str, pools: list[str]) -> bool:
 
 
 def _remove_our_lock(deps: Dependencies, resource_id: str) -> bool:
-    from .arm_calls import get_or_none
-
-    parsed = protectable(resource_id)
+    parsed = lineage_resource(resource_id)
     assert parsed is not None
     locks = deps.clients.locks(parsed.subscription).management_locks
     try:
         lock = get_or_none(f"read lock on {resource_id}", lambda: locks.get_by_scope(parsed.id, LOCK_NAME))
         if lock is None:
             return False
-        if not (lock.notes or "").startswith(NOTES_MARKER):
+        if not (lock.notes or "").startswith(LOCK_NOTES_MARKER):
             log.info("image protection: lock %s was not placed by us; left in place", lock.id)
             return False
         call_arm(f"unlock {resource_id}", lambda: locks.delete_by_scope(parsed.id, LOCK_NAME))
@@ -174,28 +167,3 @@ def _remove_our_lock(deps: Dependencies, resource_id: str) -> bool:
         log.warning("image protection: the lock on %s could not be released: %s", resource_id, exc)
         return False
     return True
-
-
-def _update(records, kind: str, key: str, change) -> dict[str, Any]:
-    """Read-modify-write one record with its ETag, retrying lost races; the stored data."""
-    for _ in range(_RACES):
-        current: KeyedRecord | None = records.get(kind, key)
-        data = change(current.data if current is not None else None)
-        try:
-            stored = records.insert(kind, key, data) if current is None else records.replace(current, data)
-            return stored.data
-        except RecordConflict:
-            continue
-    raise RecordConflict(f"{kind} record {key} is contended; retry later")
-
-
-def _delete(records, kind: str, key: str, only_if=lambda data: True) -> None:
-    for _ in range(_RACES):
-        current = records.get(kind, key)
-        if current is None or not only_if(current.data):
-            return
-        try:
-            records.delete(current)
-            return
-        except RecordConflict:
-            continue

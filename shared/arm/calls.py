@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..errors import PermanentError, TransientError
 
-class TransientAzureError(RuntimeError):
+
+class TransientAzureError(TransientError):
     """Azure answered 429/5xx after the SDK's own retries: let the platform redeliver."""
 
 
-class StepFailed(RuntimeError):
+class StepFailed(PermanentError):
     """Azure refused a step for good (a 4xx other than 'already under way'): the request fails."""
 
 

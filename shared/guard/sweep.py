@@ -4,41 +4,36 @@ A sweep lists each Batch account once (paged), checks each distinct image at
 most once, and PATCHes only pools it resizes or alerts about. Every resize
 schedules a check message for the moment its timeout expires (plus a margin),
 so a timed-out resize is retried within about a minute; the timer sweep is the
-safety net. The rules live in :mod:`shared.guard_rules`; this module does I/O.
+safety net. The rules live in :mod:`shared.guard.rules`; this module does I/O.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .alerts import POOL_CANNOT_REACH_TARGET, Alert, AlertPublisher, EventGridAlertPublisher, Severity
-from .arm_ids import BATCH_ACCOUNT, BATCH_POOL, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
-from .dependencies import Dependencies
-from .guard_rules import (
-    METADATA_GUARD_REARM,
-    METADATA_GUARD_STATE,
-    Action,
-    BadPoolMetadata,
-    Condition,
-    Decision,
-    Policy,
-    PoolView,
-    desired_targets,
-    decide,
-)
-from .ledger import LedgerError, RequestNotFound, Stage
-from .messaging import OutgoingMessage
+from ..alerts import POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, Alert, AlertKind
+from ..arm.calls import get_or_none
+from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
+from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
+from ..dependencies import Dependencies
+from ..messaging import check_after_resize, schedule_pool_check
+from ..model.plan import iso_duration
+from ..naming import METADATA_GUARD_STATE
+from ..pipeline.reconcile import reconcile_stuck_requests
+from ..pipeline.stages import PoolPipeline
+from ..protection.alerts import on_resource_deleted
+from ..protection.lineage import LineageReader, lineage_resource
+from ..protection.locks import ImageUse, is_recorded, protect
+from ..store.ledger import LedgerError, RequestNotFound, Stage
+from .rules import Action, Condition, Decision, Policy, decide, desired_targets
 
 log = logging.getLogger(__name__)
 
-# The check arrives this long after the resize timeout: the service needs a moment to go Steady.
-CHECK_MARGIN = timedelta(seconds=30)
 # A check that finds the resize still running looks again this much later, a bounded number of times.
 RECHECK_DELAY = timedelta(seconds=60)
 MAX_RECHECKS = 10
@@ -70,112 +65,15 @@ class SweepReport:
         return bool(self.resized or self.alerted or self.finished or self.reconciled)
 
 
-@dataclass(frozen=True)
-class PoolCheck:
-    """A pool-checks queue message: which pool, and how many times it was looked at already."""
-
-    pool_id: str
-    attempt: int = 0
-
-    @classmethod
-    def from_body(cls, body: bytes) -> "PoolCheck | None":
-        """The check, or None for a body that is not one (logged; never retried)."""
-        try:
-            data = json.loads(body)
-            return cls(str(data["poolId"]), int(data.get("attempt") or 0))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("pool check message ignored: %s", exc)
-            return None
-
-
-def check_message(pool_id: str, when: datetime, attempt: int = 0) -> OutgoingMessage:
-    """The scheduled message that makes the guard look at one pool at ``when``."""
-    return OutgoingMessage(
-        json.dumps({"poolId": pool_id, "attempt": attempt}),
-        message_id=f"check-{pool_id.rsplit('/', 1)[-1]}-{when.strftime('%Y%m%dT%H%M%S')}",
-        subject="PoolCheck",
-        scheduled_enqueue_time=when,
-    )
-
-
-def schedule_check_after_resize(deps: Dependencies, pool_id: str, resize_timeout: timedelta) -> None:
-    """Schedule a check for when a resize issued now times out (used by the guard and the pipeline)."""
-    deps.sender.send(deps.settings.pool_checks_queue, check_message(pool_id, deps.now() + resize_timeout + CHECK_MARGIN))
-
-
-class _ImageChecks:
-    """Existence checks of images and their lineage, cached for one sweep (one GET per resource)."""
-
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
-        self._exists: dict[str, bool] = {}
-        self._sources: dict[str, list[str]] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
-
-    def lineage(self, image_id: str) -> list[str]:
-        """What ``image_id`` was made from, recursively, as read (and cached) by :meth:`missing`."""
-        found: list[str] = []
-        for source in self._sources.get(image_id.lower(), []):
-            found += [source, *self.lineage(source)]
-        return found
-
-    def missing(self, image_id: str | None, deep: bool) -> list[str]:
-        if not image_id:
-            return []
-        if not self._exists_cached(image_id):
-            return [image_id]
-        if not deep:
-            return []
-        gone: list[str] = []
-        for source in self._sources.get(image_id.lower(), []):
-            gone += self.missing(source, deep=True)
-        return gone
-
-    def _exists_cached(self, resource_id: str) -> bool:
-        key = resource_id.lower()
-        with self._lock:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in self._exists:
-                self._exists[key] = self._read(resource_id)
-            return self._exists[key]
-
-    def _read(self, resource_id: str) -> bool:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        parsed = try_parse(resource_id, GALLERY_IMAGE_VERSION) or try_parse(resource_id, IMAGE) or try_parse(resource_id, SNAPSHOT)
-        if parsed is None:
-            # Not an id we know how to read (a shared or community gallery image): assume it exists.
-            return True
-        compute = self._deps.clients.compute(parsed.subscription)
-        try:
-            if parsed.resource_type == GALLERY_IMAGE_VERSION:
-                gallery, definition, version = parsed.names
-                found = compute.gallery_image_versions.get(parsed.resource_group, gallery, definition, version)
-                source = getattr(getattr(getattr(found, "storage_profile", None), "source", None), "id", None)
-                self._sources[resource_id.lower()] = [source] if source else []
-            elif parsed.resource_type == IMAGE:
-                found = compute.images.get(parsed.resource_group, parsed.name)
-                profile = found.storage_profile
-                disks = [profile.os_disk, *(profile.data_disks or [])] if profile is not None else []
-                self._sources[resource_id.lower()] = [d.snapshot.id for d in disks if d is not None and d.snapshot is not None]
-            else:
-                compute.snapshots.get(parsed.resource_group, parsed.name)
-        except ResourceNotFoundError:
-            return False
-        return True
-
-
 class PoolGuard:
     """Sweeps and single-pool checks. Plain code: dependencies come in, nothing global."""
 
-    def __init__(self, deps: Dependencies, alerts: AlertPublisher | None = None) -> None:
+    def __init__(self, deps: Dependencies) -> None:
         self._deps = deps
-        self._alerts = alerts or EventGridAlertPublisher(deps.clients)
         self._policy = Policy(max_resizes_without_progress=deps.settings.guard_max_resizes_without_progress)
-        self._images = _ImageChecks(deps)
-        self._guarded = {a.lower() for a in deps.settings.guarded_batch_accounts}
+        # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
+        self._lineage = LineageReader(deps.clients)
+        self._guarded = {resource_key(a) for a in deps.settings.guarded_batch_accounts}
 
     # -- entry points ---------------------------------------------------------
 
@@ -196,18 +94,17 @@ class PoolGuard:
         if pool is None or not self._may_touch(pool):
             log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", pool_id)
             return report
-        from azure.core.exceptions import ResourceNotFoundError
-
         account = pool.parent()
-        try:
-            found = self._deps.clients.batch(pool.subscription).pool.get(pool.resource_group, account.name, pool.name)
-        except ResourceNotFoundError:
+        batch = self._deps.clients.batch(pool.subscription)
+        found = get_or_none(f"read pool {pool.name}", lambda: batch.pool.get(pool.resource_group, account.name, pool.name))
+        if found is None:
             log.info("pool check for %s: the pool no longer exists", pool_id)
             return report
         view = PoolView.from_sdk(found)
         if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
             # The resize outlived its timeout a little: look again shortly.
-            self._deps.sender.send(self._deps.settings.pool_checks_queue, check_message(pool.id, self._deps.now() + RECHECK_DELAY, attempt + 1))
+            deps = self._deps
+            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, pool.id, deps.now() + RECHECK_DELAY, attempt + 1)
             report.add("waiting", pool.id)
             return report
         self.handle_pool(view, account.key() in self._guarded, report)
@@ -221,9 +118,9 @@ class PoolGuard:
             if account is not None:
                 accounts.setdefault(account.key(), account)
         for record in self._deps.ledger.list_by_stage(Stage.SCALING):
-            pool = try_parse(record.details.get("plan", {}).get("poolId", ""), BATCH_POOL)
-            if pool is not None:
-                accounts.setdefault(pool.parent().key(), pool.parent())
+            if record.plan is not None:
+                account = record.plan.pool.parent()
+                accounts.setdefault(account.key(), account)
         return sorted(accounts.values(), key=lambda a: a.key())
 
     # -- per account / per pool -------------------------------------------------
@@ -259,22 +156,25 @@ class PoolGuard:
         if targets is None:
             return
         self._protect_and_confirm_image(view)
-        decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._images.missing(view.image_id, deep))
+        decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
         if decision.action is not Action.AT_TARGET and decision.action is not Action.SKIP:
             report.add("below_target", view.id)
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
             if self._patch(view, decision, resize=True):
-                schedule_check_after_resize(self._deps, view.id, decision.resize_timeout)
+                deps = self._deps
+                check_after_resize(deps.sender, deps.settings.pool_checks_queue, view.id, deps.now(), decision.resize_timeout)
                 report.add("resized", view.id)
                 log.info("pool guard: resized %s to %s (%s)", view.id, decision.targets.signature, decision.reason)
         elif decision.action is Action.ALERT:
+            # The alert goes out before the pool's state records it (the publish-failure policy in shared.alerts):
+            # a failed publish raises and leaves the state as it was, so the next look alerts again.
+            if decision.condition is Condition.IMAGE_GONE:
+                self._alert_missing(view, decision.missing)
+            else:
+                self._deps.alerts.raise_alert(self._alert(view, targets, decision))
             if self._patch(view, decision, resize=False):
-                if decision.condition is Condition.IMAGE_GONE:
-                    self._alert_missing(view, decision.missing)
-                else:
-                    self._publish(view, targets, decision)
                 report.add("alerted", view.id)
         elif decision.action is Action.WAIT:
             report.add("waiting", view.id)
@@ -284,34 +184,31 @@ class PoolGuard:
 
     def _protect_and_confirm_image(self, view: PoolView) -> None:
         """Protect a guarded pool's image once; confirm every in-use resource still exists (a lost delete event still alerts)."""
-        from .protection import ImageUse, is_recorded, protect, protectable
-
-        if not view.image_id or protectable(view.image_id) is None:
+        if not view.image_id or lineage_resource(view.image_id) is None:
             return
-        missing = self._images.missing(view.image_id, deep=True)
+        missing = self._lineage.missing(view.image_id, deep=True)
         if not missing and not is_recorded(self._deps, view.id, view.image_id):
-            protect(self._deps, ImageUse(view.id, view.image_id, tuple(self._images.lineage(view.image_id)), view.request_id))
+            protect(self._deps, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
         self._alert_missing(view, missing)
 
     def _alert_missing(self, view: PoolView, missing) -> None:
-        from .image_alerts import on_resource_deleted
-
         seen_by = {"id": view.id, "requestId": view.request_id, "imageId": view.image_id}
         for resource_id in missing:
             on_resource_deleted(self._deps, resource_id, known_gone=True, seen_by=seen_by)
 
     def _patch(self, view: PoolView, decision: Decision, *, resize: bool) -> bool:
         """One conditional PATCH: new targets (when resizing) and the guard state; False when the pool moved on."""
+        # Azure SDK: first use (cold start)
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
         metadata = {**view.metadata, METADATA_GUARD_STATE: decision.state.to_metadata_value()}
-        properties: dict[str, Any] = {"metadata": [{"name": k, "value": v} for k, v in sorted(metadata.items())]}
+        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
         if resize:
             properties["scaleSettings"] = {"fixedScale": {
                 "targetDedicatedNodes": decision.targets.dedicated,
                 "targetLowPriorityNodes": decision.targets.low_priority,
-                "resizeTimeout": _iso_duration(decision.resize_timeout),
+                "resizeTimeout": iso_duration(decision.resize_timeout),
             }}
         pool = try_parse(view.id, BATCH_POOL)
         if pool is None:
@@ -334,39 +231,29 @@ class PoolGuard:
             raise
         return True
 
-    def _publish(self, view: PoolView, targets, decision: Decision) -> None:
+    def _alert(self, view: PoolView, targets: Targets, decision: Decision) -> Alert:
         """The guard's own alert: the pool needs a person (a gone image goes through :meth:`_alert_missing`)."""
-        alert = Alert(
-            type=POOL_CANNOT_REACH_TARGET,
-            severity=Severity.ERROR,
-            subject=view.id,
-            data={
-                "pools": [{
-                    "id": view.id,
-                    "currentDedicatedNodes": view.current_dedicated,
-                    "targetDedicatedNodes": targets.dedicated,
-                    "currentLowPriorityNodes": view.current_low_priority,
-                    "targetLowPriorityNodes": targets.low_priority,
-                    "imageId": view.image_id,
-                    "requestId": view.request_id,
-                }],
-                "condition": decision.condition.value,
-                "errorCode": decision.error_code,
-                "reason": decision.reason,
-                "missingResources": list(decision.missing),
-                "runbook": _RUNBOOKS[decision.condition],
-            },
-        )
-        try:
-            self._alerts.publish(alert)
-        except Exception:  # noqa: BLE001 - the state write already happened; make the loss loud
-            log.exception("pool guard: publishing the alert for %s failed", view.id)
+        kind: AlertKind = _ALERT_KINDS[decision.condition]
+        data = {
+            "pools": [{
+                "id": view.id,
+                "currentDedicatedNodes": view.current_dedicated,
+                "targetDedicatedNodes": targets.dedicated,
+                "currentLowPriorityNodes": view.current_low_priority,
+                "targetLowPriorityNodes": targets.low_priority,
+                "imageId": view.image_id,
+                "requestId": view.request_id,
+            }],
+            "errorCode": decision.error_code,
+            "reason": decision.reason,
+            "missingResources": list(decision.missing),
+        }
+        # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
+        return kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}")
 
     def _finish_request(self, view: PoolView, report: SweepReport) -> None:
         if view.request_id is None:
             return
-        from .pipeline import PoolPipeline
-
         try:
             record = self._deps.ledger.get(view.request_id)
         except RequestNotFound:
@@ -374,8 +261,7 @@ class PoolGuard:
         except LedgerError:
             log.exception("pool guard: the ledger failed reading %s", view.request_id)
             return
-        plan_pool = (record.details.get("plan") or {}).get("poolId", "")
-        if record.stage is not Stage.SCALING or plan_pool.lower() != view.id.lower():
+        if record.stage is not Stage.SCALING or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
             return
         finished = PoolPipeline(self._deps).finish(
             record, Stage.READY, f"pool reached its target: {view.current_dedicated} dedicated, {view.current_low_priority} low-priority nodes")
@@ -383,26 +269,11 @@ class PoolGuard:
             report.add("finished", record.request_id)
 
 
-_RUNBOOKS = {
-    Condition.NEEDS_A_PERSON: "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool; "
-                              "the guard resumes once the pool's resize error changes.",
-    Condition.IMAGE_GONE: "The pool's custom image or a resource it was made from is gone: the pool cannot grow. Recreate the pool "
-                          "from a new request, or restore the image lineage.",
-    Condition.CIRCUIT_OPEN: "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
-                            f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.",
-}
+_ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT_OPEN: POOL_CIRCUIT_OPEN}
 
 
-def _iso_duration(value: timedelta) -> str:
-    import isodate
-
-    return isodate.duration_isoformat(value)
-
-
-def run_sweep(deps: Dependencies, alerts: AlertPublisher | None = None) -> SweepReport:
+def run_sweep(deps: Dependencies) -> SweepReport:
     """The timer's work: re-drive stuck requests, then sweep every guarded pool."""
-    from .reconcile import reconcile_stuck_requests
-
     report = SweepReport()
     try:
         reconciled = reconcile_stuck_requests(deps)
@@ -410,4 +281,4 @@ def run_sweep(deps: Dependencies, alerts: AlertPublisher | None = None) -> Sweep
         report.deferred_requests = reconciled.not_yet_stuck
     except LedgerError:
         log.exception("reconcile: the ledger failed; the pool sweep goes on")
-    return PoolGuard(deps, alerts).sweep(report)
+    return PoolGuard(deps).sweep(report)

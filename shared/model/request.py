@@ -16,16 +16,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from ..arm.pools import Targets
+from ..errors import PermanentError
+from ..naming import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE
+
 REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
 POOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 GALLERY_NAME_PATTERN = r"^[A-Za-z0-9-._]{1,80}$"
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=25)
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_RESIZE_TIMEOUT = timedelta(hours=2)
-
-# Azure Batch limits for custom-image pools (nodes across all pools sharing the image lineage).
-MAX_DEDICATED_NODES_PER_IMAGE = 2500
-MAX_LOW_PRIORITY_NODES_PER_IMAGE = 1000
 
 
 class _Wire(BaseModel):
@@ -150,6 +150,10 @@ class PoolSettings(_Wire):
     def total_target_nodes(self) -> int:
         return self.target_dedicated_nodes + self.target_low_priority_nodes
 
+    @property
+    def targets(self) -> Targets:
+        return Targets(self.target_dedicated_nodes, self.target_low_priority_nodes)
+
 
 class PoolRequest(_Wire):
     """One pool request as a team sends it."""
@@ -184,7 +188,7 @@ class PoolRequest(_Wire):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-class RequestRejected(ValueError):
+class RequestRejected(PermanentError, ValueError):
     """The request is invalid; ``reason`` names the field and the rule."""
 
     def __init__(self, reason: str, request_id: str) -> None:

@@ -15,8 +15,9 @@ bp = func.Blueprint()
 )
 def pool_requests(message: func.ServiceBusMessage) -> None:
     """Validate, authorise, record and start one pool request."""
+    # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
     from shared import dependencies
-    from shared.intake import IncomingMessage, receive_request
+    from shared.intake.receive import IncomingMessage, receive_request
 
     receive_request(
         IncomingMessage(body=message.get_body(), message_id=message.message_id, reply_to=message.reply_to),

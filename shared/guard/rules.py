@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Callable
+from typing import Callable
 
-from .pool_request import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE
-from .resource_plan import METADATA_REQUEST, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
+from ..arm.pools import PoolView, Targets
+from ..naming import (
+    MAX_DEDICATED_NODES_PER_IMAGE,
+    MAX_LOW_PRIORITY_NODES_PER_IMAGE,
+    METADATA_GUARD_REARM,
+    METADATA_GUARD_STATE,
+)
 
 log = logging.getLogger(__name__)
-
-METADATA_GUARD_STATE = "cip-guard-state"
-# An operator re-arms a pool whose circuit breaker is open by setting this to any new value.
-METADATA_GUARD_REARM = "cip-guard-rearm"
-
-# Batch custom-image limits (per image lineage; the intake checks the sum across pools).
-MAX_DEDICATED_NODES = MAX_DEDICATED_NODES_PER_IMAGE
-MAX_LOW_PRIORITY_NODES = MAX_LOW_PRIORITY_NODES_PER_IMAGE
 
 GUARD_RESIZE_TIMEOUT_MIN = timedelta(minutes=20)
 GUARD_RESIZE_TIMEOUT_MAX = timedelta(minutes=30)
@@ -55,79 +52,6 @@ NEEDS_A_PERSON_CODES = frozenset(code.lower() for code in (
 
 LineageCheck = Callable[[bool], list[str]]
 """``check(deep)``: ids of the pool image's lineage that are gone (deep: the whole lineage, else the image only)."""
-
-
-class BadPoolMetadata(ValueError):
-    """The pool's metadata cannot be read as guard targets: the pool is skipped, never resized."""
-
-
-@dataclass(frozen=True)
-class PoolView:
-    """The fields of a Batch pool the guard reads, parsed once from the SDK model."""
-
-    id: str
-    etag: str | None
-    provisioning_state: str
-    allocation_state: str
-    allocation_state_changed: datetime | None
-    current_dedicated: int
-    current_low_priority: int
-    fixed_scale: bool
-    target_dedicated: int
-    target_low_priority: int
-    resize_timeout: timedelta | None
-    resize_started: datetime | None
-    error_codes: tuple[str, ...]
-    metadata: dict[str, str]
-    image_id: str | None
-
-    @property
-    def request_id(self) -> str | None:
-        """The pipeline request that created the pool, if any."""
-        return self.metadata.get(METADATA_REQUEST) or None
-
-    @classmethod
-    def from_sdk(cls, pool: Any) -> "PoolView":
-        """Read an ``azure.mgmt.batch.models.Pool``; enum values become their strings."""
-        props = pool.properties
-        scale = props.scale_settings if props is not None else None
-        fixed = scale.fixed_scale if scale is not None else None
-        status = props.resize_operation_status if props is not None else None
-        vm_config = getattr(getattr(props, "deployment_configuration", None), "virtual_machine_configuration", None)
-        image = getattr(getattr(vm_config, "image_reference", None), "id", None)
-        return cls(
-            id=pool.id,
-            etag=pool.etag,
-            provisioning_state=_text(getattr(props, "provisioning_state", None)),
-            allocation_state=_text(getattr(props, "allocation_state", None)),
-            allocation_state_changed=getattr(props, "allocation_state_transition_time", None),
-            current_dedicated=getattr(props, "current_dedicated_nodes", None) or 0,
-            current_low_priority=getattr(props, "current_low_priority_nodes", None) or 0,
-            fixed_scale=fixed is not None,
-            target_dedicated=(fixed.target_dedicated_nodes or 0) if fixed is not None else 0,
-            target_low_priority=(fixed.target_low_priority_nodes or 0) if fixed is not None else 0,
-            resize_timeout=fixed.resize_timeout if fixed is not None else None,
-            resize_started=status.start_time if status is not None else None,
-            error_codes=tuple(e.code or "Unknown" for e in (status.errors or [])) if status is not None else (),
-            metadata={m.name: m.value for m in (getattr(props, "metadata", None) or []) if m.name},
-            image_id=image,
-        )
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
-
-
-@dataclass(frozen=True)
-class Targets:
-    dedicated: int
-    low_priority: int
-
-    @property
-    def signature(self) -> str:
-        return f"{self.dedicated}/{self.low_priority}"
 
 
 @dataclass(frozen=True)
@@ -218,25 +142,19 @@ def desired_targets(pool: PoolView, *, guarded_account: bool) -> Targets | None:
     Pipeline pools: their ``cip-target-*`` metadata. Other fixed-scale pools in a
     guarded account: their own fixed-scale targets. Raises :class:`BadPoolMetadata`.
     """
-    if pool.request_id is not None:
-        return Targets(_count(pool, METADATA_TARGET_DEDICATED), _count(pool, METADATA_TARGET_LOW_PRIORITY))
+    requested = pool.requested_targets()
+    if requested is not None:
+        return requested
     if guarded_account and pool.fixed_scale:
         return Targets(pool.target_dedicated, pool.target_low_priority)
     return None
-
-
-def _count(pool: PoolView, name: str) -> int:
-    raw = pool.metadata.get(name, "0").strip()
-    if not raw.isdigit():
-        raise BadPoolMetadata(f"pool {pool.id} metadata {name}={raw!r} is not a non-negative whole number")
-    return int(raw)
 
 
 def within_limits(pool: PoolView, targets: Targets) -> Targets:
     """Targets clamped to the custom-image node limits (only custom-image pools have them)."""
     if not pool.image_id:
         return targets
-    return Targets(min(targets.dedicated, MAX_DEDICATED_NODES), min(targets.low_priority, MAX_LOW_PRIORITY_NODES))
+    return Targets(min(targets.dedicated, MAX_DEDICATED_NODES_PER_IMAGE), min(targets.low_priority, MAX_LOW_PRIORITY_NODES_PER_IMAGE))
 
 
 def guard_resize_timeout(pool: PoolView) -> timedelta:
@@ -255,7 +173,7 @@ def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, line
     if pool.allocation_state.lower() != "steady":
         return Decision(Action.SKIP, f"allocation state is {pool.allocation_state or 'unknown'}")
     targets = within_limits(pool, targets)
-    if pool.current_dedicated >= targets.dedicated and pool.current_low_priority >= targets.low_priority:
+    if pool.reaches(targets):
         return Decision(Action.AT_TARGET, "at target", targets=targets)
 
     state = _rearmed(GuardState.from_metadata(pool.metadata), pool, targets)

@@ -9,9 +9,10 @@ bp = func.Blueprint()
 @bp.event_grid_trigger(arg_name="event")
 def resource_events(event: func.EventGridEvent) -> None:
     """Route one ARM event; events about anything else are ignored."""
+    # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
     from shared import dependencies
-    from shared.arm_events import ArmEvent
-    from shared.resource_events import handle_resource_event
+    from shared.arm.events import ArmEvent
+    from shared.pipeline.routing import handle_resource_event
 
     view = ArmEvent.from_parts(id=event.id, event_type=event.event_type, subject=event.subject, data=event.get_json())
     if not view.is_resource_event:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id
+from ..errors import PermanentError
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._()-]{0,89}"
@@ -30,7 +30,7 @@ BATCH_ACCOUNT = "Microsoft.Batch/batchAccounts"
 BATCH_POOL = "Microsoft.Batch/batchAccounts/pools"
 
 
-class ArmIdError(ValueError):
+class ArmIdError(PermanentError, ValueError):
     """A resource id is malformed or of the wrong type."""
 
 
@@ -70,7 +70,7 @@ class ArmId:
 
     def key(self) -> str:
         """The case-insensitive identity of the resource."""
-        return self.id.lower()
+        return resource_key(self.id)
 
     def is_within(self, scope: str) -> bool:
         """Whether this resource sits at or below ``scope`` (segment-wise, case-insensitive)."""
@@ -79,8 +79,16 @@ class ArmId:
         return own == prefix or own.startswith(prefix + "/")
 
 
+def resource_key(resource_id: str) -> str:
+    """The one normal form of a resource id for comparing and keying: ARM ids are case-insensitive,
+    and ids read back from Azure sometimes lack or double the leading slash."""
+    return "/" + resource_id.strip().strip("/").lower()
+
+
 def parse_arm_id(value: object, expected_type: str) -> ArmId:
     """Parse ``value`` as a canonical id of ``expected_type``; anything else raises ArmIdError."""
+    from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id  # Azure SDK: first use (cold start)
+
     if not isinstance(value, str) or not value.lower().startswith("/subscriptions/") or not is_valid_resource_id(value):
         raise ArmIdError(f"is not a {expected_type} resource id")
     parts = parse_resource_id(value)
@@ -95,7 +103,7 @@ def parse_arm_id(value: object, expected_type: str) -> ArmId:
         raise ArmIdError(f"is not a {expected_type} resource id (bad resource name)")
     parsed = ArmId(parts["subscription"], parts["resource_group"], expected_type, tuple(names))
     # Rebuilding the id and comparing catches extra slashes, trailing segments and providers smuggled into names.
-    if parsed.key() != value.lower():
+    if parsed.id.lower() != value.lower():
         raise ArmIdError(f"is not a canonical {expected_type} resource id")
     return parsed
 

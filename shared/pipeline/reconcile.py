@@ -13,13 +13,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from .dependencies import Dependencies
-from .ledger import Stage
+from ..dependencies import Dependencies
+from ..store.ledger import PIPELINE_STAGES
+from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
-
-# SCALING belongs to the pool guard; final stages never move.
-PIPELINE_STAGES = (Stage.RECEIVED, Stage.SNAPSHOTTING, Stage.IMAGING, Stage.PUBLISHING, Stage.CREATING_POOL)
 
 
 @dataclass
@@ -33,8 +31,6 @@ class ReconcileReport:
 
 def reconcile_stuck_requests(deps: Dependencies) -> ReconcileReport:
     """Drive every request that sat in one pipeline stage longer than the configured threshold."""
-    from .pipeline import PoolPipeline
-
     report = ReconcileReport()
     threshold = deps.now() - timedelta(minutes=deps.settings.stuck_request_minutes)
     pipeline = PoolPipeline(deps)

@@ -1,0 +1,1 @@
+"""Intake of pool requests: parse, validate, authorise, check the source, record, start the pipeline."""

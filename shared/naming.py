@@ -1,0 +1,76 @@
+"""Every name the project gives or reserves in Azure: resource names, tags, pool metadata, locks.
+
+Deterministic names make every step idempotent (a second PUT finds the first
+one's resource) and let an event's subject alone say which request it is about,
+without an ARM call. Tags and pool metadata link each resource back as well,
+so the state can be rebuilt from Azure. Every ``cip-`` string lives here.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+NAME_PREFIX = "cip-"
+
+# Tags on every resource a request creates.
+TAG_REQUEST = "cip-request"
+TAG_ROLE = "cip-role"
+
+# Batch pool metadata: the request that made the pool and the targets the guard keeps it at.
+METADATA_REQUEST = "cip-request"
+METADATA_TARGET_DEDICATED = "cip-target-dedicated"
+METADATA_TARGET_LOW_PRIORITY = "cip-target-low-priority"
+# The guard's memory between sweeps (JSON), kept on the pool so it is rebuilt from Azure.
+METADATA_GUARD_STATE = "cip-guard-state"
+# An operator re-arms a pool whose circuit breaker is open by setting this to any new value.
+METADATA_GUARD_REARM = "cip-guard-rearm"
+
+# The CanNotDelete lock on every resource a pool depends on. Only locks whose
+# notes start with the marker are ever removed, so a lock someone else placed stays.
+LOCK_NAME = "cip-protect"
+LOCK_NOTES_MARKER = "custom-image-pools:"
+
+# Azure Batch limits for managed-image pools: nodes across all pools sharing
+# the image lineage (Batch docs, "Use a managed image to create a custom image pool").
+MAX_DEDICATED_NODES_PER_IMAGE = 2500
+MAX_LOW_PRIORITY_NODES_PER_IMAGE = 1000
+# One gallery replica serves about 300 pool nodes (Batch docs, batch-sig-images);
+# a gallery image version allows at most this many replicas per region.
+NODES_PER_REPLICA = 300
+MAX_REGIONAL_REPLICAS = 100
+
+_SNAPSHOT_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)-(?:os|lun\d+)$", re.IGNORECASE)
+_REQUEST_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)$", re.IGNORECASE)
+
+
+def snapshot_name(request_id: str, lun: int | None) -> str:
+    """The snapshot of the OS disk (``lun`` None) or of the data disk at ``lun``."""
+    return f"{NAME_PREFIX}{request_id}-{'os' if lun is None else f'lun{lun}'}"
+
+
+def image_name(request_id: str) -> str:
+    """The managed image, and the default gallery image definition, of a request."""
+    return f"{NAME_PREFIX}{request_id}"
+
+
+def image_version_name(request_id: str) -> str:
+    """A version name unique to the request (definitions may be shared by several requests)."""
+    return f"1.0.{zlib.crc32(request_id.encode()) % 2_000_000_000}"
+
+
+def request_tags(request_id: str, role: str) -> dict[str, str]:
+    """The tags that link a resource back to its request."""
+    return {TAG_REQUEST: request_id, TAG_ROLE: role}
+
+
+def request_id_from_snapshot_name(name: str) -> str | None:
+    """The request a snapshot belongs to, from its :func:`snapshot_name`; None if not ours."""
+    found = _SNAPSHOT_NAME.match(name)
+    return found["request"].lower() if found else None
+
+
+def request_id_from_image_name(name: str) -> str | None:
+    """The request a managed image or image definition belongs to, from its :func:`image_name`; None if not ours."""
+    found = _REQUEST_NAME.match(name)
+    return found["request"].lower() if found else None

@@ -1,0 +1,288 @@
+"""The pool pipeline: snapshots -> managed image -> gallery image version -> Batch pool.
+
+Each request moves through named stages recorded in the ledger. An event (or a
+re-check) is only a hint: :meth:`PoolPipeline.drive` re-reads the request's
+resources, takes the next step and records the stage with a conditional write,
+so duplicated, reordered or concurrent deliveries advance a request once.
+Resources carry deterministic names, so a repeated step finds the first one's
+work instead of doing it again. A PUT that Azure cannot make conditional
+(snapshots, images, gallery definitions and versions) is claimed first with a
+conditional write on the record, so concurrent deliveries send it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Callable
+
+from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
+from ..arm.ids import ArmId
+from ..arm.pools import PoolView
+from ..dependencies import Dependencies
+from ..messaging import check_after_resize, outcome_reply
+from ..model.plan import (
+    PlannedSnapshot,
+    ResourcePlan,
+    image_body,
+    image_definition_body,
+    image_version_body,
+    pool_body,
+    snapshot_body,
+)
+from ..model.request import PoolRequest
+from ..protection.alerts import on_request_failed
+from ..protection.locks import ImageUse, protect
+from ..store.ledger import FINAL_STAGES, FinalStageError, RequestRecord, Stage, StaleRecord
+
+log = logging.getLogger(__name__)
+
+_MAX_STAGE_RACES = 5
+# Details key of the step claims: step name -> when a delivery claimed it (ISO 8601).
+CLAIMS_DETAIL = "claims"
+# A claimed PUT not visible in Azure after this long belongs to a delivery that died before sending it.
+CLAIM_LEASE = timedelta(minutes=2)
+
+
+class PoolPipeline:
+    """Moves requests through their stages. Plain code: dependencies come in, nothing global."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    # -- the stage machine ------------------------------------------------
+
+    def drive(self, record: RequestRecord) -> RequestRecord:
+        """Take every step that is possible now; return the record as it stands after them."""
+        for _ in range(_MAX_STAGE_RACES * 8):
+            if record.stage in FINAL_STAGES:
+                return record
+            try:
+                record, next_stage = self._step(record)
+            except StepFailed as exc:
+                return self.finish(record, Stage.FAILED, str(exc))
+            if next_stage is None or isinstance(next_stage, Waiting):
+                return record
+            advanced = self._advance(record, next_stage)
+            if advanced is None:
+                record = self._deps.ledger.get(record.request_id)
+            else:
+                record = advanced
+                if record.stage in FINAL_STAGES:
+                    self._reply(record)
+        return record
+
+    def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
+        """The next stage (or why not yet), with the record as this step left it (a claim rewrites it)."""
+        plan, request = record.plan, record.request
+        if plan is None or request is None:
+            raise StepFailed(f"request {record.request_id} has no readable plan or request body")
+        stage = record.stage
+        if stage in (Stage.RECEIVED, Stage.SNAPSHOTTING):
+            return self._snapshots_done(record, plan)
+        if stage is Stage.IMAGING:
+            return self._image_done(record, plan, request)
+        if stage is Stage.PUBLISHING:
+            return self._version_done(record, plan, request)
+        if stage is Stage.CREATING_POOL:
+            return record, self._pool_done(record, plan, request)
+        return record, None
+
+    def _advance(self, record: RequestRecord, stage: Stage, reason: str | None = None,
+                 details: dict | None = None) -> RequestRecord | None:
+        """Conditional write; None when another delivery moved the request first."""
+        try:
+            return self._deps.ledger.advance(record, stage, reason=reason, details=details, now=self._deps.now())
+        except (StaleRecord, FinalStageError):
+            return None
+
+    def finish(self, record: RequestRecord, stage: Stage, reason: str) -> RequestRecord:
+        """Move a request to a final stage once (whoever wins the write replies).
+
+        FAILED alerts ops first: once the stage is written a redelivery finds the
+        request final and would not alert again, so a publish that fails raises
+        before the write (the alert log keeps duplicates out).
+        """
+        if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
+            on_request_failed(self._deps, record, reason)
+        for _ in range(_MAX_STAGE_RACES):
+            if record.stage in FINAL_STAGES:
+                return record
+            advanced = self._advance(record, stage, reason)
+            if advanced is not None:
+                log.warning("request %s %s: %s", record.request_id, stage.value, reason)
+                self._reply(advanced)
+                return advanced
+            record = self._deps.ledger.get(record.request_id)
+        return record
+
+    def _claim(self, record: RequestRecord, step: str, stage: Stage | None = None) -> RequestRecord | None:
+        """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
+        None when another delivery claimed it within the lease or changed the record first."""
+        now = self._deps.now()
+        claims = record.details.get(CLAIMS_DETAIL) or {}
+        claimed_at = claims.get(step)
+        if isinstance(claimed_at, str) and now - datetime.fromisoformat(claimed_at) < CLAIM_LEASE:
+            return None
+        return self._advance(record, stage or record.stage, details={CLAIMS_DETAIL: {**claims, step: now.isoformat()}})
+
+    def _send_once(self, record: RequestRecord, step: str, send: Callable[[], object],
+                   stage: Stage | None = None) -> RequestRecord | None:
+        """Claim ``step`` and send its PUT; the claimed record, or None when another delivery has it.
+
+        A transient failure releases the claim before it propagates, so the redelivery sends it again at once.
+        """
+        claimed = self._claim(record, step, stage)
+        if claimed is None:
+            return None
+        try:
+            send()
+        except TransientAzureError:
+            claims = {k: v for k, v in (claimed.details.get(CLAIMS_DETAIL) or {}).items() if k != step}
+            self._advance(claimed, claimed.stage, details={CLAIMS_DETAIL: claims})
+            raise
+        return claimed
+
+    # -- steps ----------------------------------------------------------------
+
+    def _snapshots_done(self, record: RequestRecord, plan: ResourcePlan) -> tuple[RequestRecord, Stage | Waiting]:
+        waiting = None
+        to_create: list[PlannedSnapshot] = []
+        for planned in plan.snapshots:
+            snapshot = self._get_snapshot(planned.snapshot)
+            if snapshot is None:
+                if planned.source_disk_id is None:
+                    raise StepFailed(f"snapshot {planned.snapshot.id} no longer exists")
+                to_create.append(planned)
+                waiting = waiting or Waiting("snapshot")
+            elif snapshot.provisioning_state == "Failed":
+                raise StepFailed(f"snapshot {planned.snapshot.id} ended Failed")
+            elif snapshot.provisioning_state != "Succeeded":
+                waiting = waiting or Waiting(f"snapshot {planned.snapshot.name}")
+        if to_create:
+            claimed = self._send_once(record, "snapshots", lambda: [self._put_snapshot(plan, p) for p in to_create], Stage.SNAPSHOTTING)
+            if claimed is None:
+                return record, Waiting("snapshots (another delivery is creating them)")
+            record = claimed
+        if waiting is not None:
+            return record, Stage.SNAPSHOTTING if record.stage is Stage.RECEIVED else waiting
+        return record, Stage.IMAGING
+
+    def _image_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
+        assert plan.image is not None
+        image_id = plan.image
+        image = get_or_none("read image", lambda: self._compute(image_id).images.get(image_id.resource_group, image_id.name))
+        if image is None:
+            if not plan.snapshots:
+                raise StepFailed(f"managed image {image_id.id} no longer exists")
+            body = image_body(plan, request, self._os_type(record))
+            claimed = self._send_once(record, "image", lambda: call_arm(
+                f"create image {image_id.name}",
+                lambda: self._compute(image_id).images.begin_create_or_update(image_id.resource_group, image_id.name, body, polling=False)))
+            return claimed or record, Waiting("image")
+        if image.provisioning_state == "Failed":
+            raise StepFailed(f"managed image {image_id.id} ended Failed")
+        if image.provisioning_state != "Succeeded":
+            return record, Waiting("image")
+        return record, Stage.PUBLISHING if plan.image_version is not None else Stage.CREATING_POOL
+
+    def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
+        assert plan.image_definition is not None and plan.image_version is not None
+        definition_id, version_id = plan.image_definition, plan.image_version
+        compute = self._compute(version_id)
+        gallery = definition_id.parent()
+        definition = get_or_none(
+            "read gallery image definition",
+            lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
+        )
+        if definition is None:
+            body = image_definition_body(plan, request, self._os_type(record))
+            claimed = self._send_once(record, "image-definition", lambda: call_arm(
+                f"create gallery image definition {definition_id.name}",
+                lambda: compute.gallery_images.begin_create_or_update(
+                    definition_id.resource_group, gallery.name, definition_id.name, body, polling=False)))
+            return claimed or record, Waiting("image definition")
+        if definition.provisioning_state == "Failed":
+            raise StepFailed(f"gallery image definition {definition_id.id} ended Failed")
+        if definition.provisioning_state != "Succeeded":
+            return record, Waiting("image definition")
+        version = get_or_none(
+            "read gallery image version",
+            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
+        )
+        if version is None:
+            body = image_version_body(plan)
+            claimed = self._send_once(record, "image-version", lambda: call_arm(
+                f"create gallery image version {version_id.name}",
+                lambda: compute.gallery_image_versions.begin_create_or_update(
+                    version_id.resource_group, gallery.name, definition_id.name, version_id.name, body, polling=False)))
+            return claimed or record, Waiting("image version")
+        if version.provisioning_state == "Failed":
+            raise StepFailed(f"gallery image version {version_id.id} ended Failed")
+        if version.provisioning_state != "Succeeded":
+            return record, Waiting("image version")
+        return record, Stage.CREATING_POOL
+
+    def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> Stage | Waiting:
+        pool_id = plan.pool
+        batch = self._deps.clients.batch(pool_id.subscription)
+        found = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, pool_id.parent().name, pool_id.name))
+        if found is None:
+            return self._create_pool(plan, request)
+        pool = PoolView.from_sdk(found)
+        if pool.request_id != record.request_id:
+            raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request")
+        if pool.provisioning_state != "Succeeded":
+            return Waiting("pool")
+        protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
+        # The pool guard finishes a pool still growing (large pools need several resizes).
+        return Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
+
+    # -- reads and writes ---------------------------------------------------------
+
+    def _compute(self, arm_id: ArmId):
+        return self._deps.clients.compute(arm_id.subscription)
+
+    def _os_type(self, record: RequestRecord) -> str:
+        os_type = record.source_os_type
+        if os_type is None:
+            raise StepFailed(f"request {record.request_id} has no recorded OS type")
+        return os_type
+
+    def _get_snapshot(self, snapshot_id: ArmId):
+        return get_or_none(
+            "read snapshot",
+            lambda: self._compute(snapshot_id).snapshots.get(snapshot_id.resource_group, snapshot_id.name),
+        )
+
+    def _put_snapshot(self, plan: ResourcePlan, planned: PlannedSnapshot) -> None:
+        target, body = planned.snapshot, snapshot_body(plan, planned)
+        call_arm(
+            f"create snapshot {target.name}",
+            lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),
+        )
+
+    def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+
+        pool_id = plan.pool
+        body = pool_body(plan, request)
+        batch = self._deps.clients.batch(pool_id.subscription)
+        outcome = call_arm(
+            f"create pool {pool_id.name}",
+            lambda: batch.pool.create(
+                pool_id.resource_group, pool_id.parent().name, pool_id.name, body, match_condition=MatchConditions.IfMissing
+            ),
+        )
+        if not isinstance(outcome, Waiting):
+            # The creation is the pool's first resize: look again when it times out, not a timer period later.
+            deps = self._deps
+            check_after_resize(deps.sender, deps.settings.pool_checks_queue, pool_id.id, deps.now(), request.pool.resize_timeout)
+        return Waiting("pool")
+
+    # -- replies -------------------------------------------------------------------
+
+    def _reply(self, record: RequestRecord) -> None:
+        if not record.reply_to:
+            return
+        self._deps.sender.send(record.reply_to, outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id))

@@ -1,0 +1,106 @@
+"""Image lineage, read from ARM: does a resource exist, and what was it made from.
+
+A pool's image is a gallery image version or a managed image; a version is
+made from a managed image (``storageProfile.source.id``), a managed image from
+snapshots (``storageProfile.osDisk/dataDisks[].snapshot.id``). Every part of
+that chain must outlive the pool (Batch docs: deleting it makes resizes fail
+with ``AllocationFailed``). One :class:`LineageReader` serves one invocation (an
+intake, a sweep, an alert): each resource is read at most once, and ids are
+compared in one normal form (:func:`shared.arm.ids.resource_key`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..arm.calls import get_or_none
+from ..arm.ids import GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, resource_key, try_parse
+from ..clients import AzureClients
+
+
+def lineage_resource(resource_id: str) -> ArmId | None:
+    """The parsed id when ``resource_id`` is a gallery image version, managed image or snapshot; None otherwise."""
+    return try_parse(resource_id, GALLERY_IMAGE_VERSION) or try_parse(resource_id, IMAGE) or try_parse(resource_id, SNAPSHOT)
+
+
+class LineageReader:
+    """Existence and sources of lineage resources, each read once (thread-safe: a sweep checks accounts in parallel)."""
+
+    def __init__(self, clients: AzureClients) -> None:
+        self._clients = clients
+        self._found: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def exists(self, resource_id: str) -> bool:
+        """Whether the resource exists (and is not being deleted). Ids of other types count as existing."""
+        return self._read(resource_id)[0]
+
+    def made_from(self, resource_id: str) -> tuple[str, ...]:
+        """The resources ``resource_id`` was made directly from (empty for snapshots and unknown ids, read for nothing)."""
+        parsed = lineage_resource(resource_id)
+        if parsed is None or parsed.resource_type == SNAPSHOT:
+            return ()
+        return self._read(resource_id)[1]
+
+    def lineage(self, image_id: str) -> list[str]:
+        """Everything ``image_id`` was made from, recursively, nearest first, each once."""
+        found: dict[str, str] = {}
+        pending = list(self.made_from(image_id))
+        while pending:
+            source = pending.pop(0)
+            if resource_key(source) not in found:
+                found[resource_key(source)] = source
+                pending += self.made_from(source)
+        return list(found.values())
+
+    def missing(self, image_id: str | None, *, deep: bool) -> list[str]:
+        """Ids of the image (and, ``deep``, of its lineage) that are gone; the image alone when it is gone."""
+        if not image_id:
+            return []
+        if not self.exists(image_id):
+            return [image_id]
+        if not deep:
+            return []
+        return [source for source in self.lineage(image_id) if not self.exists(source)]
+
+    def _read(self, resource_id: str) -> tuple[bool, tuple[str, ...]]:
+        key = resource_key(resource_id)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._found:
+                self._found[key] = self._get(resource_id)
+            return self._found[key]
+
+    def _get(self, resource_id: str) -> tuple[bool, tuple[str, ...]]:
+        parsed = lineage_resource(resource_id)
+        if parsed is None:
+            # Not an id we know how to read (a shared or community gallery image): assume it exists.
+            return True, ()
+        compute = self._clients.compute(parsed.subscription)
+        if parsed.resource_type == GALLERY_IMAGE_VERSION:
+            gallery, definition, version = parsed.names
+            found = get_or_none(f"read {parsed.id}", lambda: compute.gallery_image_versions.get(
+                parsed.resource_group, gallery, definition, version))
+        elif parsed.resource_type == IMAGE:
+            found = get_or_none(f"read {parsed.id}", lambda: compute.images.get(parsed.resource_group, parsed.name))
+        else:
+            found = get_or_none(f"read {parsed.id}", lambda: compute.snapshots.get(parsed.resource_group, parsed.name))
+        if found is None or getattr(found, "provisioning_state", None) == "Deleting":
+            return False, ()
+        return True, _sources(parsed, found)
+
+
+def _sources(parsed: ArmId, found: Any) -> tuple[str, ...]:
+    profile = getattr(found, "storage_profile", None)
+    if profile is None:
+        return ()
+    if parsed.resource_type == GALLERY_IMAGE_VERSION:
+        source = getattr(getattr(profile, "source", None), "id", None)
+        return (source,) if source else ()
+    if parsed.resource_type == IMAGE:
+        disks = [profile.os_disk, *(profile.data_disks or [])]
+        return tuple(d.snapshot.id for d in disks if d is not None and d.snapshot is not None and d.snapshot.id)
+    return ()

@@ -1,0 +1,255 @@
+"""The request ledger's contract: one record per pool request, its stage and why.
+
+Stage changes are conditional writes on the record's ETag, so concurrent or
+duplicated deliveries advance a request once: the loser gets
+:class:`StaleRecord`, re-reads and sees the winner's work. Production uses
+Azure Table Storage (:class:`shared.store.tables.TableLedger`); the rehearsal
+uses :class:`shared.store.memory.InMemoryLedger`; the same contract tests run
+against both (``tests/ledger/test_ledger_contract.py``).
+
+A record's stored request and plan are read through :attr:`RequestRecord.request`
+and :attr:`RequestRecord.plan`, the only code that knows how they are stored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from ..arm.ids import ArmIdError
+from ..errors import PermanentError, TransientError
+from ..model.plan import ResourcePlan
+from ..model.request import PoolRequest
+
+if TYPE_CHECKING:
+    from .records import RecordStore
+
+
+class Stage(str, Enum):
+    """Where a request stands. READY, FAILED and REJECTED are final."""
+
+    RECEIVED = "RECEIVED"
+    SNAPSHOTTING = "SNAPSHOTTING"
+    IMAGING = "IMAGING"
+    PUBLISHING = "PUBLISHING"
+    CREATING_POOL = "CREATING_POOL"
+    SCALING = "SCALING"
+    READY = "READY"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the stages a request never leaves."""
+        return self in FINAL_STAGES
+
+
+FINAL_STAGES: frozenset[Stage] = frozenset({Stage.READY, Stage.FAILED, Stage.REJECTED})
+# Stages the pipeline drives; SCALING belongs to the pool guard.
+PIPELINE_STAGES: tuple[Stage, ...] = (Stage.RECEIVED, Stage.SNAPSHOTTING, Stage.IMAGING, Stage.PUBLISHING, Stage.CREATING_POOL)
+
+# Keys of RequestRecord.details.
+PLAN_DETAIL = "plan"
+OS_TYPE_DETAIL = "osType"
+
+
+class LedgerError(RuntimeError):
+    """Base of every ledger failure."""
+
+
+class RequestAlreadyExists(LedgerError, PermanentError):
+    """A record with this request id exists already."""
+
+
+class RequestNotFound(LedgerError, PermanentError):
+    """No record with this request id."""
+
+
+class StaleRecord(LedgerError, TransientError):
+    """The record changed since it was read: another delivery advanced it first."""
+
+
+class FinalStageError(LedgerError, PermanentError):
+    """READY, FAILED and REJECTED are final: a request never leaves them."""
+
+
+class RecordTooLarge(LedgerError, PermanentError):
+    """The body or details are too large to store: permanent, retrying will not help."""
+
+
+class LedgerUnavailable(LedgerError, TransientError):
+    """The store could not be reached or failed: transient, retry later."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the ledger holds it.
+
+    ``body`` is the validated request and ``details`` free progress information
+    (resource ids and the like), both JSON-able. Times are timezone-aware UTC;
+    ``etag`` is None until the record is stored.
+    """
+
+    request_id: str
+    stage: Stage
+    reason: str | None
+    body: dict[str, Any]
+    reply_to: str | None
+    details: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    etag: str | None = None
+
+    def __post_init__(self) -> None:
+        # Normalised here so that every record, stored or not, compares and
+        # sorts in one timezone; a naive time is a bug in the caller.
+        object.__setattr__(self, "created_at", utc(self.created_at, "created_at"))
+        object.__setattr__(self, "updated_at", utc(self.updated_at, "updated_at"))
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        request_id: str,
+        stage: Stage,
+        body: dict[str, Any],
+        now: datetime,
+        reply_to: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> RequestRecord:
+        """A record not yet stored, created and updated at ``now``."""
+        return cls(request_id, stage, None, body, reply_to, dict(details or {}), now, now)
+
+    @cached_property
+    def request(self) -> PoolRequest | None:
+        """The validated request, or None when the body is not one (a rejected message keeps its raw text)."""
+        try:
+            return PoolRequest.model_validate(self.body)
+        except ValidationError:
+            return None
+
+    @cached_property
+    def plan(self) -> ResourcePlan | None:
+        """What the request creates, as planned at intake; None before (or without) a plan."""
+        stored = self.details.get("plan")
+        if not isinstance(stored, dict):
+            return None
+        try:
+            return ResourcePlan.from_details(self.request_id, stored)
+        except (KeyError, TypeError, ArmIdError):
+            return None
+
+    @property
+    def pool_id(self) -> str | None:
+        """The planned pool's id, if the request got that far."""
+        return self.plan.pool.id if self.plan is not None else None
+
+    @property
+    def source_os_type(self) -> str | None:
+        """The source's OS type as intake read it (``Linux`` / ``Windows``)."""
+        value = self.details.get(OS_TYPE_DETAIL)
+        return value if isinstance(value, str) else None
+
+
+class Ledger(Protocol):
+    """What the functions need from the ledger, whatever stores it."""
+
+    def create(self, record: RequestRecord) -> RequestRecord:
+        """Store a new record; return it with its ETag. RequestAlreadyExists if the id is taken."""
+        ...
+
+    def get(self, request_id: str) -> RequestRecord:
+        """The stored record. RequestNotFound if there is none."""
+        ...
+
+    def advance(
+        self,
+        record: RequestRecord,
+        stage: Stage,
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """Move ``record`` to ``stage`` if nobody changed it since it was read.
+
+        ``details`` is merged into the existing details (top-level keys are
+        added or replaced); ``reason`` replaces the old one when given. Raises
+        StaleRecord if the stored ETag differs from ``record.etag`` and
+        FinalStageError when asked to leave a final stage (a final stage may be
+        written again with itself, e.g. to add details).
+        """
+        ...
+
+    def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
+        """Every record in ``stage``, oldest created first."""
+        ...
+
+    def list_recent(self, limit: int) -> list[RequestRecord]:
+        """At most ``limit`` records, most recently updated first."""
+        ...
+
+    def records(self) -> "RecordStore":
+        """Small keyed records kept in the same store (alert log, image usage): see :mod:`shared.store.records`."""
+        ...
+
+
+# Azure Tables caps a string property at 64 KiB of UTF-16; the in-memory ledger keeps the same limit.
+MAX_PROPERTY_BYTES = 64 * 1024
+
+
+def utc(moment: datetime, name: str) -> datetime:
+    """``moment`` in UTC; a naive time is refused."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
+    return moment.astimezone(timezone.utc)
+
+
+def advanced(
+    record: RequestRecord, stage: Stage, reason: str | None, details: dict[str, Any] | None, now: datetime | None
+) -> RequestRecord:
+    """The record as :meth:`Ledger.advance` would store it; refuses an unread record or a final stage change."""
+    if record.etag is None:
+        raise StaleRecord(f"request {record.request_id} was never read from the ledger")
+    if record.stage.is_final and stage is not record.stage:
+        raise FinalStageError(f"request {record.request_id} is {record.stage.value}; it cannot move to {stage.value}")
+    return replace(
+        record,
+        stage=stage,
+        reason=reason if reason is not None else record.reason,
+        details={**record.details, **(details or {})},
+        updated_at=now or datetime.now(timezone.utc),
+    )
+
+
+def serialised(record: RequestRecord) -> tuple[str, str]:
+    """Body and details as the JSON stored, checked against the store's limits."""
+    body, details = json.dumps(record.body), json.dumps(record.details)
+    for name, text in (("body", body), ("details", details)):
+        if len(text.encode("utf-16-le")) > MAX_PROPERTY_BYTES:
+            raise RecordTooLarge(f"request {record.request_id}: {name} is over {MAX_PROPERTY_BYTES} bytes as UTF-16 JSON")
+    return body, details
+
+
+def thawed(record: RequestRecord, body: str, details: str) -> RequestRecord:
+    """A copy the caller may change without changing the stored one."""
+    return replace(record, body=json.loads(body), details=json.loads(details))
+
+
+def check_limit(limit: int) -> None:
+    if limit < 0:
+        raise ValueError(f"limit must not be negative, got {limit}")
+
+
+def by_creation(record: RequestRecord) -> tuple[datetime, str]:
+    return record.created_at, record.request_id
+
+
+def most_recent(records: list[RequestRecord], limit: int) -> list[RequestRecord]:
+    return sorted(records, key=lambda r: (r.updated_at, r.request_id), reverse=True)[:limit]

@@ -1,0 +1,150 @@
+"""The ledger and its keyed records in memory: the rehearsal's store.
+
+Bodies and details go through JSON on every write, so what these accept and
+return is what the Table Storage back-end (:mod:`shared.store.tables`) would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from .ledger import (
+    RequestAlreadyExists,
+    RequestNotFound,
+    RequestRecord,
+    Stage,
+    StaleRecord,
+    advanced,
+    by_creation,
+    check_limit,
+    most_recent,
+    serialised,
+    thawed,
+)
+from .records import KeyedRecord, RecordConflict, record_key
+
+
+class InMemoryLedger:
+    """The ledger in a dict: thread-safe, a new ETag per write.
+
+    Bodies and details go through JSON on every write, so what this ledger
+    accepts and returns is what :class:`TableLedger` would.
+    """
+
+    def __init__(self) -> None:
+        # request id -> (record, body JSON, details JSON); the JSON is the stored
+        # copy, so nothing a caller does to its dicts reaches the ledger.
+        self._entities: dict[str, tuple[RequestRecord, str, str]] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+        self._records: InMemoryRecords | None = None
+
+    def records(self) -> InMemoryRecords:
+        """See :meth:`Ledger.records`."""
+        with self._lock:
+            if self._records is None:
+                self._records = InMemoryRecords()
+            return self._records
+
+    def create(self, record: RequestRecord) -> RequestRecord:
+        """See :meth:`Ledger.create`."""
+        body, details = serialised(record)
+        with self._lock:
+            if record.request_id in self._entities:
+                raise RequestAlreadyExists(f"request {record.request_id} exists already")
+            stored = replace(record, etag=self._next_etag())
+            self._entities[record.request_id] = (stored, body, details)
+            return thawed(stored, body, details)
+
+    def get(self, request_id: str) -> RequestRecord:
+        """See :meth:`Ledger.get`."""
+        with self._lock:
+            found = self._entities.get(request_id)
+        if found is None:
+            raise RequestNotFound(f"request {request_id} is not in the ledger")
+        return thawed(*found)
+
+    def advance(
+        self,
+        record: RequestRecord,
+        stage: Stage,
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """See :meth:`Ledger.advance`."""
+        updated = advanced(record, stage, reason, details, now)
+        body, merged = serialised(updated)
+        with self._lock:
+            current = self._entities.get(record.request_id)
+            if current is None:
+                raise RequestNotFound(f"request {record.request_id} is not in the ledger")
+            if current[0].etag != record.etag:
+                raise StaleRecord(f"request {record.request_id} changed since it was read")
+            stored = replace(updated, etag=self._next_etag())
+            self._entities[record.request_id] = (stored, body, merged)
+            return thawed(stored, body, merged)
+
+    def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
+        """See :meth:`Ledger.list_by_stage`."""
+        with self._lock:
+            found = [thawed(*entity) for entity in self._entities.values() if entity[0].stage is stage]
+        return sorted(found, key=by_creation)
+
+    def list_recent(self, limit: int) -> list[RequestRecord]:
+        """See :meth:`Ledger.list_recent`."""
+        check_limit(limit)
+        with self._lock:
+            records = [thawed(*entity) for entity in self._entities.values()]
+        return most_recent(records, limit)
+
+    def _next_etag(self) -> str:
+        return f'W/"{next(self._etags)}"'
+
+
+class InMemoryRecords:
+    """Records in a dict (the rehearsal's store); thread-safe, JSON round-tripped like the table."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], tuple[str, str]] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str) -> KeyedRecord | None:
+        with self._lock:
+            found = self._items.get((kind, record_key(key)))
+        return KeyedRecord(kind, key, json.loads(found[0]), found[1]) if found else None
+
+    def insert(self, kind: str, key: str, data: dict[str, Any]) -> KeyedRecord:
+        text = json.dumps(data)
+        with self._lock:
+            if (kind, record_key(key)) in self._items:
+                raise RecordConflict(f"{kind} record {key} exists already")
+            etag = f'W/"{next(self._etags)}"'
+            self._items[(kind, record_key(key))] = (text, etag)
+        return KeyedRecord(kind, key, json.loads(text), etag)
+
+    def replace(self, record: KeyedRecord, data: dict[str, Any]) -> KeyedRecord:
+        text = json.dumps(data)
+        with self._lock:
+            found = self._items.get((record.kind, record_key(record.key)))
+            if found is None or found[1] != record.etag:
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read")
+            etag = f'W/"{next(self._etags)}"'
+            self._items[(record.kind, record_key(record.key))] = (text, etag)
+        return KeyedRecord(record.kind, record.key, json.loads(text), etag)
+
+    def delete(self, record: KeyedRecord) -> None:
+        with self._lock:
+            found = self._items.get((record.kind, record_key(record.key)))
+            if found is None:
+                return
+            if found[1] != record.etag:
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read")
+            del self._items[(record.kind, record_key(record.key))]

@@ -1,0 +1,279 @@
+"""The ledger and its keyed records on Azure Table Storage (production; Azurite in tests).
+
+Importing this module loads no Azure SDK: the Functions host imports the app
+to index it, so ``azure.data.tables`` / ``azure.core`` are imported inside the
+methods that use them (cold start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .ledger import (
+    LedgerUnavailable,
+    RequestAlreadyExists,
+    RequestNotFound,
+    RequestRecord,
+    Stage,
+    StaleRecord,
+    advanced,
+    by_creation,
+    check_limit,
+    most_recent,
+    serialised,
+)
+from .records import KeyedRecord, RecordConflict, record_key
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient, TableEntity
+
+_ROW_KEY = "request"
+
+
+class TableLedger:
+    """The ledger on Azure Table Storage.
+
+    One entity per request: PartitionKey = request id, RowKey = ``request``.
+    Requests are independent and every read or write names one request, so
+    each request gets its own partition: point reads by (id, ``request``),
+    no hot partition, and ETag checks are per request. The constant RowKey
+    leaves room for more rows per request later (history, say) without moving
+    the main one. Body and details are JSON strings; times are ISO 8601 UTC
+    strings with microseconds (exact, and readable in Storage Explorer).
+
+    The table is created on the first write that finds it missing; until then
+    reads see an empty ledger. :meth:`ensure_table` creates it up front.
+    """
+
+    def __init__(self, table_client: "TableClient") -> None:
+        self._table = table_client
+
+    def records(self) -> TableRecords:
+        """See :meth:`Ledger.records`: extra rows in this table."""
+        return TableRecords(self._table)
+
+    def ensure_table(self) -> None:
+        """Create the table if it is missing (idempotent)."""
+        from azure.core.exceptions import ResourceExistsError
+
+        with infrastructure_errors():
+            try:
+                self._table.create_table()
+            except ResourceExistsError:
+                pass
+
+    def create(self, record: RequestRecord) -> RequestRecord:
+        """See :meth:`Ledger.create`."""
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        entity = _to_entity(record)
+        with infrastructure_errors():
+            try:
+                try:
+                    metadata = self._table.create_entity(entity)
+                except HttpResponseError as exc:
+                    # An insert can only be "not found" for want of the table;
+                    # the SDK raises it undecoded, so the status is what we have.
+                    if exc.status_code != 404:
+                        raise
+                    self.ensure_table()
+                    metadata = self._table.create_entity(entity)
+            except ResourceExistsError as exc:
+                raise RequestAlreadyExists(f"request {record.request_id} exists already") from exc
+        return replace(record, body=json.loads(entity["Body"]), details=json.loads(entity["Details"]), etag=metadata["etag"])
+
+    def get(self, request_id: str) -> RequestRecord:
+        """See :meth:`Ledger.get`."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with infrastructure_errors():
+            try:
+                entity = self._table.get_entity(request_id, _ROW_KEY)
+            except ResourceNotFoundError as exc:  # no entity, or no table yet
+                raise RequestNotFound(f"request {request_id} is not in the ledger") from exc
+        return _from_entity(entity)
+
+    def advance(
+        self,
+        record: RequestRecord,
+        stage: Stage,
+        *,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        """See :meth:`Ledger.advance`."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        # The ETag check makes merging into the caller's copy safe: if the
+        # stored record differs from it, the write is refused.
+        updated = advanced(record, stage, reason, details, now)
+        entity = _to_entity(updated)
+        with infrastructure_errors():
+            try:
+                metadata = self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError as exc:
+                raise StaleRecord(f"request {record.request_id} changed since it was read") from exc
+            except ResourceNotFoundError as exc:
+                raise RequestNotFound(f"request {record.request_id} is not in the ledger") from exc
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                raise StaleRecord(f"request {record.request_id} changed since it was read") from exc
+        return replace(updated, body=json.loads(entity["Body"]), details=json.loads(entity["Details"]), etag=metadata["etag"])
+
+    def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
+        """See :meth:`Ledger.list_by_stage`. Scans the table: fine for thousands of requests."""
+        return sorted(self._query("Stage eq @stage", {"stage": stage.value}), key=by_creation)
+
+    def list_recent(self, limit: int) -> list[RequestRecord]:
+        """See :meth:`Ledger.list_recent`. Reads the whole table: fine for thousands of requests."""
+        check_limit(limit)
+        return most_recent(self._query(None, {}), limit)
+
+    def _query(self, query_filter: str | None, parameters: dict[str, str]) -> list[RequestRecord]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with infrastructure_errors():
+            try:
+                if query_filter is None:
+                    entities = list(self._table.list_entities())
+                else:
+                    entities = list(self._table.query_entities(query_filter, parameters=parameters))
+            except ResourceNotFoundError:  # a query misses only when the table does
+                return []
+        return [_from_entity(entity) for entity in entities if entity["RowKey"] == _ROW_KEY]
+
+
+
+@contextmanager
+def infrastructure_errors() -> Iterator[None]:
+    """Wrap Azure SDK errors not already translated, once, as LedgerUnavailable."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        yield
+    except AzureError as exc:
+        raise LedgerUnavailable(f"the ledger table failed: {exc}") from exc
+
+
+
+def _to_entity(record: RequestRecord) -> dict[str, Any]:
+    body, details = serialised(record)
+    entity: dict[str, Any] = {
+        "PartitionKey": record.request_id,
+        "RowKey": _ROW_KEY,
+        "Stage": record.stage.value,
+        "Body": body,
+        "Details": details,
+        "CreatedAt": record.created_at.isoformat(timespec="microseconds"),
+        "UpdatedAt": record.updated_at.isoformat(timespec="microseconds"),
+    }
+    # Absent rather than empty, so that None and "" stay distinct; REPLACE
+    # removes a property the new entity leaves out.
+    if record.reason is not None:
+        entity["Reason"] = record.reason
+    if record.reply_to is not None:
+        entity["ReplyTo"] = record.reply_to
+    return entity
+
+
+def _from_entity(entity: "TableEntity") -> RequestRecord:
+    return RequestRecord(
+        request_id=entity["PartitionKey"],
+        stage=Stage(entity["Stage"]),
+        reason=entity.get("Reason"),
+        body=json.loads(entity["Body"]),
+        reply_to=entity.get("ReplyTo"),
+        details=json.loads(entity["Details"]),
+        created_at=datetime.fromisoformat(entity["CreatedAt"]),
+        updated_at=datetime.fromisoformat(entity["UpdatedAt"]),
+        etag=entity.metadata["etag"],
+    )
+
+
+class TableRecords:
+    """Records as extra rows of the ledger's table.
+
+    PartitionKey = ``<kind>-<sha256 of the key>`` (resource ids contain ``/``,
+    which Table keys forbid, and may be long), RowKey = ``<kind>``: one point
+    read or write per record, no hot partition, and the ledger's queries (which
+    keep only RowKey ``request``) never see these rows.
+    """
+
+    def __init__(self, table_client: "TableClient") -> None:
+        self._table = table_client
+
+    @staticmethod
+    def _partition(kind: str, key: str) -> str:
+        return f"{kind}-{hashlib.sha256(record_key(key).encode()).hexdigest()}"
+
+    def get(self, kind: str, key: str) -> KeyedRecord | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with infrastructure_errors():
+            try:
+                entity = self._table.get_entity(self._partition(kind, key), kind)
+            except ResourceNotFoundError:
+                return None
+        return KeyedRecord(kind, key, json.loads(entity["Data"]), entity.metadata["etag"])
+
+    def insert(self, kind: str, key: str, data: dict[str, Any]) -> KeyedRecord:
+        from azure.core.exceptions import HttpResponseError, ResourceExistsError
+
+        entity = {"PartitionKey": self._partition(kind, key), "RowKey": kind, "Key": key, "Data": json.dumps(data)}
+        with infrastructure_errors():
+            try:
+                try:
+                    metadata = self._table.create_entity(entity)
+                except HttpResponseError as exc:
+                    if exc.status_code != 404:  # 404 on insert: no table yet
+                        raise
+                    self._table.create_table()
+                    metadata = self._table.create_entity(entity)
+            except ResourceExistsError as exc:
+                raise RecordConflict(f"{kind} record {key} exists already") from exc
+        return KeyedRecord(kind, key, json.loads(entity["Data"]), metadata["etag"])
+
+    def replace(self, record: KeyedRecord, data: dict[str, Any]) -> KeyedRecord:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        entity = {"PartitionKey": self._partition(record.kind, record.key), "RowKey": record.kind, "Key": record.key, "Data": json.dumps(data)}
+        with infrastructure_errors():
+            try:
+                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError) as exc:
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
+        return KeyedRecord(record.kind, record.key, json.loads(entity["Data"]), metadata["etag"])
+
+    def delete(self, record: KeyedRecord) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+        with infrastructure_errors():
+            try:
+                self._table.delete_entity(self._partition(record.kind, record.key), record.kind, etag=record.etag,
+                                          match_condition=MatchConditions.IfNotModified)
+            except ResourceNotFoundError:
+                return
+            except ResourceModifiedError as exc:
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
+            except HttpResponseError as exc:
+                if exc.status_code != 412:
+                    raise
+                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
