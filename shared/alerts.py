@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .errors import TransientError
 from .naming import LOCK_NAME, METADATA_GUARD_REARM
@@ -65,7 +66,7 @@ class AlertKind:
     source: str
     runbook: str
 
-    def alert(self, subject: str, data: dict[str, Any], *, dedup_key: str | None = None) -> "Alert":
+    def alert(self, subject: str, data: dict[str, Any], *, dedup_key: str | None = None) -> Alert:
         """An alert of this kind about ``subject``; ``data`` gets the condition and runbook."""
         return Alert(
             type=self.type,

@@ -43,7 +43,7 @@ class AzureClients:
         self,
         settings: Settings,
         *,
-        credential: "TokenCredential | None" = None,
+        credential: TokenCredential | None = None,
         message_sender: MessageSender | None = None,
         **client_kwargs: Any,
     ) -> None:
@@ -55,8 +55,9 @@ class AzureClients:
         self._lock = threading.Lock()
 
     @property
-    def credential(self) -> "TokenCredential":
+    def credential(self) -> TokenCredential:
         if self._credential is None:
+            # Azure SDK, loaded on first use (cold start).
             from azure.identity import DefaultAzureCredential
 
             self._credential = DefaultAzureCredential()
@@ -72,54 +73,60 @@ class AzureClients:
     def _arm_kwargs(self) -> dict[str, Any]:
         return {"base_url": self.settings.arm_endpoint, **self._client_kwargs}
 
-    def compute(self, subscription_id: str) -> "ComputeManagementClient":
+    def compute(self, subscription_id: str) -> ComputeManagementClient:
         """Compute client for one subscription."""
 
         def build():
+            # Azure SDK, loaded on first use (cold start).
             from azure.mgmt.compute import ComputeManagementClient
 
             return ComputeManagementClient(self.credential, subscription_id, **self._arm_kwargs())
 
         return self._cached("compute", subscription_id.lower(), build)
 
-    def batch(self, subscription_id: str) -> "BatchManagementClient":
+    def batch(self, subscription_id: str) -> BatchManagementClient:
         """Batch management client for one subscription."""
 
         def build():
+            # Azure SDK, loaded on first use (cold start).
             from azure.mgmt.batch import BatchManagementClient
 
             return BatchManagementClient(self.credential, subscription_id, **self._arm_kwargs())
 
         return self._cached("batch", subscription_id.lower(), build)
 
-    def locks(self, subscription_id: str) -> "ManagementLockClient":
+    def locks(self, subscription_id: str) -> ManagementLockClient:
         """Management lock client for one subscription."""
 
         def build():
+            # Azure SDK, loaded on first use (cold start).
             from azure.mgmt.resource.locks import ManagementLockClient
 
             return ManagementLockClient(self.credential, subscription_id, **self._arm_kwargs())
 
         return self._cached("locks", subscription_id.lower(), build)
 
-    def alerts_publisher(self) -> "EventGridPublisherClient":
+    def alerts_publisher(self) -> EventGridPublisherClient:
         """Publisher for the alerts custom topic (CloudEvents 1.0)."""
 
         def build():
+            # Azure SDK, loaded on first use (cold start).
             from azure.eventgrid import EventGridPublisherClient
 
             return EventGridPublisherClient(self.settings.alerts_topic_endpoint, self.credential, **self._client_kwargs)
 
         return self._cached("alerts", "", build)
 
-    def ledger_table(self) -> "TableClient":
+    def ledger_table(self) -> TableClient:
         """The ledger's table. A loopback endpoint is Azurite, which takes its well-known key."""
 
         def build():
+            # Azure SDK, loaded on first use (cold start).
             from azure.data.tables import TableClient
 
             endpoint = self.settings.ledger_table_endpoint
             if urlparse(endpoint).hostname in ("127.0.0.1", "localhost"):
+                # Azure SDK, loaded on first use (cold start).
                 from azure.core.credentials import AzureNamedKeyCredential
 
                 credential: Any = AzureNamedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY)

@@ -8,9 +8,9 @@ with :func:`install`, so the registered functions run unchanged.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from .alerts import AlertLog, Alerts, EventGridAlertPublisher
 from .clients import AzureClients
@@ -22,7 +22,7 @@ from .store.tables import TableLedger
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Dependencies:
         ledger: Ledger,
         sender: MessageSender,
         now: Callable[[], datetime] = _utc_now,
-    ) -> "Dependencies":
+    ) -> Dependencies:
         """Dependencies whose records live in ``ledger``'s store and whose alerts go to the alerts topic."""
         records = ledger.records()
         alerts = Alerts(

@@ -47,7 +47,7 @@ class MessageSender(Protocol):
 class ServiceBusMessageSender:
     """:class:`MessageSender` on azure-servicebus with an identity-based connection."""
 
-    def __init__(self, fully_qualified_namespace: str, credential: "TokenCredential", **client_kwargs: Any) -> None:
+    def __init__(self, fully_qualified_namespace: str, credential: TokenCredential, **client_kwargs: Any) -> None:
         self._namespace = fully_qualified_namespace
         self._credential = credential
         self._client_kwargs = client_kwargs
@@ -55,12 +55,14 @@ class ServiceBusMessageSender:
 
     def _service_bus(self):
         if self._client is None:
+            # Azure SDK, loaded on first use (cold start).
             from azure.servicebus import ServiceBusClient
 
             self._client = ServiceBusClient(self._namespace, self._credential, **self._client_kwargs)
         return self._client
 
     def send(self, queue: str, message: OutgoingMessage) -> None:
+        # Azure SDK, loaded on first use (cold start).
         from azure.servicebus import ServiceBusMessage
 
         outgoing = ServiceBusMessage(
@@ -100,7 +102,7 @@ class PoolCheck:
     attempt: int = 0
 
     @classmethod
-    def from_body(cls, body: bytes) -> "PoolCheck | None":
+    def from_body(cls, body: bytes) -> PoolCheck | None:
         """The check, or None for a body that is not one (logged; never retried)."""
         try:
             data = json.loads(body)

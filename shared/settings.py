@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from .arm import ids as arm_ids
@@ -153,7 +154,7 @@ class Settings:
     keep_image_locks: bool = False
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every setting; the first problem raises :class:`SettingError`."""
         env = os.environ if environ is None else environ
         return cls(

@@ -7,8 +7,9 @@ conditional-write race (412) -> a :class:`Waiting` value. Any other refusal -> :
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import PermanentError, TransientError
 
@@ -39,6 +40,7 @@ def _error_code(error: Exception) -> str:
 
 def call_arm(description: str, action: Callable[[], Any]) -> Any:
     """Run one ARM call and sort its failure: transient, already under way, or permanent."""
+    # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
     try:
@@ -62,6 +64,7 @@ def call_arm(description: str, action: Callable[[], Any]) -> Any:
 
 def get_or_none(description: str, action: Callable[[], Any]) -> Any:
     """Like :func:`call_arm` for a GET, with a missing resource answered as None."""
+    # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import ResourceNotFoundError
 
     try:

@@ -19,7 +19,7 @@ class ArmEvent:
     data: dict[str, Any]
 
     @classmethod
-    def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any) -> "ArmEvent":
+    def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any) -> ArmEvent:
         # The host hands over whatever JSON the sender put there: anything not a string counts as absent.
         return cls(id=_text(id), event_type=_text(event_type), subject=_text(subject), data=data if isinstance(data, dict) else {})
 

@@ -50,21 +50,21 @@ class ArmId:
     @property
     def id(self) -> str:
         namespace, *types = self.resource_type.split("/")
-        path = "/".join(f"{t}/{n}" for t, n in zip(types, self.names))
+        path = "/".join(f"{t}/{n}" for t, n in zip(types, self.names, strict=True))
         return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{namespace}/{path}"
 
     @property
     def resource_group_id(self) -> str:
         return f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
 
-    def parent(self) -> "ArmId":
+    def parent(self) -> ArmId:
         namespace, *types = self.resource_type.split("/")
         return ArmId(self.subscription, self.resource_group, "/".join([namespace, *types[:-1]]), self.names[:-1])
 
-    def child(self, child_type: str, name: str) -> "ArmId":
+    def child(self, child_type: str, name: str) -> ArmId:
         return ArmId(self.subscription, self.resource_group, f"{self.resource_type}/{child_type}", (*self.names, name))
 
-    def sibling(self, resource_type: str, name: str) -> "ArmId":
+    def sibling(self, resource_type: str, name: str) -> ArmId:
         """A top-level resource of ``resource_type`` in the same resource group."""
         return ArmId(self.subscription, self.resource_group, resource_type, (name,))
 

@@ -8,9 +8,10 @@ limits, the protection alerts, event routing) reads it through
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import PermanentError
 from ..naming import (
@@ -94,7 +95,7 @@ class PoolView:
         return Targets(self.metadata_count(METADATA_TARGET_DEDICATED) or 0, self.metadata_count(METADATA_TARGET_LOW_PRIORITY) or 0)
 
     @classmethod
-    def from_sdk(cls, pool: Any) -> "PoolView":
+    def from_sdk(cls, pool: Any) -> PoolView:
         """Read an ``azure.mgmt.batch.models.Pool``; enum values become their strings."""
         props = pool.properties
         scale = props.scale_settings if props is not None else None

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Callable
 
 from ..arm.pools import PoolView, Targets
 from ..naming import (
@@ -76,7 +76,7 @@ class GuardState:
         }, separators=(",", ":"))
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, str]) -> "GuardState":
+    def from_metadata(cls, metadata: dict[str, str]) -> GuardState:
         """The stored state; unreadable state starts afresh (logged) rather than blocking the pool."""
         raw = metadata.get(METADATA_GUARD_STATE)
         if not raw:

@@ -82,7 +82,7 @@ class PoolGuard:
         report = report or SweepReport()
         accounts = self.accounts_to_sweep()
         with ThreadPoolExecutor(max_workers=max(1, min(ACCOUNT_CONCURRENCY, len(accounts)))) as pool_of_workers:
-            for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts)):
+            for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts), strict=True):
                 if outcome is not None:
                     report.add("failed", account.id)
         return report

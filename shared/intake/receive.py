@@ -168,7 +168,9 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
     )
     if version is None:
         raise RequestRejected(f"source.galleryImageVersionId: {version_id.id} does not exist", request_id)
-    image_definition = call_arm("read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name))
+    image_definition = call_arm(
+        "read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name)
+    )
     if image_definition.os_state != "Generalized":
         raise RequestRejected("source.galleryImageVersionId: Batch supports only generalized gallery images", request_id)
     return _SourceFacts(version.location, wire_text(image_definition.os_type), ())

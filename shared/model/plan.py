@@ -78,7 +78,7 @@ class ResourcePlan:
         }
 
     @classmethod
-    def from_details(cls, request_id: str, details: dict) -> "ResourcePlan":
+    def from_details(cls, request_id: str, details: dict) -> ResourcePlan:
         """The plan as :meth:`to_details` stored it."""
 
         def optional(value: str | None, kind: str) -> ArmId | None:

@@ -63,7 +63,7 @@ class Source(_Wire):
     gallery_image_version_id: str | None = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Source":
+    def _exactly_one(self) -> Source:
         given = [name for name, value in self._fields().items() if value is not None]
         if len(given) != 1:
             raise ValueError(
@@ -141,7 +141,7 @@ class PoolSettings(_Wire):
         return value
 
     @model_validator(mode="after")
-    def _some_nodes(self) -> "PoolSettings":
+    def _some_nodes(self) -> PoolSettings:
         if self.target_dedicated_nodes + self.target_low_priority_nodes == 0:
             raise ValueError("targetDedicatedNodes + targetLowPriorityNodes must be at least 1")
         return self
@@ -167,7 +167,7 @@ class PoolRequest(_Wire):
     pool: PoolSettings
 
     @model_validator(mode="after")
-    def _gallery_when_needed(self) -> "PoolRequest":
+    def _gallery_when_needed(self) -> PoolRequest:
         needs_gallery = self.source.kind in ("virtualMachineId", "snapshots", "managedImageId")
         if needs_gallery and not self.image.legacy_managed_image and not self.image.gallery_id:
             raise ValueError("image.galleryId is required unless image.legacyManagedImage is true or the source is a gallery image version")

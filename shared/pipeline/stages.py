@@ -13,8 +13,8 @@ conditional write on the record, so concurrent deliveries send it once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Callable
 
 from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
 from ..arm.ids import ArmId

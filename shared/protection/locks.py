@@ -18,6 +18,7 @@ of the store and no ARM call, whether or not the resource still exists.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,11 +100,10 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
     resources = [r for r in use.resources if lineage_resource(r) is not None]
     update_record(records, POOL_USE, use.pool_id, lambda data: {
         "poolId": use.pool_id, "imageId": use.image_id, "resources": resources, "requestId": use.request_id})
+    entry = {"id": use.pool_id, "requestId": use.request_id, "imageId": use.image_id}
     locked = []
     for resource in resources:
-        entry = {"id": use.pool_id, "requestId": use.request_id, "imageId": use.image_id}
-        data = update_record(records, IMAGE_USE, resource, lambda d: {
-            "resourceId": resource, "pools": {**(d or {}).get("pools", {}), resource_key(use.pool_id): entry}})
+        data = update_record(records, IMAGE_USE, resource, _with_pool(resource, entry))
         if _place_lock(deps, resource, [p["id"] for p in data["pools"].values()]):
             locked.append(resource)
     return locked
@@ -117,8 +117,7 @@ def release(deps: Dependencies, pool_id: str) -> list[str]:
         return []
     unlocked = []
     for resource in pool_record.data.get("resources", []):
-        data = update_record(records, IMAGE_USE, resource, lambda d: {
-            "resourceId": resource, "pools": {k: v for k, v in (d or {}).get("pools", {}).items() if k != resource_key(pool_id)}})
+        data = update_record(records, IMAGE_USE, resource, _without_pool(resource, pool_id))
         if data["pools"]:
             _place_lock(deps, resource, [p["id"] for p in data["pools"].values()])
             continue
@@ -128,6 +127,19 @@ def release(deps: Dependencies, pool_id: str) -> list[str]:
             unlocked.append(resource)
     delete_record(records, POOL_USE, pool_id)
     return unlocked
+
+
+def _with_pool(resource_id: str, entry: dict[str, Any]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change to a resource's usage record that adds the pool ``entry`` describes."""
+    return lambda data: {"resourceId": resource_id, "pools": {**(data or {}).get("pools", {}), resource_key(entry["id"]): entry}}
+
+
+def _without_pool(resource_id: str, pool_id: str) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change to a resource's usage record that forgets ``pool_id``."""
+    return lambda data: {
+        "resourceId": resource_id,
+        "pools": {key: pool for key, pool in (data or {}).get("pools", {}).items() if key != resource_key(pool_id)},
+    }
 
 
 def _notes(pools: list[str]) -> str:

@@ -14,11 +14,12 @@ and :attr:`RequestRecord.plan`, the only code that knows how they are stored.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -157,16 +158,16 @@ class RequestRecord:
         return value if isinstance(value, str) else None
 
 
-class Ledger(Protocol):
+class Ledger(ABC):
     """What the functions need from the ledger, whatever stores it."""
 
+    @abstractmethod
     def create(self, record: RequestRecord) -> RequestRecord:
         """Store a new record; return it with its ETag. RequestAlreadyExists if the id is taken."""
-        ...
 
+    @abstractmethod
     def get(self, request_id: str) -> RequestRecord:
         """The stored record. RequestNotFound if there is none."""
-        ...
 
     def advance(
         self,
@@ -185,19 +186,29 @@ class Ledger(Protocol):
         FinalStageError when asked to leave a final stage (a final stage may be
         written again with itself, e.g. to add details).
         """
-        ...
+        return self._replace(record, advanced(record, stage, reason, details, now))
+
+    @abstractmethod
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
+        """Store ``updated`` in place of ``record`` if its ETag still matches; the stored copy."""
 
     def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
         """Every record in ``stage``, oldest created first."""
-        ...
+        return sorted(self._in_stage(stage), key=lambda r: (r.created_at, r.request_id))
 
     def list_recent(self, limit: int) -> list[RequestRecord]:
         """At most ``limit`` records, most recently updated first."""
-        ...
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        return sorted(self._in_stage(None), key=lambda r: (r.updated_at, r.request_id), reverse=True)[:limit]
 
-    def records(self) -> "RecordStore":
+    @abstractmethod
+    def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
+        """Every record in ``stage`` (None: every record), in any order."""
+
+    @abstractmethod
+    def records(self) -> RecordStore:
         """Small keyed records kept in the same store (alert log, image usage): see :mod:`shared.store.records`."""
-        ...
 
 
 # Azure Tables caps a string property at 64 KiB of UTF-16; the in-memory ledger keeps the same limit.
@@ -208,7 +219,7 @@ def utc(moment: datetime, name: str) -> datetime:
     """``moment`` in UTC; a naive time is refused."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def advanced(
@@ -224,7 +235,7 @@ def advanced(
         stage=stage,
         reason=reason if reason is not None else record.reason,
         details={**record.details, **(details or {})},
-        updated_at=now or datetime.now(timezone.utc),
+        updated_at=now or datetime.now(UTC),
     )
 
 
@@ -240,16 +251,3 @@ def serialised(record: RequestRecord) -> tuple[str, str]:
 def thawed(record: RequestRecord, body: str, details: str) -> RequestRecord:
     """A copy the caller may change without changing the stored one."""
     return replace(record, body=json.loads(body), details=json.loads(details))
-
-
-def check_limit(limit: int) -> None:
-    if limit < 0:
-        raise ValueError(f"limit must not be negative, got {limit}")
-
-
-def by_creation(record: RequestRecord) -> tuple[datetime, str]:
-    return record.created_at, record.request_id
-
-
-def most_recent(records: list[RequestRecord], limit: int) -> list[RequestRecord]:
-    return sorted(records, key=lambda r: (r.updated_at, r.request_id), reverse=True)[:limit]

@@ -10,26 +10,13 @@ import itertools
 import json
 import threading
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-from .ledger import (
-    RequestAlreadyExists,
-    RequestNotFound,
-    RequestRecord,
-    Stage,
-    StaleRecord,
-    advanced,
-    by_creation,
-    check_limit,
-    most_recent,
-    serialised,
-    thawed,
-)
+from .ledger import Ledger, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage, StaleRecord, serialised, thawed
 from .records import KeyedRecord, RecordConflict, record_key
 
 
-class InMemoryLedger:
+class InMemoryLedger(Ledger):
     """The ledger in a dict: thread-safe, a new ETag per write.
 
     Bodies and details go through JSON on every write, so what this ledger
@@ -69,17 +56,7 @@ class InMemoryLedger:
             raise RequestNotFound(f"request {request_id} is not in the ledger")
         return thawed(*found)
 
-    def advance(
-        self,
-        record: RequestRecord,
-        stage: Stage,
-        *,
-        reason: str | None = None,
-        details: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> RequestRecord:
-        """See :meth:`Ledger.advance`."""
-        updated = advanced(record, stage, reason, details, now)
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
         body, merged = serialised(updated)
         with self._lock:
             current = self._entities.get(record.request_id)
@@ -91,18 +68,9 @@ class InMemoryLedger:
             self._entities[record.request_id] = (stored, body, merged)
             return thawed(stored, body, merged)
 
-    def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
-        """See :meth:`Ledger.list_by_stage`."""
+    def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
         with self._lock:
-            found = [thawed(*entity) for entity in self._entities.values() if entity[0].stage is stage]
-        return sorted(found, key=by_creation)
-
-    def list_recent(self, limit: int) -> list[RequestRecord]:
-        """See :meth:`Ledger.list_recent`."""
-        check_limit(limit)
-        with self._lock:
-            records = [thawed(*entity) for entity in self._entities.values()]
-        return most_recent(records, limit)
+            return [thawed(*entity) for entity in self._entities.values() if stage is None or entity[0].stage is stage]
 
     def _next_etag(self) -> str:
         return f'W/"{next(self._etags)}"'

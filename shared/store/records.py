@@ -11,8 +11,9 @@ ledger's table (:mod:`shared.store.tables`). Every write is conditional
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..errors import TransientError
 

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from .ledger import (
-    LedgerUnavailable,
-    RequestAlreadyExists,
-    RequestNotFound,
-    RequestRecord,
-    Stage,
-    StaleRecord,
-    advanced,
-    by_creation,
-    check_limit,
-    most_recent,
-    serialised,
-)
+from .ledger import Ledger, LedgerUnavailable, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage, StaleRecord, serialised
 from .records import KeyedRecord, RecordConflict, record_key
 
 if TYPE_CHECKING:
@@ -35,7 +24,7 @@ if TYPE_CHECKING:
 _ROW_KEY = "request"
 
 
-class TableLedger:
+class TableLedger(Ledger):
     """The ledger on Azure Table Storage.
 
     One entity per request: PartitionKey = request id, RowKey = ``request``.
@@ -50,7 +39,7 @@ class TableLedger:
     reads see an empty ledger. :meth:`ensure_table` creates it up front.
     """
 
-    def __init__(self, table_client: "TableClient") -> None:
+    def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
 
     def records(self) -> TableRecords:
@@ -59,6 +48,7 @@ class TableLedger:
 
     def ensure_table(self) -> None:
         """Create the table if it is missing (idempotent)."""
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import ResourceExistsError
 
         with infrastructure_errors():
@@ -69,6 +59,7 @@ class TableLedger:
 
     def create(self, record: RequestRecord) -> RequestRecord:
         """See :meth:`Ledger.create`."""
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
         entity = _to_entity(record)
@@ -89,6 +80,7 @@ class TableLedger:
 
     def get(self, request_id: str) -> RequestRecord:
         """See :meth:`Ledger.get`."""
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import ResourceNotFoundError
 
         with infrastructure_errors():
@@ -98,49 +90,33 @@ class TableLedger:
                 raise RequestNotFound(f"request {request_id} is not in the ledger") from exc
         return _from_entity(entity)
 
-    def advance(
-        self,
-        record: RequestRecord,
-        stage: Stage,
-        *,
-        reason: str | None = None,
-        details: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> RequestRecord:
-        """See :meth:`Ledger.advance`."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
+        """See :meth:`Ledger._replace`."""
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         # The ETag check makes merging into the caller's copy safe: if the
         # stored record differs from it, the write is refused.
-        updated = advanced(record, stage, reason, details, now)
         entity = _to_entity(updated)
         with infrastructure_errors():
             try:
-                metadata = self._table.update_entity(
-                    entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
-                )
-            except ResourceModifiedError as exc:
-                raise StaleRecord(f"request {record.request_id} changed since it was read") from exc
+                with _unless_modified(lambda: StaleRecord(f"request {record.request_id} changed since it was read")):
+                    metadata = self._table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                    )
             except ResourceNotFoundError as exc:
                 raise RequestNotFound(f"request {record.request_id} is not in the ledger") from exc
-            except HttpResponseError as exc:
-                if exc.status_code != 412:
-                    raise
-                raise StaleRecord(f"request {record.request_id} changed since it was read") from exc
         return replace(updated, body=json.loads(entity["Body"]), details=json.loads(entity["Details"]), etag=metadata["etag"])
 
-    def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
-        """See :meth:`Ledger.list_by_stage`. Scans the table: fine for thousands of requests."""
-        return sorted(self._query("Stage eq @stage", {"stage": stage.value}), key=by_creation)
-
-    def list_recent(self, limit: int) -> list[RequestRecord]:
-        """See :meth:`Ledger.list_recent`. Reads the whole table: fine for thousands of requests."""
-        check_limit(limit)
-        return most_recent(self._query(None, {}), limit)
+    def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
+        # A filtered scan of the table: fine for thousands of requests.
+        if stage is None:
+            return self._query(None, {})
+        return self._query("Stage eq @stage", {"stage": stage.value})
 
     def _query(self, query_filter: str | None, parameters: dict[str, str]) -> list[RequestRecord]:
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import ResourceNotFoundError
 
         with infrastructure_errors():
@@ -156,8 +132,28 @@ class TableLedger:
 
 
 @contextmanager
+def _unless_modified(conflict: Callable[[], Exception]) -> Iterator[None]:
+    """Raise ``conflict()`` when an If-Match write finds the entity changed (412; the SDK's ResourceModifiedError)."""
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError  # Azure SDK: first use (cold start)
+
+    try:
+        yield
+    except ResourceModifiedError as exc:
+        raise conflict() from exc
+    except HttpResponseError as exc:
+        if exc.status_code != 412:
+            raise
+        raise conflict() from exc
+
+
+def _changed(record: KeyedRecord) -> Callable[[], RecordConflict]:
+    return lambda: RecordConflict(f"{record.kind} record {record.key} changed since it was read")
+
+
+@contextmanager
 def infrastructure_errors() -> Iterator[None]:
     """Wrap Azure SDK errors not already translated, once, as LedgerUnavailable."""
+    # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import AzureError
 
     try:
@@ -187,7 +183,7 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
     return entity
 
 
-def _from_entity(entity: "TableEntity") -> RequestRecord:
+def _from_entity(entity: TableEntity) -> RequestRecord:
     return RequestRecord(
         request_id=entity["PartitionKey"],
         stage=Stage(entity["Stage"]),
@@ -210,7 +206,7 @@ class TableRecords:
     keep only RowKey ``request``) never see these rows.
     """
 
-    def __init__(self, table_client: "TableClient") -> None:
+    def __init__(self, table_client: TableClient) -> None:
         self._table = table_client
 
     @staticmethod
@@ -218,6 +214,7 @@ class TableRecords:
         return f"{kind}-{hashlib.sha256(record_key(key).encode()).hexdigest()}"
 
     def get(self, kind: str, key: str) -> KeyedRecord | None:
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import ResourceNotFoundError
 
         with infrastructure_errors():
@@ -228,6 +225,7 @@ class TableRecords:
         return KeyedRecord(kind, key, json.loads(entity["Data"]), entity.metadata["etag"])
 
     def insert(self, kind: str, key: str, data: dict[str, Any]) -> KeyedRecord:
+        # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
         entity = {"PartitionKey": self._partition(kind, key), "RowKey": kind, "Key": key, "Data": json.dumps(data)}
@@ -245,35 +243,30 @@ class TableRecords:
         return KeyedRecord(kind, key, json.loads(entity["Data"]), metadata["etag"])
 
     def replace(self, record: KeyedRecord, data: dict[str, Any]) -> KeyedRecord:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         entity = {"PartitionKey": self._partition(record.kind, record.key), "RowKey": record.kind, "Key": record.key, "Data": json.dumps(data)}
+        changed = _changed(record)
         with infrastructure_errors():
             try:
-                metadata = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified)
-            except (ResourceModifiedError, ResourceNotFoundError) as exc:
-                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
-            except HttpResponseError as exc:
-                if exc.status_code != 412:
-                    raise
-                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
+                with _unless_modified(changed):
+                    metadata = self._table.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified
+                    )
+            except ResourceNotFoundError as exc:
+                raise changed() from exc
         return KeyedRecord(record.kind, record.key, json.loads(entity["Data"]), metadata["etag"])
 
     def delete(self, record: KeyedRecord) -> None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+        from azure.core.exceptions import ResourceNotFoundError
 
         with infrastructure_errors():
             try:
-                self._table.delete_entity(self._partition(record.kind, record.key), record.kind, etag=record.etag,
-                                          match_condition=MatchConditions.IfNotModified)
+                with _unless_modified(_changed(record)):
+                    self._table.delete_entity(self._partition(record.kind, record.key), record.kind, etag=record.etag,
+                                              match_condition=MatchConditions.IfNotModified)
             except ResourceNotFoundError:
                 return
-            except ResourceModifiedError as exc:
-                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
-            except HttpResponseError as exc:
-                if exc.status_code != 412:
-                    raise
-                raise RecordConflict(f"{record.kind} record {record.key} changed since it was read") from exc
