@@ -11,10 +11,10 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-DEFAULT_START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC)
 
 
 class VirtualClock:

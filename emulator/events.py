@@ -12,9 +12,9 @@ import random
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 

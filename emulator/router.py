@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import ArmError, InternalServerError, MissingApiVersion, ServiceUnavailable, Throttled
 from .faults import FaultKind

@@ -9,9 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator
 
 from azure.mgmt.core.tools import parse_resource_id
 

@@ -1,102 +1,151 @@
-"""The azure-core seam: an ``HttpTransport`` that answers from the emulator.
+"""The emulator under azure-core's real ``RequestsTransport``.
 
-Real SDK clients take it as ``transport=``; everything above it (retries,
-long-running-operation polling, deserialisation) is the SDK's own code. Its
-``sleep`` advances the virtual clock, so retries and polling cost no real time.
+Real SDK clients take ``transport=emulator.transport()``: azure-core's own
+``RequestsTransport`` over a ``requests.Session`` on which the emulator is
+mounted as a ``requests`` transport adapter, for ``https://`` and ``http://``
+so that no call can reach the network. Everything above the adapter is the
+code that runs in Azure: keyword arguments go down to
+``requests.Session.request`` (an argument the SDK does not define fails there
+with the same ``TypeError`` as in production), azure-core and requests
+serialise headers and bodies, the bearer-token policy insists on https, and
+retries and long-running-operation polling run unchanged. The adapter stands
+in for the socket only: it turns the ``PreparedRequest`` into an
+:class:`ArmRequest`, answers it through :func:`emulator.router.dispatch` and
+hands back a real ``requests.Response`` whose ``raw`` is a urllib3 response
+over the body bytes, which requests reads (whole, or streamed) exactly as it
+reads one from a connection.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
-from azure.core.pipeline.transport import HttpTransport
-from azure.core.rest._http_response_impl import HttpResponseImpl
-from azure.core.utils import case_insensitive_dict
+import requests
+from azure.core.pipeline.transport import RequestsTransport
+from requests.adapters import BaseAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3 import HTTPHeaderDict, HTTPResponse
 
 from .http import ArmRequest, ArmResponse
 from .router import dispatch
 
 
-class _ClosedBody:
-    """Stands in for a socket-level response: the body is already in memory."""
+class VirtualTimeRequestsTransport(RequestsTransport):
+    """azure-core's ``RequestsTransport`` with one change: ``sleep`` is virtual.
 
-    def close(self) -> None:
-        pass
+    azure-core waits through ``transport.sleep``: the retry policy between
+    attempts and for ``Retry-After``, long-running-operation polling between
+    status reads. In Azure those waits are real time; on the emulator they are
+    the emulator's virtual clock, so ``sleep`` advances that clock (running
+    whatever falls due meanwhile, such as an operation finishing) instead of
+    blocking the thread, and retries and polling cost no wall time. Nothing
+    else is overridden: sending is ``RequestsTransport.send`` itself.
+    """
 
-
-class EmulatorHttpResponse(HttpResponseImpl):
-    """An ``azure.core.rest.HttpResponse`` built from an :class:`ArmResponse`."""
-
-    def __init__(self, request: Any, answer: ArmResponse) -> None:
-        headers = case_insensitive_dict(answer.headers)
-        content = answer.content()
-        if content and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        super().__init__(
-            request=request,
-            internal_response=_ClosedBody(),
-            status_code=answer.status,
-            reason=_REASONS.get(answer.status, "Unknown"),
-            content_type=headers.get("Content-Type"),
-            headers=headers,
-            stream_download_generator=_whole_body,
-        )
-        self._content = content
-
-
-def _whole_body(response: EmulatorHttpResponse, **_: Any):
-    yield response.content
-
-
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    400: "Bad Request",
-    404: "Not Found",
-    409: "Conflict",
-    412: "Precondition Failed",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
-
-
-class EmulatorTransport(HttpTransport):
-    """Plugs an :class:`~emulator.world.AzureEmulator` under any azure-core client."""
-
-    def __init__(self, emulator: Any) -> None:
-        self._emulator = emulator
-
-    def __enter__(self) -> "EmulatorTransport":
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        pass
-
-    def open(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    advance: Callable[[float], None]
 
     def sleep(self, duration: float) -> None:
-        self._emulator.advance(duration)
-
-    def send(self, request: Any, **kwargs: Any) -> EmulatorHttpResponse:
-        answer = dispatch(self._emulator, _to_arm_request(request))
-        return EmulatorHttpResponse(request, answer)
+        self.advance(duration)
 
 
-def _to_arm_request(request: Any) -> ArmRequest:
-    body = getattr(request, "content", None)
+def requests_transport(emulator: Any) -> VirtualTimeRequestsTransport:
+    """A fresh ``RequestsTransport`` whose session answers from ``emulator``."""
+    session = requests.Session()
+    # Proxies and ~/.netrc of the machine running the tests must not change what the emulator sees.
+    session.trust_env = False
+    adapter = EmulatorAdapter(emulator)
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, adapter)
+    transport = VirtualTimeRequestsTransport(session=session)
+    transport.advance = emulator.advance
+    return transport
+
+
+class EmulatorAdapter(BaseAdapter):
+    """A ``requests`` transport adapter that answers every request from the emulator."""
+
+    def __init__(self, emulator: Any) -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        # An unknown route raises UnknownRouteError here, naming method and path; nothing
+        # between the adapter and the caller catches it.
+        answer = dispatch(self.emulator, _arm_request(request))
+        return self.build_response(request, _urllib3_response(request, answer))
+
+    def build_response(self, request: requests.PreparedRequest, raw: HTTPResponse) -> requests.Response:
+        # Mirrors requests' HTTPAdapter.build_response (requests/adapters.py), so the
+        # Response has what a network answer has: status, reason, headers, encoding,
+        # url, request, and an unread ``raw`` that Session.send or the caller consumes.
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = raw
+        response.reason = raw.reason
+        response.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+        extract_cookies_to_jar(response.cookies, request, raw)
+        response.request = request
+        response.connection = self
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def _arm_request(request: requests.PreparedRequest) -> ArmRequest:
+    headers = {name: value.decode("latin-1") if isinstance(value, bytes) else value for name, value in request.headers.items()}
+    return ArmRequest(method=request.method.upper(), url=request.url, headers=headers, raw_body=_body_bytes(request.body))
+
+
+def _body_bytes(body: Any) -> bytes:
+    """The bytes a connection would put on the wire for ``PreparedRequest.body``."""
     if body is None:
-        body = getattr(request, "data", None) or getattr(request, "body", None)
+        return b""
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
     if isinstance(body, str):
-        body = body.encode()
-    elif body is not None and not isinstance(body, (bytes, bytearray)):
-        import json
+        # urllib3 2 encodes a str body as UTF-8 (urllib3/util/request.py, body_to_chunks).
+        return body.encode("utf-8")
+    if hasattr(body, "read"):
+        data = body.read()
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return b"".join(chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk) for chunk in body)
 
-        body = json.dumps(body).encode()
-    return ArmRequest(method=request.method.upper(), url=request.url, headers=dict(request.headers), raw_body=bytes(body or b""))
+
+def _urllib3_response(request: requests.PreparedRequest, answer: ArmResponse) -> HTTPResponse:
+    content = answer.content()
+    headers = HTTPHeaderDict(answer.headers)
+    # ARM's JSON answers carry both headers, e.g. the recorded Compute answers in Azure/azure-sdk-for-python
+    # sdk/compute/azure-mgmt-compute/tests/recordings/test_mgmt_compute_disks.test_compute_shot.yaml.
+    if content and "Content-Type" not in headers:
+        headers["Content-Type"] = "application/json; charset=utf-8"
+    headers["Content-Length"] = str(len(content))
+    try:
+        reason = HTTPStatus(answer.status).phrase
+    except ValueError:
+        reason = ""
+    return HTTPResponse(
+        body=io.BytesIO(content),
+        headers=headers,
+        status=answer.status,
+        reason=reason,
+        preload_content=False,
+        decode_content=False,
+        request_method=request.method,
+        request_url=request.url,
+    )

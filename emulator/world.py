@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from .clock import VirtualClock
 from .errors import ArmError
@@ -29,9 +29,9 @@ class AzureEmulator:
     def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50) -> None:
         from .batch.models import BatchBackend
         from .compute.models import ComputeBackend
+        from .eventgrid.models import AlertsTopic
         from .locks.models import LocksBackend
         from .servicebus.models import ServiceBusEmulator
-        from .eventgrid.models import AlertsTopic
 
         self.seed = seed
         self.page_size = page_size
@@ -55,10 +55,10 @@ class AzureEmulator:
     # -- wiring ---------------------------------------------------------
 
     def transport(self):
-        """A fresh azure-core ``HttpTransport`` answering from this emulator."""
-        from .transport import EmulatorTransport
+        """A fresh azure-core ``RequestsTransport`` whose ``requests`` session answers from this emulator."""
+        from .transport import requests_transport
 
-        return EmulatorTransport(self)
+        return requests_transport(self)
 
     def now(self) -> datetime:
         return self.clock.now()

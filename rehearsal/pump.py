@@ -10,9 +10,9 @@ later). Virtual time moves only between rounds, when nothing is due.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Callable
 
 from .host import event_grid_event, service_bus_message
 from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal

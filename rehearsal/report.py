@@ -8,6 +8,7 @@ _SHORT_TYPES = {
     "microsoft.compute/snapshots": "snapshots",
     "microsoft.compute/images": "images",
     "microsoft.compute/galleries/images/versions": "imageVersions",
+    "microsoft.compute/galleries/images": "imageDefinitions",
     "microsoft.batch/batchaccounts/pools": "pools",
     "microsoft.authorization/locks": "locks",
 }
@@ -55,6 +56,12 @@ def _describe(kind: str, resource) -> dict:
     if kind == "imageVersions":
         regions = (properties.get("publishingProfile") or {}).get("targetRegions") or [{}]
         item["replicaCount"] = max(int(r.get("regionalReplicaCount", 1)) for r in regions)
+        # ARM's own names (publishingProfile.targetRegions[]), so a report reads like the version's GET.
+        item["targetRegions"] = [{"name": r.get("name"), "regionalReplicaCount": r.get("regionalReplicaCount")}
+                                 for r in regions if r]
+        item["provisioningState"] = properties.get("provisioningState")
+    elif kind == "imageDefinitions":
+        item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "features", "purchasePlan")})
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "pools":
         scale = (properties.get("scaleSettings") or {}).get("fixedScale") or {}
@@ -65,6 +72,7 @@ def _describe(kind: str, resource) -> dict:
             currentDedicatedNodes=properties.get("currentDedicatedNodes", 0),
             currentLowPriorityNodes=properties.get("currentLowPriorityNodes", 0),
             allocationState=properties.get("allocationState"),
+            securityProfile=properties["deploymentConfiguration"]["virtualMachineConfiguration"].get("securityProfile"),
         )
     elif kind == "locks":
         item.update(level=properties.get("level"), scope=resource.id.rsplit("/providers/Microsoft.Authorization/locks/", 1)[0])

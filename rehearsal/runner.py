@@ -8,18 +8,23 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from azure.mgmt.batch.models import Pool
+
 from emulator.credentials import StaticTokenCredential
 from emulator.events import DeliveryOptions
 from emulator.faults import FaultKind, FaultRule
 from emulator.world import AzureEmulator
 from shared import dependencies
 from shared import settings as setting_names
+from shared.arm.ids import resource_key
+from shared.arm.pools import BadPoolMetadata, PoolView
 from shared.clients import AzureClients
 from shared.dependencies import Dependencies
-from shared.store.ledger import Ledger
-from shared.store.memory import InMemoryLedger
+from shared.guard.rules import desired_targets
 from shared.messaging import OutgoingMessage
 from shared.settings import Settings
+from shared.store.ledger import Ledger
+from shared.store.memory import InMemoryLedger
 
 from .host import FunctionHost, event_grid_event, service_bus_message
 from .scenario import (
@@ -119,6 +124,7 @@ class Rehearsal:
                 extensions=tuple(vm.extensions),
                 os_disk_encrypted=vm.os_disk_encrypted,
                 managed_disks=vm.managed_disks,
+                security_type=vm.security_type,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)
@@ -144,7 +150,7 @@ class Rehearsal:
 
     # -- playing ------------------------------------------------------------
 
-    def run(self) -> "Rehearsal":
+    def run(self) -> Rehearsal:
         """Play every step; the installed dependencies are restored afterwards."""
         previous = dependencies.installed()
         dependencies.install(self.dependencies)
@@ -251,19 +257,16 @@ class Rehearsal:
     def _guard_relevant(self) -> bool:
         if any(not r.stage.is_final for r in self.ledger.list_recent(1000)):
             return True
-        guarded = {a.lower() for a in self.dependencies.settings.guarded_batch_accounts}
+        guarded = {resource_key(a) for a in self.dependencies.settings.guarded_batch_accounts}
         for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):
-            metadata = {m["name"]: m["value"] for m in pool.properties.get("metadata") or []}
-            fixed = (pool.properties.get("scaleSettings") or {}).get("fixedScale")
-            if "cip-request" in metadata or (fixed is not None and pool.id.rsplit("/pools/", 1)[0].lower() in guarded):
-                targets = (metadata.get("cip-target-dedicated"), metadata.get("cip-target-low-priority")) if "cip-request" in metadata else (
-                    (fixed or {}).get("targetDedicatedNodes"), (fixed or {}).get("targetLowPriorityNodes"))
-                try:
-                    wanted = [int(t or 0) for t in targets]
-                except ValueError:
-                    continue
-                if pool.properties.get("currentDedicatedNodes", 0) < wanted[0] or pool.properties.get("currentLowPriorityNodes", 0) < wanted[1]:
-                    return True
+            # Read the pool as the guard does: the SDK's model of what ARM would return, through the one pool view.
+            view = PoolView.from_sdk(Pool(pool.to_dict()))
+            try:
+                targets = desired_targets(view, guarded_account=resource_key(view.id.rsplit("/pools/", 1)[0]) in guarded)
+            except BadPoolMetadata:
+                continue
+            if targets is not None and not view.reaches(targets):
+                return True
         return False
 
     def _fire_timer(self) -> None:

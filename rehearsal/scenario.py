@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
+from shared.arm.pools import metadata_items
 from shared.model.request import describe_errors
 
 DEFAULT_SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
@@ -42,6 +43,8 @@ class VirtualMachineSpec(_Model):
     managed_disks: bool = True
     image_reference: dict[str, str] | None = None
     plan: dict[str, str] | None = None
+    # The VM's securityProfile.securityType; null is Standard. Its OS disk and the snapshots copied from it carry it.
+    security_type: Literal["TrustedLaunch", "ConfidentialVM"] | None = None
 
 
 class BatchAccountSpec(_Model):
@@ -104,7 +107,7 @@ class PoolSpec(_Model):
             "vmSize": self.vm_size,
             "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": image, "nodeAgentSkuId": self.node_agent_sku_id}},
             "scaleSettings": scale,
-            "metadata": [{"name": k, "value": v} for k, v in sorted(self.metadata.items())],
+            "metadata": metadata_items(self.metadata),
         }}
 
 
@@ -149,7 +152,7 @@ class RunUntilIdleStep(_Model):
     max_virtual_time: timedelta = timedelta(days=3)
 
 
-Step = Union[SubmitStep, DeliverEventStep, DeleteResourceStep, DeleteLockStep, AdvanceStep, RunUntilIdleStep]
+Step = SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle"}

@@ -9,7 +9,8 @@ from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-export
 from shared import settings as names
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+# Verbatim copies of Microsoft's published samples, with their sources in SOURCES.md there.
+FIXTURES = PROJECT_ROOT / "tests" / "data" / "published"
 
 SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 RESOURCE_GROUP = "rg-imaging"
@@ -27,7 +28,7 @@ VALID_SETTINGS = {
 
 
 def load_fixture(relative_path: str) -> dict | list:
-    """A published Microsoft JSON document from the team's fixtures folder."""
+    """A published Microsoft JSON document, from the project's copies (tests/data/published)."""
     return json.loads((FIXTURES / relative_path).read_text())
 
 

@@ -42,6 +42,8 @@ from ..store import ArmResource, new_etag
 ACCOUNT = "Microsoft.Batch/batchAccounts"
 POOL = "Microsoft.Batch/batchAccounts/pools"
 POOL_OPERATION_RESULTS = "Microsoft.Batch/batchAccounts/poolOperationResults"
+GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
+MANAGED_IMAGE = "Microsoft.Compute/images"
 ARM_BASE_URL = "https://management.azure.com"
 
 STEADY, RESIZING, STOPPING = "Steady", "Resizing", "Stopping"
@@ -223,6 +225,7 @@ class BatchBackend:
         _check_preconditions(existing, if_match=if_match, if_none_match=if_none_match)
         requested = _settable(body.get("properties"))
         _validate(requested, creating=True)
+        self._check_image_placement(account, requested)
         if existing is not None:
             self._replace(existing, body, requested)
             pool = existing
@@ -278,8 +281,9 @@ class BatchBackend:
         account_id, name = pool.id.rsplit("/pools/", 1)
         headers = {
             "Location": f"{ARM_BASE_URL}{account_id}/poolOperationResults/delete-{name}?api-version={api_version}",
-            "Retry-After": "10",
         }
+        # No Retry-After on the 202 nor on the polls: recorded in Azure/azure-sdk-for-python
+        # sdk/batch/azure-mgmt-batch/tests/recordings/test_mgmt_batch.test_mgmt_batch_pools.yaml (tests/data/recordings/batch-pools.json).
         if pool.properties.get("provisioningState") == "Deleting":
             return ArmResponse(202, None, headers)
         self._emulator.locks.check_delete(pool.id)
@@ -311,10 +315,47 @@ class BatchBackend:
         if deletion is None:
             raise ResourceNotFound(f"The operation '{operation}' was not found.", code="OperationNotFound")
         if deletion.status == "InProgress":
-            return ArmResponse(202, None, {"Location": url, "Retry-After": "10"})
+            return ArmResponse(202, None, {"Location": url})
         if deletion.error is not None:
             raise deletion.error
         return ArmResponse(200)
+
+    def _check_image_placement(self, account: ArmResource, props: dict) -> None:
+        """Refuse a custom image the account's region (or subscription) cannot use.
+
+        No source found states the error Batch returns here: the 400 ``InvalidPropertyValue`` is the
+        emulator's choice, not a recorded code. An image that does not exist is let through, as before: its
+        first resize fails with ``AllocationFailed``.
+        """
+        image_id = _image_id(props)
+        image = self._store.find(image_id) if image_id else None
+        if image is None:
+            return
+        where = "properties.deploymentConfiguration.virtualMachineConfiguration.imageReference.id"
+        account_region = _region(account.location)
+        kind = image.type.lower()
+        if kind == GALLERY_IMAGE_VERSION.lower():
+            # Batch management REST spec, ImageReference.id: "The Azure Compute Gallery Image must have replicas
+            # in the same region as the Azure Batch account"; learn.microsoft.com/azure/batch/batch-sig-images:
+            # "The image can be in a different region as long as it has replicas in the same region as your
+            # Batch account." A version without publishingProfile.targetRegions is replicated in its own location.
+            regions = [r.get("name") for r in (image.properties.get("publishingProfile") or {}).get("targetRegions") or []
+                       if r.get("name")] or [image.location or ""]
+            if account_region not in {_region(r) for r in regions}:
+                raise InvalidParameter(
+                    f"'{where}': the Azure Compute Gallery image version '{image.id}' has no replica in the Batch "
+                    f"account's region '{account.location}' (target regions: {', '.join(regions)}).",
+                    code="InvalidPropertyValue")
+        elif kind == MANAGED_IMAGE.lower():
+            # learn.microsoft.com/azure/batch/batch-custom-images ("Use a managed image to create a custom image
+            # pool"): "The custom image must be a managed image resource in the same Azure subscription and
+            # region as the Batch account."
+            same_subscription = _subscription(image.id) == _subscription(account.id)
+            if not same_subscription or _region(image.location or "") != account_region:
+                raise InvalidParameter(
+                    f"'{where}': the managed image '{image.id}' (location '{image.location}') must be in the same "
+                    f"subscription and region as the Batch account ('{account.location}').",
+                    code="InvalidPropertyValue")
 
     # -- pool state ----------------------------------------------------------
 
@@ -337,7 +378,7 @@ class BatchBackend:
         pool = ArmResource(pool_id, POOL, None, properties, dict(body.get("tags") or {}), etag=new_etag(),
                            extra=extra, created_at=self._emulator.now())
         self._store.put(pool)
-        self._resize_if_needed(pool)
+        self._resize_if_needed(pool, creating=True)
         return pool
 
     def _replace(self, pool: ArmResource, body: dict, requested: dict) -> None:
@@ -383,12 +424,20 @@ class BatchBackend:
 
     # -- allocation ------------------------------------------------------------
 
-    def _resize_if_needed(self, pool: ArmResource) -> None:
-        """Start a resize when the pool is Steady and its fixed-scale targets differ from its nodes."""
+    def _resize_if_needed(self, pool: ArmResource, *, creating: bool = False) -> None:
+        """Start a resize when the pool is Steady and its fixed-scale targets differ from its nodes.
+
+        A new fixed-scale pool always starts Resizing, even with targets 0/0: recorded traffic
+        (Azure/azure-sdk-for-python, sdk/batch/azure-mgmt-batch/tests/recordings/
+        test_mgmt_batch.pyTestMgmtBatchtest_mgmt_batch_pools.json) answers the PUT of a 0/0 pool with
+        allocationState "Resizing" and a resizeOperationStatus, and lists it Resizing a second later. (The REST
+        spec example PoolCreate_SharedImageGallery.json shows Steady; the recording is the service's own answer.)
+        How long such a resize lasts is not recorded: here it ends at the first allocation step.
+        """
         fixed = (pool.properties.get("scaleSettings") or {}).get("fixedScale")
         if fixed is None or pool.properties.get("allocationState") != STEADY:
             return
-        if all(pool.properties.get(current, 0) == fixed.get(target, 0) for current, target, *_ in _KINDS):
+        if not creating and all(pool.properties.get(current, 0) == fixed.get(target, 0) for current, target, *_ in _KINDS):
             return
         timeout = _duration(fixed.get("resizeTimeout")) if fixed.get("resizeTimeout") else DEFAULT_RESIZE_TIMEOUT
         now = self._emulator.now()
@@ -624,7 +673,20 @@ def _normalised_scale(scale: dict) -> dict:
     fixed = {"targetDedicatedNodes": 0, "targetLowPriorityNodes": 0, **fixed}
     if fixed.get("resizeTimeout"):
         fixed["resizeTimeout"] = isodate.duration_isoformat(_duration(fixed["resizeTimeout"]))
+    else:
+        # Batch management REST spec, FixedScaleSettings.resizeTimeout: "The default value is 15 minutes"; the
+        # recorded PUT of a pool sent without it (see _resize_if_needed) reads back "resizeTimeout": "PT15M".
+        fixed["resizeTimeout"] = isodate.duration_isoformat(DEFAULT_RESIZE_TIMEOUT)
     return {"fixedScale": fixed}
+
+
+def _region(location: str | None) -> str:
+    return (location or "").replace(" ", "").lower()
+
+
+def _subscription(resource_id: str) -> str:
+    found = re.search(r"/subscriptions/([^/]+)", resource_id, re.IGNORECASE)
+    return found.group(1).lower() if found else ""
 
 
 def _image_id(properties: dict) -> str | None:

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..errors import Conflict, InvalidParameter, ResourceNotFound
+from ..errors import ArmError, Conflict, InvalidParameter, ResourceNotFound
 from ..http import ArmResponse
 from ..store import ArmResource
 
@@ -27,6 +27,13 @@ DISK = "Microsoft.Compute/disks"
 MAX_REGIONAL_REPLICAS = 100
 _VERSION_NAME = re.compile(r"^\d+\.\d+\.\d+$")
 _GALLERY_NAME = re.compile(r"^[A-Za-z0-9._]{1,80}$")
+
+# VM securityProfile.securityType values the emulator models (None is Standard).
+VM_SECURITY_TYPES = (None, "TrustedLaunch", "ConfidentialVM")
+# The OS disk's securityProfile.securityType for each VM security type (DiskRP REST spec, DiskSecurityTypes enum:
+# TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey, ...). A real confidential VM's disk type
+# depends on its OS disk encryption settings; the emulator always uses the guest-state-only, platform-key one.
+_DISK_SECURITY_TYPE = {"TrustedLaunch": "TrustedLaunch", "ConfidentialVM": "ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey"}
 
 
 @dataclass
@@ -57,7 +64,7 @@ class ComputeBackend:
 
     def add_disk(self, disk_id: str, *, location: str = "westeurope", size_gb: int = 128, os_type: str | None = None,
                  hyper_v_generation: str = "V2", encryption_type: str = "EncryptionAtRestWithPlatformKey",
-                 tags: dict | None = None) -> ArmResource:
+                 tags: dict | None = None, security_type: str | None = None) -> ArmResource:
         properties = {
             "diskSizeGB": size_gb,
             "diskState": "Attached",
@@ -70,6 +77,8 @@ class ComputeBackend:
         if os_type:
             properties["osType"] = os_type
             properties["creationData"] = {"createOption": "FromImage"}
+        if security_type:
+            properties["securityProfile"] = {"securityType": security_type}
         return self._store.put(ArmResource(disk_id, DISK, location, properties, dict(tags or {}), extra={"sku": {"name": "Premium_LRS"}}))
 
     def add_virtual_machine(
@@ -86,12 +95,26 @@ class ComputeBackend:
         os_disk_encrypted: bool = False,
         managed_disks: bool = True,
         hyper_v_generation: str = "V2",
+        security_type: str | None = None,
     ) -> ArmResource:
-        """Seed a VM with its OS disk, data disks, extensions and base image."""
+        """Seed a VM with its OS disk, data disks, extensions and base image.
+
+        ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``.
+        """
+        if security_type not in VM_SECURITY_TYPES:
+            raise ValueError(f"security_type must be one of {VM_SECURITY_TYPES}, got {security_type!r}")
+        if security_type and hyper_v_generation != "V2":
+            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal: "Trusted launch is a way to improve
+            # the security of generation 2 VMs". The page is about Trusted Launch; the emulator holds confidential
+            # VMs to the same rule.
+            raise ValueError(f"a {security_type} VM must be hyper_v_generation 'V2'")
         resource_group_path = vm_id.rsplit("/providers/", 1)[0]
         vm_name = vm_id.rsplit("/", 1)[-1]
         os_disk_id = f"{resource_group_path}/providers/Microsoft.Compute/disks/{vm_name}_OsDisk_1"
-        self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation)
+        # DiskRP REST spec, DiskSecurityProfile.securityType: "Specifies the SecurityType of the VM. Applicable for
+        # OS disks only", so the data disks of a Trusted Launch / confidential VM carry none.
+        self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation,
+                      security_type=_DISK_SECURITY_TYPE.get(security_type))
         os_disk: dict = {"osType": os_type, "name": f"{vm_name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite", "diskSizeGB": 30}
         if managed_disks:
             os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS"}
@@ -117,6 +140,12 @@ class ComputeBackend:
             "networkProfile": {"networkInterfaces": [{"id": f"{resource_group_path}/providers/Microsoft.Network/networkInterfaces/{vm_name}-nic"}]},
             "provisioningState": "Succeeded",
         }
+        if security_type:
+            # Compute REST spec (VirtualMachine securityProfile): securityType TrustedLaunch | ConfidentialVM with
+            # uefiSettings {secureBootEnabled, vTpmEnabled}. Seeded with both on, as the deployments in
+            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal set them.
+            properties["securityProfile"] = {"securityType": security_type,
+                                             "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
         extra: dict = {}
         if plan:
             extra["plan"] = dict(plan)
@@ -149,9 +178,15 @@ class ComputeBackend:
         if resource is None:
             return chain
         if resource.type.lower() == GALLERY_IMAGE_VERSION.lower():
-            source = resource.properties.get("storageProfile", {}).get("source", {}).get("id")
+            profile = resource.properties.get("storageProfile", {})
+            source = (profile.get("source") or {}).get("id")
             if source:
                 chain += self.lineage(source)
+            # A version published straight from snapshots or disks depends on each of them.
+            for disk in [profile.get("osDiskImage") or {}, *(profile.get("dataDiskImages") or [])]:
+                disk_source = (disk.get("source") or {}).get("id")
+                if disk_source and _absolute(disk_source).lower() not in (rid.lower() for rid in chain):
+                    chain.append(_absolute(disk_source))
         elif resource.type.lower() == IMAGE.lower():
             profile = resource.properties.get("storageProfile", {})
             for disk in [profile.get("osDisk", {}), *profile.get("dataDisks", [])]:
@@ -185,12 +220,23 @@ class ComputeBackend:
             seed["osType"] = source.properties["osType"]
         if source and source.properties.get("hyperVGeneration"):
             seed["hyperVGeneration"] = source.properties["hyperVGeneration"]
+        if source and (source.properties.get("securityProfile") or {}).get("securityType"):
+            # A copy keeps its source's security type (DiskRP REST spec: Snapshot properties.securityProfile is a
+            # DiskSecurityProfile). Recorded error in Azure/azure-cli#22561: a disk copied from the snapshot of a
+            # Trusted Launch OS disk is refused with "Security Type 'TrustedLaunch' is not supported for
+            # CreateOption 'Copy'", so the snapshot carried the type.
+            seed["securityProfile"] = dict(source.properties["securityProfile"])
         final = {**seed, **properties, "timeCreated": _iso(self._emulator.now()), "uniqueId": snapshot_id.lower()[-36:],
                  "diskState": "Unattached", "incremental": bool(properties.get("incremental", False))}
         if final["incremental"]:
             final["completionPercent"] = 100.0
+        # The disk resource provider answers a snapshot PUT with 202, both Azure-AsyncOperation and Location
+        # (".../DiskOperations/{id}?monitor=true") and provisioningState "Updating", also on creation: recorded in
+        # Azure/azure-sdk-for-python sdk/compute/azure-mgmt-compute/tests/recordings/test_mgmt_compute_disks.test_compute_shot.yaml
+        # (tests/data/recordings/compute-snapshot-put-get.json).
         return self._put_async(snapshot_id, SNAPSHOT, location, body, final, self.timings.snapshot_seconds,
-                               url=url, api_version=api_version, created_status=202, sku=body.get("sku") or {"name": "Standard_LRS", "tier": "Standard"})
+                               url=url, api_version=api_version, created_status=202, sku=body.get("sku") or {"name": "Standard_LRS", "tier": "Standard"},
+                               state="Updating", monitor_location=True)
 
     def put_image(self, image_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
         location = _require_location(body)
@@ -209,11 +255,30 @@ class ComputeBackend:
                 raise InvalidParameter(f"storageProfile.{where} needs one of snapshot, managedDisk or blobUri.")
             if source and not self._store.exists(_absolute(source)):
                 raise InvalidParameter(f"Source '{source}' of the image does not exist.", code="InvalidParameter")
+            security_type = _security_type(self._store.find(_absolute(source))) if source else None
+            if security_type:
+                # Managed images are unsupported for Trusted Launch (learn.microsoft.com/azure/virtual-machines/trusted-launch,
+                # unsupported features: "Managed Image (Customers are encouraged to use Azure Compute Gallery)") and
+                # confidential VMs. Code and message: recorded errors in hashicorp/packer#13189 and
+                # taskcluster/community-tc-config#936 ("OperationNotAllowed: Creation of managed images are not
+                # supported for virtual machine with TrustedLaunch security type."), seen for a VM source; the
+                # sources show neither the HTTP status nor the wording for a disk or snapshot source (400 and the
+                # same wording are the emulator's choice).
+                raise InvalidParameter(
+                    f"Creation of managed images are not supported for virtual machine with {security_type} security type "
+                    f"(source '{source}').", code="OperationNotAllowed")
         luns = [d.get("lun") for d in profile.get("dataDisks", [])]
         if len(set(luns)) != len(luns) or any(lun is None for lun in luns):
             raise InvalidParameter("Every data disk needs a distinct 'lun'.")
         os_disk = {"caching": "ReadWrite", **os_disk}
-        final = {**properties, "storageProfile": {**profile, "osDisk": os_disk}, "hyperVGeneration": properties.get("hyperVGeneration", "V1")}
+        # Azure answers "dataDisks": [] when none are sent: recorded in Azure/azure-sdk-for-python
+        # sdk/compute/azure-mgmt-compute/tests/recordings/test_mgmt_compute_disks.test_compute_shot.yaml (tests/data/recordings/compute-image-put-get.json).
+        final = {**properties, "storageProfile": {"dataDisks": [], **profile, "osDisk": os_disk}, "hyperVGeneration": properties.get("hyperVGeneration", "V1")}
+        # Source ids sent without the leading slash come back with it (same recording).
+        for disk in [final["storageProfile"]["osDisk"], *final["storageProfile"]["dataDisks"]]:
+            for kind in ("snapshot", "managedDisk"):
+                if (disk.get(kind) or {}).get("id"):
+                    disk[kind] = {**disk[kind], "id": _absolute(disk[kind]["id"])}
         return self._put_async(image_id, IMAGE, location, body, final, self.timings.image_seconds,
                                url=url, api_version=api_version, created_status=201)
 
@@ -249,19 +314,8 @@ class ComputeBackend:
         if not _VERSION_NAME.match(name):
             raise InvalidParameter(f"Gallery image version name '{name}' must be of the form MajorVersion.MinorVersion.Patch.")
         properties = dict(body.get("properties") or {})
-        source_id = ((properties.get("storageProfile") or {}).get("source") or {}).get("id")
-        if not source_id:
-            raise InvalidParameter("Required parameter 'storageProfile.source.id' is missing (null).")
-        source = self._store.find(_absolute(source_id))
-        if source is None or source.provisioning_state != "Succeeded":
-            raise InvalidParameter(f"The source '{source_id}' of the image version was not found or is not ready.")
-        if source.type.lower() == IMAGE.lower():
-            source_gen = source.properties.get("hyperVGeneration", "V1")
-            if source_gen != definition.properties.get("hyperVGeneration", "V1"):
-                raise InvalidParameter(
-                    f"The source image's HyperVGeneration '{source_gen}' does not match the gallery image definition's "
-                    f"'{definition.properties.get('hyperVGeneration', 'V1')}'."
-                )
+        os_source = self._version_os_source(properties.get("storageProfile") or {})
+        failure = _definition_mismatch(definition, os_source)
         publishing = dict(properties.get("publishingProfile") or {})
         default_count = int(publishing.get("replicaCount", 1))
         regions = publishing.get("targetRegions") or [{"name": location, "regionalReplicaCount": default_count}]
@@ -277,7 +331,45 @@ class ComputeBackend:
         final = {**properties, "publishingProfile": publishing, "storageProfile": {**properties["storageProfile"]}}
         seconds = self.timings.version_base_seconds + self.timings.version_seconds_per_replica * max(replicas)
         return self._put_async(version_id, GALLERY_IMAGE_VERSION, location, body, final, math.ceil(seconds),
-                               url=url, api_version=api_version, created_status=201)
+                               url=url, api_version=api_version, created_status=201, failure=failure)
+
+    def _version_os_source(self, storage: dict) -> ArmResource:
+        """The resource a version's OS disk comes from; every named source must exist and be Succeeded.
+
+        A version takes either ``storageProfile.source.id`` (managed image, VM or another version) or its disks
+        straight from snapshots or managed disks, ``osDiskImage.source.id`` and ``dataDiskImages[].source.id`` with
+        a ``lun``: Compute REST spec example GalleryImageVersion_Create_WithSnapshotsAsSource.json (GalleryRP
+        2024-03-03). That is how Trusted Launch images are published, since they cannot be managed images.
+        """
+        named: list[tuple[str, str]] = []
+        source_id = (storage.get("source") or {}).get("id")
+        if source_id:
+            named.append(("storageProfile.source.id", source_id))
+        os_disk_source = ((storage.get("osDiskImage") or {}).get("source") or {}).get("id")
+        if os_disk_source:
+            named.append(("storageProfile.osDiskImage.source.id", os_disk_source))
+        if not named:
+            raise InvalidParameter("Required parameter 'storageProfile.source.id' (or 'storageProfile.osDiskImage.source.id') is missing (null).")
+        luns = []
+        for index, disk in enumerate(storage.get("dataDiskImages") or []):
+            disk_source = (disk.get("source") or {}).get("id")
+            if not disk_source:
+                raise InvalidParameter(f"Required parameter 'storageProfile.dataDiskImages[{index}].source.id' is missing (null).")
+            if disk.get("lun") is None:
+                raise InvalidParameter(f"Required parameter 'storageProfile.dataDiskImages[{index}].lun' is missing (null).")
+            luns.append(disk["lun"])
+            named.append((f"storageProfile.dataDiskImages[{index}].source.id", disk_source))
+        if len(set(luns)) != len(luns):
+            raise InvalidParameter("Every data disk image needs a distinct 'lun'.")
+        found: dict[str, ArmResource] = {}
+        for where, resource_id in named:
+            resource = self._store.find(_absolute(resource_id))
+            if resource is None or resource.provisioning_state != "Succeeded":
+                raise InvalidParameter(f"The source '{resource_id}' ({where}) of the image version was not found or is not ready.")
+            if where != "storageProfile.source.id" and resource.type.lower() not in (SNAPSHOT.lower(), DISK.lower()):
+                raise InvalidParameter(f"'{where}' must be a snapshot or a managed disk, got '{resource_id}'.")
+            found[where] = resource
+        return found.get("storageProfile.osDiskImage.source.id") or found["storageProfile.source.id"]
 
     def delete(self, resource_id: str, resource_type: str, *, url: str, api_version: str) -> ArmResponse:
         resource = self._store.find(resource_id)
@@ -301,7 +393,8 @@ class ComputeBackend:
     # -- shared ---------------------------------------------------------------
 
     def _put_async(self, resource_id: str, resource_type: str, location: str, body: dict, final_properties: dict,
-                   seconds: float, *, url: str, api_version: str, created_status: int, sku: dict | None = None) -> ArmResponse:
+                   seconds: float, *, url: str, api_version: str, created_status: int, sku: dict | None = None,
+                   failure: ArmError | None = None, state: str | None = None, monitor_location: bool = False) -> ArmResponse:
         existing = self._store.find(resource_id)
         if existing is not None and existing.provisioning_state in ("Creating", "Updating", "Deleting"):
             raise Conflict(
@@ -311,7 +404,7 @@ class ComputeBackend:
             )
         if existing is not None and existing.location and _region(existing.location) != _region(location):
             raise InvalidParameter(f"Resource '{existing.name}' already exists in location '{existing.location}'; location cannot change.", code="LocationNotAvailableForResourceType")
-        state = "Updating" if existing is not None else "Creating"
+        state = state or ("Updating" if existing is not None else "Creating")
         extra = {"sku": sku} if sku else {}
         resource = ArmResource(existing.id if existing else resource_id, resource_type, location,
                                {**final_properties, "provisioningState": state}, dict(body.get("tags") or {}),
@@ -322,10 +415,18 @@ class ComputeBackend:
             resource.properties["provisioningState"] = "Succeeded" if succeeded else "Failed"
             resource.etag = None
 
-        return self._emulator.run_async(resource, method="PUT", operation_key=f"PUT {resource_type}", seconds=seconds,
-                                        finish=finish, url=url, api_version=api_version,
-                                        initial_status=200 if existing is not None else created_status,
-                                        body=resource.to_dict())
+        answer = self._emulator.run_async(resource, method="PUT", operation_key=f"PUT {resource_type}", seconds=seconds,
+                                          finish=finish, url=url, api_version=api_version,
+                                          initial_status=200 if existing is not None else created_status,
+                                          body=resource.to_dict(), failure=failure)
+        # Compute answers its PUTs without Retry-After (snapshot, image, gallery image and version PUTs recorded in
+        # Azure/azure-sdk-for-python sdk/compute/azure-mgmt-compute/tests/recordings/test_mgmt_compute_disks.test_compute_shot.yaml
+        # and test_mgmt_compute_galleries.test_compute_galleries.yaml): the SDK polls at its own interval.
+        answer.headers.pop("Retry-After", None)
+        if monitor_location:
+            status_url = answer.headers["Azure-AsyncOperation"]
+            answer.headers["Location"] = status_url.replace("/operations/", "/operationResults/", 1)
+        return answer
 
     def list(self, resource_type: str, scope: str) -> list[ArmResource]:
         return self._store.of_type(resource_type, under=scope)
@@ -336,6 +437,71 @@ def _require_location(body: dict) -> str:
     if not location or not isinstance(location, str):
         raise InvalidParameter("Required parameter 'location' is missing (null).", code="LocationRequired")
     return location
+
+
+def _facts(resource: ArmResource) -> dict[str, str | None]:
+    """What a version's OS source says about the image: OS type and state, Hyper-V generation, security type.
+
+    None where the source does not say (a snapshot or disk has no OS state).
+    """
+    props = resource.properties
+    kind = resource.type.lower()
+    if kind == IMAGE.lower():
+        os_disk = (props.get("storageProfile") or {}).get("osDisk") or {}
+        return {"osType": os_disk.get("osType"), "osState": os_disk.get("osState"),
+                "hyperVGeneration": props.get("hyperVGeneration", "V1"), "securityType": "Standard"}
+    if kind in (SNAPSHOT.lower(), DISK.lower()):
+        return {"osType": props.get("osType"), "osState": None, "hyperVGeneration": props.get("hyperVGeneration"),
+                "securityType": _security_type(resource) or "Standard"}
+    if kind == VIRTUAL_MACHINE.lower():
+        os_disk = (props.get("storageProfile") or {}).get("osDisk") or {}
+        return {"osType": os_disk.get("osType"), "osState": None, "hyperVGeneration": None,
+                "securityType": (props.get("securityProfile") or {}).get("securityType") or "Standard"}
+    return {"osType": None, "osState": None, "hyperVGeneration": None, "securityType": None}
+
+
+def _definition_mismatch(definition: ArmResource, source: ArmResource) -> ArmError | None:
+    """Why a version from ``source`` cannot be published under ``definition``, as the failed operation's error.
+
+    A version inherits its definition's OS type, OS state, Hyper-V generation and security type (definition
+    ``features`` SecurityType), so its source must have the same. Recorded error (Azure/azure-sdk-for-net#28468,
+    MicrosoftDocs/azure-docs#118774, #117462): the PUT is accepted and the long-running operation fails with
+    Conflict "The resource with id '...' has a different Hypervisor generation ['V2'] than the parent gallery image
+    Hypervisor generation ['V1']." For OS type, OS state and security type no source shows the error: the emulator
+    answers the same way (Conflict, failed operation) with its own wording. Security type must match for TrustedLaunch,
+    ConfidentialVM and Standard definitions (a Trusted Launch VM captured to a gallery gets a 'Trusted launch'
+    definition: learn.microsoft.com/azure/virtual-machines/trusted-launch-portal); for the '...Supported' types the
+    sources are silent and the emulator does not check.
+    """
+    facts = _facts(source)
+    wanted = definition.properties
+    definition_security = next((f.get("value") for f in wanted.get("features") or []
+                                if str(f.get("name", "")).lower() == "securitytype"), None) or "Standard"
+    source_id = source.id
+    source_gen = facts["hyperVGeneration"]
+    definition_gen = wanted.get("hyperVGeneration", "V1")
+    if source_gen and source_gen.upper() != str(definition_gen).upper():
+        return ArmError(f"The resource with id '{source_id}' has a different Hypervisor generation ['{source_gen}'] than the "
+                        f"parent gallery image Hypervisor generation ['{definition_gen}'].", code="Conflict", status=409)
+    for field_name in ("osType", "osState"):
+        value = facts[field_name]
+        if value and str(value).lower() != str(wanted.get(field_name, "")).lower():
+            return ArmError(f"The resource with id '{source_id}' has a different {field_name} ['{value}'] than the parent "
+                            f"gallery image {field_name} ['{wanted.get(field_name)}'].", code="Conflict", status=409)
+    strict = ("standard", "trustedlaunch", "confidentialvm")
+    if (facts["securityType"] and definition_security.lower() in strict
+            and facts["securityType"].lower() != definition_security.lower()):
+        return ArmError(f"The resource with id '{source_id}' has a different security type ['{facts['securityType']}'] than "
+                        f"the parent gallery image security type ['{definition_security}'].", code="Conflict", status=409)
+    return None
+
+
+def _security_type(resource: ArmResource | None) -> str | None:
+    """A disk's or snapshot's security type, None when Standard; ConfidentialVM_* disk types read as ConfidentialVM."""
+    value = ((resource.properties.get("securityProfile") or {}).get("securityType") if resource else None) or None
+    if value and value.startswith("ConfidentialVM"):
+        return "ConfidentialVM"
+    return value
 
 
 def _region(location: str) -> str:

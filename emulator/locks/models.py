@@ -72,6 +72,21 @@ class LocksBackend:
             if target == scope_of(lock.id).lower() or target.startswith(scope_of(lock.id).lower() + "/")
         ]
 
+    def listed_at(self, scope: str, filter_expression: str | None = None) -> list[ArmResource]:
+        """What a GET of ``{scope}/providers/Microsoft.Authorization/locks`` lists.
+
+        At subscription scope (ManagementLocks_ListAtSubscriptionLevel, "Gets all the management locks for a
+        subscription") every lock in the subscription is listed, the resource-group and resource ones too: the
+        REST spec example ManagementLocks_ListAtSubscriptionLevel.json (Microsoft.Authorization 2020-05-01) answers
+        with a lock whose id is at resource-group scope. ``$filter=atScope()`` keeps only the locks that apply at
+        the scope. Other scopes keep the emulator's earlier answer (locks on the scope and above it).
+        """
+        target = scope.lower().rstrip("/")
+        at_subscription = target.count("/") == 2 and target.startswith("/subscriptions/")
+        if not at_subscription or (filter_expression or "").replace(" ", "").lower().startswith("atscope()"):
+            return self.at_scope(scope)
+        return [lock for lock in self._store.of_type(LOCK) if lock.id.lower().startswith(target + "/")]
+
     def check_delete(self, resource_id: str) -> None:
         """Raise ScopeLocked if a lock forbids deleting ``resource_id``."""
         blocking = [lock for lock in self.at_scope(resource_id) if lock.properties.get("level") in LOCK_LEVELS]

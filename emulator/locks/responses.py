@@ -19,5 +19,5 @@ def delete_lock(emulator, request: ArmRequest, scope: str, name: str) -> ArmResp
 
 
 def list_locks(emulator, request: ArmRequest, scope: str) -> ArmResponse:
-    items = [lock.to_dict() for lock in emulator.locks.at_scope(scope)]
+    items = [lock.to_dict() for lock in emulator.locks.listed_at(scope, request.query.get("$filter"))]
     return page(request, items, emulator.page_size)

@@ -141,15 +141,19 @@ class TestCreateAndRead:
         assert pool.allocation_state_transition_time == emulator.now()
         assert emulator.clock.next_due() is None  # a finished resize leaves nothing scheduled
 
-    def test_a_pool_with_no_target_or_with_autoscale_stays_steady(self, emulator, batch):
-        empty = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "empty", _pool(0))
+    def test_a_pool_with_no_target_or_with_autoscale_ends_steady_with_no_node(self, emulator, batch):
+        # A 0/0 pool is Resizing at creation, as recorded traffic shows (see tests/emulator/test_azure_rules.py).
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "empty", _pool(0))
         auto = _pool()
         auto.properties.scale_settings = ScaleSettings(auto_scale=AutoScaleSettings(formula="$TargetDedicatedNodes=1;"))
         auto = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "auto", auto)
         emulator.advance(30 * MINUTE)
-        for pool in (empty, batch.pool.get(RESOURCE_GROUP, ACCOUNT, "auto")):
-            assert pool.allocation_state == "Steady" and pool.current_dedicated_nodes == 0
-            assert pool.resize_operation_status is None
+        empty = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "empty")
+        assert empty.allocation_state == "Steady" and empty.current_dedicated_nodes == 0
+        assert not empty.resize_operation_status.errors
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "auto")
+        assert pool.allocation_state == "Steady" and pool.current_dedicated_nodes == 0
+        assert pool.resize_operation_status is None
         assert auto.scale_settings.auto_scale.formula == "$TargetDedicatedNodes=1;"
 
     @pytest.mark.parametrize("field, pool", [

@@ -8,12 +8,12 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
     CreationData,
     Gallery,
+    GalleryArtifactVersionFullSource,
     GalleryImage,
     GalleryImageIdentifier,
     GalleryImageVersion,
     GalleryImageVersionPublishingProfile,
     GalleryImageVersionStorageProfile,
-    GalleryArtifactVersionFullSource,
     Image,
     ImageDataDisk,
     ImageOSDisk,
@@ -170,7 +170,7 @@ class TestLocks:
     def test_lock_removed_then_delete_succeeds_with_events_in_order(self, emulator, compute, locks):
         snapshot = _snapshot(compute, "snap-os", _os_disk_id(compute))
         locks.management_locks.create_or_update_by_scope(snapshot.id, "keep", ManagementLockObject(level="CanNotDelete"))
-        assert [l.name for l in locks.management_locks.list_by_scope(snapshot.id)] == ["keep"]
+        assert [lock.name for lock in locks.management_locks.list_by_scope(snapshot.id)] == ["keep"]
         locks.management_locks.delete_by_scope(snapshot.id, "keep")
         compute.snapshots.begin_delete(RESOURCE_GROUP, "snap-os").result()
         with pytest.raises(ResourceNotFoundError):

@@ -166,6 +166,7 @@ class TestRealSdkRoundTripEmitsPublishedEventShapes:
             "imageReference": {"id": snapshot.id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
             "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0}}}}
         created = batch.pool.create(RESOURCE_GROUP, "acct", "p1", pool_body)
+        emulator.advance(emulator.batch.allocation.step_seconds)  # a new 0/0 pool is Resizing until its first step
         read = batch.pool.get(RESOURCE_GROUP, "acct", "p1")
         assert read.etag == created.etag and read.allocation_state == "Steady"
         updated = batch.pool.update(RESOURCE_GROUP, "acct", "p1", {"properties": {"metadata": [{"name": "k", "value": "v"}]}},

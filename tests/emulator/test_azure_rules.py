@@ -1,0 +1,398 @@
+"""Azure's rules the emulator enforces, each answered as Azure does, through the real SDK clients.
+
+The source of every rule is named next to the code that enforces it (emulator/compute/models.py,
+emulator/batch/models.py, emulator/locks/models.py).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.batch import BatchManagementClient
+from azure.mgmt.batch.models import (
+    DeploymentConfiguration,
+    FixedScaleSettings,
+    ImageReference,
+    Pool,
+    PoolProperties,
+    ScaleSettings,
+    VirtualMachineConfiguration,
+)
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import (
+    CreationData,
+    GalleryArtifactVersionFullSource,
+    GalleryDataDiskImage,
+    GalleryDiskImageSource,
+    GalleryImage,
+    GalleryImageFeature,
+    GalleryImageIdentifier,
+    GalleryImageVersion,
+    GalleryImageVersionPublishingProfile,
+    GalleryImageVersionStorageProfile,
+    GalleryOSDiskImage,
+    Image,
+    ImageDataDisk,
+    ImageOSDisk,
+    ImageStorageProfile,
+    Snapshot,
+    SubResource,
+    TargetRegion,
+)
+from azure.mgmt.resource.locks import ManagementLockClient
+from azure.mgmt.resource.locks.models import ManagementLockObject
+
+from emulator.world import AzureEmulator
+from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential
+
+MINUTE = 60
+VM = "builder"
+VM_ID = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/{VM}"
+ACCOUNT = "teambatch"
+ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/{ACCOUNT}"
+GALLERY = "gal"
+OTHER_SUBSCRIPTION = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+
+
+@pytest.fixture
+def emulator() -> AzureEmulator:
+    world = AzureEmulator(seed=5)
+    world.compute.add_virtual_machine(VM_ID, data_disk_luns=(0,))
+    world.compute.add_gallery(f"{RG_ID}/providers/Microsoft.Compute/galleries/{GALLERY}")
+    world.batch.add_account(ACCOUNT_ID, location="westeurope")
+    return world
+
+
+@pytest.fixture
+def compute(emulator) -> ComputeManagementClient:
+    return ComputeManagementClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport(), polling_interval=5)
+
+
+@pytest.fixture
+def batch(emulator) -> BatchManagementClient:
+    return BatchManagementClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport(), polling_interval=5)
+
+
+# -- helpers: the publishing steps, each through the SDK ---------------------------------
+
+
+def _snapshots(compute, vm: str = VM, *, location: str = "westeurope", resource_group: str = RESOURCE_GROUP) -> tuple:
+    """(OS snapshot, {lun: data snapshot}) of a VM's disks."""
+    machine = compute.virtual_machines.get(resource_group, vm)
+
+    def copy(name, disk_id):
+        return compute.snapshots.begin_create_or_update(resource_group, name, Snapshot(
+            location=location, creation_data=CreationData(create_option="Copy", source_resource_id=disk_id))).result()
+
+    os_snapshot = copy(f"{vm}-os", machine.storage_profile.os_disk.managed_disk.id)
+    data = {d.lun: copy(f"{vm}-lun{d.lun}", d.managed_disk.id) for d in machine.storage_profile.data_disks}
+    return os_snapshot, data
+
+
+def _image(compute, name: str, os_snapshot, data: dict, *, location: str = "westeurope", resource_group: str = RESOURCE_GROUP,
+           hyper_v: str = "V2"):
+    return compute.images.begin_create_or_update(resource_group, name, Image(
+        location=location, hyper_v_generation=hyper_v, storage_profile=ImageStorageProfile(
+            os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snapshot.id)),
+            data_disks=[ImageDataDisk(lun=lun, snapshot=SubResource(id=s.id)) for lun, s in data.items()]))).result()
+
+
+def _definition(compute, name: str, *, security_type: str | None = None, hyper_v: str = "V2", os_type: str = "Linux"):
+    features = [GalleryImageFeature(name="SecurityType", value=security_type)] if security_type else None
+    return compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, name, GalleryImage(
+        location="westeurope", os_type=os_type, os_state="Generalized", hyper_v_generation=hyper_v, features=features,
+        identifier=GalleryImageIdentifier(publisher="contoso", offer=name, sku="v1"))).result()
+
+
+def _version_from_image(compute, definition: str, image_id: str, regions: list[str], name: str = "1.0.0"):
+    return compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, definition, name, GalleryImageVersion(
+        location="westeurope",
+        publishing_profile=GalleryImageVersionPublishingProfile(
+            target_regions=[TargetRegion(name=region, regional_replica_count=1) for region in regions]),
+        storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image_id)))).result()
+
+
+def _version_from_snapshots(compute, definition: str, os_snapshot, data: dict, name: str = "1.0.0"):
+    return compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, definition, name, GalleryImageVersion(
+        location="westeurope",
+        publishing_profile=GalleryImageVersionPublishingProfile(target_regions=[TargetRegion(name="westeurope", regional_replica_count=1)]),
+        storage_profile=GalleryImageVersionStorageProfile(
+            os_disk_image=GalleryOSDiskImage(source=GalleryDiskImageSource(id=os_snapshot.id)),
+            data_disk_images=[GalleryDataDiskImage(lun=lun, source=GalleryDiskImageSource(id=s.id)) for lun, s in data.items()]))).result()
+
+
+def _pool(image_id: str, dedicated: int = 1, resize_timeout: timedelta | None = None) -> Pool:
+    return Pool(properties=PoolProperties(
+        vm_size="Standard_D4ds_v5",
+        deployment_configuration=DeploymentConfiguration(virtual_machine_configuration=VirtualMachineConfiguration(
+            image_reference=ImageReference(id=image_id), node_agent_sku_id="batch.node.ubuntu 24.04")),
+        scale_settings=ScaleSettings(fixed_scale=FixedScaleSettings(target_dedicated_nodes=dedicated, resize_timeout=resize_timeout)),
+    ))
+
+
+def _write_failures(emulator) -> list[str]:
+    return [e.body["data"]["operationName"] for e in emulator.events.emitted if e.event_type == "Microsoft.Resources.ResourceWriteFailure"]
+
+
+# -- rule 1: a gallery image version needs a replica in the Batch account's region -------------
+
+
+class TestGalleryImageReplicaInTheAccountRegion:
+    def test_given_a_version_replicated_only_to_eastus_when_a_westeurope_account_creates_a_pool_from_it_then_it_is_refused_with_400(
+            self, emulator, compute, batch):
+        # GIVEN a gallery image version whose only replica is in eastus
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["eastus"])
+        # WHEN a Batch account in westeurope creates a pool from it
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id))
+        # THEN the create is refused, naming the field and the region, and no pool exists
+        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
+        assert "imageReference.id" in raised.value.error.message and "westeurope" in raised.value.error.message
+        assert not emulator.store.exists(f"{ACCOUNT_ID}/pools/workers")
+        assert _write_failures(emulator) == ["Microsoft.Batch/batchAccounts/pools/write"]
+
+    def test_given_a_version_with_a_replica_in_the_account_region_when_a_pool_is_created_then_it_is_accepted(self, compute, batch):
+        # GIVEN a version replicated to eastus and to westeurope (spelt as the portal writes it)
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["eastus", "West Europe"])
+        # WHEN the westeurope account creates a pool from it
+        pool = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id))
+        # THEN it is created
+        assert pool.provisioning_state == "Succeeded"
+
+
+# -- rule 2: a legacy managed image must be in the account's subscription and region ------------
+
+
+class TestManagedImageInTheAccountSubscriptionAndRegion:
+    def test_given_a_managed_image_in_eastus_when_a_westeurope_account_creates_a_pool_from_it_then_it_is_refused_with_400(
+            self, emulator, compute, batch):
+        # GIVEN a managed image in eastus, made from an eastus VM
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/east", location="eastus")
+        image = _image(compute, "img-east", *_snapshots(compute, "east", location="eastus"), location="eastus")
+        # WHEN the westeurope account creates a pool straight from it
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
+        # THEN it is refused
+        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
+        assert "same subscription and region" in raised.value.error.message
+
+    def test_given_a_managed_image_in_another_subscription_when_a_pool_is_created_from_it_then_it_is_refused_with_400(self, emulator, batch):
+        # GIVEN a westeurope managed image in another subscription
+        other_rg = f"/subscriptions/{OTHER_SUBSCRIPTION}/resourceGroups/rg-other"
+        emulator.compute.add_virtual_machine(f"{other_rg}/providers/Microsoft.Compute/virtualMachines/other")
+        other = ComputeManagementClient(StaticTokenCredential(), OTHER_SUBSCRIPTION, transport=emulator.transport(), polling_interval=5)
+        image = _image(other, "img-other", *_snapshots(other, "other", resource_group="rg-other"), resource_group="rg-other")
+        # WHEN the account creates a pool from it
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
+        # THEN it is refused
+        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
+
+    def test_given_a_managed_image_in_the_account_subscription_and_region_when_a_pool_is_created_then_it_is_accepted(self, compute, batch):
+        image = _image(compute, "img", *_snapshots(compute))
+        assert batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id)).provisioning_state == "Succeeded"
+
+
+# -- rule 3: no managed image from a Trusted Launch or confidential VM's disks --------------------
+
+
+class TestNoManagedImageFromTrustedLaunchOrConfidentialDisks:
+    @pytest.mark.parametrize("security_type, disk_security_type", [
+        ("TrustedLaunch", "TrustedLaunch"),
+        ("ConfidentialVM", "ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey"),
+    ])
+    def test_given_a_secure_vm_when_its_disks_are_read_and_snapshotted_then_the_security_type_travels_with_the_os_disk(
+            self, emulator, compute, security_type, disk_security_type):
+        # GIVEN a VM seeded with a security type
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", data_disk_luns=(0,),
+                                             security_type=security_type)
+        # WHEN the VM, its disks and the snapshots of its disks are read through ARM
+        vm = compute.virtual_machines.get(RESOURCE_GROUP, "secure")
+        os_disk = compute.disks.get(RESOURCE_GROUP, vm.storage_profile.os_disk.managed_disk.id.rsplit("/", 1)[-1])
+        data_disk = compute.disks.get(RESOURCE_GROUP, vm.storage_profile.data_disks[0].managed_disk.id.rsplit("/", 1)[-1])
+        os_snapshot, data = _snapshots(compute, "secure")
+        # THEN the VM has its securityProfile, the OS disk and its snapshot carry the security type, data disks do not
+        assert vm.security_profile.security_type == security_type
+        assert vm.security_profile.uefi_settings.secure_boot_enabled and vm.security_profile.uefi_settings.v_tpm_enabled
+        assert os_disk.security_profile.security_type == disk_security_type
+        assert os_snapshot.security_profile.security_type == disk_security_type
+        assert data_disk.security_profile is None and data[0].security_profile is None
+
+    @pytest.mark.parametrize("security_type", ["TrustedLaunch", "ConfidentialVM"])
+    def test_given_snapshots_of_a_secure_vm_when_a_managed_image_is_made_from_them_then_it_is_refused_as_operation_not_allowed(
+            self, emulator, compute, security_type):
+        # GIVEN snapshots of a Trusted Launch / confidential VM's disks
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", data_disk_luns=(0,),
+                                             security_type=security_type)
+        os_snapshot, data = _snapshots(compute, "secure")
+        # WHEN a managed image is made from them
+        with pytest.raises(HttpResponseError) as raised:
+            _image(compute, "img", os_snapshot, data)
+        # THEN ARM refuses it and no image exists
+        assert raised.value.error.code == "OperationNotAllowed"
+        assert "Creation of managed images are not supported" in raised.value.error.message
+        assert not emulator.store.exists(f"{RG_ID}/providers/Microsoft.Compute/images/img")
+
+    def test_given_a_trusted_launch_os_disk_when_a_managed_image_is_made_from_the_disk_itself_then_it_is_refused(self, emulator, compute):
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", security_type="TrustedLaunch")
+        disk_id = compute.virtual_machines.get(RESOURCE_GROUP, "secure").storage_profile.os_disk.managed_disk.id
+        with pytest.raises(HttpResponseError) as raised:
+            compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", hyper_v_generation="V2",
+                storage_profile=ImageStorageProfile(os_disk=ImageOSDisk(
+                    os_type="Linux", os_state="Generalized", managed_disk=SubResource(id=disk_id))))).result()
+        assert raised.value.error.code == "OperationNotAllowed"
+
+    def test_given_a_generation_1_vm_when_it_is_seeded_as_trusted_launch_then_seeding_fails(self, emulator):
+        with pytest.raises(ValueError):
+            emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/old",
+                                                 hyper_v_generation="V1", security_type="TrustedLaunch")
+
+
+# -- rule 4: a version must match its definition ---------------------------------------------
+
+
+class TestVersionMatchesItsDefinition:
+    @pytest.mark.parametrize("definition_kwargs, words", [
+        ({"security_type": "TrustedLaunch"}, "security type ['Standard']"),
+        ({"hyper_v": "V1"}, "different Hypervisor generation ['V2'] than the parent gallery image Hypervisor generation ['V1']"),
+        ({"os_type": "Windows"}, "osType ['Linux']"),
+    ])
+    def test_given_a_definition_unlike_the_source_when_a_version_is_published_then_the_operation_fails_with_conflict(
+            self, emulator, compute, definition_kwargs, words):
+        # GIVEN a Standard, Gen2, Linux managed image and a definition that differs in one way
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def", **definition_kwargs)
+        # WHEN a version is published from the image
+        with pytest.raises(HttpResponseError) as raised:
+            _version_from_image(compute, "def", image.id, ["westeurope"])
+        # THEN the PUT is accepted but the long-running operation ends Failed with Conflict, naming the difference
+        assert words in str(raised.value)
+        assert "Conflict" in str(raised.value)
+        version = compute.gallery_image_versions.get(RESOURCE_GROUP, GALLERY, "def", "1.0.0")
+        assert version.provisioning_state == "Failed"
+        assert _write_failures(emulator) == ["Microsoft.Compute/galleries/images/versions/write"]
+
+    def test_given_trusted_launch_snapshots_when_published_under_a_standard_definition_then_the_operation_fails(self, emulator, compute):
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", security_type="TrustedLaunch")
+        os_snapshot, data = _snapshots(compute, "secure")
+        _definition(compute, "def")
+        with pytest.raises(HttpResponseError) as raised:
+            _version_from_snapshots(compute, "def", os_snapshot, data)
+        assert "security type ['TrustedLaunch']" in str(raised.value)
+
+
+# -- rule 5: versions published straight from snapshots ------------------------------------
+
+
+class TestVersionFromSnapshots:
+    def test_given_trusted_launch_snapshots_when_a_version_is_published_from_them_then_it_succeeds_and_they_are_its_lineage(
+            self, emulator, compute):
+        # GIVEN the snapshots of a Trusted Launch VM with a data disk and a Trusted Launch definition
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", data_disk_luns=(0,),
+                                             security_type="TrustedLaunch")
+        os_snapshot, data = _snapshots(compute, "secure")
+        _definition(compute, "def", security_type="TrustedLaunch")
+        # WHEN a version is published from the snapshots (osDiskImage / dataDiskImages), no managed image involved
+        version = _version_from_snapshots(compute, "def", os_snapshot, data)
+        # THEN it succeeds and its lineage is exactly those snapshots
+        assert version.provisioning_state == "Succeeded"
+        assert version.storage_profile.os_disk_image.source.id == os_snapshot.id
+        assert [d.lun for d in version.storage_profile.data_disk_images] == [0]
+        assert emulator.compute.lineage(version.id) == [version.id, os_snapshot.id, data[0].id]
+        # AND deleting a data snapshot shows in its missing lineage
+        compute.snapshots.begin_delete(RESOURCE_GROUP, data[0].name).result()
+        assert emulator.compute.missing_lineage(version.id) == [data[0].id]
+
+    def test_given_a_data_disk_image_without_a_lun_when_a_version_is_published_then_it_is_refused_with_400(self, compute):
+        os_snapshot, data = _snapshots(compute)
+        _definition(compute, "def")
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", "1.0.0", {
+                "location": "westeurope", "properties": {"storageProfile": {
+                    "osDiskImage": {"source": {"id": os_snapshot.id}},
+                    "dataDiskImages": [{"source": {"id": data[0].id}}]}}}).result()
+        assert raised.value.status_code == 400 and "lun" in raised.value.error.message
+
+
+# -- rule 6: a new pool is Resizing, resizeTimeout defaults to PT15M ---------------------------
+
+
+class TestNewPoolAllocationState:
+    def test_given_no_target_and_no_resize_timeout_when_a_pool_is_created_then_it_is_resizing_with_pt15m_then_steady(
+            self, emulator, compute, batch):
+        # GIVEN a pool asking for 0/0 nodes, without a resizeTimeout
+        image = _image(compute, "img", *_snapshots(compute))
+        # WHEN it is created
+        created = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "empty", _pool(image.id, dedicated=0))
+        # THEN it answers Resizing with the 15-minute default, as recorded traffic shows
+        assert created.allocation_state == "Resizing"
+        assert created.scale_settings.fixed_scale.resize_timeout == timedelta(minutes=15)
+        assert created.resize_operation_status.resize_timeout == timedelta(minutes=15)
+        assert created.resize_operation_status.target_dedicated_nodes == 0
+        # AND it is Steady, with no error and no node, once the resize is over
+        emulator.advance(MINUTE)
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "empty")
+        assert pool.allocation_state == "Steady" and pool.current_dedicated_nodes == 0
+        assert not pool.resize_operation_status.errors
+
+
+# -- rule 7: locks listed at subscription scope include those below it -----------------------
+
+
+class TestLocksListedAtSubscriptionScope:
+    def test_given_resource_and_resource_group_locks_when_listed_at_subscription_level_then_both_are_listed(self, compute, emulator):
+        # GIVEN a lock on a snapshot and one on its resource group
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+        os_snapshot, _ = _snapshots(compute)
+        locks.management_locks.create_or_update_by_scope(os_snapshot.id, "keep-snapshot", ManagementLockObject(level="CanNotDelete"))
+        locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "keep-rg", ManagementLockObject(level="CanNotDelete"))
+        # WHEN the locks are listed at subscription level
+        listed = sorted(lock.name for lock in locks.management_locks.list_at_subscription_level())
+        # THEN both are there; atScope() keeps only those that apply at the subscription (none)
+        assert listed == ["keep-rg", "keep-snapshot"]
+        assert list(locks.management_locks.list_at_subscription_level(filter="atScope()")) == []
+        # AND a resource's own listing is unchanged: its lock and the resource group's
+        assert sorted(lock.name for lock in locks.management_locks.list_by_scope(os_snapshot.id)) == ["keep-rg", "keep-snapshot"]
+
+
+# -- rules 8 and 9: the scenario format and the rehearsal report ------------------------------
+
+
+class TestScenarioAndReport:
+    def test_given_a_scenario_vm_with_a_security_type_when_the_world_is_seeded_then_the_vm_and_its_os_disk_carry_it(self):
+        from rehearsal.runner import Rehearsal
+        from rehearsal.scenario import DEFAULT_VM_ID, Scenario
+
+        scenario = Scenario.model_validate({"world": {"virtualMachines": [
+            {"id": DEFAULT_VM_ID, "location": "northeurope", "securityType": "TrustedLaunch"}]}, "steps": []})
+        emulator = Rehearsal(scenario).emulator
+        vm = emulator.store.get(DEFAULT_VM_ID)
+        assert vm.location == "northeurope" and vm.properties["securityProfile"]["securityType"] == "TrustedLaunch"
+        os_disk = emulator.store.get(vm.properties["storageProfile"]["osDisk"]["managedDisk"]["id"])
+        assert os_disk.properties["securityProfile"] == {"securityType": "TrustedLaunch"}
+
+    def test_given_the_default_scenario_when_rehearsed_then_the_report_shows_arm_names_for_regions_definitions_and_pool_security(self):
+        from rehearsal.report import build_report
+        from rehearsal.runner import Rehearsal
+        from rehearsal.scenario import default_scenario
+
+        # GIVEN / WHEN the default scenario (600 nodes, gallery path) is rehearsed
+        report = build_report(Rehearsal(default_scenario()).run())
+        resources = report["resources"]
+        # THEN the version shows its target regions with ARM's field names
+        [version] = resources["imageVersions"]
+        assert version["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 2}]
+        # AND the image definition shows what a version must match
+        [definition] = resources["imageDefinitions"]
+        assert definition["id"] == version["id"].rsplit("/versions/", 1)[0]
+        assert (definition["osType"], definition["osState"], definition["hyperVGeneration"]) == ("Linux", "Generalized", "V2")
+        assert {"features", "purchasePlan"} <= set(definition) and definition["features"] is None
+        # AND the pool shows its securityProfile (none was asked for)
+        [pool] = resources["pools"]
+        assert "securityProfile" in pool and pool["securityProfile"] is None
