@@ -13,7 +13,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 # Exit codes (also listed in --help).
 EXIT_OK = 0
@@ -140,8 +140,8 @@ def _classify(exc: BaseException) -> CliError | None:
     from azure.core.exceptions import AzureError, ClientAuthenticationError
 
     from cli.operations import InvalidRequestFile
-    from shared.store.ledger import LedgerError, RequestNotFound
     from shared.settings import SettingError
+    from shared.store.ledger import LedgerError, RequestNotFound
 
     chain = []
     cause: BaseException | None = exc

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from shared.store.ledger import FINAL_STAGES, RequestRecord, Stage
 from shared.messaging import MessageSender, OutgoingMessage
 from shared.model.request import PoolRequest, RequestRejected, parse_request
+from shared.store.ledger import FINAL_STAGES, RequestRecord, Stage
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
@@ -75,14 +76,15 @@ def submit(request: PoolRequest, sender: MessageSender, queue: str, *, reply_to:
 
 def describe(record: RequestRecord) -> str:
     """One request in detail, as lines of text."""
-    pool = record.body.get("pool", {})
+    request = record.request
+    targets = request.pool.targets if request is not None else None
     lines = [
         f"request    {record.request_id}",
         f"stage      {record.stage.value}",
         f"reason     {record.reason or '-'}",
-        f"requested  {record.body.get('requestedBy', '-')}",
+        f"requested  {request.requested_by if request is not None else '-'}",
         f"pool       {pool_id_of(record) or '-'}",
-        f"target     {pool.get('targetDedicatedNodes', 0)} dedicated, {pool.get('targetLowPriorityNodes', 0)} low-priority",
+        f"target     {targets.dedicated if targets else 0} dedicated, {targets.low_priority if targets else 0} low-priority",
         f"reply to   {record.reply_to or '-'}",
         f"created    {record.created_at.isoformat(timespec='seconds')}",
         f"updated    {record.updated_at.isoformat(timespec='seconds')}",
@@ -102,24 +104,21 @@ def table(records: list[RequestRecord]) -> str:
             r.request_id,
             r.stage.value,
             r.updated_at.strftime("%Y-%m-%d %H:%M"),
-            r.body.get("pool", {}).get("poolName", "-"),
+            r.request.pool.pool_name if r.request is not None else "-",
             _shorten(r.reason or "", 60),
         )
         for r in records
     ]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows])
+    return "\n".join("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
 
 
 def pool_id_of(record: RequestRecord) -> str | None:
     """The pool's resource id: from the plan once made, else from the request body."""
-    planned = record.details.get("plan", {}).get("poolId") if isinstance(record.details.get("plan"), dict) else None
-    if planned:
-        return planned
-    pool = record.body.get("pool", {})
-    if pool.get("batchAccountId") and pool.get("poolName"):
-        return f"{pool['batchAccountId']}/pools/{pool['poolName']}"
-    return None
+    if record.pool_id is not None:
+        return record.pool_id
+    request = record.request
+    return f"{request.pool.batch_account_id}/pools/{request.pool.pool_name}" if request is not None else None
 
 
 def progress_bar(current: int, target: int, width: int = 30) -> str:
@@ -128,7 +127,7 @@ def progress_bar(current: int, target: int, width: int = 30) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {current}/{target} nodes"
 
 
-def pool_nodes(clients: "AzureClients", pool_id: str) -> tuple[int, int] | None:
+def pool_nodes(clients: AzureClients, pool_id: str) -> tuple[int, int] | None:
     """(current, target) nodes of a pool, or None while it does not exist."""
     from azure.core.exceptions import ResourceNotFoundError
 
@@ -149,8 +148,8 @@ def pool_nodes(clients: "AzureClients", pool_id: str) -> tuple[int, int] | None:
 
 
 def watch(
-    ledger: "Ledger",
-    clients: "AzureClients",
+    ledger: Ledger,
+    clients: AzureClients,
     request_id: str,
     out: TextIO,
     *,

@@ -12,9 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.servicebus import ServiceBusClient
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class OutgoingMessage:
     subject: str | None = None
     content_type: str = "application/json"
     scheduled_enqueue_time: datetime | None = None
-    application_properties: dict[str, Any] = field(default_factory=dict)
+    application_properties: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
 class MessageSender(Protocol):
@@ -51,9 +53,9 @@ class ServiceBusMessageSender:
         self._namespace = fully_qualified_namespace
         self._credential = credential
         self._client_kwargs = client_kwargs
-        self._client = None
+        self._client: ServiceBusClient | None = None
 
-    def _service_bus(self):
+    def _service_bus(self) -> ServiceBusClient:
         if self._client is None:
             # Azure SDK, loaded on first use (cold start).
             from azure.servicebus import ServiceBusClient
@@ -65,6 +67,7 @@ class ServiceBusMessageSender:
         # Azure SDK, loaded on first use (cold start).
         from azure.servicebus import ServiceBusMessage
 
+        properties: dict[str | bytes, int | float | bytes | bool | str | UUID] = dict(message.application_properties.items())
         outgoing = ServiceBusMessage(
             message.body,
             message_id=message.message_id,
@@ -72,7 +75,7 @@ class ServiceBusMessageSender:
             reply_to=message.reply_to,
             subject=message.subject,
             content_type=message.content_type,
-            application_properties=message.application_properties or None,
+            application_properties=properties or None,
         )
         with self._service_bus().get_queue_sender(queue) as sender:
             if message.scheduled_enqueue_time is not None:

@@ -8,6 +8,7 @@ segments, no ``..``, no second provider smuggled into a name, no trailing parts.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import PermanentError
@@ -92,20 +93,28 @@ def parse_arm_id(value: object, expected_type: str) -> ArmId:
     if not isinstance(value, str) or not value.lower().startswith("/subscriptions/") or not is_valid_resource_id(value):
         raise ArmIdError(f"is not a {expected_type} resource id")
     parts = parse_resource_id(value)
-    types = [parts.get("type")] + [parts.get(f"child_type_{i}") for i in range(1, parts.get("last_child_num", 0) + 1)]
-    names = [parts.get("name")] + [parts.get(f"child_name_{i}") for i in range(1, parts.get("last_child_num", 0) + 1)]
-    actual_type = "/".join([parts.get("namespace") or "", *(t or "" for t in types)])
+    children = range(1, int(parts.get("last_child_num") or 0) + 1)
+    types = [_part(parts, "type"), *(_part(parts, f"child_type_{i}") for i in children)]
+    names = [_part(parts, "name"), *(_part(parts, f"child_name_{i}") for i in children)]
+    actual_type = "/".join([_part(parts, "namespace"), *types])
     if actual_type.lower() != expected_type.lower():
         raise ArmIdError(f"is not a {expected_type} resource id (it names a {actual_type})")
-    if not re.fullmatch(_GUID, parts.get("subscription") or "") or not _NAME_ONLY.fullmatch(parts.get("resource_group") or ""):
+    subscription, resource_group = _part(parts, "subscription"), _part(parts, "resource_group")
+    if not re.fullmatch(_GUID, subscription) or not _NAME_ONLY.fullmatch(resource_group):
         raise ArmIdError(f"is not a {expected_type} resource id (bad subscription or resource group)")
-    if not all(isinstance(n, str) and _NAME_ONLY.fullmatch(n) for n in names):
+    if not all(_NAME_ONLY.fullmatch(n) for n in names):
         raise ArmIdError(f"is not a {expected_type} resource id (bad resource name)")
-    parsed = ArmId(parts["subscription"], parts["resource_group"], expected_type, tuple(names))
+    parsed = ArmId(subscription, resource_group, expected_type, tuple(names))
     # Rebuilding the id and comparing catches extra slashes, trailing segments and providers smuggled into names.
     if parsed.id.lower() != value.lower():
         raise ArmIdError(f"is not a canonical {expected_type} resource id")
     return parsed
+
+
+def _part(parts: Mapping[str, object], key: str) -> str:
+    """One named part of a parsed id; "" when absent (azure-mgmt-core also returns counters here)."""
+    value = parts.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def parse_scope(value: str) -> str:

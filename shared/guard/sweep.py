@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..alerts import POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, Alert, AlertKind
+from ..alerts import POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON
 from ..arm.calls import get_or_none
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
@@ -30,7 +30,7 @@ from ..protection.alerts import on_resource_deleted
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, is_recorded, protect
 from ..store.ledger import LedgerError, RequestNotFound, Stage
-from .rules import Action, Condition, Decision, Policy, decide, desired_targets
+from .rules import Action, Condition, Decision, GuardState, Policy, decide, desired_targets
 
 log = logging.getLogger(__name__)
 
@@ -162,20 +162,9 @@ class PoolGuard:
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
-            if self._patch(view, decision, resize=True):
-                deps = self._deps
-                check_after_resize(deps.sender, deps.settings.pool_checks_queue, view.id, deps.now(), decision.resize_timeout)
-                report.add("resized", view.id)
-                log.info("pool guard: resized %s to %s (%s)", view.id, decision.targets.signature, decision.reason)
+            self._resize(view, decision, report)
         elif decision.action is Action.ALERT:
-            # The alert goes out before the pool's state records it (the publish-failure policy in shared.alerts):
-            # a failed publish raises and leaves the state as it was, so the next look alerts again.
-            if decision.condition is Condition.IMAGE_GONE:
-                self._alert_missing(view, decision.missing)
-            else:
-                self._deps.alerts.raise_alert(self._alert(view, targets, decision))
-            if self._patch(view, decision, resize=False):
-                report.add("alerted", view.id)
+            self._alert(view, targets, decision, report)
         elif decision.action is Action.WAIT:
             report.add("waiting", view.id)
         else:
@@ -196,19 +185,62 @@ class PoolGuard:
         for resource_id in missing:
             on_resource_deleted(self._deps, resource_id, known_gone=True, seen_by=seen_by)
 
-    def _patch(self, view: PoolView, decision: Decision, *, resize: bool) -> bool:
-        """One conditional PATCH: new targets (when resizing) and the guard state; False when the pool moved on."""
+    def _resize(self, view: PoolView, decision: Decision, report: SweepReport) -> None:
+        state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
+        if state is None or targets is None or timeout is None:
+            raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
+        if self._patch(view, state, (targets, timeout)):
+            deps = self._deps
+            check_after_resize(deps.sender, deps.settings.pool_checks_queue, view.id, deps.now(), timeout)
+            report.add("resized", view.id)
+            log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
+
+    def _alert(self, view: PoolView, targets: Targets, decision: Decision, report: SweepReport) -> None:
+        """Raise the decision's alert, then record it in the pool's guard state.
+
+        The alert goes out before the state records it (the publish-failure policy in
+        :mod:`shared.alerts`): a failed publish raises and leaves the state as it was,
+        so the next look alerts again.
+        """
+        if decision.state is None or decision.condition is None:
+            raise ValueError(f"an alert decision carries its state and condition: {decision}")
+        if decision.condition is Condition.IMAGE_GONE:
+            self._alert_missing(view, decision.missing)
+        else:
+            kind = _ALERT_KINDS[decision.condition]
+            data = {
+                "pools": [{
+                    "id": view.id,
+                    "currentDedicatedNodes": view.current_dedicated,
+                    "targetDedicatedNodes": targets.dedicated,
+                    "currentLowPriorityNodes": view.current_low_priority,
+                    "targetLowPriorityNodes": targets.low_priority,
+                    "imageId": view.image_id,
+                    "requestId": view.request_id,
+                }],
+                "errorCode": decision.error_code,
+                "reason": decision.reason,
+                "missingResources": list(decision.missing),
+            }
+            # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
+            self._deps.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
+        if self._patch(view, decision.state, None):
+            report.add("alerted", view.id)
+
+    def _patch(self, view: PoolView, state: GuardState, resize: tuple[Targets, timedelta] | None) -> bool:
+        """One conditional PATCH: the guard state, and new targets when resizing; False when the pool moved on."""
         # Azure SDK: first use (cold start)
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
-        metadata = {**view.metadata, METADATA_GUARD_STATE: decision.state.to_metadata_value()}
+        metadata = {**view.metadata, METADATA_GUARD_STATE: state.to_metadata_value()}
         properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
-        if resize:
+        if resize is not None:
+            targets, timeout = resize
             properties["scaleSettings"] = {"fixedScale": {
-                "targetDedicatedNodes": decision.targets.dedicated,
-                "targetLowPriorityNodes": decision.targets.low_priority,
-                "resizeTimeout": iso_duration(decision.resize_timeout),
+                "targetDedicatedNodes": targets.dedicated,
+                "targetLowPriorityNodes": targets.low_priority,
+                "resizeTimeout": iso_duration(timeout),
             }}
         pool = try_parse(view.id, BATCH_POOL)
         if pool is None:
@@ -230,26 +262,6 @@ class PoolGuard:
                 return False
             raise
         return True
-
-    def _alert(self, view: PoolView, targets: Targets, decision: Decision) -> Alert:
-        """The guard's own alert: the pool needs a person (a gone image goes through :meth:`_alert_missing`)."""
-        kind: AlertKind = _ALERT_KINDS[decision.condition]
-        data = {
-            "pools": [{
-                "id": view.id,
-                "currentDedicatedNodes": view.current_dedicated,
-                "targetDedicatedNodes": targets.dedicated,
-                "currentLowPriorityNodes": view.current_low_priority,
-                "targetLowPriorityNodes": targets.low_priority,
-                "imageId": view.image_id,
-                "requestId": view.request_id,
-            }],
-            "errorCode": decision.error_code,
-            "reason": decision.reason,
-            "missingResources": list(decision.missing),
-        }
-        # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
-        return kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}")
 
     def _finish_request(self, view: PoolView, report: SweepReport) -> None:
         if view.request_id is None:

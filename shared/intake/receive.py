@@ -58,8 +58,7 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
     except RequestRejected as rejected:
         return _reject(deps, pipeline, rejected.request_id, {"raw": _printable(message.body)}, message.reply_to, rejected.reason)
 
-    request_id = request.request_id
-    assert request_id is not None
+    request_id = request.id
     existing = _existing(deps, request_id)
     if existing is not None:
         # A redelivered message: carry on from where the request stands.
@@ -123,7 +122,7 @@ def _first_stage(request: PoolRequest) -> Stage:
 
 def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencies) -> _SourceFacts:
     """Read the source: its location, OS type and disks; check the VM prerequisites."""
-    request_id = request.request_id
+    request_id = request.id
     kind = request.source.kind
     if kind == "virtualMachineId":
         vm_id = ids["source.virtualMachineId"]
@@ -140,7 +139,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
             for disk in sorted(vm.storage_profile.data_disks or [], key=lambda d: d.lun)
         ]
         return _SourceFacts(vm.location, wire_text(vm.storage_profile.os_disk.os_type), tuple(snapshots))
-    if kind == "snapshots":
+    if request.source.snapshots is not None:
         os_id = ids["source.snapshots.osDiskSnapshotId"]
         os_snapshot = get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
         if os_snapshot is None:
@@ -177,7 +176,7 @@ def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencie
 
 
 def _plan(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts) -> ResourcePlan:
-    request_id = request.request_id
+    request_id = request.id
     account = ids["pool.batchAccountId"]
     pool = account.child("pools", request.pool.pool_name)
     kind = request.source.kind
@@ -237,5 +236,5 @@ def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _Sour
             f"pool.targetDedicatedNodes/targetLowPriorityNodes: {dedicated} dedicated and {low_priority} low-priority nodes "
             f"across pools sharing this image lineage ({', '.join(sharing) or 'this pool'}) exceed Batch's custom-image limits "
             f"of {MAX_DEDICATED_NODES_PER_IMAGE} dedicated / {MAX_LOW_PRIORITY_NODES_PER_IMAGE} low-priority",
-            request.request_id,
+            request.id,
         )

@@ -119,7 +119,7 @@ def snapshot_body(plan: ResourcePlan, planned: PlannedSnapshot) -> dict[str, Any
 def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
     """PUT Microsoft.Compute/images: a generalized managed image from the snapshots."""
     os_snapshot = next(s for s in plan.snapshots if s.lun is None)
-    data_snapshots = sorted((s for s in plan.snapshots if s.lun is not None), key=lambda s: s.lun)
+    data_snapshots = sorted((s for s in plan.snapshots if s.lun is not None), key=lambda s: s.lun or 0)
     return {
         "location": plan.location,
         "tags": request_tags(plan.request_id, "managed-image"),

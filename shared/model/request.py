@@ -175,6 +175,13 @@ class PoolRequest(_Wire):
             raise ValueError("image.legacyManagedImage cannot be used with a gallery image version source")
         return self
 
+    @property
+    def id(self) -> str:
+        """The request id; :func:`parse_request` always sets it (from the message id when the body gives none)."""
+        if self.request_id is None:
+            raise ValueError("the request has no id: parse it with parse_request")
+        return self.request_id
+
     def resource_ids(self) -> dict[str, str]:
         """Every resource id the request names, by field path (what authorisation checks)."""
         ids = self.source.resource_ids()

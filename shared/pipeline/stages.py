@@ -160,7 +160,7 @@ class PoolPipeline:
             elif snapshot.provisioning_state != "Succeeded":
                 waiting = waiting or Waiting(f"snapshot {planned.snapshot.name}")
         if to_create:
-            claimed = self._send_once(record, "snapshots", lambda: [self._put_snapshot(plan, p) for p in to_create], Stage.SNAPSHOTTING)
+            claimed = self._send_once(record, "snapshots", lambda: self._put_snapshots(plan, to_create), Stage.SNAPSHOTTING)
             if claimed is None:
                 return record, Waiting("snapshots (another delivery is creating them)")
             record = claimed
@@ -255,12 +255,13 @@ class PoolPipeline:
             lambda: self._compute(snapshot_id).snapshots.get(snapshot_id.resource_group, snapshot_id.name),
         )
 
-    def _put_snapshot(self, plan: ResourcePlan, planned: PlannedSnapshot) -> None:
-        target, body = planned.snapshot, snapshot_body(plan, planned)
-        call_arm(
-            f"create snapshot {target.name}",
-            lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),
-        )
+    def _put_snapshots(self, plan: ResourcePlan, planned: list[PlannedSnapshot]) -> None:
+        for snapshot in planned:
+            target, body = snapshot.snapshot, snapshot_body(plan, snapshot)
+            call_arm(
+                f"create snapshot {target.name}",
+                lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),  # noqa: B023 - called at once
+            )
 
     def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
         from azure.core import MatchConditions  # Azure SDK: first use (cold start)

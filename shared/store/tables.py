@@ -222,7 +222,7 @@ class TableRecords:
                 entity = self._table.get_entity(self._partition(kind, key), kind)
             except ResourceNotFoundError:
                 return None
-        return KeyedRecord(kind, key, json.loads(entity["Data"]), entity.metadata["etag"])
+        return KeyedRecord(kind, key, json.loads(entity["Data"]), str(entity.metadata["etag"]))
 
     def insert(self, kind: str, key: str, data: dict[str, Any]) -> KeyedRecord:
         # Azure SDK, loaded on first use (cold start).

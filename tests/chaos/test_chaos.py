@@ -7,6 +7,7 @@ threads' interleaving varies, and the end state must not depend on it.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -16,10 +17,8 @@ from rehearsal.pump import ConcurrentPump
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
 from shared import dependencies
-from shared.pipeline import stages as pipeline_module
 from shared.messaging import OutgoingMessage
-
-import json
+from shared.pipeline import stages as pipeline_module
 
 REQUESTS = 20
 OUTSIDE_SCOPE_ACCOUNT = DEFAULT_ACCOUNT_ID.replace("rg-batch", "rg-elsewhere")

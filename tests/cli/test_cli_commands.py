@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from azure.mgmt.batch.models import (
@@ -29,16 +29,16 @@ from cli.operations import InvalidRequestFile, describe, load_request, progress_
 from emulator.store import ArmResource
 from emulator.world import AzureEmulator
 from shared.clients import AzureClients
+from shared.settings import Settings
 from shared.store.ledger import RequestRecord, Stage
 from shared.store.memory import InMemoryLedger
 from shared.store.tables import TableLedger
-from shared.settings import Settings
-from tests.support import PROJECT_ROOT, RG_ID, StaticTokenCredential, VALID_SETTINGS
+from tests.support import PROJECT_ROOT, RG_ID, VALID_SETTINGS, StaticTokenCredential
 
 ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/teambatch"
 VERSION_ID = f"{RG_ID}/providers/Microsoft.Compute/galleries/teamgallery/images/worker/versions/1.0.0"
 POOL_ID = f"{ACCOUNT_ID}/pools/render-pool"
-NOW = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 def request_body(**changes) -> dict:

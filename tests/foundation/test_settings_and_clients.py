@@ -8,9 +8,9 @@ from emulator.world import AzureEmulator
 from shared import settings as names
 from shared.clients import AzureClients
 from shared.messaging import OutgoingMessage
-from shared.settings import Settings, SettingError
-from tests.support import RG_ID, SUBSCRIPTION, VALID_SETTINGS as VALID, StaticTokenCredential
-
+from shared.settings import SettingError, Settings
+from tests.support import RG_ID, SUBSCRIPTION, StaticTokenCredential
+from tests.support import VALID_SETTINGS as VALID
 
 
 class TestSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from shared.arm.pools import BadPoolMetadata, PoolView, Targets
 from shared.guard.rules import Action, Condition, GuardState, Policy, decide, desired_targets
 from shared.naming import METADATA_GUARD_REARM, METADATA_GUARD_STATE
 
-NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 POOL_ID = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/teambatch/pools/p1"
 IMAGE_ID = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging/providers/Microsoft.Compute/images/img"
 POLICY = Policy(max_resizes_without_progress=3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ DOCUMENTED_SKIPS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed(path: Path) -> dict:
     from pycep import BicepParser
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -22,7 +22,7 @@ from shared.store.ledger import (
 from shared.store.memory import InMemoryLedger
 from shared.store.tables import TableLedger
 
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 BODY = {"requestedBy": "team-a", "pool": {"poolName": "render", "targetDedicatedNodes": 600}, "dataDisks": [0, 1]}
 DETAILS = {"plan": {"poolId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/b/pools/render"}}
 
@@ -84,7 +84,7 @@ class TestRecordingARequest:
         read = ledger.get("r-1")
 
         # THEN it is 09:00:00.123456 UTC
-        assert read.created_at == at and read.created_at.tzinfo == timezone.utc
+        assert read.created_at == at and read.created_at.tzinfo == UTC
         assert read.created_at.isoformat() == "2026-01-05T09:00:00.123456+00:00"
 
     def test_a_request_without_a_timezone_is_refused(self):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
-from shared.alerts import AlertInProgress, AlertLog, Alert, Severity
+from shared.alerts import Alert, AlertInProgress, AlertLog, Severity
 from shared.arm.events import ArmEvent
 from shared.pipeline.routing import handle_resource_event
 from shared.store.memory import InMemoryRecords
@@ -81,7 +81,7 @@ class TestRequestFailed:
         assert rehearsal.ledger.get("team-a-render-001").stage.value == "FAILED"
 
 
-NOW = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ALERT = Alert("CustomImagePool.InUseImageDeleted", Severity.CRITICAL, IMAGE)
 
 
