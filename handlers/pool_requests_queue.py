@@ -20,6 +20,8 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
     from shared.intake.receive import IncomingMessage, receive_request
 
     receive_request(
-        IncomingMessage(body=message.get_body(), message_id=message.message_id, reply_to=message.reply_to),
+        IncomingMessage(
+            body=message.get_body(), message_id=message.message_id, reply_to=message.reply_to, enqueued_at=message.enqueued_time_utc
+        ),
         dependencies.current(),
     )

@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def indexed_functions(app: Any) -> dict[str, tuple[str, Callable[..., Any], dict
 
 
 def service_bus_message(*, body: bytes, message_id: str, reply_to: str | None, delivery_count: int,
-                        correlation_id: str | None = None, application_properties: dict | None = None):
+                        correlation_id: str | None = None, application_properties: dict | None = None,
+                        enqueued_time_utc: datetime | None = None):
     """A real ``azure.functions.ServiceBusMessage``."""
     from azure.functions.servicebus import ServiceBusMessage
 
@@ -83,6 +85,7 @@ def service_bus_message(*, body: bytes, message_id: str, reply_to: str | None, d
         reply_to=reply_to,
         delivery_count=delivery_count,
         correlation_id=correlation_id,
+        enqueued_time_utc=enqueued_time_utc,
         content_type="application/json",
         application_properties=application_properties or {},
         user_properties={},

@@ -83,7 +83,7 @@ class ConcurrentPump:
     def _call_queue(self, function: str, queued) -> None:
         message = service_bus_message(
             body=queued.message.body.encode(), message_id=queued.message_id, reply_to=queued.message.reply_to,
-            delivery_count=queued.delivery_count,
+            delivery_count=queued.delivery_count, enqueued_time_utc=queued.enqueued_time,
         )
         try:
             self._rehearsal.host.call(function, message)

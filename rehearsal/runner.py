@@ -17,7 +17,7 @@ from emulator.world import AzureEmulator
 from shared import dependencies
 from shared import settings as setting_names
 from shared.arm.ids import resource_key
-from shared.arm.pools import BadPoolMetadata, PoolView
+from shared.arm.pools import BadPoolMetadata, PoolView, metadata_items
 from shared.clients import AzureClients
 from shared.dependencies import Dependencies
 from shared.guard.rules import desired_targets
@@ -27,13 +27,17 @@ from shared.store.ledger import Ledger
 from shared.store.memory import InMemoryLedger
 
 from .host import FunctionHost, event_grid_event, service_bus_message
+from .observe import CallAttribution, FunctionLog, GuardDecision, decision_signature
 from .scenario import (
     AdvanceStep,
     DeleteLockStep,
     DeleteResourceStep,
     DeliverEventStep,
+    ResizePoolStep,
     RunUntilIdleStep,
     Scenario,
+    SetBatchAccountQuotaStep,
+    SetPoolMetadataStep,
     SubmitStep,
 )
 
@@ -49,6 +53,8 @@ class TimelineEntry:
     stage: str
     resource: str
     outcome: str
+    # Structured facts behind the line (a guard decision, an alert's severity and pools, who caused an ARM event).
+    details: dict | None = None
 
 
 @dataclass
@@ -77,6 +83,7 @@ class Rehearsal:
             ),
         )
         self._seed_world()
+        self.started_at = self.emulator.now()
         settings = Settings.from_environ(
             {
                 setting_names.SERVICEBUS_NAMESPACE: "rehearsal.servicebus.windows.net",
@@ -109,6 +116,13 @@ class Rehearsal:
         self._alerts_seen = 0
         self._stages: dict[str, str] = {}
         self._events_seen = 0
+        # What the functions decided and handled (the guard's decisions, errors), and ARM calls by purpose.
+        self.function_log = FunctionLog(self.emulator.now, self._note_decision)
+        self.attribution = CallAttribution(self.emulator.calls)
+        self.guard_decisions: list[GuardDecision] = []
+        self._last_decision: dict[str, GuardDecision] = {}
+        # Node counts over virtual time per pool (a sample whenever they change), for the HTML report.
+        self.pool_series: dict[str, list[dict]] = {}
 
     def _seed_world(self) -> None:
         world = self.scenario.world
@@ -128,6 +142,13 @@ class Rehearsal:
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)
+        for definition in world.image_definitions:
+            emulator.compute.add_gallery_image(
+                definition.id, location=definition.location, os_type=definition.os_type, os_state=definition.os_state,
+                hyper_v_generation=definition.hyper_v_generation, security_type=definition.security_type)
+        for version in world.image_versions:
+            emulator.compute.add_gallery_image_version(
+                version.id, location=version.location, os_type=version.os_type, target_regions=version.target_regions or None)
         for account in world.batch_accounts:
             emulator.batch.add_account(
                 account.id,
@@ -155,8 +176,9 @@ class Rehearsal:
         previous = dependencies.installed()
         dependencies.install(self.dependencies)
         try:
-            for step in self.scenario.steps:
-                self._play(step)
+            with self.function_log.installed():
+                for step in self.scenario.steps:
+                    self._play(step)
         finally:
             dependencies.install(previous)
         return self
@@ -180,16 +202,40 @@ class Rehearsal:
             self.advance(step.advance)
         elif isinstance(step, RunUntilIdleStep):
             self.run_until_idle(step.max_virtual_time)
+        elif isinstance(step, ResizePoolStep):
+            change = step.resize_pool
+            self._arm_patch_pool(change.pool_id, {"scaleSettings": {"fixedScale": {
+                "targetDedicatedNodes": change.target_dedicated_nodes, "targetLowPriorityNodes": change.target_low_priority_nodes}}})
+            self._pump()
+        elif isinstance(step, SetPoolMetadataStep):
+            change = step.set_pool_metadata
+            # As a person editing metadata does: read the pool, change the given keys, write the whole list back.
+            current = {m["name"]: m["value"] for m in self.emulator.batch.get_pool(change.pool_id).properties.get("metadata") or []}
+            self._arm_patch_pool(change.pool_id, {"metadata": metadata_items({**current, **change.metadata})})
+            self._pump()
+        elif isinstance(step, SetBatchAccountQuotaStep):
+            quota = step.set_batch_account_quota
+            self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
+                                                low_priority=quota.low_priority_core_quota)
+            self.timeline.append(TimelineEntry(self.emulator.now(), "operator", quota.batch_account_id, "core quotas changed"))
 
-    def _arm_delete(self, resource_id: str) -> None:
-        """Delete as an operator would, through ARM (locks and events apply)."""
+    def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
+        """One call as an operator would make it, through ARM (locks and events apply)."""
         from azure.core.rest import HttpRequest
         from azure.mgmt.core import ARMPipelineClient
 
         client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=self.emulator.transport(), policies=[])
-        api_version = "2020-05-01" if "/Microsoft.Authorization/locks/" in resource_id else "2025-06-01"
-        response = client.send_request(HttpRequest("DELETE", f"https://management.azure.com{resource_id}?api-version={api_version}"))
-        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", resource_id, f"DELETE answered {response.status_code}"))
+        with self.attribution.purpose("operator"):
+            response = client.send_request(HttpRequest(method, f"https://management.azure.com{resource_id}?api-version={api_version}", json=body))
+        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", resource_id, f"{method} answered {response.status_code}"))
+
+    def _arm_delete(self, resource_id: str) -> None:
+        """Delete as an operator would, through ARM (locks and events apply)."""
+        self._arm("DELETE", resource_id, "2020-05-01" if "/Microsoft.Authorization/locks/" in resource_id else "2025-06-01")
+
+    def _arm_patch_pool(self, pool_id: str, properties: dict) -> None:
+        """Change a pool as a person would: an unconditional PATCH through ARM."""
+        self._arm("PATCH", pool_id, "2024-07-01", {"properties": properties})
 
     def advance(self, duration: timedelta) -> None:
         """Move virtual time forward by ``duration``, delivering what falls due on the way."""
@@ -276,7 +322,7 @@ class Rehearsal:
         before = self._fingerprint()
         for name in self._timer_functions:
             try:
-                self.host.call(name, TimerRequest(past_due=False))
+                self._call("guard", name, TimerRequest(past_due=False))
             except Exception:  # noqa: BLE001 - recorded by the host; the next tick runs anyway
                 pass
         self._note_stages()
@@ -294,27 +340,37 @@ class Rehearsal:
             self._timer.last_activity = self.emulator.now()
 
     def _deliver_check(self, queued) -> None:
-        self._deliver_message(self._checks_function, queued)
+        self._deliver_message(self._checks_function, queued, "guard")
 
     def _deliver_request(self, queued) -> None:
-        self._deliver_message(self._requests_function, queued)
+        self._deliver_message(self._requests_function, queued, "pipeline")
 
-    def _deliver_message(self, function_name: str, queued) -> None:
+    def _call(self, purpose: str, function_name: str, argument) -> None:
+        """Invoke one function, counting its ARM calls for ``purpose`` and noting an error it raised."""
+        try:
+            with self.attribution.purpose(purpose):
+                self.host.call(function_name, argument)
+        except Exception as exc:
+            self.function_log.note_raised(f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _deliver_message(self, function_name: str, queued, purpose: str) -> None:
         message = service_bus_message(
             body=queued.message.body.encode(),
             message_id=queued.message_id,
             reply_to=queued.message.reply_to,
             delivery_count=queued.delivery_count,
+            enqueued_time_utc=queued.enqueued_time,
         )
         try:
-            self.host.call(function_name, message)
+            self._call(purpose, function_name, message)
         finally:
             self._note_stages()
 
     def _deliver_event(self, body: dict) -> None:
         for name in self._event_functions:
             try:
-                self.host.call(name, event_grid_event(body))
+                self._call("pipeline", name, event_grid_event(body))
             except Exception:
                 # Event Grid retries a failed delivery later.
                 self.emulator.events.retry_later(body, seconds=30)
@@ -333,15 +389,66 @@ class Rehearsal:
     def _note_alerts(self) -> None:
         received = self.emulator.topic.received
         for alert in received[self._alerts_seen :]:
-            self.timeline.append(TimelineEntry(self.emulator.now(), "alert", alert.get("subject", ""), alert.get("type", "")))
+            data = alert.get("data") or {}
+            details = {
+                "type": alert.get("type"),
+                "severity": data.get("severity"),
+                "errorCode": data.get("errorCode"),
+                "pools": [{key: pool.get(key) for key in ("id", "currentDedicatedNodes", "targetDedicatedNodes", "currentLowPriorityNodes", "targetLowPriorityNodes")}
+                          for pool in data.get("pools") or []],
+            }
+            self.timeline.append(TimelineEntry(self.emulator.now(), "alert", alert.get("subject", ""), alert.get("type", ""), details))
         self._alerts_seen = len(received)
+
+    def _note_decision(self, at: datetime, decision: dict) -> None:
+        """A guard decision: a new timeline line unless it repeats the pool's previous one."""
+        pool_key = resource_key(decision.get("poolId") or "")
+        previous = self._last_decision.get(pool_key)
+        if previous is not None and decision_signature(previous.decision) == decision_signature(decision):
+            previous.repeats += 1
+            previous.last_at = at
+            return
+        entry = GuardDecision(at, decision)
+        self._last_decision[pool_key] = entry
+        self.guard_decisions.append(entry)
+        self.timeline.append(TimelineEntry(at, "guard", decision.get("poolId") or "", entry.label, {"guardDecision": entry}))
 
     def _note_resources(self) -> None:
         emitted = self.emulator.events.emitted
+        now = self.emulator.now()
         for event in emitted[self._events_seen :]:
             data = event.body["data"]
-            self.timeline.append(TimelineEntry(self.emulator.now(), "azure", event.subject, f"{data['operationName']} {data['status']}"))
+            details = None
+            # A pool write at the moment the guard resized it or recorded an alert is that decision's PATCH.
+            decision = self._last_decision.get(resource_key(event.subject))
+            if (data["operationName"].lower().endswith("pools/write") and decision is not None
+                    and decision.decision.get("action") in ("resize", "alert") and (decision.last_at or decision.at) == now):
+                details = {"by": "guard"}
+            self.timeline.append(TimelineEntry(now, "azure", event.subject, f"{data['operationName']} {data['status']}", details))
         self._events_seen = len(emitted)
+        self._sample_pools(now)
+
+    def _sample_pools(self, now: datetime) -> None:
+        """Record each pool's node counts when they changed (and a pool's deletion)."""
+        present = set()
+        for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):
+            properties = pool.properties
+            scale = (properties.get("scaleSettings") or {}).get("fixedScale") or {}
+            sample = {
+                "currentDedicatedNodes": properties.get("currentDedicatedNodes", 0),
+                "currentLowPriorityNodes": properties.get("currentLowPriorityNodes", 0),
+                "targetDedicatedNodes": scale.get("targetDedicatedNodes", 0),
+                "targetLowPriorityNodes": scale.get("targetLowPriorityNodes", 0),
+                "allocationState": properties.get("allocationState"),
+            }
+            present.add(pool.id)
+            series = self.pool_series.setdefault(pool.id, [])
+            if not series or {k: v for k, v in series[-1].items() if k != "at"} != sample:
+                series.append({"at": now.isoformat(), **sample})
+        for pool_id, series in self.pool_series.items():
+            if pool_id not in present and series[-1].get("allocationState") != "Deleted":
+                series.append({"at": now.isoformat(), "currentDedicatedNodes": 0, "currentLowPriorityNodes": 0,
+                               "targetDedicatedNodes": 0, "targetLowPriorityNodes": 0, "allocationState": "Deleted"})
 
 
 class GuardTimer:

@@ -59,6 +59,26 @@ class GallerySpec(_Model):
     location: str = "westeurope"
 
 
+class ImageDefinitionSpec(_Model):
+    """A gallery image definition that exists before the scenario starts."""
+
+    id: str
+    location: str = "westeurope"
+    os_type: Literal["Linux", "Windows"] = "Linux"
+    os_state: Literal["Generalized", "Specialized"] = "Generalized"
+    hyper_v_generation: Literal["V1", "V2"] = "V2"
+    security_type: Literal["TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported"] | None = None
+
+
+class ImageVersionSpec(_Model):
+    """A gallery image version someone already published (with its definition and source image)."""
+
+    id: str
+    location: str = "westeurope"
+    os_type: Literal["Linux", "Windows"] = "Linux"
+    target_regions: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+
+
 class AllocationSpec(_Model):
     max_nodes_per_resize: int = 300
     nodes_per_minute: int = 100
@@ -116,6 +136,8 @@ class World(_Model):
     virtual_machines: list[VirtualMachineSpec] = Field(default_factory=lambda: [VirtualMachineSpec(id=DEFAULT_VM_ID, data_disk_luns=[0, 1])])
     batch_accounts: list[BatchAccountSpec] = Field(default_factory=lambda: [BatchAccountSpec(id=DEFAULT_ACCOUNT_ID)])
     galleries: list[GallerySpec] = Field(default_factory=lambda: [GallerySpec(id=DEFAULT_GALLERY_ID)])
+    image_definitions: list[ImageDefinitionSpec] = Field(default_factory=list)
+    image_versions: list[ImageVersionSpec] = Field(default_factory=list)
     allocation: AllocationSpec = Field(default_factory=AllocationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     event_delivery: EventDeliverySpec = Field(default_factory=EventDeliverySpec)
@@ -152,10 +174,47 @@ class RunUntilIdleStep(_Model):
     max_virtual_time: timedelta = timedelta(days=3)
 
 
-Step = SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
+class PoolResize(_Model):
+    pool_id: str
+    target_dedicated_nodes: Annotated[int, Field(ge=0)] = 0
+    target_low_priority_nodes: Annotated[int, Field(ge=0)] = 0
 
 
-_STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle"}
+class ResizePoolStep(_Model):
+    """A person changes a pool's fixed-scale target through ARM (PATCH scaleSettings)."""
+
+    resize_pool: PoolResize
+
+
+class PoolMetadataChange(_Model):
+    pool_id: str
+    metadata: dict[str, str]
+
+
+class SetPoolMetadataStep(_Model):
+    """A person changes some of a pool's metadata through ARM (PATCH metadata, the other keys kept)."""
+
+    set_pool_metadata: PoolMetadataChange
+
+
+class AccountQuota(_Model):
+    batch_account_id: str
+    dedicated_core_quota: Annotated[int, Field(ge=0)] | None = None
+    low_priority_core_quota: Annotated[int, Field(ge=0)] | None = None
+
+
+class SetBatchAccountQuotaStep(_Model):
+    """The account's core quotas change (a support request, or capacity given to other work); not an ARM write."""
+
+    set_batch_account_quota: AccountQuota
+
+
+Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep)
+
+
+_STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 
@@ -174,8 +233,7 @@ class Scenario(_Model):
                 actions = step.keys() - _STEP_OPTIONS if isinstance(step, dict) else set()
                 if len(actions) != 1 or not actions <= _STEP_ACTIONS:
                     raise ValueError(
-                        f"steps[{index}] must be an object with exactly one of submit, deliverEvent, "
-                        "deleteResource, deleteLock, advance, runUntilIdle"
+                        f"steps[{index}] must be an object with exactly one of " + ", ".join(sorted(_STEP_ACTIONS))
                     )
         return data
 
@@ -221,4 +279,44 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError(f"{path}: {describe_errors(exc)}") from exc
+        raise ScenarioError(f"{path}: {_describe_scenario_errors(exc, raw)}") from exc
+
+
+def _step_models() -> dict[str, str]:
+    """Each step action (``advance``) -> the name of its model (``AdvanceStep``)."""
+    from typing import get_args
+
+    models = {}
+    for model in get_args(Step):
+        for name in model.model_fields:
+            if to_camel(name) in _STEP_ACTIONS:
+                models[to_camel(name)] = model.__name__
+    return models
+
+
+def _describe_scenario_errors(error: ValidationError, raw: Any) -> str:
+    """The problems that matter: for a step, only those of the kind of step it is.
+
+    A step is a union of step kinds, so pydantic reports a bad value against every
+    kind (a dozen clauses for one bad duration); the step's action key says which
+    kind was meant, and only that kind's complaint names the real problem.
+    """
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    models = _step_models()
+    lines = []
+    for problem in error.errors(include_url=False):
+        loc = list(problem["loc"])
+        if len(loc) >= 3 and loc[0] == "steps" and isinstance(loc[1], int) and isinstance(steps, list) and loc[1] < len(steps):
+            step = steps[loc[1]]
+            actions = [key for key in step if key in models] if isinstance(step, dict) else []
+            meant = models.get(actions[0]) if len(actions) == 1 else None
+            if meant is not None and str(loc[2]).split("[", 1)[0] != meant:
+                continue
+            if meant is not None:
+                loc = [f"steps[{loc[1]}]", *loc[3:]]
+        path = ".".join(str(part) for part in loc) or "scenario"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        lines.append(f"{path}: {message}")
+    return "; ".join(dict.fromkeys(lines)) or describe_errors(error)

@@ -53,7 +53,8 @@ class Severity(str, Enum):
 
     @property
     def log_level(self) -> int:
-        return logging.WARNING if self is Severity.WARNING else logging.ERROR
+        # Each severity at its own level, so a log alert rule can tell critical from error.
+        return {Severity.CRITICAL: logging.CRITICAL, Severity.ERROR: logging.ERROR}.get(self, logging.WARNING)
 
 
 @dataclass(frozen=True)

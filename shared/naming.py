@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from datetime import UTC, datetime
 
 NAME_PREFIX = "cip-"
 
@@ -54,9 +55,18 @@ def image_name(request_id: str) -> str:
     return f"{NAME_PREFIX}{request_id}"
 
 
-def image_version_name(request_id: str) -> str:
-    """A version name unique to the request (definitions may be shared by several requests)."""
-    return f"1.0.{zlib.crc32(request_id.encode()) % 2_000_000_000}"
+def image_version_name(request_id: str, submitted_at: datetime) -> str:
+    """``Major.Minor.Patch`` that grows with the request's submission time: ``YYYYMMDD.HHMMSS.mmmNNNNNN``.
+
+    Batch takes the highest version when a pool names a definition without one, so a newer request
+    must sort higher in a shared definition. Each part fits a 32-bit integer, as the gallery requires
+    (Compute REST, GalleryImageVersions_CreateOrUpdate: "Digits must be within the range of a 32-bit
+    integer"). The milliseconds and six digits of the request id's CRC keep two requests of the same
+    second apart; the submission time is the message's, so a redelivery names the same version.
+    """
+    moment = submitted_at.astimezone(UTC)
+    patch = (moment.microsecond // 1000) * 1_000_000 + zlib.crc32(request_id.encode()) % 1_000_000
+    return f"{moment:%Y%m%d}.{int(moment.strftime('%H%M%S'))}.{patch}"
 
 
 def request_tags(request_id: str, role: str) -> dict[str, str]:

@@ -41,6 +41,18 @@ from ..store import ArmResource, new_etag
 
 ACCOUNT = "Microsoft.Batch/batchAccounts"
 POOL = "Microsoft.Batch/batchAccounts/pools"
+VIRTUAL_MACHINE_SKUS = "Microsoft.Batch/locations/virtualMachineSkus"
+# The VM sizes the emulated Batch service offers in every region, with their families. Shape of each entry:
+# Batch REST 2024-07-01 example LocationListVirtualMachineSkus.json (name, familyName, capabilities[] with
+# "vCPUs" and "LowPriorityCapable"). Which sizes a real region offers is not modelled: this list is the
+# emulator's own, covering the sizes its scenarios use.
+OFFERED_VM_SIZES = {
+    "Standard_D2ds_v5": "standardDDSv5Family", "Standard_D4ds_v5": "standardDDSv5Family",
+    "Standard_D8ds_v5": "standardDDSv5Family", "Standard_D16ds_v5": "standardDDSv5Family",
+    "Standard_D32ds_v5": "standardDDSv5Family", "Standard_D4d_v5": "standardDDv5Family",
+    "Standard_DS1_v2": "standardDSv2Family", "Standard_D4s_v3": "standardDSv3Family",
+    "Standard_E8ds_v5": "standardEDSv5Family", "Standard_F8s_v2": "standardFSv2Family",
+}
 POOL_OPERATION_RESULTS = "Microsoft.Batch/batchAccounts/poolOperationResults"
 GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
 MANAGED_IMAGE = "Microsoft.Compute/images"
@@ -93,6 +105,8 @@ class AllocationModel:
     delete_seconds: float = 60
     default_cores_per_node: int = 4
     cores_per_vm_size: dict[str, int] = field(default_factory=dict)
+    # Sizes offered beyond OFFERED_VM_SIZES: name -> family.
+    offered_vm_sizes: dict[str, str] = field(default_factory=dict)
 
     def cores_for(self, vm_size: str | None) -> int:
         sizes = {k.lower(): v for k, v in self.cores_per_vm_size.items()}
@@ -186,6 +200,14 @@ class BatchBackend:
         self.allocation = dataclasses.replace(self.allocation, **changes)
         return self.allocation
 
+    def set_core_quotas(self, account_id: str, *, dedicated: int | None = None, low_priority: int | None = None) -> None:
+        """Change an account's core quotas (Azure changes them through support requests, not ARM writes)."""
+        account = self.get_account(account_id.rstrip("/"))
+        if dedicated is not None:
+            account.properties["dedicatedCoreQuota"] = dedicated
+        if low_priority is not None:
+            account.properties["lowPriorityCoreQuota"] = low_priority
+
     def set_quota_error(self, scope_id: str, code: str | None) -> None:
         """Make resizes of a pool (or of every pool of an account) end with ``code``; None clears it."""
         if code is None:
@@ -201,6 +223,21 @@ class BatchBackend:
             raise ResourceNotFound(f"The Resource '{ACCOUNT}/{_name(account_id)}' under resource group "
                                    f"'{_resource_group(account_id)}' was not found.")
         return account
+
+    def virtual_machine_skus(self, location: str) -> list[dict]:
+        """Location_ListSupportedVirtualMachineSkus: the sizes the emulator offers, with their vCPUs."""
+        return [
+            {
+                "name": name,
+                "familyName": family,
+                "capabilities": [
+                    {"name": "vCPUs", "value": str(self.allocation.cores_for(name))},
+                    {"name": "HyperVGenerations", "value": "V1,V2"},
+                    {"name": "LowPriorityCapable", "value": "True"},
+                ],
+            }
+            for name, family in sorted({**OFFERED_VM_SIZES, **self.allocation.offered_vm_sizes}.items())
+        ]
 
     def get_pool(self, pool_id: str) -> ArmResource:
         pool = self._store.find(pool_id)

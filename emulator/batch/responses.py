@@ -26,6 +26,12 @@ def list_pools(emulator, request: ArmRequest, subscription: str, resource_group:
     return page(request, [p.to_dict() for p in pools], size)
 
 
+def list_virtual_machine_skus(emulator, request: ArmRequest, location: str, **_: str) -> ArmResponse:
+    skus = emulator.batch.virtual_machine_skus(location)
+    size = int(request.query.get("maxresults") or emulator.page_size)
+    return page(request, skus, size)
+
+
 def get_pool(emulator, request: ArmRequest, **_: str) -> ArmResponse:
     return _pool_answer(emulator.batch.get_pool(request.path.rstrip("/")))
 

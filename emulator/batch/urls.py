@@ -17,5 +17,7 @@ ROUTES = [
     Route("PATCH", _POOL, models.POOL, r.patch_pool),
     Route("DELETE", _POOL, models.POOL, r.delete_pool),
     Route("POST", _POOL + "/stopResize", models.POOL, r.stop_resize),
+    Route("GET", "/subscriptions/{subscription}/providers/Microsoft.Batch/locations/{location}/virtualMachineSkus",
+          models.VIRTUAL_MACHINE_SKUS, r.list_virtual_machine_skus, emits_events=False),
     Route("GET", _ACCOUNT + "/poolOperationResults/{operation}", models.POOL_OPERATION_RESULTS, r.get_pool_operation_result, emits_events=False),
 ]

@@ -163,6 +163,36 @@ class ComputeBackend:
         properties = {"identifier": {"uniqueName": f"{name.upper()}-UNIQUE"}, "provisioningState": "Succeeded"}
         return self._store.put(ArmResource(gallery_id, GALLERY, location, properties, created_at=self._emulator.now()))
 
+    def add_gallery_image(self, definition_id: str, *, location: str = "westeurope", os_type: str = "Linux",
+                          os_state: str = "Generalized", hyper_v_generation: str = "V2", security_type: str | None = None) -> ArmResource:
+        """Seed an existing gallery image definition (features SecurityType when ``security_type`` is set)."""
+        name = definition_id.rsplit("/", 1)[-1]
+        properties: dict = {"osType": os_type, "osState": os_state, "hyperVGeneration": hyper_v_generation,
+                            "identifier": {"publisher": "seeded", "offer": name, "sku": name}, "provisioningState": "Succeeded"}
+        if security_type:
+            properties["features"] = [{"name": "SecurityType", "value": security_type}]
+        return self._store.put(ArmResource(definition_id, GALLERY_IMAGE, location, properties, created_at=self._emulator.now()))
+
+    def add_gallery_image_version(self, version_id: str, *, location: str = "westeurope", os_type: str = "Linux",
+                                  target_regions: dict[str, int] | None = None) -> ArmResource:
+        """Seed an existing, replicated gallery image version, with its definition and the managed image it came from."""
+        definition_id = version_id.rsplit("/versions/", 1)[0]
+        if self._store.find(definition_id) is None:
+            self.add_gallery_image(definition_id, location=location, os_type=os_type)
+        resource_group_path = version_id.split("/providers/", 1)[0]
+        source_id = f"{resource_group_path}/providers/Microsoft.Compute/images/{definition_id.rsplit('/', 1)[-1]}-source"
+        self._store.put(ArmResource(source_id, IMAGE, location, {
+            "storageProfile": {"osDisk": {"osType": os_type, "osState": "Generalized", "caching": "ReadWrite"}, "dataDisks": []},
+            "hyperVGeneration": "V2", "provisioningState": "Succeeded"}, created_at=self._emulator.now()))
+        regions = target_regions or {location: 1}
+        properties = {
+            "publishingProfile": {"targetRegions": [{"name": name, "regionalReplicaCount": count} for name, count in regions.items()],
+                                  "replicaCount": 1},
+            "storageProfile": {"source": {"id": source_id}},
+            "provisioningState": "Succeeded",
+        }
+        return self._store.put(ArmResource(version_id, GALLERY_IMAGE_VERSION, location, properties, created_at=self._emulator.now()))
+
     # -- reads -------------------------------------------------------------
 
     def get(self, resource_id: str, resource_type: str) -> ArmResource:

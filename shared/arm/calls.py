@@ -19,7 +19,15 @@ class TransientAzureError(TransientError):
 
 
 class StepFailed(PermanentError):
-    """Azure refused a step for good (a 4xx other than 'already under way'): the request fails."""
+    """Azure refused a step for good (a 4xx other than 'already under way'): the request fails.
+
+    ``owns_subject``: False when the failure is about a resource the request does not own (a pool of
+    the same name made by someone else), so alerts about the failure name the request, not that resource.
+    """
+
+    def __init__(self, message: str, *, owns_subject: bool = True) -> None:
+        super().__init__(message)
+        self.owns_subject = owns_subject
 
 
 @dataclass(frozen=True)

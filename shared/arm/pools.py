@@ -60,6 +60,7 @@ class PoolView:
     error_codes: tuple[str, ...]
     metadata: dict[str, str]
     image_id: str | None
+    vm_size: str | None = None
 
     @property
     def name(self) -> str:
@@ -119,6 +120,7 @@ class PoolView:
             error_codes=tuple(e.code or "Unknown" for e in (status.errors or [])) if status is not None else (),
             metadata={m.name: m.value for m in (getattr(props, "metadata", None) or []) if m.name},
             image_id=image,
+            vm_size=getattr(props, "vm_size", None),
         )
 
 

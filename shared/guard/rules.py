@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
+from ..arm.ids import IMAGE, try_parse
 from ..arm.pools import PoolView, Targets
 from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
@@ -32,9 +34,12 @@ from ..naming import (
 
 log = logging.getLogger(__name__)
 
+# Batch docs (the seed, "Use a managed image to create a custom image pool"): a resize timeout of 20-30 minutes
+# for large fixed-size pools; Batch's own default when none is set is PT15M (FixedScaleSettings.resizeTimeout).
 GUARD_RESIZE_TIMEOUT_MIN = timedelta(minutes=20)
-GUARD_RESIZE_TIMEOUT_MAX = timedelta(minutes=30)
-GUARD_RESIZE_TIMEOUT_DEFAULT = timedelta(minutes=25)
+BATCH_DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
+# Batch docs (batch-sig-images): for large gallery pools, at least 15 minutes of resize timeout per 1,000 VMs.
+RESIZE_TIMEOUT_PER_1000_NODES = timedelta(minutes=15)
 BACKOFF_BASE = timedelta(minutes=5)
 BACKOFF_CAP = timedelta(minutes=60)
 # A resize that started slightly before our recorded time (clock skew) is still ours.
@@ -64,6 +69,8 @@ class GuardState:
     target: str | None = None
     alerted: str | None = None
     rearm: str | None = None
+    # The pool's own resize timeout when the guard first resized it (the request's): later resizes never go below it.
+    base_timeout: timedelta | None = None
 
     def to_metadata_value(self) -> str:
         return json.dumps({
@@ -73,27 +80,66 @@ class GuardState:
             "target": self.target,
             "alerted": self.alerted,
             "rearm": self.rearm,
+            "baseTimeoutSeconds": int(self.base_timeout.total_seconds()) if self.base_timeout else None,
         }, separators=(",", ":"))
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str]) -> GuardState:
-        """The stored state; unreadable state starts afresh (logged) rather than blocking the pool."""
+        """The stored state; unreadable state (any type, size, time zone or nesting) starts afresh, logged once."""
         raw = metadata.get(METADATA_GUARD_STATE)
         if not raw:
             return cls()
         try:
             data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             return cls(
-                resized_at=datetime.fromisoformat(data["resizedAt"]) if data.get("resizedAt") else None,
-                nodes_at_resize=int(data.get("nodesAtResize") or 0),
-                without_progress=int(data.get("withoutProgress") or 0),
-                target=data.get("target"),
-                alerted=data.get("alerted"),
-                rearm=data.get("rearm"),
+                resized_at=_moment(data.get("resizedAt")),
+                nodes_at_resize=_count(data.get("nodesAtResize")),
+                without_progress=_count(data.get("withoutProgress")),
+                target=_text(data.get("target")),
+                alerted=_text(data.get("alerted")),
+                rearm=_text(data.get("rearm")),
+                base_timeout=timedelta(seconds=_count(data.get("baseTimeoutSeconds"))) if data.get("baseTimeoutSeconds") else None,
             )
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("guard state %r does not parse (%s); starting afresh", raw, exc)
+        except (ValueError, TypeError, RecursionError) as exc:
+            log.warning("pool guard: state %.200r does not parse (%s); starting afresh", raw, exc)
             return cls()
+
+
+# Bounds of what the guard itself ever writes: anything else was planted or garbled.
+_MAX_STATE_COUNT = 1_000_000
+_MAX_STATE_TEXT = 1024
+_EARLIEST_STATE_TIME = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _count(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_STATE_COUNT:
+        raise ValueError(f"{value!r} is not a count the guard writes")
+    return value
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_STATE_TEXT:
+        raise ValueError("not a short string")
+    return value
+
+
+def _moment(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a time")
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{value!r} has no time zone")
+    if moment < _EARLIEST_STATE_TIME:
+        raise ValueError(f"{value!r} is earlier than any resize the guard made")
+    return moment
 
 
 @dataclass(frozen=True)
@@ -151,17 +197,32 @@ def desired_targets(pool: PoolView, *, guarded_account: bool) -> Targets | None:
 
 
 def within_limits(pool: PoolView, targets: Targets) -> Targets:
-    """Targets clamped to the custom-image node limits (only custom-image pools have them)."""
-    if not pool.image_id:
+    """Targets clamped to the managed-image node limits; gallery pools are bounded by quotas instead."""
+    if not pool.image_id or try_parse(pool.image_id, IMAGE) is None:
         return targets
     return Targets(min(targets.dedicated, MAX_DEDICATED_NODES_PER_IMAGE), min(targets.low_priority, MAX_LOW_PRIORITY_NODES_PER_IMAGE))
 
 
-def guard_resize_timeout(pool: PoolView) -> timedelta:
-    """The pool's own resize timeout brought within 20-30 minutes (Batch guidance for large pools)."""
-    if pool.resize_timeout is None:
-        return GUARD_RESIZE_TIMEOUT_DEFAULT
-    return min(GUARD_RESIZE_TIMEOUT_MAX, max(GUARD_RESIZE_TIMEOUT_MIN, pool.resize_timeout))
+def guard_resize_timeout(pool: PoolView, targets: Targets, base: timedelta | None = None) -> timedelta:
+    """The timeout of a resize to ``targets``: never below the request's own (``base``, else the pool's),
+    at least 20 minutes, and at least 15 minutes per 1,000 nodes the resize adds."""
+    adding = max(0, targets.dedicated - pool.current_dedicated) + max(0, targets.low_priority - pool.current_low_priority)
+    for_size = RESIZE_TIMEOUT_PER_1000_NODES * math.ceil(adding / 1000)
+    return max(base or pool.resize_timeout or BATCH_DEFAULT_RESIZE_TIMEOUT, GUARD_RESIZE_TIMEOUT_MIN, for_size)
+
+
+def operator_targets(pool: PoolView, state: GuardState) -> Targets | None:
+    """A person's new fixed-scale target for a pipeline pool, or None.
+
+    The pool's target differs from the one last set by the guard or by the pipeline's create (both kept
+    in the guard's state): someone resized it on purpose, through ARM, the portal or the Batch API. That
+    target becomes the pool's desired one; the guard never resizes it back. Without a recorded target
+    (state lost or garbled) nothing can be told apart, and the ``cip-target-*`` metadata stays the target.
+    """
+    if pool.request_id is None or not pool.fixed_scale or state.target is None:
+        return None
+    current = Targets(pool.target_dedicated, pool.target_low_priority)
+    return current if current.signature != state.target else None
 
 
 def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, lineage: LineageCheck) -> Decision:
@@ -203,10 +264,12 @@ def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, line
         if now < not_before:
             return Decision(Action.WAIT, f"backing off after {without_progress} resize(s) without progress", wait_until=not_before)
 
+    base_timeout = state.base_timeout or pool.resize_timeout
     new_state = replace(state, resized_at=now, nodes_at_resize=total, without_progress=without_progress,
-                        target=targets.signature, alerted=None)
+                        target=targets.signature, alerted=None, base_timeout=base_timeout)
     reason = f"resize after {code}" if code else "below target without a current resize error"
-    return Decision(Action.RESIZE, reason, state=new_state, targets=targets, resize_timeout=guard_resize_timeout(pool), error_code=code)
+    return Decision(Action.RESIZE, reason, state=new_state, targets=targets,
+                    resize_timeout=guard_resize_timeout(pool, targets, base_timeout), error_code=code)
 
 
 def _rearmed(state: GuardState, pool: PoolView, targets: Targets) -> GuardState:

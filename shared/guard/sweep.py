@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,14 +23,14 @@ from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
 from ..dependencies import Dependencies
 from ..messaging import check_after_resize, schedule_pool_check
 from ..model.plan import iso_duration
-from ..naming import METADATA_GUARD_STATE
+from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import reconcile_stuck_requests
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import on_resource_deleted
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, is_recorded, protect
 from ..store.ledger import LedgerError, RequestNotFound, Stage
-from .rules import Action, Condition, Decision, GuardState, Policy, decide, desired_targets
+from .rules import Action, Condition, Decision, GuardState, Policy, decide, desired_targets, operator_targets
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     below_target: list[str] = field(default_factory=list)
     reconciled: list[str] = field(default_factory=list)
+    # Pools a person resized: their new target was adopted.
+    adopted: list[str] = field(default_factory=list)
     deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -155,8 +157,23 @@ class PoolGuard:
             return
         if targets is None:
             return
+        adopted = operator_targets(view, GuardState.from_metadata(view.metadata))
+        if adopted is not None:
+            self._adopt(view, adopted, report)
+            return
         self._protect_and_confirm_image(view)
         decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
+        # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
+        # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
+        routine = decision.action in (Action.AT_TARGET, Action.SKIP)
+        log.log(logging.DEBUG if routine else logging.INFO, "pool guard: %s %s: %s", view.id, decision.action.value, decision.reason,
+                extra={"guardDecision": {
+                    "poolId": view.id, "requestId": view.request_id, "action": decision.action.value,
+                    "condition": decision.condition.value if decision.condition else None,
+                    "reason": decision.reason, "errorCode": decision.error_code, "allocationState": view.allocation_state,
+                    "currentDedicated": view.current_dedicated, "targetDedicated": targets.dedicated,
+                    "currentLowPriority": view.current_low_priority, "targetLowPriority": targets.low_priority,
+                }})
         if decision.action is not Action.AT_TARGET and decision.action is not Action.SKIP:
             report.add("below_target", view.id)
         if decision.action is Action.AT_TARGET:
@@ -227,13 +244,22 @@ class PoolGuard:
         if self._patch(view, decision.state, None):
             report.add("alerted", view.id)
 
-    def _patch(self, view: PoolView, state: GuardState, resize: tuple[Targets, timedelta] | None) -> bool:
+    def _adopt(self, view: PoolView, targets: Targets, report: SweepReport) -> None:
+        """A person changed the pool's target: it becomes the pool's desired target (metadata), never undone."""
+        state = replace(GuardState.from_metadata(view.metadata), target=targets.signature, without_progress=0, alerted=None, resized_at=None)
+        requested = {METADATA_TARGET_DEDICATED: str(targets.dedicated), METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority)}
+        if self._patch(view, state, None, requested):
+            report.add("adopted", view.id)
+            log.info("pool guard: %s was resized to %s by someone else; that is now its target", view.id, targets.signature)
+
+    def _patch(self, view: PoolView, state: GuardState, resize: tuple[Targets, timedelta] | None,
+               metadata_changes: dict[str, str] | None = None) -> bool:
         """One conditional PATCH: the guard state, and new targets when resizing; False when the pool moved on."""
         # Azure SDK: first use (cold start)
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
-        metadata = {**view.metadata, METADATA_GUARD_STATE: state.to_metadata_value()}
+        metadata = {**view.metadata, **(metadata_changes or {}), METADATA_GUARD_STATE: state.to_metadata_value()}
         properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
         if resize is not None:
             targets, timeout = resize

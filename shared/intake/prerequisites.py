@@ -28,8 +28,13 @@ FIRST_PARTY_PUBLISHERS = frozenset(
 )
 
 
-def unmet_prerequisites(vm: Any) -> list[str]:
-    """Every prerequisite the VM fails, each as ``check: what was found``; empty when it qualifies."""
+def unmet_prerequisites(vm: Any, *, allow_purchase_plan: bool = False) -> list[str]:
+    """Every prerequisite the VM fails, each as ``check: what was found``; empty when it qualifies.
+
+    ``allow_purchase_plan``: the gallery path may start from a Marketplace image with purchase terms
+    (the seed's note; Batch needs the plan on the gallery image definition, batch-sig-images), so a
+    VM with a plan passes the Marketplace checks there; a managed image cannot carry a plan.
+    """
     failures: list[str] = []
     storage = vm.storage_profile
     os_disk = storage.os_disk
@@ -45,10 +50,14 @@ def unmet_prerequisites(vm: Any) -> list[str]:
     if encryption is not None and encryption.enabled:
         failures.append("osDiskNotEncrypted: the OS disk is encrypted (Azure Disk Encryption)")
     reference = storage.image_reference
+    with_plan = vm.plan is not None and allow_purchase_plan
     if reference is None or reference.id or reference.shared_gallery_image_id or reference.community_gallery_image_id:
         failures.append("firstPartyMarketplaceImage: the VM was not created from a Marketplace image")
-    elif (reference.publisher or "").lower() not in FIRST_PARTY_PUBLISHERS:
+    elif (reference.publisher or "").lower() not in FIRST_PARTY_PUBLISHERS and not with_plan:
         failures.append(f"firstPartyMarketplaceImage: publisher '{reference.publisher}' is not a first-party publisher")
-    if vm.plan is not None:
-        failures.append(f"noPurchasePlan: the base image has a purchase plan ({vm.plan.publisher}/{vm.plan.product}/{vm.plan.name})")
+    if vm.plan is not None and not allow_purchase_plan:
+        failures.append(
+            f"noPurchasePlan: the base image has a purchase plan ({vm.plan.publisher}/{vm.plan.product}/{vm.plan.name}); "
+            "a managed image cannot carry it: use the gallery path (image.galleryId)"
+        )
     return failures

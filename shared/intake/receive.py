@@ -1,35 +1,36 @@
 """Intake of a pool request: parse, validate, authorise, check, record, start.
 
-Permanent problems (bad input, not allowed, prerequisites, node limits) end
-the request REJECTED with a reason naming the field and the rule, recorded and
-answered, never retried. Transient Azure errors raise, so Service Bus
-redelivers the message and finally dead-letters it.
+Permanent problems (bad input, not allowed, prerequisites, conflicts, limits)
+end the request REJECTED with a reason naming the field and the rule, recorded
+and answered, never retried; every check runs before the first write, so a
+rejected request leaves nothing behind in Azure. Transient Azure errors raise,
+so Service Bus redelivers the message and finally dead-letters it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
-from ..arm.calls import StepFailed, call_arm, get_or_none
-from ..arm.ids import IMAGE, SNAPSHOT, ArmId, resource_key, try_parse
-from ..arm.pools import PoolView
-from ..arm.values import wire_text
+from ..arm.calls import StepFailed, get_or_none
+from ..arm.ids import IMAGE, ArmId, resource_key, try_parse
 from ..dependencies import Dependencies
-from ..model.plan import PlannedSnapshot, ResourcePlan, replica_count
+from ..model.plan import ResourcePlan, replica_count, security_type_of
 from ..model.request import PoolRequest, RequestRejected, parse_request
 from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
+    MAX_REGIONAL_REPLICAS,
     image_name,
     image_version_name,
-    snapshot_name,
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
 from ..store.ledger import OS_TYPE_DETAIL, PLAN_DETAIL, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage
 from .authorization import NotAuthorised, authorise
-from .prerequisites import unmet_prerequisites
+from .sources import SourceFacts, read_source
+from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, region_key
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,8 @@ class IncomingMessage:
     body: bytes
     message_id: str | None
     reply_to: str | None = None
-
-
-@dataclass(frozen=True)
-class _SourceFacts:
-    location: str
-    os_type: str
-    snapshots: tuple[PlannedSnapshot, ...]
+    # When Service Bus accepted the message: names the gallery version, the same on every redelivery.
+    enqueued_at: datetime | None = None
 
 
 def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestRecord:
@@ -65,21 +61,19 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
         return pipeline.drive(existing)
     try:
         ids = authorise(request, deps.settings.allowed_scopes)
-        facts = _source_facts(request, ids, deps)
-        _check_node_limits(request, ids, facts, deps)
-    except (NotAuthorised, RequestRejected) as exc:
-        return _reject(deps, pipeline, request_id, request.to_wire(), message.reply_to, str(exc))
-    except StepFailed as exc:
+        source = read_source(request, ids, deps.clients)
+        account = read_account(request, ids["pool.batchAccountId"], deps.clients)
+        _check_target(request, ids, source, account, deps)
+    except (NotAuthorised, RequestRejected, StepFailed) as exc:
         return _reject(deps, pipeline, request_id, request.to_wire(), message.reply_to, str(exc))
 
-    plan = _plan(request, ids, facts)
-    stage = _first_stage(request)
+    plan = _plan(request, ids, source, account, message.enqueued_at or deps.now())
     record = RequestRecord.new(
         request_id=request_id,
-        stage=stage,
+        stage=_first_stage(request, plan, source, account),
         body=request.to_wire(),
         reply_to=message.reply_to,
-        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: facts.os_type},
+        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: source.os_type},
         now=deps.now(),
     )
     try:
@@ -109,107 +103,126 @@ def _printable(body: bytes) -> str:
     return body[:4096].decode("utf-8", errors="replace")
 
 
-def _first_stage(request: PoolRequest) -> Stage:
+def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:
     kind = request.source.kind
     if kind == "virtualMachineId":
         return Stage.RECEIVED
     if kind == "snapshots":
-        return Stage.IMAGING
+        return Stage.PUBLISHING if plan.publishes_from_snapshots else Stage.IMAGING
     if kind == "managedImageId":
         return Stage.CREATING_POOL if request.image.legacy_managed_image else Stage.PUBLISHING
-    return Stage.CREATING_POOL
+    # A reused version: publish only if it lacks replicas in the account's region.
+    needed = dict(plan.target_regions).get(account.region, 1)
+    return Stage.CREATING_POOL if source.version_replicas.get(account.region, 0) >= needed else Stage.PUBLISHING
 
 
-def _source_facts(request: PoolRequest, ids: dict[str, ArmId], deps: Dependencies) -> _SourceFacts:
-    """Read the source: its location, OS type and disks; check the VM prerequisites."""
+def _check_target(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+    """Everything the request would collide with, before any write."""
+    check_pool_name_free(request, account)
+    if request.image.legacy_managed_image:
+        _check_legacy(request, ids, source, account, deps)
+        return
+    check_core_quotas(request, account, read_vm_sizes(account, deps.clients))
+    if source.security_type and request.image.hyper_v_generation != "V2":
+        raise RequestRejected(
+            f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
+            request.id)
+    if request.image.gallery_id is not None:
+        _check_gallery(request, ids, source, deps)
+
+
+def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+    """A pool straight from a managed image: the seed's prerequisites for one."""
+    field_path = "source.managedImageId" if request.source.managed_image_id is not None else f"source.{request.source.kind}"
+    if source.security_type:
+        # learn.microsoft.com/azure/virtual-machines/trusted-launch: managed images are not supported for
+        # Trusted Launch (nor for confidential VMs); the gallery path publishes straight from the snapshots.
+        raise RequestRejected(
+            f"{field_path}: a {source.security_type} VM cannot become a managed image; use the gallery path (image.galleryId)",
+            request.id)
+    if source.subscription.lower() != account.id.subscription.lower() or region_key(source.location) != account.region:
+        # Batch docs (batch-custom-images): the managed image must be in the Batch account's subscription and region.
+        raise RequestRejected(
+            f"{field_path}: the managed image would be in {source.location} (subscription {source.subscription}); a legacy "
+            f"managed-image pool needs it in the Batch account's region {account.location} and subscription "
+            f"{account.id.subscription}", request.id)
+    _check_node_limits(request, ids, source, account, deps)
+
+
+def _check_gallery(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, deps: Dependencies) -> None:
+    """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
+    gallery = ids["image.galleryId"]
+    compute = deps.clients.compute(gallery.subscription)
+    if get_or_none("read gallery", lambda: compute.galleries.get(gallery.resource_group, gallery.name)) is None:
+        raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
+    if request.image.image_definition is None:
+        return
+    name = request.image.image_definition
+    definition = get_or_none("read image definition", lambda: compute.gallery_images.get(gallery.resource_group, gallery.name, name))
+    if definition is None:
+        return  # the pipeline creates it
+    features = {f.name.lower(): f.value for f in definition.features or [] if f.name}
+    wanted = {
+        "osType": (str(getattr(definition.os_type, "value", definition.os_type)), source.os_type),
+        "osState": (str(getattr(definition.os_state, "value", definition.os_state)), "Generalized"),
+        "hyperVGeneration": (str(getattr(definition.hyper_v_generation, "value", definition.hyper_v_generation) or "V1"),
+                             "V2" if source.security_type else request.image.hyper_v_generation),
+        "securityType": (security_type_of(features.get("securitytype")) or "Standard", source.security_type or "Standard"),
+    }
+    misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
+    if misfits:
+        raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
+
+
+def _plan(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
     request_id = request.id
-    kind = request.source.kind
-    if kind == "virtualMachineId":
-        vm_id = ids["source.virtualMachineId"]
-        compute = deps.clients.compute(vm_id.subscription)
-        vm = get_or_none("read source VM", lambda: compute.virtual_machines.get(vm_id.resource_group, vm_id.name))
-        if vm is None:
-            raise RequestRejected(f"source.virtualMachineId: {vm_id.id} does not exist", request_id)
-        unmet = unmet_prerequisites(vm)
-        if unmet:
-            raise RequestRejected("source.virtualMachineId: prerequisites not met: " + "; ".join(unmet), request_id)
-        snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request_id, None)), None, vm.storage_profile.os_disk.managed_disk.id)]
-        snapshots += [
-            PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request_id, disk.lun)), disk.lun, disk.managed_disk.id)
-            for disk in sorted(vm.storage_profile.data_disks or [], key=lambda d: d.lun)
-        ]
-        return _SourceFacts(vm.location, wire_text(vm.storage_profile.os_disk.os_type), tuple(snapshots))
-    if request.source.snapshots is not None:
-        os_id = ids["source.snapshots.osDiskSnapshotId"]
-        os_snapshot = get_or_none("read source snapshot", lambda: deps.clients.compute(os_id.subscription).snapshots.get(os_id.resource_group, os_id.name))
-        if os_snapshot is None:
-            raise RequestRejected(f"source.snapshots.osDiskSnapshotId: {os_id.id} does not exist", request_id)
-        if not os_snapshot.os_type:
-            raise RequestRejected("source.snapshots.osDiskSnapshotId: the snapshot has no osType (not an OS disk)", request_id)
-        snapshots = [PlannedSnapshot(os_id, None, None)]
-        for index, disk in enumerate(request.source.snapshots.data_disks):
-            snapshots.append(PlannedSnapshot(ids[f"source.snapshots.dataDisks[{index}].snapshotId"], disk.lun, None))
-        return _SourceFacts(os_snapshot.location, wire_text(os_snapshot.os_type), tuple(snapshots))
-    if kind == "managedImageId":
-        image_id = ids["source.managedImageId"]
-        image = get_or_none("read source image", lambda: deps.clients.compute(image_id.subscription).images.get(image_id.resource_group, image_id.name))
-        if image is None:
-            raise RequestRejected(f"source.managedImageId: {image_id.id} does not exist", request_id)
-        if image.storage_profile.os_disk.os_state != "Generalized":
-            raise RequestRejected("source.managedImageId: Batch supports only generalized images", request_id)
-        return _SourceFacts(image.location, wire_text(image.storage_profile.os_disk.os_type), ())
-    version_id = ids["source.galleryImageVersionId"]
-    definition = version_id.parent()
-    compute = deps.clients.compute(version_id.subscription)
-    version = get_or_none(
-        "read source image version",
-        lambda: compute.gallery_image_versions.get(version_id.resource_group, definition.parent().name, definition.name, version_id.name),
-    )
-    if version is None:
-        raise RequestRejected(f"source.galleryImageVersionId: {version_id.id} does not exist", request_id)
-    image_definition = call_arm(
-        "read image definition", lambda: compute.gallery_images.get(version_id.resource_group, definition.parent().name, definition.name)
-    )
-    if image_definition.os_state != "Generalized":
-        raise RequestRejected("source.galleryImageVersionId: Batch supports only generalized gallery images", request_id)
-    return _SourceFacts(version.location, wire_text(image_definition.os_type), ())
-
-
-def _plan(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts) -> ResourcePlan:
-    request_id = request.id
-    account = ids["pool.batchAccountId"]
-    pool = account.child("pools", request.pool.pool_name)
+    pool = ids["pool.batchAccountId"].child("pools", request.pool.pool_name)
     kind = request.source.kind
     image = definition = version = None
-    if kind in ("virtualMachineId", "snapshots"):
+    from_snapshots = source.security_type is not None and not request.image.legacy_managed_image
+    if kind in ("virtualMachineId", "snapshots") and not from_snapshots:
         anchor = ids.get("source.virtualMachineId") or ids["source.snapshots.osDiskSnapshotId"]
         image = anchor.sibling(IMAGE, image_name(request_id))
     elif kind == "managedImageId":
         image = ids["source.managedImageId"]
-    else:
+    elif kind == "galleryImageVersionId":
         version = ids["source.galleryImageVersionId"]
     if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
         gallery = ids["image.galleryId"]
         definition = gallery.child("images", request.image.image_definition or image_name(request_id))
-        version = definition.child("versions", image_version_name(request_id))
+        version = definition.child("versions", image_version_name(request_id, submitted_at))
     elif version is not None:
         definition = version.parent()
+    replicas = replica_count(request.pool.total_target_nodes)
     return ResourcePlan(
         request_id=request_id,
-        location=facts.location,
-        snapshots=facts.snapshots,
+        location=source.location,
+        snapshots=source.snapshots,
         image=image,
         image_definition=definition,
         image_version=version,
         pool=pool,
-        replica_count=replica_count(request.pool.total_target_nodes),
+        replica_count=replicas,
+        target_regions=_target_regions(account, source, replicas) if version is not None else (),
+        security_type=source.security_type if not request.image.legacy_managed_image else None,
+        purchase_plan=source.purchase_plan if version is not None else None,
+        reuses_version=kind == "galleryImageVersionId",
     )
 
 
-def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _SourceFacts, deps: Dependencies) -> None:
+def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -> tuple[tuple[str, int], ...]:
+    """Where the version lives: the pool's replicas in the Batch account's region (Batch needs one there,
+    batch-sig-images), and one in the source's region, where the gallery publishes from.
+    A reused version keeps the regions it has, with at least as many replicas as it had."""
+    regions: dict[str, int] = dict(source.version_replicas)
+    regions[account.region] = max(regions.get(account.region, 0), min(MAX_REGIONAL_REPLICAS, replicas))
+    regions.setdefault(region_key(source.location), 1)
+    ordered = [account.region, *(name for name in regions if name != account.region)]
+    return tuple((name, regions[name]) for name in ordered)
+
+
+def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
     """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
-    if not request.image.legacy_managed_image:
-        return  # gallery images scale with replicas instead (sized in the plan)
     lineage_reader = LineageReader(deps.clients)
     lineage = {s.snapshot.key() for s in facts.snapshots}
     if "source.managedImageId" in ids:
@@ -217,12 +230,9 @@ def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: _Sour
         lineage |= {resource_key(image_id)} | {resource_key(r) for r in lineage_reader.lineage(image_id)}
     if not lineage:
         return
-    account = ids["pool.batchAccountId"]
-    batch = deps.clients.batch(account.subscription)
     dedicated, low_priority = request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes
     sharing: list[str] = []
-    for listed in call_arm("list pools", lambda: list(batch.pool.list_by_batch_account(account.resource_group, account.name))):
-        pool = PoolView.from_sdk(listed)
+    for pool in account.pools:
         if not pool.image_id:
             continue
         # Only managed images count against these limits; a gallery version is one id, read no further.

@@ -8,6 +8,7 @@ sends is visible and testable in one place.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, S
 from ..arm.pools import metadata_items
 from ..naming import (
     MAX_REGIONAL_REPLICAS,
+    METADATA_GUARD_STATE,
     METADATA_REQUEST,
     METADATA_TARGET_DEDICATED,
     METADATA_TARGET_LOW_PRIORITY,
@@ -39,7 +41,7 @@ class PlannedSnapshot:
 
 @dataclass(frozen=True)
 class ResourcePlan:
-    """Every resource of one request, from snapshots to pool."""
+    """Every resource of one request, from snapshots to pool, and how the image is published."""
 
     request_id: str
     location: str
@@ -49,6 +51,14 @@ class ResourcePlan:
     image_version: ArmId | None
     pool: ArmId
     replica_count: int
+    # Regions the gallery version is replicated to, with replicas in each (the Batch account's region first).
+    target_regions: tuple[tuple[str, int], ...] = ()
+    # The source's securityProfile.securityType: None (Standard), TrustedLaunch or ConfidentialVM.
+    security_type: str | None = None
+    # The base image's Marketplace purchase plan, carried to the gallery image definition.
+    purchase_plan: dict[str, str] | None = None
+    # True when the request reuses a gallery version someone else published: the pipeline only adds replicas to it.
+    reuses_version: bool = False
 
     @property
     def pool_image_id(self) -> str:
@@ -56,6 +66,11 @@ class ResourcePlan:
         chosen = self.image_version or self.image
         assert chosen is not None, "a plan always has an image for its pool"
         return chosen.id
+
+    @property
+    def publishes_from_snapshots(self) -> bool:
+        """Trusted Launch and confidential images go straight from snapshots to a gallery version (no managed image)."""
+        return self.image is None and self.image_version is not None and bool(self.snapshots)
 
     @property
     def image_lineage(self) -> tuple[str, ...]:
@@ -75,11 +90,15 @@ class ResourcePlan:
             "imageVersionId": self.image_version.id if self.image_version else None,
             "poolId": self.pool.id,
             "replicaCount": self.replica_count,
+            "targetRegions": [{"name": name, "regionalReplicaCount": count} for name, count in self.target_regions],
+            "securityType": self.security_type,
+            "purchasePlan": self.purchase_plan,
+            "reusesVersion": self.reuses_version,
         }
 
     @classmethod
     def from_details(cls, request_id: str, details: dict) -> ResourcePlan:
-        """The plan as :meth:`to_details` stored it."""
+        """The plan as :meth:`to_details` stored it (plans stored before a field existed read its default)."""
 
         def optional(value: str | None, kind: str) -> ArmId | None:
             return parse_arm_id(value, kind) if value else None
@@ -95,7 +114,26 @@ class ResourcePlan:
             image_version=optional(details["imageVersionId"], GALLERY_IMAGE_VERSION),
             pool=parse_arm_id(details["poolId"], BATCH_POOL),
             replica_count=details["replicaCount"],
+            target_regions=tuple((r["name"], r["regionalReplicaCount"]) for r in details.get("targetRegions") or []),
+            security_type=details.get("securityType"),
+            purchase_plan=details.get("purchasePlan"),
+            reuses_version=bool(details.get("reusesVersion")),
         )
+
+
+def security_type_of(value: str | None) -> str | None:
+    """A VM, disk, snapshot or definition security type as the plan keeps it: None (Standard), TrustedLaunch or ConfidentialVM.
+
+    Disks report ``ConfidentialVM_*`` variants (DiskRP DiskSecurityTypes); gallery definitions may say
+    ``TrustedLaunchSupported`` (either kind of VM may use it), which needs nothing of the pool.
+    """
+    if not value or value.lower() in ("standard", "trustedlaunchsupported"):
+        return None
+    if value.lower().startswith("confidentialvm"):
+        return "ConfidentialVM"
+    if value.lower() == "trustedlaunch":
+        return "TrustedLaunch"
+    return value
 
 
 def replica_count(total_target_nodes: int) -> int:
@@ -134,59 +172,83 @@ def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[s
 
 
 def image_definition_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
-    """PUT Microsoft.Compute/galleries/images: the definition the version is published into."""
+    """PUT Microsoft.Compute/galleries/images: the definition the version is published into.
+
+    A Trusted Launch or confidential image needs the definition's ``SecurityType`` feature and
+    Hyper-V generation V2 (learn.microsoft.com/azure/virtual-machines/trusted-launch-portal); a
+    Marketplace image with purchase terms needs its plan on the definition (Batch docs, batch-sig-images).
+    """
     assert plan.image_definition is not None
-    return {
-        "location": plan.location,
-        "tags": request_tags(plan.request_id, "image-definition"),
-        "properties": {
-            "osType": os_type,
-            "osState": "Generalized",
-            "hyperVGeneration": request.image.hyper_v_generation,
-            "identifier": {"publisher": "custom-image-pools", "offer": plan.image_definition.name, "sku": plan.request_id},
-            "description": f"Custom image for Batch pool {plan.pool.name}",
-        },
+    properties: dict[str, Any] = {
+        "osType": os_type,
+        "osState": "Generalized",
+        "hyperVGeneration": "V2" if plan.security_type else request.image.hyper_v_generation,
+        "identifier": {"publisher": "custom-image-pools", "offer": plan.image_definition.name, "sku": plan.request_id},
+        "description": f"Custom image for Batch pool {plan.pool.name}",
     }
+    if plan.security_type:
+        properties["features"] = [{"name": "SecurityType", "value": plan.security_type}]
+    if plan.purchase_plan:
+        properties["purchasePlan"] = dict(plan.purchase_plan)
+    return {"location": plan.location, "tags": request_tags(plan.request_id, "image-definition"), "properties": properties}
 
 
 def image_version_body(plan: ResourcePlan) -> dict[str, Any]:
-    """PUT Microsoft.Compute/galleries/images/versions: the managed image, replicated for the pool's size."""
-    assert plan.image is not None
+    """PUT Microsoft.Compute/galleries/images/versions: the image, replicated where the pool runs.
+
+    From the managed image (``storageProfile.source.id``), or straight from the snapshots
+    (``osDiskImage`` / ``dataDiskImages``, Compute REST example
+    GalleryImageVersion_Create_WithSnapshotsAsSource.json) for Trusted Launch and confidential images.
+    """
+    if plan.publishes_from_snapshots:
+        os_snapshot = next(s for s in plan.snapshots if s.lun is None)
+        data_snapshots = sorted((s for s in plan.snapshots if s.lun is not None), key=lambda s: s.lun or 0)
+        storage: dict[str, Any] = {
+            "osDiskImage": {"source": {"id": os_snapshot.snapshot.id}},
+            "dataDiskImages": [{"lun": s.lun, "source": {"id": s.snapshot.id}} for s in data_snapshots],
+        }
+    else:
+        assert plan.image is not None
+        storage = {"source": {"id": plan.image.id}}
     return {
         "location": plan.location,
         "tags": request_tags(plan.request_id, "image-version"),
-        "properties": {
-            "publishingProfile": {
-                "targetRegions": [{"name": plan.location, "regionalReplicaCount": plan.replica_count}],
-                "replicaCount": plan.replica_count,
-            },
-            "storageProfile": {"source": {"id": plan.image.id}},
-        },
+        "properties": {"publishingProfile": publishing_profile(plan.target_regions, plan.replica_count), "storageProfile": storage},
     }
 
 
+def publishing_profile(target_regions: tuple[tuple[str, int], ...], replica_count: int) -> dict[str, Any]:
+    """``publishingProfile``: the target regions with their replicas (the plan's location alone when none are planned)."""
+    regions = [{"name": name, "regionalReplicaCount": count} for name, count in target_regions]
+    return {"targetRegions": regions, "replicaCount": replica_count} if regions else {"replicaCount": replica_count}
+
+
 def pool_metadata(plan: ResourcePlan, request: PoolRequest) -> dict[str, str]:
-    """The requester's metadata plus the keys that tie the pool to its request and targets."""
+    """The requester's metadata plus the keys that tie the pool to its request and targets.
+
+    The guard's state starts with the target the pool is created with (``target`` of
+    :class:`shared.guard.rules.GuardState`), so a person's later resize is told apart from
+    a person's change of the ``cip-target-*`` metadata.
+    """
+    targets = request.pool.targets
     return {
         **request.pool.metadata,
         METADATA_REQUEST: plan.request_id,
-        METADATA_TARGET_DEDICATED: str(request.pool.target_dedicated_nodes),
-        METADATA_TARGET_LOW_PRIORITY: str(request.pool.target_low_priority_nodes),
+        METADATA_TARGET_DEDICATED: str(targets.dedicated),
+        METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority),
+        METADATA_GUARD_STATE: json.dumps({"target": targets.signature}, separators=(",", ":")),
     }
 
 
 def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
     """PUT Microsoft.Batch/batchAccounts/pools: a fixed-scale pool on the plan's image."""
     settings = request.pool
+    vm_configuration: dict[str, Any] = {"imageReference": {"id": plan.pool_image_id}, "nodeAgentSkuId": settings.node_agent_sku_id}
+    vm_configuration.update(pool_security(plan.security_type))
     return {
         "properties": {
             "vmSize": settings.vm_size,
-            "deploymentConfiguration": {
-                "virtualMachineConfiguration": {
-                    "imageReference": {"id": plan.pool_image_id},
-                    "nodeAgentSkuId": settings.node_agent_sku_id,
-                }
-            },
+            "deploymentConfiguration": {"virtualMachineConfiguration": vm_configuration},
             "scaleSettings": {
                 "fixedScale": {
                     "targetDedicatedNodes": settings.target_dedicated_nodes,
@@ -197,6 +259,25 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
             "metadata": metadata_items(pool_metadata(plan, request)),
         }
     }
+
+
+def pool_security(security_type: str | None) -> dict[str, Any]:
+    """What a pool on a Trusted Launch or confidential image adds to ``virtualMachineConfiguration``.
+
+    Batch REST 2024-07-01: ``securityProfile`` {securityType trustedLaunch | confidentialVM, uefiSettings}
+    (example PoolGet_SecurityProfile.json); a confidential VM also needs its OS disk's
+    ``managedDisk.securityProfile.securityEncryptionType`` (VMDiskSecurityProfile: "required when using
+    Confidential VMs"). Secure Boot and vTPM are on, as the image was captured with them.
+    """
+    if security_type is None:
+        return {}
+    uefi = {"secureBootEnabled": True, "vTpmEnabled": True}
+    if security_type == "ConfidentialVM":
+        return {
+            "securityProfile": {"securityType": "confidentialVM", "uefiSettings": uefi},
+            "osDisk": {"managedDisk": {"securityProfile": {"securityEncryptionType": "VMGuestStateOnly"}}},
+        }
+    return {"securityProfile": {"securityType": "trustedLaunch", "uefiSettings": uefi}}
 
 
 def iso_duration(value: timedelta) -> str:

@@ -126,8 +126,14 @@ class PoolSettings(_Wire):
     pool_name: Annotated[str, Field(pattern=POOL_NAME_PATTERN)]
     vm_size: Annotated[str, Field(min_length=1, max_length=64)]
     node_agent_sku_id: Annotated[str, Field(min_length=1, max_length=64)]
-    target_dedicated_nodes: Annotated[int, Field(ge=0, le=MAX_DEDICATED_NODES_PER_IMAGE)] = 0
-    target_low_priority_nodes: Annotated[int, Field(ge=0, le=MAX_LOW_PRIORITY_NODES_PER_IMAGE)] = 0
+    # Gallery pools are bounded by the Batch account's core quotas (checked at intake); managed-image pools by
+    # 2,500 dedicated / 1,000 low-priority nodes across the pools sharing the image's lineage.
+    target_dedicated_nodes: Annotated[int, Field(ge=0, description=(
+        f"Gallery pools: up to the account's core quotas. Legacy managed-image pools: at most {MAX_DEDICATED_NODES_PER_IMAGE} "
+        "across the pools sharing the image."))] = 0
+    target_low_priority_nodes: Annotated[int, Field(ge=0, description=(
+        f"Gallery pools: up to the account's core quotas. Legacy managed-image pools: at most {MAX_LOW_PRIORITY_NODES_PER_IMAGE} "
+        "across the pools sharing the image."))] = 0
     resize_timeout: timedelta = Field(DEFAULT_RESIZE_TIMEOUT, description="ISO 8601 duration, PT5M to PT2H.")
     metadata: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]] = Field(
         default_factory=dict

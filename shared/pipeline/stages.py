@@ -37,6 +37,26 @@ from ..store.ledger import FINAL_STAGES, FinalStageError, RequestRecord, Stage, 
 
 log = logging.getLogger(__name__)
 
+
+def region_key(name: str | None) -> str:
+    """A region as ARM compares them: ``West Europe`` and ``westeurope`` are one region."""
+    return (name or "").replace(" ", "").lower()
+
+
+def replicas_by_region(version) -> dict[str, int]:
+    """A gallery version's replicas per region, as it reports them."""
+    publishing = version.publishing_profile
+    default = (publishing.replica_count if publishing is not None else None) or 1
+    return {region_key(r.name): r.regional_replica_count or default
+            for r in (publishing.target_regions if publishing is not None else None) or []}
+
+
+def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) -> list[tuple[str, int]]:
+    """The planned regions, then every other region the version is already in (a reused version loses none)."""
+    names = [name for name, _ in planned] + [name for name in has if name not in {region_key(n) for n, _ in planned}]
+    counts = {region_key(name): count for name, count in planned}
+    return [(name, counts.get(region_key(name), 0)) for name in names]
+
 _MAX_STAGE_RACES = 5
 # Details key of the step claims: step name -> when a delivery claimed it (ISO 8601).
 CLAIMS_DETAIL = "claims"
@@ -60,7 +80,7 @@ class PoolPipeline:
             try:
                 record, next_stage = self._step(record)
             except StepFailed as exc:
-                return self.finish(record, Stage.FAILED, str(exc))
+                return self.finish(record, Stage.FAILED, str(exc), owns_subject=exc.owns_subject)
             if next_stage is None or isinstance(next_stage, Waiting):
                 return record
             advanced = self._advance(record, next_stage)
@@ -96,21 +116,23 @@ class PoolPipeline:
         except (StaleRecord, FinalStageError):
             return None
 
-    def finish(self, record: RequestRecord, stage: Stage, reason: str) -> RequestRecord:
+    def finish(self, record: RequestRecord, stage: Stage, reason: str, *, owns_subject: bool = True) -> RequestRecord:
         """Move a request to a final stage once (whoever wins the write replies).
 
         FAILED alerts ops first: once the stage is written a redelivery finds the
         request final and would not alert again, so a publish that fails raises
-        before the write (the alert log keeps duplicates out).
+        before the write (the alert log keeps duplicates out). ``owns_subject``:
+        False when the failure is about a resource the request does not own.
         """
         if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
-            on_request_failed(self._deps, record, reason)
+            on_request_failed(self._deps, record, reason, owns_subject=owns_subject)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
                 return record
             advanced = self._advance(record, stage, reason)
             if advanced is not None:
-                log.warning("request %s %s: %s", record.request_id, stage.value, reason)
+                # READY is routine (INFO); FAILED and REJECTED are what an alert rule on warnings should catch.
+                log.log(logging.INFO if stage is Stage.READY else logging.WARNING, "request %s %s: %s", record.request_id, stage.value, reason)
                 self._reply(advanced)
                 return advanced
             record = self._deps.ledger.get(record.request_id)
@@ -166,7 +188,8 @@ class PoolPipeline:
             record = claimed
         if waiting is not None:
             return record, Stage.SNAPSHOTTING if record.stage is Stage.RECEIVED else waiting
-        return record, Stage.IMAGING
+        # Trusted Launch / confidential images skip the managed image: the version is made from the snapshots.
+        return record, Stage.PUBLISHING if plan.publishes_from_snapshots else Stage.IMAGING
 
     def _image_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image is not None
@@ -188,6 +211,8 @@ class PoolPipeline:
 
     def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image_definition is not None and plan.image_version is not None
+        if plan.reuses_version:
+            return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
         compute = self._compute(version_id)
         gallery = definition_id.parent()
@@ -223,6 +248,39 @@ class PoolPipeline:
             return record, Waiting("image version")
         return record, Stage.CREATING_POOL
 
+    def _replicas_done(self, record: RequestRecord, plan: ResourcePlan) -> tuple[RequestRecord, Stage | Waiting]:
+        """A reused version gets the replicas the pool needs where the Batch account is (it keeps the others)."""
+        assert plan.image_version is not None
+        version_id = plan.image_version
+        definition_id = version_id.parent()
+        compute = self._compute(version_id)
+        gallery = definition_id.parent().name
+        version = get_or_none(
+            "read gallery image version",
+            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery, definition_id.name, version_id.name),
+        )
+        if version is None:
+            raise StepFailed(f"gallery image version {version_id.id} no longer exists")
+        if version.provisioning_state == "Failed":
+            raise StepFailed(f"gallery image version {version_id.id} ended Failed", owns_subject=False)
+        if version.provisioning_state != "Succeeded":
+            return record, Waiting("image version replication")
+        has = replicas_by_region(version)
+        if all(has.get(region_key(name), 0) >= count for name, count in plan.target_regions):
+            return record, Stage.CREATING_POOL
+        body = version.as_dict()
+        body["properties"]["publishingProfile"]["targetRegions"] = [
+            {"name": name, "regionalReplicaCount": max(count, has.get(region_key(name), 0))}
+            for name, count in merged_regions(plan.target_regions, has)
+        ]
+        for read_only in ("provisioningState", "replicationStatus"):
+            body["properties"].pop(read_only, None)
+        claimed = self._send_once(record, "image-version-replicas", lambda: call_arm(
+            f"replicate gallery image version {version_id.name}",
+            lambda: compute.gallery_image_versions.begin_create_or_update(
+                version_id.resource_group, gallery, definition_id.name, version_id.name, body, polling=False)))
+        return claimed or record, Waiting("image version replication")
+
     def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> Stage | Waiting:
         pool_id = plan.pool
         batch = self._deps.clients.batch(pool_id.subscription)
@@ -231,7 +289,7 @@ class PoolPipeline:
             return self._create_pool(plan, request)
         pool = PoolView.from_sdk(found)
         if pool.request_id != record.request_id:
-            raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request")
+            raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
             return Waiting("pool")
         protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))

@@ -9,6 +9,7 @@ publish raises, so the delivery is retried).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from ..alerts import (
@@ -70,11 +71,16 @@ def on_resource_deleted(deps: Dependencies, resource_id: str, *, known_gone: boo
     return _alert(deps, IN_USE_IMAGE_DELETED, users)
 
 
-def on_request_failed(deps: Dependencies, record: RequestRecord, reason: str) -> bool:
-    """A request is about to be recorded FAILED: one alert per request's pool (or request) per window."""
-    subject = record.pool_id or f"requests/{record.request_id}"
+def on_request_failed(deps: Dependencies, record: RequestRecord, reason: str, *, owns_subject: bool = True) -> bool:
+    """A request is about to be recorded FAILED: one alert per request per window.
+
+    The subject is the request's pool when the request owns it, else the request itself: an alert
+    never names another team's resource (a pool of the same name made by someone else, say).
+    """
+    subject = record.pool_id if owns_subject and record.pool_id else f"requests/{record.request_id}"
     alert = resource_alert(REQUEST_FAILED, subject, pools=[], request_ids=[record.request_id], reason=reason, stage=record.stage.value)
-    return deps.alerts.raise_alert(alert)
+    # Per request, not per pool: a resubmission that fails the same way is a new failure to hear about.
+    return deps.alerts.raise_alert(replace(alert, dedup_key=f"{REQUEST_FAILED.type}|requests/{record.request_id}"))
 
 
 def _alert(deps: Dependencies, kind: AlertKind, users: ResourceUsers, **extra: Any) -> bool:

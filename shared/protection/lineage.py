@@ -1,8 +1,10 @@
 """Image lineage, read from ARM: does a resource exist, and what was it made from.
 
 A pool's image is a gallery image version or a managed image; a version is
-made from a managed image (``storageProfile.source.id``), a managed image from
-snapshots (``storageProfile.osDisk/dataDisks[].snapshot.id``). Every part of
+made from a managed image (``storageProfile.source.id``) or straight from
+snapshots (``osDiskImage`` / ``dataDiskImages[].source.id``, how Trusted Launch
+images are published), a managed image from snapshots
+(``storageProfile.osDisk/dataDisks[].snapshot.id``). Every part of
 that chain must outlive the pool (Batch docs: deleting it makes resizes fail
 with ``AllocationFailed``). One :class:`LineageReader` serves one invocation (an
 intake, a sweep, an alert): each resource is read at most once, and ids are
@@ -98,8 +100,11 @@ def _sources(parsed: ArmId, found: Any) -> tuple[str, ...]:
     if profile is None:
         return ()
     if parsed.resource_type == GALLERY_IMAGE_VERSION:
-        source = getattr(getattr(profile, "source", None), "id", None)
-        return (source,) if source else ()
+        # From a managed image (source.id), or straight from snapshots or disks (osDiskImage / dataDiskImages).
+        disks = [getattr(profile, "os_disk_image", None), *(getattr(profile, "data_disk_images", None) or [])]
+        sources = [getattr(getattr(profile, "source", None), "id", None)]
+        sources += [getattr(getattr(disk, "source", None), "id", None) for disk in disks if disk is not None]
+        return tuple(source for source in sources if source)
     if parsed.resource_type == IMAGE:
         disks = [profile.os_disk, *(profile.data_disks or [])]
         return tuple(d.snapshot.id for d in disks if d is not None and d.snapshot is not None and d.snapshot.id)

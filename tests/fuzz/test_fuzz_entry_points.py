@@ -75,6 +75,8 @@ def mutated_requests(draw):
     """A valid request with one mutation; returns (body text, the mutated field path)."""
     request = default_request()
     request["requestId"] = f"fuzz-{next(_ids)}"
+    # A pool name of its own: pool names are unique in an account, so only the mutation can make it invalid.
+    request["pool"]["poolName"] = f"fuzz-pool-{next(_ids)}"
     path = draw(st.sampled_from(PATHS))
     parent = request
     for key in path[:-1]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.arm.pools import BadPoolMetadata, PoolView, Targets
-from shared.guard.rules import Action, Condition, GuardState, Policy, decide, desired_targets
+from shared.guard.rules import Action, Condition, GuardState, Policy, decide, desired_targets, guard_resize_timeout, operator_targets
 from shared.naming import METADATA_GUARD_REARM, METADATA_GUARD_STATE
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -156,3 +156,59 @@ class TestLimits:
     def test_targets_never_exceed_the_custom_image_node_limits(self):
         decision = decide(pool(current_dedicated=0), Targets(3_000, 1_500), NOW, POLICY, image_exists)
         assert decision.targets == Targets(2_500, 1_000)
+
+
+class TestResizeTimeouts:
+    """Batch docs: 20-30 minutes for large fixed pools (the seed); at least 15 minutes per 1,000 VMs for gallery pools."""
+
+    def test_a_resize_adding_2700_nodes_gets_45_minutes(self):
+        view = pool(current_dedicated=300, resize_timeout=timedelta(minutes=25))
+        assert guard_resize_timeout(view, Targets(3000, 0)) == timedelta(minutes=45)
+
+    def test_a_small_resize_keeps_the_requests_own_timeout_and_never_less_than_20_minutes(self):
+        assert guard_resize_timeout(pool(current_dedicated=300), Targets(600, 0), base=timedelta(minutes=25)) == timedelta(minutes=25)
+        assert guard_resize_timeout(pool(current_dedicated=300, resize_timeout=timedelta(minutes=5)), Targets(600, 0)) == timedelta(minutes=20)
+
+    def test_the_guards_own_longer_timeout_does_not_become_the_floor_of_later_resizes(self):
+        # GIVEN a pool whose last resize (set by the guard) had 45 minutes, and the request's own 25 recorded in state
+        view = with_state(pool(current_dedicated=2400, resize_timeout=timedelta(minutes=45)),
+                          GuardState(resized_at=NOW - timedelta(minutes=46), nodes_at_resize=2100, target="3000/0",
+                                     base_timeout=timedelta(minutes=25)))
+        # WHEN the guard resizes for the last 600 nodes
+        decision = decide(view, Targets(3000, 0), NOW, POLICY, image_exists)
+        # THEN the timeout is the request's 25 minutes again
+        assert decision.action is Action.RESIZE and decision.resize_timeout == timedelta(minutes=25)
+
+
+class TestWhatAPersonChanged:
+    def test_a_fixed_target_other_than_the_one_last_set_is_a_persons_and_is_adopted(self):
+        view = with_state(pool(target_dedicated=400), GuardState(target="600/0"))
+        assert operator_targets(view, GuardState.from_metadata(view.metadata)) == Targets(400, 0)
+
+    def test_the_target_the_guard_or_the_pipeline_set_is_not_a_persons(self):
+        view = with_state(pool(target_dedicated=600), GuardState(target="600/0"))
+        assert operator_targets(view, GuardState.from_metadata(view.metadata)) is None
+
+    def test_without_a_recorded_target_nothing_is_adopted(self):
+        assert operator_targets(pool(target_dedicated=400), GuardState()) is None
+
+
+class TestUnreadableState:
+    def test_planted_or_garbled_guard_state_starts_afresh(self):
+        planted = [
+            '{"resizedAt": "2026-01-05T11:00:00"}',  # no time zone
+            '{"resizedAt": "0001-01-01T00:00:00+00:00"}',
+            '{"withoutProgress": Infinity}',
+            '{"nodesAtResize": 1e400}',
+            '{"target": ' + "[" * 5000 + "]" * 5000 + "}",
+            '[1, 2, 3]',
+            '{"alerted": {"x": 1}}',
+            '"just a string"',
+        ]
+        for raw in planted:
+            assert GuardState.from_metadata({"cip-guard-state": raw}) == GuardState(), raw
+
+    def test_a_pool_with_a_planted_naive_timestamp_is_still_resized(self):
+        view = pool(metadata={"cip-request": "r1", "cip-target-dedicated": "600", "cip-target-low-priority": "0",
+                              "cip-guard-state": '{"resizedAt": "2026-01-05T11:00:00", "nodesAtResize": 300, "withoutProgress": 2}'})
+        assert decide(view, TARGETS, NOW, POLICY, image_exists).action is Action.RESIZE

@@ -47,18 +47,44 @@ class TestTransientAndPermanentFailures:
         assert report["resources"]["imageVersions"] == [] and report["resources"]["pools"] == []
         assert [r["body"]["stage"] for r in report["replies"]] == ["FAILED"]
 
-    def test_a_pool_name_taken_by_someone_else_fails_the_request(self):
+    def test_a_pool_name_taken_before_submission_is_rejected_at_intake_naming_the_field_and_nothing_is_made(self):
+        # GIVEN a pool named "taken" that someone else made in the account
         rehearsal = rehearsal_of([{"submit": default_request(poolName="taken")}, {"runUntilIdle": True}])
-        account = rehearsal.scenario.world.batch_accounts[0].id
-        rehearsal.emulator.store.put(
-            ArmResource(
-                f"{account}/pools/taken", "Microsoft.Batch/batchAccounts/pools", None,
-                {"provisioningState": "Succeeded", "allocationState": "Steady", "vmSize": "Standard_D4ds_v5",
-                 "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": "/x"}, "nodeAgentSkuId": "n"}},
-                 "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0}}, "metadata": []}, etag='W/"1"'))
+        put_foreign_pool(rehearsal, "taken")
+        # WHEN a request asks for that pool name
         report = build_report(rehearsal.run())
+        # THEN it is rejected before any write, naming the field, and nobody's pool is named in an alert
+        [request] = report["requests"]
+        assert request["stage"] == "REJECTED" and request["reason"].startswith("pool.poolName: taken is already used in teambatch")
+        assert arm_writes(rehearsal) == 0 and report["alerts"] == []
+
+    def test_a_pool_name_taken_after_intake_fails_the_request_and_the_alert_names_the_request_not_that_pool(self):
+        # GIVEN a request whose snapshots are under way
+        rehearsal = rehearsal_of([{"submit": default_request(poolName="taken")}, {"advance": "PT1M"}])
+        rehearsal.run()
+        # WHEN someone else creates a pool of that name before the pipeline reaches it
+        put_foreign_pool(rehearsal, "taken")
+        dependencies.install(rehearsal.dependencies)
+        try:
+            rehearsal.run_until_idle()
+        finally:
+            dependencies.install(None)
+        report = build_report(rehearsal)
+        # THEN the request fails, and its alert's subject is the request, never the other team's healthy pool
         [request] = report["requests"]
         assert request["stage"] == "FAILED" and "was not created for this request" in request["reason"]
+        [alert] = [a for a in report["alerts"] if a["type"] == "CustomImagePool.RequestFailed"]
+        assert alert["subject"] == "requests/team-a-render-001"
+
+
+def put_foreign_pool(rehearsal: Rehearsal, name: str) -> None:
+    account = rehearsal.scenario.world.batch_accounts[0].id
+    rehearsal.emulator.store.put(
+        ArmResource(
+            f"{account}/pools/{name}", "Microsoft.Batch/batchAccounts/pools", None,
+            {"provisioningState": "Succeeded", "allocationState": "Steady", "vmSize": "Standard_D4ds_v5",
+             "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": "/x"}, "nodeAgentSkuId": "n"}},
+             "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0}}, "metadata": []}, etag='W/"1"'))
 
 
 class TestDuplicatesAndConcurrency:

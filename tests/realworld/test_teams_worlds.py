@@ -1,0 +1,207 @@
+"""Builder VMs and Batch accounts as teams really have them: regions, Trusted Launch, big gallery pools,
+reused versions, shared definitions, plan images, conflicts found before any write, a person's resize."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rehearsal.report import build_report
+from rehearsal.runner import Rehearsal
+from rehearsal.scenario import load_scenario
+from shared.naming import image_version_name
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+POOL_PATCH = "PATCH Microsoft.Batch/batchAccounts/pools"
+
+
+def play(name: str) -> dict:
+    return build_report(Rehearsal(load_scenario(EXAMPLES / f"{name}.json")).run())
+
+
+def only_request(report: dict) -> dict:
+    [request] = report["requests"]
+    return request
+
+
+def writes(report: dict) -> dict[str, int]:
+    return {op: n for op, n in report["armCalls"].items() if not op.startswith("GET")}
+
+
+def rejected_before_any_write(report: dict, field: str) -> str:
+    request = only_request(report)
+    assert request["stage"] == "REJECTED" and request["reason"].startswith(f"{field}:"), request
+    assert writes(report) == {} and report["alerts"] == [] and report["functionErrors"] == []
+    [reply] = report["replies"]
+    assert reply["body"]["stage"] == "REJECTED" and reply["body"]["reason"] == request["reason"]
+    return request["reason"]
+
+
+class TestRegions:
+    def test_given_a_batch_account_in_another_region_when_the_request_runs_then_the_version_is_replicated_there_and_the_pool_is_ready(self):
+        # GIVEN a VM and gallery in westeurope and the Batch account in northeurope; WHEN a 600-node request runs
+        report = play("batch-account-in-another-region")
+        # THEN the version has the pool's replicas (600 / 300 = 2) in northeurope and one in the source region
+        assert only_request(report)["stage"] == "READY"
+        [version] = report["resources"]["imageVersions"]
+        assert version["targetRegions"] == [{"name": "northeurope", "regionalReplicaCount": 2}, {"name": "westeurope", "regionalReplicaCount": 1}]
+        [pool] = report["resources"]["pools"]
+        assert pool["currentDedicatedNodes"] == 600
+
+    def test_given_legacy_mode_and_an_account_in_another_region_when_submitted_then_it_is_rejected_naming_the_rule(self):
+        reason = rejected_before_any_write(play("legacy-account-in-another-region"), "source.virtualMachineId")
+        assert "needs it in the Batch account's region northeurope" in reason
+
+
+class TestTrustedLaunchAndConfidentialVms:
+    def test_given_a_trusted_launch_vm_when_the_request_runs_then_the_version_comes_from_the_snapshots_and_the_pool_is_trusted_launch(self):
+        # GIVEN a Trusted Launch VM with two data disks; WHEN the request runs on the gallery path
+        report = play("trusted-launch-vm")
+        # THEN no managed image is made: the version's definition carries SecurityType, generation V2
+        assert only_request(report)["stage"] == "READY"
+        assert report["resources"]["images"] == [] and "PUT Microsoft.Compute/images" not in report["armCalls"]
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["features"] == [{"name": "SecurityType", "value": "TrustedLaunch"}] and definition["hyperVGeneration"] == "V2"
+        assert len(report["resources"]["snapshots"]) == 3
+        # AND the pool asks Batch for Trusted Launch nodes with Secure Boot and vTPM
+        [pool] = report["resources"]["pools"]
+        assert pool["securityProfile"] == {"securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+        # AND what the pool depends on (the version and its snapshots) is locked
+        assert len(report["resources"]["locks"]) == 4
+
+    def test_given_a_confidential_vm_when_the_request_runs_then_the_pool_is_a_confidential_vm_pool(self):
+        report = play("confidential-vm")
+        assert only_request(report)["stage"] == "READY" and report["resources"]["images"] == []
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["features"] == [{"name": "SecurityType", "value": "ConfidentialVM"}]
+        [pool] = report["resources"]["pools"]
+        assert pool["securityProfile"]["securityType"] == "confidentialVM"
+
+    def test_given_a_trusted_launch_vm_in_legacy_mode_when_submitted_then_it_is_rejected_naming_the_rule(self):
+        reason = rejected_before_any_write(play("trusted-launch-vm-legacy"), "source.virtualMachineId")
+        assert "TrustedLaunch VM cannot become a managed image" in reason
+
+
+class TestLargeGalleryPools:
+    def test_given_3000_gallery_nodes_within_quota_when_the_request_runs_then_10_replicas_and_long_enough_resizes_reach_target(self):
+        # GIVEN a 3,000-node gallery pool within the account's core quota; WHEN it runs
+        rehearsal = Rehearsal(load_scenario(EXAMPLES / "gallery-3000-nodes.json")).run()
+        report = build_report(rehearsal)
+        # THEN the version has one replica per 300 nodes where the account is, and the pool reaches 3,000
+        assert only_request(report)["stage"] == "READY"
+        [version] = report["resources"]["imageVersions"]
+        assert version["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 10}]
+        [pool] = report["resources"]["pools"]
+        assert pool["currentDedicatedNodes"] == 3000
+        # AND the guard's resizes that ran to their timeout took at least 15 minutes per 1,000 nodes they were adding
+        # (300 -> 3,000 adds 2,700: 45 minutes), and never less than the request's own 25 minutes
+        guard_resizes = rehearsal.emulator.batch.resize_history[1:]
+        timed_out = guard_resizes[:-1]  # the last one reached the target before its timeout
+        assert timed_out and all(end - start >= timedelta(minutes=25) for _, start, end in timed_out)
+        assert timed_out[0][2] - timed_out[0][1] >= timedelta(minutes=45)
+
+    def test_given_a_pool_larger_than_the_core_quota_when_submitted_then_it_is_rejected_naming_the_quota(self):
+        reason = rejected_before_any_write(play("gallery-over-core-quota"), "pool.targetDedicatedNodes")
+        assert "12000 dedicated cores" in reason and "quota is 10000" in reason
+
+
+class TestReusedVersions:
+    def test_given_a_version_with_one_replica_when_reused_for_2500_nodes_then_it_gets_9_replicas_before_the_pool_is_made(self):
+        report = play("reused-version-gets-replicas")
+        assert only_request(report)["stage"] == "READY"
+        [version] = report["resources"]["imageVersions"]
+        assert version["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 9}]
+        assert report["armCalls"]["PUT Microsoft.Compute/galleries/images/versions"] == 1
+        assert "PUT Microsoft.Compute/galleries/images" not in report["armCalls"]  # not our definition: never written
+
+
+class TestVersionNames:
+    def test_given_two_requests_in_one_shared_definition_when_both_run_then_the_later_version_sorts_higher(self):
+        report = play("versions-in-a-shared-definition")
+        assert [r["stage"] for r in report["requests"]] == ["READY", "READY"]
+        names = {v["id"].rsplit("/", 1)[-1]: v for v in report["resources"]["imageVersions"]}
+        first, second = sorted(names, key=lambda n: tuple(int(p) for p in n.split(".")))
+        pools = {p["id"].rsplit("/", 1)[-1]: p for p in report["resources"]["pools"]}
+        assert pools["first-pool"]["imageReference"].endswith(first) and pools["second-pool"]["imageReference"].endswith(second)
+
+    def test_a_version_name_is_three_32_bit_integers_growing_with_submission_time_and_the_same_on_redelivery(self):
+        early = datetime(2026, 1, 5, 23, 59, 59, 999_000, tzinfo=UTC)
+        names = [image_version_name("r", early + timedelta(milliseconds=step)) for step in (0, 1, 1000, 86_400_000)]
+        parts = [tuple(int(p) for p in name.split(".")) for name in names]
+        assert parts == sorted(parts) and len(set(parts)) == 4
+        assert all(0 <= p < 2**31 for triple in parts for p in triple)
+        assert image_version_name("r", early) == image_version_name("r", early)
+        assert image_version_name("a", early) != image_version_name("b", early)
+
+
+class TestPurchasePlans:
+    def test_given_a_plan_image_vm_on_the_gallery_path_when_the_request_runs_then_the_definition_carries_its_plan(self):
+        report = play("marketplace-plan-image")
+        assert only_request(report)["stage"] == "READY"
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["purchasePlan"] == {"name": "pro", "publisher": "thirdparty", "product": "render"}
+
+
+class TestConflictsFoundBeforeAnyWrite:
+    def test_given_a_missing_gallery_when_submitted_then_it_is_rejected_naming_the_gallery(self):
+        reason = rejected_before_any_write(play("gallery-does-not-exist"), "image.galleryId")
+        assert reason.endswith("galleries/missing does not exist")
+
+    def test_given_a_named_definition_that_does_not_fit_when_submitted_then_each_misfit_is_named(self):
+        reason = rejected_before_any_write(play("definition-does-not-fit"), "image.imageDefinition")
+        assert "osType is Windows, the source needs Linux" in reason and "hyperVGeneration is V1, the source needs V2" in reason
+
+    def test_given_a_pool_name_already_used_in_the_account_when_submitted_then_it_is_rejected_naming_the_pool_name(self):
+        reason = rejected_before_any_write(play("pool-name-taken"), "pool.poolName")
+        assert "render-pool is already used in teambatch (by someone outside this automation)" in reason
+
+
+class TestAPersonsChangeIsKept:
+    def test_given_a_person_resizes_a_growing_pool_when_the_guard_sweeps_then_that_target_is_kept_and_the_request_ends_there(self):
+        # GIVEN a 1,200-node request; WHEN a person resizes its pool to 400 between two of the guard's resizes
+        report = play("person-resizes-pool")
+        # THEN the guard adopts 400 (metadata), never resizes it back, and the request is READY at 400
+        [pool] = report["resources"]["pools"]
+        assert (pool["currentDedicatedNodes"], pool["targetDedicatedNodes"]) == (400, 400)
+        assert only_request(report)["stage"] == "READY" and "400 dedicated" in only_request(report)["reason"]
+
+    def test_given_a_person_lowers_the_target_metadata_when_the_guard_sweeps_then_it_keeps_the_pool_at_that_target(self):
+        report = play("person-sets-pool-metadata")
+        [pool] = report["resources"]["pools"]
+        assert pool["currentDedicatedNodes"] == 300
+        assert only_request(report)["stage"] == "READY" and "300 dedicated" in only_request(report)["reason"]
+
+
+class TestQuotaCountsOtherPools:
+    def test_given_other_pools_using_most_of_the_quota_when_a_request_would_exceed_it_then_it_is_rejected_naming_what_is_in_use(self):
+        from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
+
+        # GIVEN an account with a 10,000-core quota and a pool of 2,000 four-core nodes already in it
+        scenario = Scenario.model_validate({
+            "world": {
+                "batchAccounts": [{"id": DEFAULT_ACCOUNT_ID, "dedicatedCoreQuota": 10_000}],
+                "pools": [{"id": f"{DEFAULT_ACCOUNT_ID}/pools/existing", "targetDedicatedNodes": 2000}],
+            },
+            "steps": [{"submit": default_request()}, {"runUntilIdle": True}],
+        })
+        # WHEN a 600-node request of the same size arrives (2,400 cores more)
+        report = build_report(Rehearsal(scenario).run())
+        # THEN it is rejected naming the quota and the cores in use, and nothing is made
+        request = only_request(report)
+        assert request["stage"] == "REJECTED" and "quota is 10000 with 8000 in use" in request["reason"]
+        assert "PUT Microsoft.Compute/snapshots" not in report["armCalls"]
+
+
+class TestTrustedLaunchLineageIsGuarded:
+    def test_given_a_trusted_launch_pool_when_a_snapshot_it_was_published_from_vanishes_then_the_sweep_raises_the_critical_alert(self):
+        from shared.guard.sweep import PoolGuard
+
+        # GIVEN a READY Trusted Launch pool, published straight from its snapshots
+        rehearsal = Rehearsal(load_scenario(EXAMPLES / "trusted-launch-vm.json")).run()
+        [snapshot] = [s["id"] for s in build_report(rehearsal)["resources"]["snapshots"] if s["id"].endswith("-lun1")]
+        # WHEN one of those snapshots is gone without an event reaching us, and the guard sweeps
+        rehearsal.emulator.store.remove(snapshot)
+        PoolGuard(rehearsal.dependencies).sweep()
+        # THEN ops get the critical alert naming the snapshot and the pool
+        [alert] = [a for a in rehearsal.emulator.topic.received if a["type"] == "CustomImagePool.InUseImageDeleted"]
+        assert alert["subject"] == snapshot and alert["data"]["pools"][0]["id"].endswith("/pools/render-pool")
