@@ -94,6 +94,25 @@ def describe(record: RequestRecord) -> str:
     return "\n".join(lines)
 
 
+def record_json(record: RequestRecord) -> dict:
+    """One request as the JSON that ``status -o json`` prints (and ``--query`` filters)."""
+    request = record.request
+    targets = request.pool.targets if request is not None else None
+    return {
+        "requestId": record.request_id,
+        "stage": record.stage.value,
+        "reason": record.reason,
+        "requestedBy": request.requested_by if request is not None else None,
+        "poolId": pool_id_of(record),
+        "targetDedicatedNodes": targets.dedicated if targets else 0,
+        "targetLowPriorityNodes": targets.low_priority if targets else 0,
+        "replyTo": record.reply_to,
+        "createdAt": record.created_at.isoformat(timespec="seconds"),
+        "updatedAt": record.updated_at.isoformat(timespec="seconds"),
+        "details": record.details or {},
+    }
+
+
 def table(records: list[RequestRecord]) -> str:
     """Recent requests as a fixed-width table, most recently updated first."""
     if not records:

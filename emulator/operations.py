@@ -76,6 +76,11 @@ class OperationTracker:
             raise ResourceNotFound(f"The operation '{op_id}' was not found.", code="OperationNotFound")
         return operation
 
+    def all(self) -> list[AsyncOperation]:
+        """Every operation started, in start order (the rehearsal's report draws them)."""
+        with self._lock:
+            return list(self._operations.values())
+
     def in_progress(self) -> list[AsyncOperation]:
         with self._lock:
             return [op for op in self._operations.values() if not op.done]

@@ -23,7 +23,13 @@ def _delete(resource_type: str):
 
 def _list(resource_type: str):
     def handler(emulator, request: ArmRequest, **_: str) -> ArmResponse:
-        scope = request.path.rsplit("/providers/", 1)[0] if resource_type != models.GALLERY_IMAGE_VERSION else request.path.rsplit("/versions", 1)[0]
+        # Children of a gallery (definitions) or of a definition (versions) are listed below their parent; the rest by resource group.
+        if resource_type == models.GALLERY_IMAGE_VERSION:
+            scope = request.path.rsplit("/versions", 1)[0]
+        elif resource_type == models.GALLERY_IMAGE:
+            scope = request.path.rsplit("/images", 1)[0]
+        else:
+            scope = request.path.rsplit("/providers/", 1)[0]
         items = [r.to_dict() for r in emulator.compute.list(resource_type, scope)]
         return page(request, items, emulator.page_size)
 
@@ -61,6 +67,7 @@ delete_gallery_image_version = _delete(models.GALLERY_IMAGE_VERSION)
 list_snapshots = _list(models.SNAPSHOT)
 list_images = _list(models.IMAGE)
 list_galleries = _list(models.GALLERY)
+list_gallery_images = _list(models.GALLERY_IMAGE)
 list_gallery_image_versions = _list(models.GALLERY_IMAGE_VERSION)
 
 

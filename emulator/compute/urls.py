@@ -25,6 +25,7 @@ ROUTES = [
     Route("GET", _GALLERY, models.GALLERY, r.get_gallery),
     Route("PUT", _GALLERY, models.GALLERY, r.put_gallery),
     Route("DELETE", _GALLERY, models.GALLERY, r.delete_gallery),
+    Route("GET", _GALLERY + "/images", models.GALLERY_IMAGE, r.list_gallery_images),
     Route("GET", _GALLERY + "/images/{image}", models.GALLERY_IMAGE, r.get_gallery_image),
     Route("PUT", _GALLERY + "/images/{image}", models.GALLERY_IMAGE, r.put_gallery_image),
     Route("DELETE", _GALLERY + "/images/{image}", models.GALLERY_IMAGE, r.delete_gallery_image),

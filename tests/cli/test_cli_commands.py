@@ -148,7 +148,7 @@ def test_given_an_invalid_file_when_submitted_then_it_is_rejected_naming_the_fie
 
 
 def test_given_emulated_azure_when_submit_runs_from_the_command_line_then_it_prints_the_request_id(request_file, clients, emulator, monkeypatch, capsys):
-    monkeypatch.setattr(cli_main, "_settings", lambda: clients.settings)
+    monkeypatch.setattr(cli_main, "_settings", lambda *needed: clients.settings)
     monkeypatch.setattr(cli_main, "_clients", lambda settings: clients)
 
     code = cli_main.main(["submit", str(request_file), "--reply-to", "team-a-replies"])
@@ -165,7 +165,7 @@ def test_given_a_missing_queue_when_submitting_then_the_error_says_so_with_a_hin
         def send(self, queue, message):
             raise MessagingEntityNotFoundError(message=f"The messaging entity '{queue}' could not be found.")
 
-    monkeypatch.setattr(cli_main, "_settings", lambda: clients.settings)
+    monkeypatch.setattr(cli_main, "_settings", lambda *needed: clients.settings)
     monkeypatch.setattr(cli_main, "_clients", lambda settings: AzureClients(settings, credential=StaticTokenCredential(), message_sender=NoSuchQueue()))
 
     code = cli_main.main(["submit", str(request_file)])
@@ -185,7 +185,7 @@ def test_given_no_sign_in_when_reading_status_then_the_error_says_to_sign_in(cli
         def get_token_info(self, *scopes, options=None):
             raise CredentialUnavailableError("DefaultAzureCredential failed to retrieve a token")
 
-    monkeypatch.setattr(cli_main, "_settings", lambda: clients.settings)
+    monkeypatch.setattr(cli_main, "_settings", lambda *needed: clients.settings)
     monkeypatch.setattr(cli_main, "_clients", lambda settings: AzureClients(settings, credential=NotSignedIn()))
 
     code = cli_main.main(["status", "team-a-render-001"])
@@ -232,7 +232,7 @@ def test_given_the_ledger_on_azurite_when_status_lists_recent_requests_then_they
 
 def test_given_an_unknown_request_when_status_runs_then_it_exits_not_found(clients, monkeypatch, capsys):
     ledger = InMemoryLedger()
-    monkeypatch.setattr(cli_main, "_settings", lambda: clients.settings)
+    monkeypatch.setattr(cli_main, "_settings", lambda *needed: clients.settings)
     monkeypatch.setattr(cli_main, "_clients", lambda settings: clients)
     monkeypatch.setattr("shared.store.tables.TableLedger", lambda table_client: ledger)
 
