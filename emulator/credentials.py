@@ -8,8 +8,13 @@ from azure.core.credentials import AccessToken, AccessTokenInfo
 
 
 class StaticTokenCredential:
+    """Always the same bearer token; ``emulator.authorization.sign_in(token, principal)`` says whose it is."""
+
+    def __init__(self, token: str = "emulator-token") -> None:
+        self.token = token
+
     def get_token(self, *scopes: str, **kwargs) -> AccessToken:
-        return AccessToken("emulator-token", int(time.time()) + 3600)
+        return AccessToken(self.token, int(time.time()) + 3600)
 
     def get_token_info(self, *scopes: str, options=None) -> AccessTokenInfo:
-        return AccessTokenInfo("emulator-token", int(time.time()) + 3600)
+        return AccessTokenInfo(self.token, int(time.time()) + 3600)

@@ -34,6 +34,18 @@ class Route:
     host_suffix: str = "management.azure.com"
     emits_events: bool = True
     requires_api_version: bool = True
+    # The RBAC action (or data action) ARM checks for this call; None: derived from the method
+    # and resource type (emulator.authorization.models.rbac_action), or for POST from the path's last segment.
+    rbac_action: str | None = None
+
+    def action_for(self, request: ArmRequest) -> str:
+        if self.rbac_action is not None:
+            return self.rbac_action
+        if self.method == "POST":
+            return f"{self.resource_type}/{request.path.rstrip('/').rsplit('/', 1)[-1]}/action"
+        from .authorization.models import rbac_action
+
+        return rbac_action(self.method, self.resource_type)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -73,6 +85,8 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
     route, params = ROUTES.match(request)
     with emulator.lock:  # counters are read-modify-write; deliveries run on several threads
         emulator.calls[route.operation_key] += 1
+        # Who asked for what: the role/operation test compares the app identity's actions with its roles.
+        emulator.actions[(emulator.authorization.principal_of(request.header("Authorization")), route.action_for(request))] += 1
     fault = emulator.faults.draw(route.operation_key, _TRANSPORT_FAULTS)
     if fault is not None and fault.kind is FaultKind.LATENCY:
         emulator.advance(fault.latency_seconds)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from .authorization.urls import ROUTES as AUTHORIZATION_ROUTES
 from .batch.urls import ROUTES as BATCH_ROUTES
 from .compute.urls import ROUTES as COMPUTE_ROUTES
 from .eventgrid.urls import ROUTES as EVENTGRID_ROUTES
 from .locks.urls import ROUTES as LOCK_ROUTES
 from .router import RouteTable
+from .servicebus.urls import ROUTES as SERVICEBUS_ROUTES
 
-# Locks first: a lock path ends below any resource path and must win the match.
-ROUTES = RouteTable(LOCK_ROUTES + COMPUTE_ROUTES + BATCH_ROUTES + EVENTGRID_ROUTES)
+# Locks and role-based access first: their paths end below any resource path and must win the match.
+ROUTES = RouteTable(LOCK_ROUTES + AUTHORIZATION_ROUTES + COMPUTE_ROUTES + BATCH_ROUTES + EVENTGRID_ROUTES + SERVICEBUS_ROUTES)

@@ -27,8 +27,10 @@ class AzureEmulator:
     """An in-process Azure Resource Manager with Compute, Batch, locks and Event Grid."""
 
     def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50) -> None:
+        from .authorization.models import AuthorizationBackend
         from .batch.models import BatchBackend
         from .compute.models import ComputeBackend
+        from .eventgrid.management import EventGridManagement
         from .eventgrid.models import AlertsTopic
         from .locks.models import LocksBackend
         from .servicebus.models import ServiceBusEmulator
@@ -45,6 +47,10 @@ class AzureEmulator:
         self.calls: Counter[str] = Counter()
         # Refused calls by (operation, ARM error code), e.g. ("PATCH Microsoft.Batch/batchAccounts/pools", "PoolBeingResized").
         self.refusals: Counter[tuple[str, str]] = Counter()
+        # Calls by (caller principal, RBAC action), e.g. ("emulator-token", "Microsoft.Compute/snapshots/write").
+        self.actions: Counter[tuple[str, str]] = Counter()
+        self.authorization = AuthorizationBackend(self)
+        self.eventgrid = EventGridManagement(self)
         self.compute = ComputeBackend(self)
         self.batch = BatchBackend(self)
         self.locks = LocksBackend(self)

@@ -63,8 +63,11 @@ param guardedBatchAccountIds array = []
   'resourceGroups'
   'subscription'
 ])
-@description('Where ARM events are watched: one Event Grid system topic per imaging resource group and Batch account resource group, or one for the whole subscription of this deployment (only one system topic per source may exist in Azure).')
+@description('Where ARM events are watched: one Event Grid system topic per imaging resource group and Batch account resource group, or one per subscription those live in. Azure allows one system topic per source: an existing one is reused (existingSystemTopics).')
 param watchScope string = 'resourceGroups'
+
+@description('JSON object: lower-cased source id -> id of the system topic that already exists for it (set by scripts/preprovision, which lists them). Those topics are reused, none is created for their source.')
+param existingSystemTopics string = '{}'
 
 @minLength(11)
 @maxLength(100)
@@ -118,13 +121,23 @@ param principalId string = ''
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
-var batchAccountResourceGroupIds = [for id in batchAccountIds: substring(id, 0, indexOf(toLower(id), '/providers/microsoft.batch/'))]
+// Ids are compared lower-cased: ARM ids are case-insensitive, union() and contains() on arrays are not.
+var batchAccountResourceGroupIds = [for id in batchAccountIds: toLower(substring(id, 0, indexOf(toLower(id), '/providers/microsoft.batch/')))]
 // union() also removes duplicates: one system topic per resource group.
-var watchedResourceGroupIds = union(imagingResourceGroupIds, batchAccountResourceGroupIds)
+var imagingResourceGroupIdsLower = [for id in imagingResourceGroupIds: toLower(id)]
+var watchedResourceGroupIds = union(imagingResourceGroupIdsLower, batchAccountResourceGroupIds)
+// Every subscription an imaging resource group or a Batch account lives in (watchScope=subscription).
+var watchedResourceGroupSubscriptions = [for id in watchedResourceGroupIds: '/subscriptions/${split(id, '/')[2]}']
+var watchedSubscriptionIds = union(watchedResourceGroupSubscriptions, [])
+var watchedSources = watchScope == 'subscription' ? watchedSubscriptionIds : watchedResourceGroupIds
+var reusedTopics = json(empty(existingSystemTopics) ? '{}' : existingSystemTopics)
+// One entry per watched resource group; with watchScope=subscription only the first resource group of
+// each subscription carries that subscription's topic. A source with a topic already is not given another.
+var topicSources = [for (id, i) in watchedResourceGroupIds: watchScope == 'subscription' ? watchedResourceGroupSubscriptions[i] : id]
+var topicWanted = [for (id, i) in watchedResourceGroupIds: (watchScope != 'subscription' || indexOf(watchedResourceGroupSubscriptions, watchedResourceGroupSubscriptions[i]) == i) && !contains(reusedTopics, topicSources[i])]
+var reusedTopicIds = [for topic in items(reusedTopics): topic.value]
+var newTopicIds = [for (id, i) in watchedResourceGroupIds: topicWanted[i] ? '${id}/providers/Microsoft.EventGrid/systemTopics/evgt-${resourceToken}-${uniqueString(topicSources[i])}' : '']
 var functionAppName = 'func-${resourceToken}'
-var resourceGroupTopicIds = [for id in watchedResourceGroupIds: '${id}/providers/Microsoft.EventGrid/systemTopics/evgt-${resourceToken}-${uniqueString(id)}']
-var subscriptionTopicName = 'evgt-${resourceToken}-subscription'
-var subscriptionTopicId = '${subscription().id}/resourceGroups/rg-${environmentName}/providers/Microsoft.EventGrid/systemTopics/${subscriptionTopicName}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -237,64 +250,15 @@ module functionApp 'app/function.bicep' = {
 
 // -- least privilege on the teams' resources ----------------------------------------
 
-// Every action, and why. Assigned only on imagingResourceGroupIds.
-resource imagingRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(subscription().id, environmentName, 'pool-imaging')
-  properties: {
-    roleName: 'Custom image pools imaging (${environmentName}-${resourceToken})'
-    description: 'What the custom-image pool automation does in the teams\' imaging resource groups: snapshot a prepared VM, build a managed image and a gallery image version, lock what a pool uses.'
-    type: 'CustomRole'
-    assignableScopes: imagingResourceGroupIds
-    permissions: [
-      {
-        actions: [
-          'Microsoft.Compute/virtualMachines/read' // check the builder VM's prerequisites and find its OS and data disks
-          'Microsoft.Compute/disks/read' // read each disk to snapshot (size, OS type, encryption)
-          'Microsoft.Compute/disks/beginGetAccess/action' // snapshot copy from a disk, and Batch reads the image lineage through it
-          'Microsoft.Compute/snapshots/read' // follow snapshot progress (completionPercent) and re-read on events
-          'Microsoft.Compute/snapshots/write' // create the OS and data disk snapshots
-          'Microsoft.Compute/snapshots/delete' // remove a failed request's snapshots
-          'Microsoft.Compute/images/read' // re-read the managed image; a legacy-mode pool references it
-          'Microsoft.Compute/images/write' // create the managed image from the snapshots
-          'Microsoft.Compute/images/delete' // remove a failed request's image
-          'Microsoft.Compute/galleries/read' // check the target gallery exists
-          'Microsoft.Compute/galleries/images/read' // find the image definition
-          'Microsoft.Compute/galleries/images/write' // create the image definition on first use
-          'Microsoft.Compute/galleries/images/versions/read' // follow replication; the pool's imageReference
-          'Microsoft.Compute/galleries/images/versions/write' // publish the version from the managed image
-          'Microsoft.Authorization/locks/read' // see whether an image or its lineage is protected
-          'Microsoft.Authorization/locks/write' // CanNotDelete lock on what a pool uses
-          'Microsoft.Authorization/locks/delete' // release the lock when no pool uses it any more
-        ]
-        notActions: []
-        dataActions: []
-        notDataActions: []
-      }
-    ]
-  }
-}
-
-// Every action, and why. Assigned only on each Batch account in batchAccountIds.
-resource batchRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
-  name: guid(subscription().id, environmentName, 'pool-batch')
-  properties: {
-    roleName: 'Custom image pools Batch (${environmentName}-${resourceToken})'
-    description: 'What the custom-image pool automation does in the allowed Batch accounts: create pools from the published image, keep them resizing to target.'
-    type: 'CustomRole'
-    assignableScopes: union(batchAccountResourceGroupIds, [])
-    permissions: [
-      {
-        actions: [
-          'Microsoft.Batch/batchAccounts/read' // the account exists, its quotas (checked before creating a pool)
-          'Microsoft.Batch/batchAccounts/pools/read' // pool state for the guard: allocation state, node counts, resize errors
-          'Microsoft.Batch/batchAccounts/pools/write' // create the pool; PATCH scaleSettings to resize
-          'Microsoft.Batch/batchAccounts/pools/delete' // remove a pool a failed request created
-        ]
-        notActions: []
-        dataActions: []
-        notDataActions: []
-      }
-    ]
+// The custom roles (access/roles.bicep, every action with why). scripts/preprovision deploys the
+// same module first and waits for it to replicate, so the assignments below succeed on the first run.
+module roles 'access/roles.bicep' = {
+  name: 'roles'
+  params: {
+    environmentName: environmentName
+    location: location
+    imagingResourceGroupIds: imagingResourceGroupIds
+    batchAccountIds: batchAccountIds
   }
 }
 
@@ -302,7 +266,7 @@ module imagingAccess 'access/imaging-access.bicep' = [for (id, i) in imagingReso
   name: 'imaging-access-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
-    roleDefinitionId: imagingRole.id
+    roleDefinitionId: roles.outputs.imagingRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
@@ -312,7 +276,16 @@ module batchAccess 'access/batch-access.bicep' = [for (id, i) in batchAccountIds
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
     batchAccountName: last(split(id, '/'))
-    roleDefinitionId: batchRole.id
+    roleDefinitionId: roles.outputs.batchRoleId
+    principalId: identities.outputs.appPrincipalId
+  }
+}]
+
+module batchSkusAccess 'access/subscription-access.bicep' = [for (id, i) in batchAccountIds: {
+  name: 'batch-skus-access-${i}'
+  scope: subscription(split(id, '/')[2])
+  params: {
+    roleDefinitionId: roles.outputs.batchSkusRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
@@ -327,29 +300,21 @@ module galleryCheck 'access/gallery-check.bicep' = [for (id, i) in galleryIds: {
 
 // -- ARM events -----------------------------------------------------------------------
 
-module resourceGroupTopics 'events/system-topic.bicep' = [for (id, i) in (watchScope == 'resourceGroups' ? watchedResourceGroupIds : []): {
-  name: 'events-rg-${i}'
+// One system topic per watched source unless one exists already (Azure allows one per source,
+// and the implicit subscription topic may sit in Default-EventGrid): scripts/preprovision finds
+// them; the postdeploy hook subscribes resource_events to each, reused or new.
+module systemTopics 'events/system-topic.bicep' = [for (id, i) in watchedResourceGroupIds: {
+  name: 'events-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
-    name: 'evgt-${resourceToken}-${uniqueString(id)}'
-    source: id
-    topicType: 'Microsoft.Resources.ResourceGroups'
+    create: topicWanted[i]
+    name: last(split(empty(newTopicIds[i]) ? 'none' : newTopicIds[i], '/'))
+    source: topicSources[i]
+    topicType: watchScope == 'subscription' ? 'Microsoft.Resources.Subscriptions' : 'Microsoft.Resources.ResourceGroups'
     identityId: identities.outputs.eventGridIdentityId
     tags: tags
   }
 }]
-
-module subscriptionTopic 'events/system-topic.bicep' = if (watchScope == 'subscription') {
-  name: 'events-subscription'
-  scope: rg
-  params: {
-    name: subscriptionTopicName
-    source: subscription().id
-    topicType: 'Microsoft.Resources.Subscriptions'
-    identityId: identities.outputs.eventGridIdentityId
-    tags: tags
-  }
-}
 
 // -- outputs (azd stores them in the environment; the postdeploy hook reads them) -----
 
@@ -366,7 +331,16 @@ output LEDGER_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output LEDGER_TABLE_NAME string = ledgerTableName
 output ALLOWED_SCOPES string = join(concat(imagingResourceGroupIds, batchAccountIds), ',')
 output ARM_ENDPOINT string = environment().resourceManager
-output EVENTGRID_SYSTEM_TOPIC_IDS string = join(watchScope == 'subscription' ? [subscriptionTopicId] : resourceGroupTopicIds, ',')
+// Reused topics first, then the new ones (empty entries, for resource groups that got none, are skipped by the hook).
+output EVENTGRID_SYSTEM_TOPIC_IDS string = join(concat(reusedTopicIds, newTopicIds), ',')
+output EVENTGRID_WATCHED_SOURCES string = join(watchedSources, ',')
 output EVENTGRID_DEADLETTER_STORAGE_ID string = storage.outputs.id
 output EVENTGRID_DEADLETTER_CONTAINER string = storage.outputs.deadLetterContainerName
 output EVENTGRID_IDENTITY_ID string = identities.outputs.eventGridIdentityId
+// What python -m cli verify checks against (besides the app settings above).
+output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identities.outputs.appPrincipalId
+output SERVICEBUS_NAMESPACE_ID string = serviceBus.outputs.id
+output LEDGER_TABLE_ID string = '${storage.outputs.id}/tableServices/default/tables/${ledgerTableName}'
+output ALERTS_TOPIC_ID string = alerts.outputs.topicId
+output IMAGING_ROLE_ID string = roles.outputs.imagingRoleId
+output BATCH_ROLE_ID string = roles.outputs.batchRoleId

@@ -17,6 +17,17 @@ for topic_id in $EVENTGRID_SYSTEM_TOPIC_IDS; do
   resource_group=$(echo "$topic_id" | cut -d/ -f5)
   topic_name=$(echo "$topic_id" | cut -d/ -f9)
   echo "Subscribing resource_events to $topic_name ($resource_group)"
+  # Right after `azd deploy` the function may not be visible in ARM yet, and Event Grid refuses
+  # an AzureFunction endpoint it cannot find: wait for it (bounded: 30 tries, 10 s apart).
+  tries=0
+  until az resource show --ids "$AZURE_FUNCTION_APP_ID/functions/resource_events" --output none 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then
+      echo "resource_events is still not visible in ARM after 5 minutes; run: azd hooks run postdeploy" >&2
+      exit 1
+    fi
+    sleep 10
+  done
   az deployment group create \
     --subscription "$subscription" \
     --resource-group "$resource_group" \

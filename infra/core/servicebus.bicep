@@ -136,3 +136,4 @@ resource operatorSendsRequests 'Microsoft.Authorization/roleAssignments@2022-04-
 // serviceBusEndpoint is https://<name>.servicebus.<cloud suffix>:443/; the bindings want the host only.
 output fullyQualifiedNamespace string = split(split(namespace.properties.serviceBusEndpoint, '//')[1], ':')[0]
 output alertsQueueId string = alertsQueue.id
+output id string = namespace.id

@@ -1,6 +1,9 @@
 // One Event Grid system topic for a watched scope (a resource group or a
 // subscription). Its event subscription to `resource_events` is created by the
 // postdeploy hook (events/resource-events-subscription.bicep) once the function exists.
+// create=false: the source has a topic already (reused, Azure allows one per source) or this
+// resource group carries no topic; nothing is deployed and the id output is empty.
+param create bool = true
 param name string
 param source string
 @allowed([
@@ -11,7 +14,7 @@ param topicType string
 param identityId string
 param tags object
 
-resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = if (create) {
   name: name
   location: 'global'
   tags: tags
@@ -25,4 +28,4 @@ resource topic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   }
 }
 
-output id string = topic.id
+output id string = create ? topic.id : ''

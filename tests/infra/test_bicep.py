@@ -105,9 +105,10 @@ def test_given_the_infra_when_searched_for_secrets_then_no_keys_or_connection_st
 
 
 def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
-    resources = parsed(INFRA / "main.bicep")["resources"]
+    # The roles live in access/roles.bicep (main.bicep and scripts/preprovision deploy it).
+    resources = parsed(INFRA / "access" / "roles.bicep")["resources"]
     roles = {name: r for name, r in resources.items() if r["type"] == "Microsoft.Authorization/roleDefinitions"}
-    assert set(roles) == {"imagingRole", "batchRole"}
+    assert set(roles) == {"imagingRole", "batchRole", "batchSkusRole"}
     actions = [a for r in roles.values() for p in r["config"]["properties"]["permissions"] for a in p["actions"]]
     assert actions and not [a for a in actions if "*" in a]
     for needed in (
