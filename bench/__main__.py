@@ -5,12 +5,15 @@
 - Event routing: irrelevant ARM events handled per second by the registered
   ``resource_events`` function (prebuilt ``func.EventGridEvent`` objects), with no ARM call.
 - Pipeline overhead: ARM calls and wall time from submit to pool created, for a
-  VM with two data disks on the zero-latency emulator.
+  VM with two data disks on the zero-latency emulator; and (:mod:`bench.pipeline`) ARM calls and
+  virtual time to pool created and to READY, against a 30 s polling loop.
 
 - Time to target of the 2,500-node example, with scheduled re-checks and with
   the timer alone, as a ratio to the allocation model's lower bound (the sum of
   the pool's resize durations: nothing can be faster than back-to-back resizes).
 - One sweep over 2,000 pools in 20 Batch accounts: ARM calls by operation, wall time.
+- Fleet scale (:mod:`bench.fleet`): first and steady sweeps over 2,000 pools each with its own
+  lineage; 2,000 pools protected on one shared lineage.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import logging
 import sys
 import time
 from pathlib import Path
+
+from bench import fleet, pipeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "guard-2500-nodes.json"
 SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
@@ -78,7 +83,7 @@ def sweep_cost() -> tuple[dict[str, int], float]:
 
 
 EAGER_SDK_MODULES = (
-    "azure.mgmt.compute", "azure.mgmt.batch", "azure.mgmt.resource.locks", "azure.eventgrid",
+    "azure.mgmt.compute", "azure.mgmt.batch", "azure.mgmt.resource.locks", "azure.mgmt.resourcegraph", "azure.eventgrid",
     "azure.servicebus", "azure.identity", "azure.data.tables", "pydantic",
 )
 _TIMED_IMPORT = "import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
     calls, wall = sweep_cost()
+    distinct, shared = fleet.distinct_images(), fleet.shared_image()
     start = cold_start()
     routing = event_routing()
     results = {
@@ -208,13 +214,16 @@ def main(argv: list[str] | None = None) -> int:
         "coldStart": start,
         "irrelevantEventsPerSecond": routing["eventsPerSecond"],
         "irrelevantEventArmCalls": routing["armCalls"],
-        "pipeline": pipeline_overhead(),
+        "pipeline": {**pipeline_overhead(), **pipeline.figures()},
         "guard": {
-        "timeToTargetRatioToBound": time_to_target_ratio(True),
-        "timerOnlyRatioToBound": time_to_target_ratio(False),
-        "sweepArmCalls": calls,
-        "sweepWallSeconds": wall,
-    }}
+            "timeToTargetRatioToBound": time_to_target_ratio(True),
+            "timerOnlyRatioToBound": time_to_target_ratio(False),
+            "sweepArmCalls": calls,
+            "sweepWallSeconds": wall,
+            "distinctImages2000": distinct,
+        },
+        "protection": {"sharedImage2000": shared},
+    }
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -222,10 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cold start: function_app {start['functionAppImportSeconds']} s / eager SDK imports "
               f"{start['eagerSdkImportSeconds']} s = {start['ratio']} (target <= 0.35)")
         print(f"irrelevant events: {routing['eventsPerSecond']}/s, {routing['armCalls']} ARM calls (target >= 20000/s, 0 calls)")
-        print(f"pipeline, submit to pool created: {results['pipeline']['armCalls']} ARM calls, {results['pipeline']['wallSeconds']} s")
+        figures = results["pipeline"]
+        print(f"pipeline, submit to pool created: {figures['armCalls']} ARM calls, {figures['wallSeconds']} s")
+        print(f"pipeline: {figures['armCallsToPoolCreated']} ARM calls to pool created (target <= 24), "
+              f"{figures['timeToPoolCreatedRatioToBound']} of the critical path (target <= 1.005); READY at {figures['readySeconds']} s, "
+              f"{figures['readyLagSeconds']} s after the pool reached its target (target <= 60), {figures['armReadsToReady']} ARM reads "
+              f"(target <= 40); a 30 s polling loop: READY at {figures['pollingBaseline']['readySeconds']} s with "
+              f"{figures['pollingBaseline']['armCalls']} ARM calls")
         print(f"time to target / lower bound: {guard['timeToTargetRatioToBound']} with scheduled checks, "
               f"{guard['timerOnlyRatioToBound']} timer only (target: within 1.05)")
         print(f"sweep of {ACCOUNTS * POOLS_PER_ACCOUNT} pools in {ACCOUNTS} accounts: {wall} s, ARM calls {calls}")
+        print(f"2,000 pools, each its own lineage: first sweep {distinct['firstSweep']}, steady sweep {distinct['steadySweep']} "
+              "(targets: steady reads <= 200, Resource Graph queries <= 20, writes = resizes; first lock writes <= one per resource)")
+        print(f"2,000 pools on one lineage: {shared['lockWrites']} lock writes (target <= 10), largest record {shared['maxRecordBytes']} bytes "
+              f"(target <= 32768), protect steps {shared['protectSecondsTotal']} s in all")
     return 0
 
 

@@ -11,6 +11,13 @@ from .faults import FaultKind
 from .http import ArmRequest, ArmResponse
 
 WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE", "POST"})
+# POSTs that only read: a Resource Graph query (the REST API takes the query as a body, so it is a POST).
+READ_POSTS = frozenset({"POST Microsoft.ResourceGraph/resources"})
+
+
+def is_read(operation_key: str) -> bool:
+    """Whether a counted operation (``"<METHOD> <resource type>"``) reads rather than changes anything."""
+    return operation_key.startswith("GET") or operation_key in READ_POSTS
 # "{name}" matches one path segment; "{name*}" matches one or more (a scope).
 _PARAM = re.compile(r"\{(\w+)(\*?)\}")
 

@@ -24,7 +24,7 @@ ARM_BASE_URL = "https://management.azure.com"
 
 
 class AzureEmulator:
-    """An in-process Azure Resource Manager with Compute, Batch, locks and Event Grid."""
+    """An in-process Azure Resource Manager with Compute, Batch, locks, Resource Graph and Event Grid."""
 
     def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50) -> None:
         from .authorization.models import AuthorizationBackend
@@ -33,6 +33,7 @@ class AzureEmulator:
         from .eventgrid.management import EventGridManagement
         from .eventgrid.models import AlertsTopic
         from .locks.models import LocksBackend
+        from .resourcegraph.models import ResourceGraphBackend
         from .servicebus.models import ServiceBusEmulator
 
         self.seed = seed
@@ -54,6 +55,7 @@ class AzureEmulator:
         self.compute = ComputeBackend(self)
         self.batch = BatchBackend(self)
         self.locks = LocksBackend(self)
+        self.resourcegraph = ResourceGraphBackend(self)
         self.topic = AlertsTopic(self)
         self.servicebus = ServiceBusEmulator(self.clock)
         self._correlation = 0

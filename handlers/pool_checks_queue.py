@@ -22,4 +22,4 @@ def pool_checks(message: func.ServiceBusMessage) -> None:
 
     check = PoolCheck.from_body(message.get_body())
     if check is not None:
-        PoolGuard(dependencies.current()).check(check.pool_id, check.attempt)
+        PoolGuard(dependencies.current()).check(check.pool_id, check.attempt, check.seen_nodes, check.seen_at, check.pace)

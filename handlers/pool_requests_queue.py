@@ -17,11 +17,19 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
     """Validate, authorise, record and start one pool request."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
     from shared import dependencies
-    from shared.intake.receive import IncomingMessage, receive_request
+    from shared.intake.receive import IncomingMessage, receive_with_retry
+    from shared.messaging import Redelivery
 
-    receive_request(
+    redelivery = Redelivery.from_properties(message.application_properties)
+    receive_with_retry(
         IncomingMessage(
-            body=message.get_body(), message_id=message.message_id, reply_to=message.reply_to, enqueued_at=message.enqueued_time_utc
+            body=message.get_body(),
+            message_id=message.message_id,
+            reply_to=message.reply_to,
+            enqueued_at=message.enqueued_time_utc,
+            attempt=redelivery.attempt,
+            original_message_id=redelivery.original_message_id,
+            original_enqueued_at=redelivery.original_enqueued_at,
         ),
         dependencies.current(),
     )

@@ -107,7 +107,7 @@ param poolRequestsQueueName string = 'pool-requests'
 @description('Service Bus queue of the scheduled per-pool checks.')
 param poolChecksQueueName string = 'pool-checks'
 
-@description('Queues to create for teams\' replies (a request\'s ReplyTo names one). Teams may bring their own queues in the same namespace.')
+@description('The teams\' reply queues: created here, the only queues the function may send replies to (REPLY_QUEUES); a request\'s ReplyTo names one.')
 param teamReplyQueues array = []
 
 @minLength(6)
@@ -244,6 +244,7 @@ module functionApp 'app/function.bicep' = {
       STUCK_REQUEST_MINUTES: string(stuckRequestMinutes)
       ALERT_DEDUP_MINUTES: string(alertDedupMinutes)
       KEEP_IMAGE_LOCKS: keepImageLocks ? 'true' : 'false'
+      REPLY_QUEUES: join(teamReplyQueues, ',')
     }
   }
 }

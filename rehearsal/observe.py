@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from emulator.router import is_read
+
 # The loggers the Function App's code writes to (its packages).
 FUNCTION_LOGGERS = ("shared", "handlers", "function_app")
 _DECISION_LOGGER = "shared.guard.sweep"
@@ -259,5 +261,5 @@ _POLLS = ("/operations", "/operationresults", "/pooloperationresults")
 def _kinds(calls: Counter[str]) -> dict[str, int]:
     """Writes, reads and long-running-operation polls (the GETs an LRO's status URL costs)."""
     polls = sum(n for op, n in calls.items() if op.startswith("GET ") and op.lower().endswith(_POLLS))
-    reads = sum(n for op, n in calls.items() if op.startswith("GET ")) - polls
+    reads = sum(n for op, n in calls.items() if is_read(op)) - polls
     return {"writes": sum(calls.values()) - reads - polls, "reads": reads, "operationPolls": polls}

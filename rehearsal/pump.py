@@ -84,6 +84,7 @@ class ConcurrentPump:
         message = service_bus_message(
             body=queued.message.body.encode(), message_id=queued.message_id, reply_to=queued.message.reply_to,
             delivery_count=queued.delivery_count, enqueued_time_utc=queued.enqueued_time,
+            application_properties=dict(queued.message.application_properties),
         )
         try:
             self._rehearsal.host.call(function, message)

@@ -13,6 +13,7 @@ from azure.mgmt.batch.models import Pool
 from emulator.credentials import StaticTokenCredential
 from emulator.events import DeliveryOptions
 from emulator.faults import FaultKind, FaultRule
+from emulator.router import is_read
 from emulator.world import AzureEmulator
 from shared import dependencies
 from shared import settings as setting_names
@@ -94,6 +95,7 @@ class Rehearsal:
                 setting_names.POOL_CHECKS_QUEUE: CHECKS_QUEUE,
                 setting_names.GUARDED_BATCH_ACCOUNTS: ",".join(world.guarded_batch_accounts),
                 setting_names.STUCK_REQUEST_MINUTES: str(world.stuck_request_minutes),
+                setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
             }
         )
         clients = AzureClients(
@@ -127,6 +129,9 @@ class Rehearsal:
     def _seed_world(self) -> None:
         world = self.scenario.world
         emulator = self.emulator
+        for queue in world.reply_queues:
+            # As the deployment creates them (infra/core/servicebus.bicep): duplicate detection on, one day.
+            emulator.servicebus.detect_duplicates(queue, timedelta(days=1))
         for vm in world.virtual_machines:
             emulator.compute.add_virtual_machine(
                 vm.id,
@@ -330,7 +335,7 @@ class Rehearsal:
         self._note_activity(before)
 
     def _fingerprint(self) -> tuple:
-        writes = sum(n for op, n in self.emulator.calls.items() if not op.startswith("GET"))
+        writes = sum(n for op, n in self.emulator.calls.items() if not is_read(op))
         sent = sum(len(q.sent) for q in self.emulator.servicebus.queues.values())
         return writes, sent, len(self.emulator.topic.received), tuple(sorted(self._stages.items()))
 
@@ -361,6 +366,7 @@ class Rehearsal:
             reply_to=queued.message.reply_to,
             delivery_count=queued.delivery_count,
             enqueued_time_utc=queued.enqueued_time,
+            application_properties=dict(queued.message.application_properties),
         )
         try:
             self._call(purpose, function_name, message)

@@ -137,6 +137,8 @@ class World(_Model):
     batch_accounts: list[BatchAccountSpec] = Field(default_factory=lambda: [BatchAccountSpec(id=DEFAULT_ACCOUNT_ID)])
     galleries: list[GallerySpec] = Field(default_factory=lambda: [GallerySpec(id=DEFAULT_GALLERY_ID)])
     image_definitions: list[ImageDefinitionSpec] = Field(default_factory=list)
+    # The teams' reply queues (REPLY_QUEUES): a ReplyTo naming any other queue is never answered.
+    reply_queues: list[str] = Field(default_factory=lambda: ["team-a-replies", "team-b-replies", "replies"])
     image_versions: list[ImageVersionSpec] = Field(default_factory=list)
     allocation: AllocationSpec = Field(default_factory=AllocationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)

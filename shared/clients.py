@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from azure.mgmt.batch import BatchManagementClient
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.resource.locks import ManagementLockClient
+    from azure.mgmt.resourcegraph import ResourceGraphClient
 
 # Azurite's published development account (not a secret: the same on every machine).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -105,6 +106,17 @@ class AzureClients:
             return ManagementLockClient(self.credential, subscription_id, **self._arm_kwargs())
 
         return self._cached("locks", subscription_id.lower(), build)
+
+    def resource_graph(self) -> ResourceGraphClient:
+        """Resource Graph client (tenant-level: each query names its subscriptions)."""
+
+        def build():
+            # Azure SDK, loaded on first use (cold start).
+            from azure.mgmt.resourcegraph import ResourceGraphClient
+
+            return ResourceGraphClient(self.credential, **self._arm_kwargs())
+
+        return self._cached("resourcegraph", "", build)
 
     def alerts_publisher(self) -> EventGridPublisherClient:
         """Publisher for the alerts custom topic (CloudEvents 1.0)."""

@@ -7,6 +7,7 @@ uses :class:`ServiceBusMessageSender`, the emulator provides its own queues.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -22,8 +23,12 @@ log = logging.getLogger(__name__)
 
 REPLY_SUBJECT = "PoolRequestOutcome"
 POOL_CHECK_SUBJECT = "PoolCheck"
+# More checks than the guard ever schedules for one resize: a larger attempt was not written by it.
+MAX_CHECK_ATTEMPT = 1000
 # A check arrives this long after the resize timeout: the service needs a moment to go Steady.
 CHECK_MARGIN = timedelta(seconds=30)
+# The first look after a resize starts: long enough for nodes to arrive, so the next look can be timed by them.
+FIRST_LOOK = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,86 @@ class ServiceBusMessageSender:
             self._client = None
 
 
-def outcome_reply(request_id: str, stage: str, reason: str | None, pool_id: str | None) -> OutgoingMessage:
-    """The reply a requester gets when its request reaches a final stage (one message id per stage)."""
-    body = {"requestId": request_id, "stage": stage, "reason": reason, "poolId": pool_id}
+def outcome_reply(request_id: str, stage: str, reason: str | None, pool_id: str | None, *,
+                  answers_request_id: str | None = None) -> OutgoingMessage:
+    """The reply a requester gets when its request reaches a final stage (one message id per stage).
+
+    ``answers_request_id``: a message refused because its requestId belongs to another request is
+    answered in the name of that requestId (what its sender knows), under a message id of its own.
+    """
+    shown = answers_request_id or request_id
+    body = {"requestId": shown, "stage": stage, "reason": reason, "poolId": pool_id}
     return OutgoingMessage(
-        json.dumps(body), message_id=f"{request_id}-{stage.lower()}", correlation_id=request_id, subject=REPLY_SUBJECT
+        json.dumps(body), message_id=f"{request_id}-{stage.lower()}", correlation_id=shown, subject=REPLY_SUBJECT
     )
+
+
+def interim_reply(request_id: str, reason: str, alert_type: str, condition_key: str) -> OutgoingMessage:
+    """A reply while the request is still SCALING: its pool cannot reach its target without help (one per condition)."""
+    body = {"requestId": request_id, "stage": "SCALING", "reason": reason, "alertType": alert_type}
+    digest = hashlib.sha256(condition_key.encode()).hexdigest()[:16]
+    return OutgoingMessage(
+        json.dumps(body), message_id=f"{request_id}-scaling-{digest}", correlation_id=request_id, subject=REPLY_SUBJECT
+    )
+
+
+# Application properties of a request sent again later by this automation.
+RETRY_ATTEMPT = "cip-attempt"
+RETRY_ORIGINAL_MESSAGE_ID = "cip-original-message-id"
+RETRY_ORIGINAL_ENQUEUED_AT = "cip-original-enqueued-at"
+# Waits between attempts at a request while the ledger or Azure is down: 15 s doubling, at most 10 minutes;
+# eight attempts span about 36 minutes, then the platform's own redelivery and dead-lettering take over.
+RETRY_FIRST_DELAY = timedelta(seconds=15)
+RETRY_MAX_DELAY = timedelta(minutes=10)
+MAX_REQUEST_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Redelivery:
+    """Where a message stands in this automation's own retries (from its application properties)."""
+
+    attempt: int = 0
+    original_message_id: str | None = None
+    original_enqueued_at: datetime | None = None
+
+    @classmethod
+    def from_properties(cls, properties: Any) -> Redelivery:
+        """Read the retry properties; anything unreadable (a sender may set them too) counts as a first attempt."""
+        if not isinstance(properties, dict):
+            return cls()
+        attempt = properties.get(RETRY_ATTEMPT)
+        original = properties.get(RETRY_ORIGINAL_MESSAGE_ID)
+        enqueued = properties.get(RETRY_ORIGINAL_ENQUEUED_AT)
+        if not (isinstance(attempt, int) and not isinstance(attempt, bool) and 0 < attempt <= MAX_REQUEST_ATTEMPTS):
+            return cls()
+        try:
+            moment = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else None
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is None:
+            moment = None
+        return cls(attempt, original[:256] if isinstance(original, str) else None, moment)
+
+    def delay(self) -> timedelta:
+        """How long to wait before the next attempt."""
+        return min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * (2 ** self.attempt))
+
+
+def retry_later(sender: MessageSender, queue: str, body: bytes, message_id: str | None, reply_to: str | None,
+                enqueued_at: datetime | None, redelivery: Redelivery, now: datetime) -> datetime:
+    """Send a request back to its queue for a later attempt; when it will arrive."""
+    original_id = redelivery.original_message_id or message_id or ""
+    attempt = redelivery.attempt + 1
+    when = now + redelivery.delay()
+    properties: dict[str, str | int | float | bool] = {RETRY_ATTEMPT: attempt, RETRY_ORIGINAL_MESSAGE_ID: original_id}
+    first_enqueued = redelivery.original_enqueued_at or enqueued_at
+    if first_enqueued is not None:
+        properties[RETRY_ORIGINAL_ENQUEUED_AT] = first_enqueued.isoformat()
+    sender.send(queue, OutgoingMessage(
+        body.decode("utf-8", errors="replace"), message_id=f"{original_id}-retry{attempt}", reply_to=reply_to,
+        scheduled_enqueue_time=when, application_properties=properties,
+    ))
+    return when
 
 
 @dataclass(frozen=True)
@@ -103,32 +182,51 @@ class PoolCheck:
 
     pool_id: str
     attempt: int = 0
+    # What the previous look saw: the pool's nodes, and when; and how fast nodes were arriving (per minute).
+    seen_nodes: int | None = None
+    seen_at: datetime | None = None
+    pace: float | None = None
 
     @classmethod
     def from_body(cls, body: bytes) -> PoolCheck | None:
-        """The check, or None for a body that is not one (logged; never retried)."""
+        """The check, or None for a body that is not one (logged once; never retried)."""
         try:
             data = json.loads(body)
-            return cls(str(data["poolId"]), int(data.get("attempt") or 0))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.warning("pool check message ignored: %s", exc)
+            pool_id, attempt = data["poolId"], data.get("attempt") or 0
+            if not isinstance(pool_id, str) or len(pool_id) > 1024:
+                raise ValueError("poolId is not a resource id")
+            if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_CHECK_ATTEMPT:
+                raise ValueError(f"attempt {str(attempt)[:20]} is not a count of checks")
+            pace = data.get("pace")
+            pace = float(pace) if isinstance(pace, (int, float)) and not isinstance(pace, bool) and 0 < pace < 10**6 else None
+            seen_nodes, seen_at = data.get("seenNodes"), data.get("seenAt")
+            if not (isinstance(seen_nodes, int) and not isinstance(seen_nodes, bool) and 0 <= seen_nodes < 10**7 and isinstance(seen_at, str)):
+                return cls(pool_id, attempt, pace=pace)
+            moment = datetime.fromisoformat(seen_at)
+            return cls(pool_id, attempt, seen_nodes, moment if moment.tzinfo is not None else None, pace)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            log.warning("pool check message ignored: %.200s", exc)
             return None
 
     def message(self, when: datetime) -> OutgoingMessage:
         """The scheduled message that makes the guard look at the pool at ``when``."""
         return OutgoingMessage(
-            json.dumps({"poolId": self.pool_id, "attempt": self.attempt}),
+            json.dumps({"poolId": self.pool_id, "attempt": self.attempt,
+                        **({"seenNodes": self.seen_nodes, "seenAt": self.seen_at.isoformat()}
+                           if self.seen_nodes is not None and self.seen_at is not None else {}),
+                        **({"pace": round(self.pace, 3)} if self.pace else {})}),
             message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{when.strftime('%Y%m%dT%H%M%S')}",
             subject=POOL_CHECK_SUBJECT,
             scheduled_enqueue_time=when,
         )
 
 
-def schedule_pool_check(sender: MessageSender, queue: str, pool_id: str, when: datetime, attempt: int = 0) -> None:
+def schedule_pool_check(sender: MessageSender, queue: str, check: PoolCheck, when: datetime) -> None:
     """Have the guard look at one pool at ``when``."""
-    sender.send(queue, PoolCheck(pool_id, attempt).message(when))
+    sender.send(queue, check.message(when))
 
 
-def check_after_resize(sender: MessageSender, queue: str, pool_id: str, now: datetime, resize_timeout: timedelta) -> None:
-    """Schedule a check for when a resize issued ``now`` times out (the pipeline's create and the guard's resizes)."""
-    schedule_pool_check(sender, queue, pool_id, now + resize_timeout + CHECK_MARGIN)
+def look_after_creation(sender: MessageSender, queue: str, pool_id: str, now: datetime) -> None:
+    """A new pool's first look, once nodes have had time to arrive: each look then times the next one by the
+    pace the nodes arrive at (see the guard's rules), so the pool is seen when it reaches its target."""
+    schedule_pool_check(sender, queue, PoolCheck(pool_id, 0, 0, now), now + FIRST_LOOK)

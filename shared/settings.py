@@ -33,6 +33,7 @@ GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "GUARD_MAX_RESIZES_WITHOUT_PROGRESS"
 STUCK_REQUEST_MINUTES = "STUCK_REQUEST_MINUTES"
 ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
 KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
+REPLY_QUEUES = "REPLY_QUEUES"
 
 T = TypeVar("T")
 
@@ -44,6 +45,7 @@ DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "3"
 DEFAULT_STUCK_REQUEST_MINUTES = "30"
 DEFAULT_ALERT_DEDUP_MINUTES = "60"
 DEFAULT_KEEP_IMAGE_LOCKS = "false"
+DEFAULT_REPLY_QUEUES = ""
 
 
 class SettingError(PermanentError, ValueError):
@@ -80,6 +82,10 @@ def _queue_name(name: str, value: str) -> str:
     if not (1 <= len(value) <= 260) or any(c.isspace() for c in value):
         raise SettingError(f"App setting {name} must be a Service Bus queue name without spaces, got {value!r}")
     return value
+
+
+def _queue_names(name: str, value: str) -> tuple[str, ...]:
+    return tuple(_queue_name(name, part) for part in re.split(r"[,;\s]+", value) if part)
 
 
 def _scopes(name: str, value: str) -> tuple[str, ...]:
@@ -152,6 +158,18 @@ class Settings:
     alert_dedup_minutes: int = int(DEFAULT_ALERT_DEDUP_MINUTES)
     # True: image protection locks stay after the last pool using the image is deleted.
     keep_image_locks: bool = False
+    # The teams' reply queues: a message's ReplyTo is answered only when it names one of these.
+    reply_queues: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        own = {self.pool_requests_queue.lower(), self.pool_checks_queue.lower()}
+        clash = [queue for queue in self.reply_queues if queue.lower() in own]
+        if clash:
+            raise SettingError(f"App setting {REPLY_QUEUES} must not name the app's own queues ({', '.join(clash)})")
+
+    def may_reply_to(self, queue: str | None) -> bool:
+        """Whether ``queue`` is one of the teams' reply queues (Service Bus queue names are case-insensitive)."""
+        return queue is not None and queue.lower() in {name.lower() for name in self.reply_queues}
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +192,7 @@ class Settings:
             stuck_request_minutes=_read(env, STUCK_REQUEST_MINUTES, _positive_int, DEFAULT_STUCK_REQUEST_MINUTES),
             alert_dedup_minutes=_read(env, ALERT_DEDUP_MINUTES, _positive_int, DEFAULT_ALERT_DEDUP_MINUTES),
             keep_image_locks=_read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
+            reply_queues=_read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
         )
 
 
@@ -194,5 +213,6 @@ ALL_SETTING_NAMES = frozenset(
         STUCK_REQUEST_MINUTES,
         ALERT_DEDUP_MINUTES,
         KEEP_IMAGE_LOCKS,
+        REPLY_QUEUES,
     }
 )

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-exported for tests
 from shared import settings as names
+from shared.store.ledger import Ledger, LedgerUnavailable, RequestRecord
+from shared.store.memory import InMemoryLedger
+from shared.store.records import RecordStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Verbatim copies of Microsoft's published samples, with their sources in SOURCES.md there.
@@ -53,3 +56,55 @@ def keys_missing(expected, actual, path="") -> list[str]:
     elif isinstance(expected, list) and expected and isinstance(actual, list) and actual:
         missing += keys_missing(expected[0], actual[0], f"{path}[0]")
     return missing
+
+
+class OutageLedger(Ledger):
+    """The in-memory ledger, unreachable while ``down(now)`` (Table Storage unavailable for a while)."""
+
+    def __init__(self, inner: InMemoryLedger, down) -> None:
+        self.inner, self.down = inner, down
+
+    def _check(self) -> None:
+        if self.down():
+            raise LedgerUnavailable("the ledger table failed: 503 Server Busy (injected)")
+
+    def create(self, record: RequestRecord) -> RequestRecord:
+        self._check()
+        return self.inner.create(record)
+
+    def get(self, request_id: str) -> RequestRecord:
+        self._check()
+        return self.inner.get(request_id)
+
+    def advance(self, record, stage, **kwargs) -> RequestRecord:
+        self._check()
+        return self.inner.advance(record, stage, **kwargs)
+
+    def _replace(self, record, updated):  # pragma: no cover - advance delegates whole
+        raise NotImplementedError
+
+    def _in_stage(self, stage):
+        self._check()
+        return self.inner._in_stage(stage)
+
+    def _reply_pending(self):
+        self._check()
+        return self.inner._reply_pending()
+
+    def records(self) -> RecordStore:
+        return OutageRecords(self.inner.records(), self.down)
+
+
+class OutageRecords:
+    def __init__(self, inner, down) -> None:
+        self.inner, self.down = inner, down
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def guarded(*args, **kwargs):
+            if self.down():
+                raise LedgerUnavailable("the ledger table failed: 503 Server Busy (injected)")
+            return method(*args, **kwargs)
+
+        return guarded

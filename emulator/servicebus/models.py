@@ -11,7 +11,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.messaging import OutgoingMessage
 
@@ -36,6 +36,10 @@ class EmulatedQueue:
     active: list[QueuedMessage] = field(default_factory=list)
     dead_letters: list[QueuedMessage] = field(default_factory=list)
     sent: list[QueuedMessage] = field(default_factory=list)
+    # requiresDuplicateDetection: a message whose MessageId was sent within this window is accepted and dropped
+    # (learn.microsoft.com/azure/service-bus-messaging/duplicate-detection). None: off, the queue's default.
+    duplicate_detection_window: timedelta | None = None
+    duplicates_dropped: int = 0
 
 
 class ServiceBusEmulator:
@@ -54,12 +58,21 @@ class ServiceBusEmulator:
     def send(self, queue: str, message: OutgoingMessage) -> None:
         """``MessageSender.send``: enqueue now, or at the scheduled time."""
         number = next(self._sequence)
-        when = message.scheduled_enqueue_time or self._clock.now()
-        queued = QueuedMessage(queue, message, message.message_id or f"msg-{number:08d}", max(when, self._clock.now()), number)
+        now = self._clock.now()
+        when = message.scheduled_enqueue_time or now
+        queued = QueuedMessage(queue, message, message.message_id or f"msg-{number:08d}", max(when, now), number)
         target = self.queue(queue)
         with self._lock:
+            window = target.duplicate_detection_window
+            if window is not None and any(m.message_id == queued.message_id and now - m.enqueued_time < window for m in target.sent):
+                target.duplicates_dropped += 1
+                return
             target.active.append(queued)
             target.sent.append(queued)
+
+    def detect_duplicates(self, queue: str, window: timedelta) -> None:
+        """Turn on duplicate detection for ``queue`` (a queue property set when it is created)."""
+        self.queue(queue).duplicate_detection_window = window
 
     def receive_due(self, queue: str) -> QueuedMessage | None:
         """Lock and return the oldest message whose enqueue time has come, or None."""

@@ -3,6 +3,9 @@
 // identity makes across every scenario the tests run (an action never used, or a call not
 // granted, fails it). The identity can create and lock what a pool uses, never delete it:
 // no snapshots/delete, images/delete, galleries/images/versions/delete or pools/delete.
+// The guard's fleet-wide lineage check is a Resource Graph query: it needs no action of its own, only read
+// access to the resources it returns ("Permissions in Azure Resource Graph", Resource Graph overview), which
+// the */read actions below already give on the imaging resource groups.
 //
 // Deployed twice on purpose: by scripts/preprovision (sh and ps1), which waits until both
 // definitions can be read, and by main.bicep (same names and content: a no-op update). A role
@@ -38,14 +41,14 @@ resource imagingRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           // disk: without this ARM answers 403 LinkedAuthorizationFailed naming
           // 'Microsoft.Compute/disks/beginGetAccess/action' on the linked scope (the disk).
           'Microsoft.Compute/disks/beginGetAccess/action'
-          'Microsoft.Compute/snapshots/read' // re-read a snapshot on its event (state, OS type); lineage checks
+          'Microsoft.Compute/snapshots/read' // re-read a snapshot on its event (state, OS type); lineage checks (also what a Resource Graph query needs to see it)
           'Microsoft.Compute/snapshots/write' // create the OS and data disk snapshots
           'Microsoft.Compute/galleries/read' // the request's gallery exists (checked before anything is created)
-          'Microsoft.Compute/images/read' // re-read the managed image on its event; lineage checks; the version's source
+          'Microsoft.Compute/images/read' // re-read the managed image on its event; lineage checks (point reads and Resource Graph); the version's source
           'Microsoft.Compute/images/write' // create the managed image from the snapshots
           'Microsoft.Compute/galleries/images/read' // find the image definition before creating it
           'Microsoft.Compute/galleries/images/write' // create the image definition on first use
-          'Microsoft.Compute/galleries/images/versions/read' // follow replication; the pool's imageReference is checked on it
+          'Microsoft.Compute/galleries/images/versions/read' // follow replication; the pool's imageReference is checked on it; lineage checks (Resource Graph)
           'Microsoft.Compute/galleries/images/versions/write' // publish the version from the managed image
           'Microsoft.Authorization/locks/read' // whether an image or its lineage is already protected
           'Microsoft.Authorization/locks/write' // the CanNotDelete lock cip-protect on what a pool uses

@@ -70,6 +70,9 @@ resource alertsQueue 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview'
   }
 }
 
+// A reply's MessageId is <requestId>-<stage>: duplicate detection drops a reply
+// sent twice (a worker that died between sending it and recording it), so a team
+// hears once per outcome (learn.microsoft.com/azure/service-bus-messaging/duplicate-detection).
 resource replyQueues 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = [for name in teamReplyQueues: {
   parent: namespace
   name: name
@@ -78,6 +81,8 @@ resource replyQueues 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview'
     maxDeliveryCount: 10
     deadLetteringOnMessageExpiration: true
     defaultMessageTimeToLive: 'P14D'
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'P1D'
   }
 }]
 
@@ -102,17 +107,38 @@ resource receiveChecks 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Sends go to the checks queue and to whatever reply queue a request names,
-// so sending is granted on the namespace.
-resource sendAnywhere 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(namespace.id, appPrincipalId, roles.sender)
-  scope: namespace
+// The function sends to the checks queue (scheduled checks), back to the
+// requests queue (a request retried later while Azure or the ledger is down),
+// and to the teams' reply queues: nowhere else (REPLY_QUEUES lists the same queues).
+resource sendChecks 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(poolChecks.id, appPrincipalId, roles.sender)
+  scope: poolChecks
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.sender)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
 }
+
+resource sendRequestsLater 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(poolRequests.id, appPrincipalId, roles.sender)
+  scope: poolRequests
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.sender)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource sendReplies 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (name, index) in teamReplyQueues: {
+  name: guid(replyQueues[index].id, appPrincipalId, roles.sender)
+  scope: replyQueues[index]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.sender)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}]
 
 resource eventGridToAlerts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(alertsQueue.id, eventGridPrincipalId, roles.sender)

@@ -211,6 +211,41 @@ def guard_resize_timeout(pool: PoolView, targets: Targets, base: timedelta | Non
     return max(base or pool.resize_timeout or BATCH_DEFAULT_RESIZE_TIMEOUT, GUARD_RESIZE_TIMEOUT_MIN, for_size)
 
 
+# Bounds of the next look at a resizing pool: not sooner than this, and a little after the resize's timeout at the latest.
+SOONEST_LOOK = timedelta(seconds=30)
+AFTER_TIMEOUT = timedelta(seconds=30)
+
+
+def pace_since(pool: PoolView, seen_nodes: int | None, seen_at: datetime | None, now: datetime, known: float | None) -> float | None:
+    """The fastest pace (nodes per minute) seen so far: since the last look, or before it.
+
+    Nodes arrive in bursts and a resize may stall before its timeout, so the slowest measure says
+    little; the fastest is what the next nodes can do, and a look that comes too early only looks again.
+    """
+    nodes = pool.current_dedicated + pool.current_low_priority
+    if seen_nodes is not None and seen_at is not None and now > seen_at and nodes > seen_nodes:
+        measured = (nodes - seen_nodes) * 60 / (now - seen_at).total_seconds()
+        return max(measured, known or 0.0)
+    return known
+
+
+def next_look(pool: PoolView, pace: float | None, now: datetime, targets: Targets | None = None,
+              timeout: timedelta | None = None) -> datetime:
+    """When to look at a resizing pool (or one just resized to ``targets``): when its nodes, arriving at ``pace``
+    per minute, reach the target.
+
+    Without a pace (nodes not seen arriving yet): at the resize's timeout, when Batch ends it. Never
+    sooner than 30 s from now, never later than 30 s after the timeout.
+    """
+    timeout = timeout or pool.resize_timeout or BATCH_DEFAULT_RESIZE_TIMEOUT
+    started = pool.resize_started if targets is None and pool.resize_started is not None else now
+    deadline = started + timeout + AFTER_TIMEOUT
+    wanted = targets or Targets(pool.target_dedicated, pool.target_low_priority)
+    remaining = max(0, wanted.dedicated - pool.current_dedicated) + max(0, wanted.low_priority - pool.current_low_priority)
+    eta = now + timedelta(minutes=remaining / pace) + SOONEST_LOOK if pace else deadline
+    return max(now + SOONEST_LOOK, min(eta, deadline))
+
+
 def operator_targets(pool: PoolView, state: GuardState) -> Targets | None:
     """A person's new fixed-scale target for a pipeline pool, or None.
 

@@ -13,30 +13,40 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..alerts import POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON
+from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON
 from ..arm.calls import get_or_none
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
 from ..dependencies import Dependencies
-from ..messaging import check_after_resize, schedule_pool_check
+from ..messaging import PoolCheck, schedule_pool_check
 from ..model.plan import iso_duration
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
-from ..pipeline.reconcile import reconcile_stuck_requests
+from ..pipeline.reconcile import fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import on_resource_deleted
 from ..protection.lineage import LineageReader, lineage_resource
-from ..protection.locks import ImageUse, is_recorded, protect
+from ..protection.locks import ImageUse, in_use_resources, protect, recorded_lineage
 from ..store.ledger import LedgerError, RequestNotFound, Stage
-from .rules import Action, Condition, Decision, GuardState, Policy, decide, desired_targets, operator_targets
+from .rules import (
+    Action,
+    Condition,
+    Decision,
+    GuardState,
+    Policy,
+    decide,
+    desired_targets,
+    next_look,
+    operator_targets,
+    pace_since,
+)
 
 log = logging.getLogger(__name__)
 
-# A check that finds the resize still running looks again this much later, a bounded number of times.
-RECHECK_DELAY = timedelta(seconds=60)
-MAX_RECHECKS = 10
+# Looks at one resize, at most (each timed by the nodes' arrival; the timer sweep is the safety net).
+MAX_RECHECKS = 20
 ACCOUNT_CONCURRENCY = 8
 
 
@@ -45,6 +55,9 @@ class SweepReport:
     """What one sweep (or one check) did; counts per outcome."""
 
     pools_seen: int = 0
+    # Pools and accounts this sweep listed in full (resource keys): a request's pool missing from a listed account is gone.
+    seen_pools: set[str] = field(default_factory=set)
+    listed_accounts: set[str] = field(default_factory=set)
     resized: list[str] = field(default_factory=list)
     alerted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
@@ -55,12 +68,23 @@ class SweepReport:
     reconciled: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Requests ended FAILED because their pool was deleted; final outcomes sent late.
+    failed_pools_gone: list[str] = field(default_factory=list)
+    replies_sent: list[str] = field(default_factory=list)
     deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, item: str) -> None:
         with self._lock:
             getattr(self, kind).append(item)
+
+    def seen(self, pool_id: str) -> None:
+        with self._lock:
+            self.seen_pools.add(resource_key(pool_id))
+
+    def listed_account(self, account_id: str) -> None:
+        with self._lock:
+            self.listed_accounts.add(resource_key(account_id))
 
     @property
     def acted(self) -> bool:
@@ -83,14 +107,21 @@ class PoolGuard:
         """Check every guarded pool of every account to sweep; one failure never stops the others."""
         report = report or SweepReport()
         accounts = self.accounts_to_sweep()
+        self._prefetch_lineage()
         with ThreadPoolExecutor(max_workers=max(1, min(ACCOUNT_CONCURRENCY, len(accounts)))) as pool_of_workers:
             for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts), strict=True):
                 if outcome is not None:
                     report.add("failed", account.id)
         return report
 
-    def check(self, pool_id: str, attempt: int = 0) -> SweepReport:
-        """Handle one scheduled check message for one pool."""
+    def check(self, pool_id: str, attempt: int = 0, seen_nodes: int | None = None, seen_at: datetime | None = None,
+              pace: float | None = None) -> SweepReport:
+        """Handle one scheduled check message for one pool.
+
+        While the pool is resizing, the next look is timed by how fast its nodes arrive (see
+        :func:`shared.guard.rules.next_look`), so a pool that reaches its target is seen within
+        moments, not at the resize's timeout or the next timer tick.
+        """
         report = SweepReport()
         pool = try_parse(pool_id, BATCH_POOL)
         if pool is None or not self._may_touch(pool):
@@ -103,13 +134,17 @@ class PoolGuard:
             log.info("pool check for %s: the pool no longer exists", pool_id)
             return report
         view = PoolView.from_sdk(found)
+        now = self._deps.now()
+        pace = pace_since(view, seen_nodes, seen_at, now, pace)
         if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
-            # The resize outlived its timeout a little: look again shortly.
             deps = self._deps
-            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, pool.id, deps.now() + RECHECK_DELAY, attempt + 1)
+            nodes = view.current_dedicated + view.current_low_priority
+            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, PoolCheck(pool.id, attempt + 1, nodes, now, pace),
+                                next_look(view, pace, now))
             report.add("waiting", pool.id)
             return report
-        self.handle_pool(view, account.key() in self._guarded, report)
+        # A check looks at one pool between sweeps: the sweeps confirm the fleet's lineage, a check need not.
+        self.handle_pool(view, account.key() in self._guarded, report, pace=pace, confirm_lineage=False)
         return report
 
     def accounts_to_sweep(self) -> list[ArmId]:
@@ -133,6 +168,7 @@ class PoolGuard:
             pools = self._deps.clients.batch(account.subscription).pool.list_by_batch_account(account.resource_group, account.name)
             for pool in pools:
                 report.pools_seen += 1
+                report.seen(pool.id or "")
                 try:
                     self.handle_pool(PoolView.from_sdk(pool), guarded, report)
                 except Exception:  # noqa: BLE001 - one pool's failure never stops the sweep
@@ -141,19 +177,23 @@ class PoolGuard:
         except Exception as exc:  # noqa: BLE001 - one account's failure never stops the others
             log.exception("pool guard: listing pools of %s failed", account.id)
             return exc
+        report.listed_account(account.id)
         return None
 
     def _may_touch(self, pool: ArmId) -> bool:
         scopes = (*self._deps.settings.allowed_scopes, *self._deps.settings.guarded_batch_accounts)
         return any(pool.is_within(scope) for scope in scopes)
 
-    def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport) -> None:
+    def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
+                    confirm_lineage: bool = True) -> None:
         """Decide and act for one pool as listed (or read) a moment ago."""
         try:
             targets = desired_targets(view, guarded_account=guarded_account)
         except BadPoolMetadata as exc:
-            log.warning("pool guard: %s; the pool is left alone", exc)
+            log.warning("pool guard: %s; the pool is not resized", exc)
             report.add("skipped", view.id)
+            # Its image is still protected and checked: a hand-edited target must not silence the critical alert.
+            self._protect_and_confirm_image(view)
             return
         if targets is None:
             return
@@ -161,7 +201,8 @@ class PoolGuard:
         if adopted is not None:
             self._adopt(view, adopted, report)
             return
-        self._protect_and_confirm_image(view)
+        if confirm_lineage:
+            self._protect_and_confirm_image(view)
         decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
         # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
         # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
@@ -179,7 +220,7 @@ class PoolGuard:
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
-            self._resize(view, decision, report)
+            self._resize(view, decision, report, pace)
         elif decision.action is Action.ALERT:
             self._alert(view, targets, decision, report)
         elif decision.action is Action.WAIT:
@@ -188,12 +229,28 @@ class PoolGuard:
             report.add("skipped", view.id)
             log.debug("pool guard: %s left alone: %s", view.id, decision.reason)
 
+    def _prefetch_lineage(self) -> None:
+        """Ask Resource Graph once per page of ids whether every recorded in-use resource exists, before any pool is handled.
+
+        Without it each pool would cost a GET per lineage resource. A failure only costs those GETs: the sweep goes on.
+        """
+        try:
+            resources = in_use_resources(self._deps)
+            if resources:
+                self._lineage.prefetch(resources)
+        except Exception:  # noqa: BLE001 - the per-pool point reads still confirm every image
+            log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
+
     def _protect_and_confirm_image(self, view: PoolView) -> None:
         """Protect a guarded pool's image once; confirm every in-use resource still exists (a lost delete event still alerts)."""
         if not view.image_id or lineage_resource(view.image_id) is None:
             return
+        # A recorded pool's lineage comes from its record (one store read), never from ARM again.
+        recorded = recorded_lineage(self._deps, view.id, view.image_id)
+        if recorded is not None:
+            self._lineage.remember(view.image_id, recorded)
         missing = self._lineage.missing(view.image_id, deep=True)
-        if not missing and not is_recorded(self._deps, view.id, view.image_id):
+        if not missing and recorded is None:
             protect(self._deps, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
         self._alert_missing(view, missing)
 
@@ -202,13 +259,16 @@ class PoolGuard:
         for resource_id in missing:
             on_resource_deleted(self._deps, resource_id, known_gone=True, seen_by=seen_by)
 
-    def _resize(self, view: PoolView, decision: Decision, report: SweepReport) -> None:
+    def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None) -> None:
         state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
         if state is None or targets is None or timeout is None:
             raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
         if self._patch(view, state, (targets, timeout)):
             deps = self._deps
-            check_after_resize(deps.sender, deps.settings.pool_checks_queue, view.id, deps.now(), timeout)
+            # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
+            now = deps.now()
+            look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace)
+            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
 
@@ -223,8 +283,10 @@ class PoolGuard:
             raise ValueError(f"an alert decision carries its state and condition: {decision}")
         if decision.condition is Condition.IMAGE_GONE:
             self._alert_missing(view, decision.missing)
+            alert_type = IN_USE_IMAGE_DELETED.type
         else:
             kind = _ALERT_KINDS[decision.condition]
+            alert_type = kind.type
             data = {
                 "pools": [{
                     "id": view.id,
@@ -241,6 +303,9 @@ class PoolGuard:
             }
             # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
             self._deps.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
+        if view.request_id is not None:
+            # The request's team hears it too, once per condition: its pool will not reach the target without help.
+            PoolPipeline(self._deps).interim_reply(view.request_id, decision.reason, alert_type, decision.state.alerted or decision.reason)
         if self._patch(view, decision.state, None):
             report.add("alerted", view.id)
 
@@ -311,7 +376,8 @@ _ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT
 
 
 def run_sweep(deps: Dependencies) -> SweepReport:
-    """The timer's work: re-drive stuck requests, then sweep every guarded pool."""
+    """The timer's work: re-drive stuck requests, sweep every guarded pool, end requests whose pool is gone,
+    and send the replies that never went out."""
     report = SweepReport()
     try:
         reconciled = reconcile_stuck_requests(deps)
@@ -319,4 +385,10 @@ def run_sweep(deps: Dependencies) -> SweepReport:
         report.deferred_requests = reconciled.not_yet_stuck
     except LedgerError:
         log.exception("reconcile: the ledger failed; the pool sweep goes on")
-    return PoolGuard(deps).sweep(report)
+    PoolGuard(deps).sweep(report)
+    try:
+        report.failed_pools_gone.extend(fail_requests_whose_pool_is_gone(deps, report.seen_pools, report.listed_accounts))
+        report.replies_sent.extend(send_pending_replies(deps))
+    except LedgerError:
+        log.exception("reconcile: the ledger failed; pools gone and pending replies wait for the next sweep")
+    return report

@@ -10,14 +10,16 @@ so Service Bus redelivers the message and finally dead-letters it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..arm.calls import StepFailed, get_or_none
-from ..arm.ids import IMAGE, ArmId, resource_key, try_parse
+from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
 from ..dependencies import Dependencies
+from ..errors import TransientError
+from ..messaging import MAX_REQUEST_ATTEMPTS, Redelivery, retry_later
 from ..model.plan import ResourcePlan, replica_count, security_type_of
-from ..model.request import PoolRequest, RequestRejected, parse_request
+from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
@@ -27,7 +29,17 @@ from ..naming import (
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
-from ..store.ledger import OS_TYPE_DETAIL, PLAN_DETAIL, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage
+from ..store.ledger import (
+    ANSWERS_REQUEST_DETAIL,
+    OS_TYPE_DETAIL,
+    PLAN_DETAIL,
+    REPLY_REFUSED_DETAIL,
+    RecordTooLarge,
+    RequestAlreadyExists,
+    RequestNotFound,
+    RequestRecord,
+    Stage,
+)
 from .authorization import NotAuthorised, authorise
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, region_key
@@ -44,42 +56,82 @@ class IncomingMessage:
     reply_to: str | None = None
     # When Service Bus accepted the message: names the gallery version, the same on every redelivery.
     enqueued_at: datetime | None = None
+    # A message sent again later by this automation (the ledger or Azure was down): how many times, the first one's id
+    # (the request id's fallback) and when it was first enqueued (the version's name).
+    attempt: int = 0
+    original_message_id: str | None = None
+    original_enqueued_at: datetime | None = None
+
+
+def receive_with_retry(message: IncomingMessage, deps: Dependencies) -> RequestRecord | None:
+    """:func:`receive_request`, with transient failures (the ledger or Azure down) retried later, not at once.
+
+    Service Bus would redeliver at once and dead-letter after a few deliveries: an outage of a few
+    minutes would lose every request that arrives. Instead the message goes back to its queue,
+    scheduled with a growing delay; after :data:`~shared.messaging.MAX_REQUEST_ATTEMPTS` the failure
+    propagates and the platform's redelivery, then dead-lettering, take over (the reason is logged).
+    """
+    try:
+        return receive_request(message, deps)
+    except TransientError as exc:
+        redelivery = Redelivery(message.attempt, message.original_message_id, message.original_enqueued_at)
+        if redelivery.attempt >= MAX_REQUEST_ATTEMPTS:
+            log.error("request message %s failed %d times (%s); leaving it to the platform's retries and dead-lettering",
+                      message.message_id, redelivery.attempt + 1, exc)
+            raise
+        when = retry_later(deps.sender, deps.settings.pool_requests_queue, message.body, message.message_id, message.reply_to,
+                           message.enqueued_at, redelivery, deps.now())
+        log.warning("request message %s: %s; trying again at %s", message.message_id, exc, when.isoformat(), exc_info=exc)
+        return None
 
 
 def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestRecord:
-    """Handle one pool request message; returns the request's record as it stands."""
+    """Handle one pool request message; returns the request's record as it stands.
+
+    A message never changes another request's record: a body that is malformed,
+    or different from the one already recorded under its ``requestId``, is
+    recorded under an id of its own and answered as a conflict.
+    """
     pipeline = PoolPipeline(deps)
+    reply_to = _reply_queue(message, deps)
     try:
-        request = parse_request(message.body, message.message_id)
+        request = parse_request(message.body, message.original_message_id or message.message_id)
     except RequestRejected as rejected:
-        return _reject(deps, pipeline, rejected.request_id, {"raw": _printable(message.body)}, message.reply_to, rejected.reason)
+        return _reject(deps, pipeline, message, reply_to, rejected.request_id, {"raw": _printable(message.body)}, rejected.reason)
 
     request_id = request.id
     existing = _existing(deps, request_id)
     if existing is not None:
-        # A redelivered message: carry on from where the request stands.
-        return pipeline.drive(existing)
+        if existing.body == request.to_wire():
+            # The same request delivered again: carry on from where it stands (a final one gets its reply, once).
+            return pipeline.drive(existing)
+        return _reject_conflict(deps, pipeline, message, reply_to, request_id)
     try:
         ids = authorise(request, deps.settings.allowed_scopes)
         source = read_source(request, ids, deps.clients)
+        _check_source_disks(request, source, deps)
         account = read_account(request, ids["pool.batchAccountId"], deps.clients)
         _check_target(request, ids, source, account, deps)
     except (NotAuthorised, RequestRejected, StepFailed) as exc:
-        return _reject(deps, pipeline, request_id, request.to_wire(), message.reply_to, str(exc))
+        return _reject(deps, pipeline, message, reply_to, request_id, request.to_wire(), str(exc))
 
-    plan = _plan(request, ids, source, account, message.enqueued_at or deps.now())
+    plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or deps.now())
     record = RequestRecord.new(
         request_id=request_id,
         stage=_first_stage(request, plan, source, account),
         body=request.to_wire(),
-        reply_to=message.reply_to,
-        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: source.os_type},
+        reply_to=reply_to,
+        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: source.os_type, **_refused_reply(message, reply_to)},
         now=deps.now(),
     )
     try:
         record = deps.ledger.create(record)
     except RequestAlreadyExists:
-        record = deps.ledger.get(request_id)
+        # Another delivery recorded it first: the same request drives on, a different one is a conflict.
+        winner = deps.ledger.get(request_id)
+        if winner.body != record.body:
+            return _reject_conflict(deps, pipeline, message, reply_to, request_id)
+        record = winner
     return pipeline.drive(record)
 
 
@@ -90,17 +142,77 @@ def _existing(deps: Dependencies, request_id: str) -> RequestRecord | None:
         return None
 
 
-def _reject(deps: Dependencies, pipeline: PoolPipeline, request_id: str, body: dict, reply_to: str | None, reason: str) -> RequestRecord:
-    record = RequestRecord.new(request_id=request_id, stage=Stage.RECEIVED, body=body, reply_to=reply_to, details={}, now=deps.now())
+def _reply_queue(message: IncomingMessage, deps: Dependencies) -> str | None:
+    """The message's ReplyTo when it is one of the teams' reply queues; any other queue is never sent to."""
+    if message.reply_to is not None and not deps.settings.may_reply_to(message.reply_to):
+        log.warning("ReplyTo %.100r of message %s is not a reply queue of this deployment: no reply is sent", message.reply_to,
+                    message.message_id)
+        return None
+    return message.reply_to
+
+
+def _refused_reply(message: IncomingMessage, reply_to: str | None) -> dict:
+    return {REPLY_REFUSED_DETAIL: (message.reply_to or "")[:260]} if message.reply_to and reply_to is None else {}
+
+
+def _reject(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None, request_id: str,
+            body: dict, reason: str) -> RequestRecord:
+    """Record a rejection with one conditional insert of a final record, and answer it.
+
+    When ``request_id`` is taken, the taken record is never touched: the same rejected message
+    delivered again is answered once; any other message is a conflict, recorded apart.
+    """
+    existing = _existing(deps, request_id)
+    if existing is not None:
+        if existing.stage is Stage.REJECTED and existing.body == body:
+            return pipeline.reply(existing)
+        return _reject_conflict(deps, pipeline, message, reply_to, request_id)
+    record = RequestRecord.new(request_id=request_id, stage=Stage.REJECTED, body=body, reply_to=reply_to,
+                               details=_refused_reply(message, reply_to), now=deps.now(), reason=reason)
+    try:
+        record = deps.ledger.create(record)
+    except RecordTooLarge:
+        # Only a body we can store is kept; the reason (bounded) is what the sender needs.
+        record = deps.ledger.create(replace(record, body={"raw": _printable(message.body, 1024)}))
+    except RequestAlreadyExists:
+        return _reject(deps, pipeline, message, reply_to, request_id, body, reason)
+    log.warning("request %s REJECTED: %s", request_id, record.reason)
+    return pipeline.reply(record)
+
+
+def _reject_conflict(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None,
+                     taken_id: str) -> RequestRecord:
+    """A message whose ``requestId`` belongs to another request: recorded under an id of its own, answered, nothing else."""
+    conflict_id = conflict_request_id(message.original_message_id or message.message_id, taken_id)
+    reason = f"requestId: {taken_id} is already used by another request"
+    body = {"raw": _printable(message.body), "conflictsWith": taken_id}
+    existing = _existing(deps, conflict_id)
+    if existing is not None:
+        return pipeline.reply(existing)
+    record = RequestRecord.new(request_id=conflict_id, stage=Stage.REJECTED, body=body, reply_to=reply_to, now=deps.now(),
+                               details={ANSWERS_REQUEST_DETAIL: taken_id, **_refused_reply(message, reply_to)}, reason=reason)
     try:
         record = deps.ledger.create(record)
     except RequestAlreadyExists:
-        record = deps.ledger.get(request_id)
-    return pipeline.finish(record, Stage.REJECTED, reason)
+        record = deps.ledger.get(conflict_id)
+    log.warning("message %s REJECTED: %s", message.message_id, reason)
+    return pipeline.reply(record)
 
 
-def _printable(body: bytes) -> str:
-    return body[:4096].decode("utf-8", errors="replace")
+def _check_source_disks(request: PoolRequest, source: SourceFacts, deps: Dependencies) -> None:
+    """Every disk the pipeline will copy lies inside the allowed scopes too, not only the VM that names it."""
+    for planned in source.snapshots:
+        if planned.source_disk_id is None:
+            continue
+        disk = try_parse(planned.source_disk_id, DISK)
+        if disk is None or not any(disk.is_within(scope) for scope in deps.settings.allowed_scopes):
+            where = "the OS disk" if planned.lun is None else f"the data disk at LUN {planned.lun}"
+            raise RequestRejected(
+                f"source.virtualMachineId: {where} ({planned.source_disk_id}) is outside the allowed scopes", request.id)
+
+
+def _printable(body: bytes, limit: int = 4096) -> str:
+    return body[:limit].decode("utf-8", errors="replace")
 
 
 def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:

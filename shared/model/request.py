@@ -18,12 +18,19 @@ from pydantic.alias_generators import to_camel
 
 from ..arm.pools import Targets
 from ..errors import PermanentError
-from ..naming import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE
+from ..naming import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE, NAME_PREFIX
 
 REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
 POOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 GALLERY_NAME_PATTERN = r"^[A-Za-z0-9-._]{1,80}$"
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=25)
+# The project's limits on what one request may carry (Batch documents none for pool metadata): a request,
+# stored as UTF-16 JSON, must fit a Table Storage property (64 KiB) with room to spare.
+MAX_BODY_BYTES = 16_384
+MAX_BODY_DEPTH = 8
+MAX_METADATA_ITEMS = 32
+MAX_METADATA_NAME = 128
+MAX_METADATA_VALUE = 1024
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_RESIZE_TIMEOUT = timedelta(hours=2)
 
@@ -111,12 +118,19 @@ class ImageSettings(_Wire):
     hyper_v_generation: Literal["V1", "V2"] = "V2"
     gallery_id: str | None = Field(None, description="Compute Gallery that receives the image version (gallery path).")
     image_definition: Annotated[str, Field(pattern=GALLERY_NAME_PATTERN)] | None = Field(
-        None, description="Gallery image definition name; defaults to one per request."
+        None, description=f"Gallery image definition name; defaults to one per request. Names starting with {NAME_PREFIX} are reserved."
     )
     legacy_managed_image: bool = Field(
         False,
         description="Create the pool straight from the managed image (Batch retired this path on 2026-03-31).",
     )
+
+    @field_validator("image_definition")
+    @classmethod
+    def _definition_not_reserved(cls, name: str | None) -> str | None:
+        if name is not None and name.lower().startswith(NAME_PREFIX):
+            raise ValueError(f"names starting with {NAME_PREFIX} are reserved for this automation's own definitions")
+        return name
 
 
 class PoolSettings(_Wire):
@@ -135,9 +149,20 @@ class PoolSettings(_Wire):
         f"Gallery pools: up to the account's core quotas. Legacy managed-image pools: at most {MAX_LOW_PRIORITY_NODES_PER_IMAGE} "
         "across the pools sharing the image."))] = 0
     resize_timeout: timedelta = Field(DEFAULT_RESIZE_TIMEOUT, description="ISO 8601 duration, PT5M to PT2H.")
-    metadata: dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=dict
+    metadata: dict[Annotated[str, Field(min_length=1, max_length=MAX_METADATA_NAME)], Annotated[str, Field(max_length=MAX_METADATA_VALUE)]] = Field(
+        default_factory=dict,
+        description=f"At most {MAX_METADATA_ITEMS} name/value pairs copied to the pool; names starting with {NAME_PREFIX} are reserved.",
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_within_limits(cls, metadata: dict[str, str]) -> dict[str, str]:
+        if len(metadata) > MAX_METADATA_ITEMS:
+            raise ValueError(f"at most {MAX_METADATA_ITEMS} items")
+        reserved = sorted(name for name in metadata if name.lower().startswith(NAME_PREFIX))
+        if reserved:
+            raise ValueError(f"names starting with {NAME_PREFIX} are reserved for this automation ({_listed(reserved)})")
+        return metadata
 
     @field_validator("resize_timeout")
     @classmethod
@@ -159,6 +184,11 @@ class PoolSettings(_Wire):
     @property
     def targets(self) -> Targets:
         return Targets(self.target_dedicated_nodes, self.target_low_priority_nodes)
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(name[:40] for name in names[:3])
+    return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 class PoolRequest(_Wire):
@@ -218,6 +248,12 @@ def request_id_for_message(message_id: str | None) -> str:
     return f"m-{digest}"
 
 
+def conflict_request_id(message_id: str | None, taken_id: str) -> str:
+    """The id a message is recorded under when its ``requestId`` belongs to another request (the same on redelivery)."""
+    digest = hashlib.sha256(f"{message_id or ''}|{taken_id}".encode()).hexdigest()[:24]
+    return f"x-{digest}"
+
+
 def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
     """Parse and validate a message body; a problem raises :class:`RequestRejected`.
 
@@ -228,11 +264,18 @@ def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestRejected(f"body: not valid JSON ({exc})", fallback_id) from exc
+        raise RequestRejected(f"body: not valid JSON ({str(exc)[:200]})", fallback_id) from exc
+    except RecursionError as exc:
+        raise RequestRejected(f"body: nested deeper than {MAX_BODY_DEPTH} levels", fallback_id) from exc
     if not isinstance(data, dict):
         raise RequestRejected("body: must be a JSON object", fallback_id)
     candidate = data.get("requestId")
     request_id = candidate if isinstance(candidate, str) and re.fullmatch(REQUEST_ID_PATTERN, candidate) else fallback_id
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > MAX_BODY_BYTES:
+        raise RequestRejected(f"body: {size} bytes; a request is at most {MAX_BODY_BYTES} bytes", request_id)
+    if _depth(data) > MAX_BODY_DEPTH:
+        raise RequestRejected(f"body: nested deeper than {MAX_BODY_DEPTH} levels", request_id)
     try:
         request = PoolRequest.model_validate(data)
     except ValidationError as exc:
@@ -242,11 +285,25 @@ def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
     return request
 
 
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests (a scalar is 0), without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                deepest = max(deepest, level + 1)
+                pending.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
 def describe_errors(error: ValidationError) -> str:
-    """One line per problem: ``field.path: rule``."""
+    """One line per problem: ``field.path: rule`` (field names cut short: any name a sender invents must fit a reason)."""
     lines = []
     for problem in error.errors(include_url=False):
-        path = ".".join(str(part) for part in problem["loc"]) or "body"
+        path = ".".join(str(part)[:64] for part in problem["loc"]) or "body"
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown field"

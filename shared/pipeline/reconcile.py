@@ -1,4 +1,5 @@
-"""Re-drives requests stuck in a pipeline stage: recovers from lost Event Grid events.
+"""Re-drives requests stuck in a pipeline stage (lost Event Grid events), ends requests whose pool is gone,
+and sends the replies that never went out.
 
 Event Grid delivery is at-least-once but an event can still be lost (a
 subscription misconfigured for a while, 24 h of failed retries). A request
@@ -13,8 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ..arm.calls import get_or_none
+from ..arm.ids import ArmId
 from ..dependencies import Dependencies
-from ..store.ledger import PIPELINE_STAGES
+from ..store.ledger import PIPELINE_STAGES, Stage
 from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
@@ -49,3 +52,48 @@ def reconcile_stuck_requests(deps: Dependencies) -> ReconcileReport:
                 log.warning("reconcile: request %s was stuck in %s; now %s", record.request_id, record.stage.value, driven.stage.value)
                 report.advanced.append(record.request_id)
     return report
+
+
+# A final record younger than this may still have its reply on the way from the delivery that wrote it.
+REPLY_GRACE = timedelta(minutes=2)
+
+
+def fail_requests_whose_pool_is_gone(deps: Dependencies, seen_pools: set[str], listed_accounts: set[str]) -> list[str]:
+    """End FAILED every SCALING request whose pool is gone: deleted through ARM or the Batch service API
+    (which raises no ARM event). Only accounts listed in full count; each absence is confirmed by a read."""
+    failed: list[str] = []
+    pipeline = PoolPipeline(deps)
+    for record in deps.ledger.list_by_stage(Stage.SCALING):
+        plan = record.plan
+        if plan is None or plan.pool.key() in seen_pools or plan.pool.parent().key() not in listed_accounts:
+            continue
+        pool = plan.pool
+        if _pool_exists(deps, pool):
+            continue  # created or listed a moment after the sweep's listing
+        try:
+            pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
+        except Exception:  # noqa: BLE001 - one request's failure never stops the others
+            log.exception("reconcile: failing request %s whose pool is gone failed", record.request_id)
+            continue
+        failed.append(record.request_id)
+    return failed
+
+
+def _pool_exists(deps: Dependencies, pool: ArmId) -> bool:
+    batch = deps.clients.batch(pool.subscription)
+    return get_or_none("read pool", lambda: batch.pool.get(pool.resource_group, pool.parent().name, pool.name)) is not None
+
+
+def send_pending_replies(deps: Dependencies) -> list[str]:
+    """Send the final outcomes that never reached their ReplyTo (a send that failed after the final write)."""
+    sent: list[str] = []
+    pipeline = PoolPipeline(deps)
+    for record in deps.ledger.list_reply_pending():
+        if deps.now() - record.updated_at < REPLY_GRACE:
+            continue
+        try:
+            if not pipeline.reply(record).reply_pending:
+                sent.append(record.request_id)
+        except Exception:  # noqa: BLE001 - one reply's failure never stops the others
+            log.exception("reconcile: sending the reply of request %s failed", record.request_id)
+    return sent

@@ -17,8 +17,8 @@ from ..arm.pools import PoolView
 from ..dependencies import Dependencies
 from ..naming import TAG_REQUEST, request_id_from_image_name, request_id_from_snapshot_name
 from ..protection import alerts as protection_alerts
-from ..protection.locks import lock_scope, release
-from ..store.ledger import RequestNotFound, RequestRecord
+from ..protection.locks import lock_scope, recorded_request, release
+from ..store.ledger import RequestNotFound, RequestRecord, Stage
 from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def handle_resource_event(event: ArmEvent, deps: Dependencies) -> RequestRecord 
     except RequestNotFound:
         log.info("event %s names request %s, which the ledger does not know", event.id, request_id)
         return None
-    return PoolPipeline(deps).drive(record)
+    return PoolPipeline(deps).drive(record, hint=resource.id)
 
 
 def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
@@ -71,6 +71,7 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
         pool = try_parse(event.resource_id, BATCH_POOL)
         if pool is not None and event.outcome == "Success":
             release(deps, pool.id)
+            _fail_request_of_deleted_pool(deps, pool)
         return
     if resource_type not in _PROTECTED_TYPES:
         return
@@ -81,6 +82,15 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
         protection_alerts.on_resource_deleted(deps, resource.id)
     elif event.outcome == "Failure":
         protection_alerts.on_deletion_blocked(deps, resource.id)
+
+
+def _fail_request_of_deleted_pool(deps: Dependencies, pool: ArmId) -> None:
+    """A request still growing (or creating) the deleted pool will never be READY: it ends FAILED, answered."""
+    pipeline = PoolPipeline(deps)
+    for stage in (Stage.SCALING, Stage.CREATING_POOL):
+        for record in deps.ledger.list_by_stage(stage):
+            if record.plan is not None and record.plan.pool.key() == pool.key():
+                pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
 
 
 def _request_id_from_name(resource: ArmId) -> str | None:
@@ -116,6 +126,10 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
         )
         return (version.tags or {}).get(TAG_REQUEST) if version is not None else None
     if resource.resource_type == BATCH_POOL:
+        # A pool already protected names its request in the usage records: its later writes (resizes) cost no read.
+        recorded = recorded_request(deps, resource.id)
+        if recorded is not None:
+            return recorded
         batch = deps.clients.batch(resource.subscription)
         pool = get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
         return PoolView.from_sdk(pool).request_id if pool is not None else None

@@ -12,15 +12,16 @@ conditional write on the record, so concurrent deliveries send it once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
-from ..arm.ids import ArmId
+from ..arm.ids import ArmId, resource_key
 from ..arm.pools import PoolView
 from ..dependencies import Dependencies
-from ..messaging import check_after_resize, outcome_reply
+from ..messaging import interim_reply, look_after_creation, outcome_reply
 from ..model.plan import (
     PlannedSnapshot,
     ResourcePlan,
@@ -33,7 +34,17 @@ from ..model.plan import (
 from ..model.request import PoolRequest
 from ..protection.alerts import on_request_failed
 from ..protection.locks import ImageUse, protect
-from ..store.ledger import FINAL_STAGES, FinalStageError, RequestRecord, Stage, StaleRecord
+from ..store.ledger import (
+    ANSWERS_REQUEST_DETAIL,
+    FINAL_STAGES,
+    INTERIM_REPLIES_DETAIL,
+    REPLIED_DETAIL,
+    FinalStageError,
+    RequestNotFound,
+    RequestRecord,
+    Stage,
+    StaleRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +69,12 @@ def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) ->
     return [(name, counts.get(region_key(name), 0)) for name in names]
 
 _MAX_STAGE_RACES = 5
+# Interim replies remembered per request (the conditions a pool hit while growing).
+_MAX_INTERIM_REPLIES = 20
 # Details key of the step claims: step name -> when a delivery claimed it (ISO 8601).
 CLAIMS_DETAIL = "claims"
+# Details key of the resources read as Succeeded (resource keys).
+SUCCEEDED_DETAIL = "succeeded"
 # A claimed PUT not visible in Azure after this long belongs to a delivery that died before sending it.
 CLAIM_LEASE = timedelta(minutes=2)
 
@@ -69,14 +84,21 @@ class PoolPipeline:
 
     def __init__(self, deps: Dependencies) -> None:
         self._deps = deps
+        self._hint: str | None = None
 
     # -- the stage machine ------------------------------------------------
 
-    def drive(self, record: RequestRecord) -> RequestRecord:
-        """Take every step that is possible now; return the record as it stands after them."""
+    def drive(self, record: RequestRecord, hint: str | None = None) -> RequestRecord:
+        """Take every step that is possible now; return the record as it stands after them.
+
+        ``hint``: the resource an event named. A step then reads only that resource, not every
+        resource of its stage (each snapshot event would otherwise re-read every snapshot).
+        """
+        self._hint = resource_key(hint) if hint else None
         for _ in range(_MAX_STAGE_RACES * 8):
             if record.stage in FINAL_STAGES:
-                return record
+                # A final request delivered again still owes its team the reply, if that never went out.
+                return self.reply(record)
             try:
                 record, next_stage = self._step(record)
             except StepFailed as exc:
@@ -88,8 +110,8 @@ class PoolPipeline:
                 record = self._deps.ledger.get(record.request_id)
             else:
                 record = advanced
-                if record.stage in FINAL_STAGES:
-                    self._reply(record)
+            # The event's resource was for the stage just left: the next stage reads what it needs.
+            self._hint = None
         return record
 
     def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
@@ -105,7 +127,7 @@ class PoolPipeline:
         if stage is Stage.PUBLISHING:
             return self._version_done(record, plan, request)
         if stage is Stage.CREATING_POOL:
-            return record, self._pool_done(record, plan, request)
+            return self._pool_done(record, plan, request)
         return record, None
 
     def _advance(self, record: RequestRecord, stage: Stage, reason: str | None = None,
@@ -128,15 +150,36 @@ class PoolPipeline:
             on_request_failed(self._deps, record, reason, owns_subject=owns_subject)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
-                return record
+                return self.reply(record)
             advanced = self._advance(record, stage, reason)
             if advanced is not None:
                 # READY is routine (INFO); FAILED and REJECTED are what an alert rule on warnings should catch.
                 log.log(logging.INFO if stage is Stage.READY else logging.WARNING, "request %s %s: %s", record.request_id, stage.value, reason)
-                self._reply(advanced)
-                return advanced
+                return self.reply(advanced)
             record = self._deps.ledger.get(record.request_id)
         return record
+
+    def _claimed(self, record: RequestRecord, step: str) -> bool:
+        """Whether a delivery ever claimed ``step`` (so its PUT may have been sent)."""
+        return step in (record.details.get(CLAIMS_DETAIL) or {})
+
+    def _confirmed(self, record: RequestRecord, resource_id: str) -> bool:
+        """Whether ``resource_id`` was already read as Succeeded."""
+        return resource_key(resource_id) in (record.details.get(SUCCEEDED_DETAIL) or [])
+
+    def _confirm(self, record: RequestRecord, resource_ids: list[str]) -> RequestRecord:
+        """Remember resources read as Succeeded, so no later event reads them again (a lost race: read again later)."""
+        if not resource_ids:
+            return record
+        known = list(record.details.get(SUCCEEDED_DETAIL) or [])
+        known += [resource_key(r) for r in resource_ids if resource_key(r) not in known]
+        return self._advance(record, record.stage, details={SUCCEEDED_DETAIL: known}) or record
+
+    def _to_read(self, items: list, resource_id: Callable) -> list:
+        """The items to read now: all of them, or only the one the event named (none when it named something else)."""
+        if self._hint is None:
+            return items
+        return [item for item in items if resource_key(resource_id(item)) == self._hint]
 
     def _claim(self, record: RequestRecord, step: str, stage: Stage | None = None) -> RequestRecord | None:
         """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
@@ -167,47 +210,67 @@ class PoolPipeline:
 
     # -- steps ----------------------------------------------------------------
 
+    # Each step knows from the record what it already did: a claim says a PUT was sent, ``succeeded`` lists
+    # the resources read as Succeeded. So a first pass creates without reading first (nothing can be there
+    # yet), and a later event reads only what it names.
+
     def _snapshots_done(self, record: RequestRecord, plan: ResourcePlan) -> tuple[RequestRecord, Stage | Waiting]:
-        waiting = None
-        to_create: list[PlannedSnapshot] = []
-        for planned in plan.snapshots:
+        request = record.request
+        assert request is not None
+        ours = [p for p in plan.snapshots if p.source_disk_id is not None]
+        if ours and not self._claimed(record, "snapshots"):
+            # Nothing of this request exists yet: the snapshots, and the gallery definition alongside them
+            # (it needs only the gallery, so it is made off the critical path).
+            claimed = self._send_once(record, "snapshots", lambda: self._put_snapshots(plan, ours), Stage.SNAPSHOTTING)
+            if claimed is None:
+                return record, Waiting("snapshots (another delivery is creating them)")
+            return self._start_definition(claimed, plan, request), Waiting("snapshots")
+        pending = [p for p in plan.snapshots if not self._confirmed(record, p.snapshot.id)]
+        newly: list[str] = []
+        lost: list[PlannedSnapshot] = []
+        for planned in self._to_read(pending, lambda p: p.snapshot.id):
             snapshot = self._get_snapshot(planned.snapshot)
             if snapshot is None:
                 if planned.source_disk_id is None:
                     raise StepFailed(f"snapshot {planned.snapshot.id} no longer exists")
-                to_create.append(planned)
-                waiting = waiting or Waiting("snapshot")
+                lost.append(planned)
             elif snapshot.provisioning_state == "Failed":
                 raise StepFailed(f"snapshot {planned.snapshot.id} ended Failed")
-            elif snapshot.provisioning_state != "Succeeded":
-                waiting = waiting or Waiting(f"snapshot {planned.snapshot.name}")
-        if to_create:
-            claimed = self._send_once(record, "snapshots", lambda: self._put_snapshots(plan, to_create), Stage.SNAPSHOTTING)
-            if claimed is None:
-                return record, Waiting("snapshots (another delivery is creating them)")
-            record = claimed
-        if waiting is not None:
-            return record, Stage.SNAPSHOTTING if record.stage is Stage.RECEIVED else waiting
+            elif snapshot.provisioning_state == "Succeeded":
+                newly.append(planned.snapshot.id)
+        if lost:
+            # Claimed, yet not in Azure: the delivery that claimed them died before sending (the claim's lease ends).
+            claimed = self._send_once(record, "snapshots", lambda: self._put_snapshots(plan, lost), Stage.SNAPSHOTTING)
+            record = claimed or record
+        record = self._confirm(record, newly)
+        if any(not self._confirmed(record, p.snapshot.id) for p in plan.snapshots):
+            return record, Waiting("snapshots")
         # Trusted Launch / confidential images skip the managed image: the version is made from the snapshots.
         return record, Stage.PUBLISHING if plan.publishes_from_snapshots else Stage.IMAGING
 
     def _image_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image is not None
         image_id = plan.image
+        next_stage = Stage.PUBLISHING if plan.image_version is not None else Stage.CREATING_POOL
+        if self._confirmed(record, image_id.id):
+            return record, next_stage
+        if plan.snapshots and not self._claimed(record, "image"):
+            record = self._start_definition(record, plan, request)
+            claimed = self._send_once(record, "image", lambda: self._put_image(plan, request, record))
+            return claimed or record, Waiting("image")
+        if not self._to_read([image_id.id], lambda i: i):
+            return record, Waiting("image")
         image = get_or_none("read image", lambda: self._compute(image_id).images.get(image_id.resource_group, image_id.name))
         if image is None:
             if not plan.snapshots:
                 raise StepFailed(f"managed image {image_id.id} no longer exists")
-            body = image_body(plan, request, self._os_type(record))
-            claimed = self._send_once(record, "image", lambda: call_arm(
-                f"create image {image_id.name}",
-                lambda: self._compute(image_id).images.begin_create_or_update(image_id.resource_group, image_id.name, body, polling=False)))
+            claimed = self._send_once(record, "image", lambda: self._put_image(plan, request, record))
             return claimed or record, Waiting("image")
         if image.provisioning_state == "Failed":
             raise StepFailed(f"managed image {image_id.id} ended Failed")
         if image.provisioning_state != "Succeeded":
             return record, Waiting("image")
-        return record, Stage.PUBLISHING if plan.image_version is not None else Stage.CREATING_POOL
+        return self._confirm(record, [image_id.id]), next_stage
 
     def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image_definition is not None and plan.image_version is not None
@@ -216,37 +279,44 @@ class PoolPipeline:
         definition_id, version_id = plan.image_definition, plan.image_version
         compute = self._compute(version_id)
         gallery = definition_id.parent()
-        definition = get_or_none(
-            "read gallery image definition",
-            lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
-        )
-        if definition is None:
-            body = image_definition_body(plan, request, self._os_type(record))
-            claimed = self._send_once(record, "image-definition", lambda: call_arm(
-                f"create gallery image definition {definition_id.name}",
-                lambda: compute.gallery_images.begin_create_or_update(
-                    definition_id.resource_group, gallery.name, definition_id.name, body, polling=False)))
-            return claimed or record, Waiting("image definition")
-        if definition.provisioning_state == "Failed":
-            raise StepFailed(f"gallery image definition {definition_id.id} ended Failed")
-        if definition.provisioning_state != "Succeeded":
-            return record, Waiting("image definition")
+        if not self._confirmed(record, definition_id.id):
+            if not self._claimed(record, "image-definition"):
+                return self._start_definition(record, plan, request), Waiting("image definition")
+            definition = get_or_none(
+                "read gallery image definition",
+                lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
+            )
+            if definition is None:
+                claimed = self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record))
+                return claimed or record, Waiting("image definition")
+            if definition.provisioning_state == "Failed":
+                raise StepFailed(f"gallery image definition {definition_id.id} ended Failed")
+            if definition.provisioning_state != "Succeeded":
+                return record, Waiting("image definition")
+            record = self._confirm(record, [definition_id.id])
+        if not self._claimed(record, "image-version"):
+            claimed = self._send_once(record, "image-version", lambda: self._put_version(plan))
+            return claimed or record, Waiting("image version")
+        if not self._to_read([version_id.id], lambda i: i):
+            return record, Waiting("image version")
         version = get_or_none(
             "read gallery image version",
             lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
         )
         if version is None:
-            body = image_version_body(plan)
-            claimed = self._send_once(record, "image-version", lambda: call_arm(
-                f"create gallery image version {version_id.name}",
-                lambda: compute.gallery_image_versions.begin_create_or_update(
-                    version_id.resource_group, gallery.name, definition_id.name, version_id.name, body, polling=False)))
+            claimed = self._send_once(record, "image-version", lambda: self._put_version(plan))
             return claimed or record, Waiting("image version")
         if version.provisioning_state == "Failed":
             raise StepFailed(f"gallery image version {version_id.id} ended Failed")
         if version.provisioning_state != "Succeeded":
             return record, Waiting("image version")
-        return record, Stage.CREATING_POOL
+        return self._confirm(record, [version_id.id]), Stage.CREATING_POOL
+
+    def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> RequestRecord:
+        """Create the request's own gallery image definition, once, as soon as the request starts."""
+        if plan.image_definition is None or plan.reuses_version or self._claimed(record, "image-definition"):
+            return record
+        return self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record)) or record
 
     def _replicas_done(self, record: RequestRecord, plan: ResourcePlan) -> tuple[RequestRecord, Stage | Waiting]:
         """A reused version gets the replicas the pool needs where the Batch account is (it keeps the others)."""
@@ -281,20 +351,27 @@ class PoolPipeline:
                 version_id.resource_group, gallery, definition_id.name, version_id.name, body, polling=False)))
         return claimed or record, Waiting("image version replication")
 
-    def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> Stage | Waiting:
+    def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         pool_id = plan.pool
+        if not self._claimed(record, "pool"):
+            # Created with If-None-Match: * (a pool of that name made meanwhile is found on the pool's event).
+            claimed = self._send_once(record, "pool", lambda: self._create_pool(plan, request))
+            return claimed or record, Waiting("pool")
+        if not self._to_read([pool_id.id], lambda i: i):
+            return record, Waiting("pool")
         batch = self._deps.clients.batch(pool_id.subscription)
         found = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, pool_id.parent().name, pool_id.name))
         if found is None:
-            return self._create_pool(plan, request)
+            claimed = self._send_once(record, "pool", lambda: self._create_pool(plan, request))
+            return claimed or record, Waiting("pool")
         pool = PoolView.from_sdk(found)
         if pool.request_id != record.request_id:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
-            return Waiting("pool")
+            return record, Waiting("pool")
         protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
         # The pool guard finishes a pool still growing (large pools need several resizes).
-        return Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
+        return record, Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
 
     # -- reads and writes ---------------------------------------------------------
 
@@ -321,6 +398,28 @@ class PoolPipeline:
                 lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),  # noqa: B023 - called at once
             )
 
+    def _put_image(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
+        image_id = plan.image
+        assert image_id is not None
+        body = image_body(plan, request, self._os_type(record))
+        call_arm(f"create image {image_id.name}", lambda: self._compute(image_id).images.begin_create_or_update(
+            image_id.resource_group, image_id.name, body, polling=False))
+
+    def _put_definition(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
+        definition_id = plan.image_definition
+        assert definition_id is not None
+        body = image_definition_body(plan, request, self._os_type(record))
+        call_arm(f"create gallery image definition {definition_id.name}", lambda: self._compute(definition_id).gallery_images.begin_create_or_update(
+            definition_id.resource_group, definition_id.parent().name, definition_id.name, body, polling=False))
+
+    def _put_version(self, plan: ResourcePlan) -> None:
+        version_id = plan.image_version
+        assert version_id is not None
+        definition_id = version_id.parent()
+        body = image_version_body(plan)
+        call_arm(f"create gallery image version {version_id.name}", lambda: self._compute(version_id).gallery_image_versions.begin_create_or_update(
+            version_id.resource_group, definition_id.parent().name, definition_id.name, version_id.name, body, polling=False))
+
     def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
         from azure.core import MatchConditions  # Azure SDK: first use (cold start)
 
@@ -336,12 +435,59 @@ class PoolPipeline:
         if not isinstance(outcome, Waiting):
             # The creation is the pool's first resize: look again when it times out, not a timer period later.
             deps = self._deps
-            check_after_resize(deps.sender, deps.settings.pool_checks_queue, pool_id.id, deps.now(), request.pool.resize_timeout)
+            look_after_creation(deps.sender, deps.settings.pool_checks_queue, pool_id.id, deps.now())
         return Waiting("pool")
 
     # -- replies -------------------------------------------------------------------
 
-    def _reply(self, record: RequestRecord) -> None:
-        if not record.reply_to:
+    def reply(self, record: RequestRecord) -> RequestRecord:
+        """Send a final request's outcome to its ReplyTo and record that it went out; the record as it stands.
+
+        At least once from here (a send that fails raises, so the delivery or the sweep sends it again),
+        and once in the team's queue: the reply's MessageId is ``<requestId>-<stage>`` and reply queues
+        drop duplicates (Service Bus duplicate detection).
+        """
+        if not record.reply_pending or record.reply_to is None:
+            return record
+        if not self._deps.settings.may_reply_to(record.reply_to):
+            return self._record_reply(record, f"refused: {record.reply_to[:260]} is not a reply queue of this deployment")
+        answers = record.details.get(ANSWERS_REQUEST_DETAIL)
+        message = outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id,
+                                answers_request_id=answers if isinstance(answers, str) else None)
+        self._deps.sender.send(record.reply_to, message)
+        return self._record_reply(record, True)
+
+    def interim_reply(self, request_id: str, reason: str, alert_type: str, condition_key: str) -> None:
+        """Tell a SCALING request's team that its pool cannot reach its target without help: once per condition.
+
+        The condition is claimed in the record (a conditional write) before the send, and released if the
+        send fails (which then raises), so concurrent sweeps and checks send it once.
+        """
+        try:
+            record = self._deps.ledger.get(request_id)
+        except RequestNotFound:
             return
-        self._deps.sender.send(record.reply_to, outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id))
+        if record.stage is not Stage.SCALING or record.reply_to is None or not self._deps.settings.may_reply_to(record.reply_to):
+            return
+        digest = hashlib.sha256(condition_key.encode()).hexdigest()[:16]
+        sent = [key for key in record.details.get(INTERIM_REPLIES_DETAIL) or [] if isinstance(key, str)]
+        if digest in sent:
+            return
+        claimed = self._advance(record, record.stage, details={INTERIM_REPLIES_DETAIL: [*sent, digest][-_MAX_INTERIM_REPLIES:]})
+        if claimed is None:
+            return
+        try:
+            self._deps.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
+        except Exception:
+            self._advance(claimed, claimed.stage, details={INTERIM_REPLIES_DETAIL: sent})
+            raise
+
+    def _record_reply(self, record: RequestRecord, replied: object) -> RequestRecord:
+        for _ in range(_MAX_STAGE_RACES):
+            try:
+                return self._deps.ledger.advance(record, record.stage, details={REPLIED_DETAIL: replied}, now=self._deps.now())
+            except StaleRecord:
+                record = self._deps.ledger.get(record.request_id)
+                if not record.reply_pending:
+                    return record
+        return record

@@ -9,16 +9,29 @@ that chain must outlive the pool (Batch docs: deleting it makes resizes fail
 with ``AllocationFailed``). One :class:`LineageReader` serves one invocation (an
 intake, a sweep, an alert): each resource is read at most once, and ids are
 compared in one normal form (:func:`shared.arm.ids.resource_key`).
+
+A sweep asks for the whole fleet at once (:meth:`LineageReader.prefetch`): one
+Resource Graph query per page of ids, so its cost grows with the number of
+pages, not of pools; what a recorded pool's image was made from comes from
+its usage record (:meth:`LineageReader.remember`), not from ARM. An id Resource
+Graph does not return is read once more directly before it counts as gone:
+Resource Graph follows ARM by a little, and a missing answer must not become a
+false critical alert about a resource just created.
 """
 
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any
 
-from ..arm.calls import get_or_none
+from ..arm.calls import call_arm, get_or_none
 from ..arm.ids import GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, resource_key, try_parse
 from ..clients import AzureClients
+
+# Ids per Resource Graph query: a page of results holds at most 1,000 rows ($top's maximum, resourcegraph.json
+# 2021-03-01 QueryRequestOptions), so one query per 1,000 ids answers in one page.
+IDS_PER_QUERY = 1000
 
 
 def lineage_resource(resource_id: str) -> ArmId | None:
@@ -32,11 +45,59 @@ class LineageReader:
     def __init__(self, clients: AzureClients) -> None:
         self._clients = clients
         self._found: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        # Known to exist (Resource Graph said so) though not read: what it was made from is read only if asked.
+        self._present: set[str] = set()
+        # An image's lineage as recorded in its usage record: lineage() answers it without a read.
+        self._lineages: dict[str, tuple[str, ...]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
+        self.graph_queries = 0
+
+    def prefetch(self, resource_ids: list[str]) -> None:
+        """Learn which of ``resource_ids`` exist with one Resource Graph query per page of ids (no point reads).
+
+        Found ids count as existing from now on; an id not returned is left to a point read
+        when asked (Resource Graph lags ARM a little: "not found" there is only a hint).
+        """
+        # Azure SDK: first use (cold start)
+        from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
+
+        wanted: dict[str, ArmId] = {}
+        for resource_id in resource_ids:
+            parsed = lineage_resource(resource_id)
+            if parsed is not None and parsed.key() not in self._found:
+                wanted.setdefault(parsed.key(), parsed)
+        ids = sorted(wanted)
+        graph = self._clients.resource_graph()
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = [wanted[key] for key in ids[start : start + IDS_PER_QUERY]]
+            listed = ", ".join(_kql_string(a.id) for a in chunk)
+            request = QueryRequest(
+                subscriptions=sorted({a.subscription.lower() for a in chunk}),
+                query=f"Resources | where id in~ ({listed}) | project id, provisioningState = tostring(properties.provisioningState)",
+                options=QueryRequestOptions(top=IDS_PER_QUERY),
+            )
+            while True:
+                self.graph_queries += 1
+                page = call_arm("check the in-use image lineage (Resource Graph)", partial(graph.resources, request))
+                for row in page.data or []:
+                    if isinstance(row, dict) and row.get("id") and row.get("provisioningState") != "Deleting":
+                        with self._lock:
+                            self._present.add(resource_key(row["id"]))
+                if not page.skip_token:
+                    break
+                request = QueryRequest(subscriptions=request.subscriptions, query=request.query,
+                                       options=QueryRequestOptions(top=IDS_PER_QUERY, skip_token=page.skip_token))
+
+    def remember(self, image_id: str, lineage: tuple[str, ...]) -> None:
+        """``image_id`` was made from ``lineage`` (as recorded when a pool using it was protected)."""
+        with self._lock:
+            self._lineages[resource_key(image_id)] = lineage
 
     def exists(self, resource_id: str) -> bool:
         """Whether the resource exists (and is not being deleted). Ids of other types count as existing."""
+        if resource_key(resource_id) in self._present:
+            return True
         return self._read(resource_id)[0]
 
     def made_from(self, resource_id: str) -> tuple[str, ...]:
@@ -48,6 +109,9 @@ class LineageReader:
 
     def lineage(self, image_id: str) -> list[str]:
         """Everything ``image_id`` was made from, recursively, nearest first, each once."""
+        remembered = self._lineages.get(resource_key(image_id))
+        if remembered is not None:
+            return list(remembered)
         found: dict[str, str] = {}
         pending = list(self.made_from(image_id))
         while pending:
@@ -109,3 +173,8 @@ def _sources(parsed: ArmId, found: Any) -> tuple[str, ...]:
         disks = [profile.os_disk, *(profile.data_disks or [])]
         return tuple(d.snapshot.id for d in disks if d is not None and d.snapshot is not None and d.snapshot.id)
     return ()
+
+
+def _kql_string(value: str) -> str:
+    """A KQL string literal: single-quoted, with quotes and backslashes escaped (ids never hold them, but a query is code)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

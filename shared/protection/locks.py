@@ -4,15 +4,19 @@ When a pool starts using an image (the pipeline sees its pool created, or the
 guard meets a guarded pool), every resource the pool depends on (the gallery
 image version or managed image, the managed image a version came from, the
 snapshots) gets a ``CanNotDelete`` lock named ``cip-protect`` whose notes
-name the pools; Azure then refuses to delete it (409 ScopeLocked). When the
+name the first pools (then "and others"); Azure then refuses to delete it (409 ScopeLocked). When the
 last pool using a resource is deleted, the lock is released (unless
 ``KEEP_IMAGE_LOCKS``). Locks are only ever deleted when their notes carry
 the project's marker, so a lock someone else placed (even under our name) stays.
 
-Usage is recorded in the ledger's store (:mod:`shared.store.records`), keyed by
-resource id (``image-use``: which pools) and by pool id (``pool-use``: which
-resources). An ARM event about a resource is then matched with one point read
-of the store and no ARM call, whether or not the resource still exists.
+Usage is recorded in the ledger's store (:mod:`shared.store.records`): per
+resource a small summary (``image-use``: the first pools, whether there are
+more, the notes last written to its lock), per pool and resource one row
+(``image-user``, listed together when an alert must name every pool) and per
+pool its resources (``pool-use``). Every record stays small however many pools
+share an image. An ARM event about a resource is matched with one point read of
+the store and no ARM call, whether or not the resource still exists; a lock is
+written only when its notes change.
 """
 
 from __future__ import annotations
@@ -26,13 +30,19 @@ from ..arm.calls import StepFailed, call_arm, get_or_none
 from ..arm.ids import resource_key
 from ..dependencies import Dependencies
 from ..naming import LOCK_NAME, LOCK_NOTES_MARKER
-from ..store.records import delete_record, update_record
+from ..store.records import RecordConflict, delete_record, member_key, update_record
 from .lineage import lineage_resource
 
 log = logging.getLogger(__name__)
 
+# Per resource: a bounded summary (the first pools by name, whether there are more, the lock notes last written).
 IMAGE_USE = "image-use"
+# Per pool: its image and every resource it uses (bounded by the lineage's length).
 POOL_USE = "pool-use"
+# Per (resource, pool): one small row each, listed together (RecordStore.list) when an alert must name every pool.
+IMAGE_USER = "image-user"
+# Pools named in a lock's notes; past them the notes say "and others" and stop changing, so the lock is not rewritten.
+_NAMED_POOLS = 4
 # Azure caps a management lock's notes at 512 characters (Microsoft.Authorization/locks REST spec, ManagementLockProperties.notes).
 _MAX_NOTES = 512
 _LOCK_SEGMENT = "/providers/microsoft.authorization/locks/"
@@ -77,24 +87,55 @@ def lock_scope(lock_id: str) -> tuple[str, str] | None:
 
 
 def users_of(deps: Dependencies, resource_id: str) -> ResourceUsers | None:
-    """The pools recorded as using ``resource_id`` (one store read, no ARM call); None when none."""
-    record = deps.records.get(IMAGE_USE, resource_id)
-    if record is None or not record.data.get("pools"):
+    """Every pool recorded as using ``resource_id`` (no ARM call); None when none.
+
+    One point read of the resource's summary answers "not in use" (every delete event of
+    a resource nobody uses); only a resource in use costs the query of its per-pool rows.
+    """
+    summary = deps.records.get(IMAGE_USE, resource_id)
+    if summary is None:
         return None
-    return ResourceUsers(record.data["resourceId"], record.data["pools"])
+    pools = dict(summary.data.get("pools") or {})  # a summary written before per-pool rows listed its pools itself
+    for row in deps.records.list(IMAGE_USER, resource_id):
+        pools[resource_key(row.data["id"])] = {k: row.data.get(k) for k in ("id", "requestId", "imageId")}
+    return ResourceUsers(summary.data["resourceId"], pools) if pools else None
 
 
 def is_recorded(deps: Dependencies, pool_id: str, image_id: str) -> bool:
     """Whether ``pool_id`` is already recorded as using ``image_id`` (so its protection is in place)."""
+    return recorded_lineage(deps, pool_id, image_id) is not None
+
+
+def recorded_request(deps: Dependencies, pool_id: str) -> str | None:
+    """The request a protected pool was made for, as recorded (one store read, no ARM call); None when not recorded."""
     record = deps.records.get(POOL_USE, pool_id)
-    return record is not None and resource_key(str(record.data.get("imageId", ""))) == resource_key(image_id)
+    request_id = record.data.get("requestId") if record is not None else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def recorded_lineage(deps: Dependencies, pool_id: str, image_id: str) -> tuple[str, ...] | None:
+    """What ``image_id`` was made from, as recorded when ``pool_id`` was protected; None when not recorded for that image.
+
+    One store read: after its first protection a pool's lineage never needs an ARM read again.
+    """
+    record = deps.records.get(POOL_USE, pool_id)
+    if record is None or resource_key(str(record.data.get("imageId", ""))) != resource_key(image_id):
+        return None
+    return tuple(r for r in record.data.get("resources", []) if resource_key(r) != resource_key(image_id))
+
+
+def in_use_resources(deps: Dependencies) -> list[str]:
+    """Every resource some pool is recorded as using: one query of the summaries, no ARM call."""
+    return [record.data["resourceId"] for record in deps.records.list(IMAGE_USE) if record.data.get("resourceId")]
 
 
 def protect(deps: Dependencies, use: ImageUse) -> list[str]:
-    """Record the use and lock every resource of it; the ids locked. Idempotent.
+    """Record the use and lock every resource of it; the ids locked now. Idempotent.
 
-    A scope we may not lock (403, gone) is logged and skipped: protection never
-    fails a pool. Transient ARM errors raise, so the delivery is retried.
+    Bounded whatever the number of pools: one row per (resource, pool), a small summary per
+    resource, and a lock written only when its notes change (at most ``_NAMED_POOLS`` + 1
+    times in a resource's life). A scope we may not lock (403, gone) is logged and skipped:
+    protection never fails a pool. Transient ARM errors raise, so the delivery is retried.
     """
     records = deps.records
     resources = [r for r in use.resources if lineage_resource(r) is not None]
@@ -103,8 +144,9 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
     entry = {"id": use.pool_id, "requestId": use.request_id, "imageId": use.image_id}
     locked = []
     for resource in resources:
-        data = update_record(records, IMAGE_USE, resource, _with_pool(resource, entry))
-        if _place_lock(deps, resource, [p["id"] for p in data["pools"].values()]):
+        update_record(records, IMAGE_USER, member_key(resource, use.pool_id), _row({"resourceId": resource, **entry}))
+        summary = update_record(records, IMAGE_USE, resource, _with_pool(resource, use.pool_id))
+        if _sync_lock(deps, resource, summary):
             locked.append(resource)
     return locked
 
@@ -117,38 +159,86 @@ def release(deps: Dependencies, pool_id: str) -> list[str]:
         return []
     unlocked = []
     for resource in pool_record.data.get("resources", []):
-        data = update_record(records, IMAGE_USE, resource, _without_pool(resource, pool_id))
-        if data["pools"]:
-            _place_lock(deps, resource, [p["id"] for p in data["pools"].values()])
+        delete_record(records, IMAGE_USER, member_key(resource, pool_id))
+        remaining = [row.data["id"] for row in records.list(IMAGE_USER, resource)]
+        data = update_record(records, IMAGE_USE, resource, _without_pool(resource, pool_id, remaining))
+        if data.get("named") or data.get("pools"):
+            _sync_lock(deps, resource, data)
             continue
         # The record goes first: the lock's delete event must not read as "protection removed".
-        delete_record(records, IMAGE_USE, resource, only_if=lambda d: not d.get("pools"))
+        delete_record(records, IMAGE_USE, resource, only_if=lambda d: not d.get("named") and not d.get("pools"))
         if not deps.settings.keep_image_locks and _remove_our_lock(deps, resource):
             unlocked.append(resource)
     delete_record(records, POOL_USE, pool_id)
     return unlocked
 
 
-def _with_pool(resource_id: str, entry: dict[str, Any]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
-    """The change to a resource's usage record that adds the pool ``entry`` describes."""
-    return lambda data: {"resourceId": resource_id, "pools": {**(data or {}).get("pools", {}), resource_key(entry["id"]): entry}}
+def _row(data: dict[str, Any]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change that makes a (resource, pool) row ``data``, whatever it held (unchanged: no write)."""
+    return lambda _: data
 
 
-def _without_pool(resource_id: str, pool_id: str) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
-    """The change to a resource's usage record that forgets ``pool_id``."""
-    return lambda data: {
-        "resourceId": resource_id,
-        "pools": {key: pool for key, pool in (data or {}).get("pools", {}).items() if key != resource_key(pool_id)},
-    }
+def _with_pool(resource_id: str, pool_id: str) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change to a resource's summary that counts ``pool_id`` in: named while fewer than _NAMED_POOLS are, else "more"."""
+
+    def change(data: dict[str, Any] | None) -> dict[str, Any]:
+        data = dict(data or {"resourceId": resource_id, "named": [], "more": False})
+        named = list(data.get("named") or [])
+        if resource_key(pool_id) not in {resource_key(p) for p in named}:
+            if len(named) < _NAMED_POOLS:
+                named.append(pool_id)
+            else:
+                data["more"] = True
+        data["named"] = named
+        return data
+
+    return change
 
 
-def _notes(pools: list[str]) -> str:
-    names = ", ".join(sorted(p.rsplit("/pools/", 1)[-1] for p in pools))
-    text = f"{LOCK_NOTES_MARKER} in use by Batch pool(s) {names}; deleting it makes their resizes fail with AllocationFailed"
+def _without_pool(resource_id: str, pool_id: str, remaining: list[str]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change to a resource's summary once ``pool_id`` is gone: the pools that remain (their rows) renamed."""
+
+    def change(data: dict[str, Any] | None) -> dict[str, Any]:
+        data = dict(data or {"resourceId": resource_id})
+        legacy = {key: pool for key, pool in (data.get("pools") or {}).items() if key != resource_key(pool_id)}
+        if legacy:
+            data["pools"] = legacy
+        else:
+            data.pop("pools", None)
+        others = [p for p in remaining if resource_key(p) != resource_key(pool_id)]
+        data["named"], data["more"] = others[:_NAMED_POOLS], len(others) > _NAMED_POOLS
+        return data
+
+    return change
+
+
+def _notes(summary: dict[str, Any]) -> str:
+    pools = list(summary.get("named") or []) or [p["id"] for p in (summary.get("pools") or {}).values()]
+    names = ", ".join(p.rsplit("/pools/", 1)[-1] for p in pools[:_NAMED_POOLS])
+    more = " and others" if summary.get("more") or len(pools) > _NAMED_POOLS else ""
+    text = f"{LOCK_NOTES_MARKER} in use by Batch pool(s) {names}{more}; deleting it makes their resizes fail with AllocationFailed"
     return text if len(text) <= _MAX_NOTES else text[: _MAX_NOTES - 3] + "..."
 
 
-def _place_lock(deps: Dependencies, resource_id: str, pools: list[str]) -> bool:
+def _sync_lock(deps: Dependencies, resource_id: str, summary: dict[str, Any]) -> bool:
+    """Write the lock when its notes would change (the summary remembers what was last written); True when written."""
+    notes = _notes(summary)
+    if summary.get("notes") == notes:
+        return False
+    if not _place_lock(deps, resource_id, notes):
+        return False
+    # Only if nothing changed the notes meanwhile: a concurrent writer's newer notes must not be marked as written,
+    # nor a summary released meanwhile brought back. A lost race leaves it unmarked: the next protect compares again.
+    current = deps.records.get(IMAGE_USE, resource_id)
+    if current is not None and _notes(current.data) == notes and current.data.get("notes") != notes:
+        try:
+            deps.records.replace(current, {**current.data, "notes": notes})
+        except RecordConflict:
+            pass
+    return True
+
+
+def _place_lock(deps: Dependencies, resource_id: str, notes: str) -> bool:
     from azure.mgmt.resource.locks.models import ManagementLockObject  # Azure SDK: first use (cold start)
 
     parsed = lineage_resource(resource_id)
@@ -156,7 +246,7 @@ def _place_lock(deps: Dependencies, resource_id: str, pools: list[str]) -> bool:
     locks = deps.clients.locks(parsed.subscription).management_locks
     try:
         call_arm(f"lock {resource_id}", lambda: locks.create_or_update_by_scope(
-            parsed.id, LOCK_NAME, ManagementLockObject(level="CanNotDelete", notes=_notes(pools))))
+            parsed.id, LOCK_NAME, ManagementLockObject(level="CanNotDelete", notes=notes)))
     except StepFailed as exc:
         log.warning("image protection: %s could not be locked: %s", resource_id, exc)
         return False

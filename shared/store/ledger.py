@@ -58,6 +58,16 @@ PIPELINE_STAGES: tuple[Stage, ...] = (Stage.RECEIVED, Stage.SNAPSHOTTING, Stage.
 # Keys of RequestRecord.details.
 PLAN_DETAIL = "plan"
 OS_TYPE_DETAIL = "osType"
+# True once the final outcome was sent to the request's ReplyTo (or why it never will be).
+REPLIED_DETAIL = "replied"
+# A ReplyTo that is not one of the teams' reply queues: recorded, never sent to.
+REPLY_REFUSED_DETAIL = "replyToRefused"
+# Conditions (hashed) a SCALING request's team was told about in an interim reply.
+INTERIM_REPLIES_DETAIL = "interimReplies"
+# A conflicting message's record answers in the name of the requestId it tried to use.
+ANSWERS_REQUEST_DETAIL = "answersRequestId"
+# A reason longer than this is cut: a reason must fit the record however long the field names in it are.
+MAX_REASON_CHARS = 2000
 
 
 class LedgerError(RuntimeError):
@@ -123,9 +133,11 @@ class RequestRecord:
         now: datetime,
         reply_to: str | None = None,
         details: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> RequestRecord:
         """A record not yet stored, created and updated at ``now``."""
-        return cls(request_id, stage, None, body, reply_to, dict(details or {}), now, now)
+        return cls(request_id, stage, bounded_reason(reason) if reason is not None else None, body, reply_to,
+                   dict(details or {}), now, now)
 
     @cached_property
     def request(self) -> PoolRequest | None:
@@ -150,6 +162,11 @@ class RequestRecord:
     def pool_id(self) -> str | None:
         """The planned pool's id, if the request got that far."""
         return self.plan.pool.id if self.plan is not None else None
+
+    @property
+    def reply_pending(self) -> bool:
+        """Final, with a reply queue, and the outcome not yet sent there."""
+        return self.stage.is_final and self.reply_to is not None and not self.details.get(REPLIED_DETAIL)
 
     @property
     def source_os_type(self) -> str | None:
@@ -206,6 +223,14 @@ class Ledger(ABC):
     def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
         """Every record in ``stage`` (None: every record), in any order."""
 
+    def list_reply_pending(self) -> list[RequestRecord]:
+        """Final records whose outcome has not yet been sent to their ReplyTo, oldest first."""
+        return sorted((r for r in self._reply_pending() if r.reply_pending), key=lambda r: (r.created_at, r.request_id))
+
+    @abstractmethod
+    def _reply_pending(self) -> list[RequestRecord]:
+        """At least every record whose reply is pending (a back-end may return more; the caller filters)."""
+
     @abstractmethod
     def records(self) -> RecordStore:
         """Small keyed records kept in the same store (alert log, image usage): see :mod:`shared.store.records`."""
@@ -233,16 +258,21 @@ def advanced(
     return replace(
         record,
         stage=stage,
-        reason=reason if reason is not None else record.reason,
+        reason=bounded_reason(reason) if reason is not None else record.reason,
         details={**record.details, **(details or {})},
         updated_at=now or datetime.now(UTC),
     )
 
 
+def bounded_reason(reason: str) -> str:
+    """``reason`` cut to :data:`MAX_REASON_CHARS` (the cut marked), so any reason can be stored."""
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 16] + " ... (shortened)"
+
+
 def serialised(record: RequestRecord) -> tuple[str, str]:
     """Body and details as the JSON stored, checked against the store's limits."""
     body, details = json.dumps(record.body), json.dumps(record.details)
-    for name, text in (("body", body), ("details", details)):
+    for name, text in (("body", body), ("details", details), ("reason", record.reason or "")):
         if len(text.encode("utf-16-le")) > MAX_PROPERTY_BYTES:
             raise RecordTooLarge(f"request {record.request_id}: {name} is over {MAX_PROPERTY_BYTES} bytes as UTF-16 JSON")
     return body, details

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from .ledger import Ledger, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage, StaleRecord, serialised, thawed
-from .records import KeyedRecord, RecordConflict, record_key
+from .records import KeyedRecord, RecordConflict, group_of, record_key
 
 
 class InMemoryLedger(Ledger):
@@ -72,6 +72,9 @@ class InMemoryLedger(Ledger):
         with self._lock:
             return [thawed(*entity) for entity in self._entities.values() if stage is None or entity[0].stage is stage]
 
+    def _reply_pending(self) -> list[RequestRecord]:
+        return self._in_stage(None)
+
     def _next_etag(self) -> str:
         return f'W/"{next(self._etags)}"'
 
@@ -116,3 +119,11 @@ class InMemoryRecords:
             if found[1] != record.etag:
                 raise RecordConflict(f"{record.kind} record {record.key} changed since it was read")
             del self._items[(record.kind, record_key(record.key))]
+
+    def list(self, kind: str, group: str | None = None) -> list[KeyedRecord]:
+        wanted = None if group is None else record_key(group)
+        with self._lock:
+            found = [(key, text, etag) for (k, key), (text, etag) in self._items.items()
+                     if k == kind and (wanted is None or group_of(key) == wanted)]
+        # The stored key is the lower-cased one: what a caller gets back compares equal under record_key.
+        return [KeyedRecord(kind, key, json.loads(text), etag) for key, text, etag in sorted(found)]

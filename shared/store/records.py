@@ -51,10 +51,33 @@ class RecordStore(Protocol):
         """Delete ``record`` if unchanged since read (gone already: fine); RecordConflict if changed."""
         ...
 
+    def list(self, kind: str, group: str | None = None) -> list[KeyedRecord]:
+        """Every record of ``kind``; with ``group``, only those keyed :func:`member_key` ``(group, ...)``.
+
+        What keeps a record small however many members it would otherwise list (the pools that use
+        one image, say): one record per member, found again with one query rather than one document.
+        """
+        ...
+
 
 def record_key(key: str) -> str:
     # Resource ids compare case-insensitively; so do the keys made from them.
     return key.lower()
+
+
+# Between a group and its member in a record key. Never part of an ARM id or of the keys stored before groups existed.
+GROUP_SEPARATOR = "#"
+
+
+def member_key(group: str, member: str) -> str:
+    """The key of ``member``'s record in ``group`` (listed together by :meth:`RecordStore.list`)."""
+    return f"{group}{GROUP_SEPARATOR}{member}"
+
+
+def group_of(key: str) -> str | None:
+    """The group part of a member key; None for a plain key."""
+    group, separator, _ = key.partition(GROUP_SEPARATOR)
+    return group if separator else None
 
 
 def update_record(
@@ -62,11 +85,14 @@ def update_record(
 ) -> dict[str, Any]:
     """Read-modify-write one record with its ETag, retrying lost races; the data stored.
 
-    ``change`` gets the current data (None when there is no record) and returns the new data.
+    ``change`` gets the current data (None when there is no record) and returns the new data;
+    when that equals the current data nothing is written.
     """
     for _ in range(_RACES):
         current = records.get(kind, key)
         data = change(current.data if current is not None else None)
+        if current is not None and data == current.data:
+            return current.data  # nothing to change: no write (a redelivery, a pool already counted)
         try:
             stored = records.insert(kind, key, data) if current is None else records.replace(current, data)
             return stored.data

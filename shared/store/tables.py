@@ -15,8 +15,18 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .ledger import Ledger, LedgerUnavailable, RequestAlreadyExists, RequestNotFound, RequestRecord, Stage, StaleRecord, serialised
-from .records import KeyedRecord, RecordConflict, record_key
+from .ledger import (
+    Ledger,
+    LedgerUnavailable,
+    RecordTooLarge,
+    RequestAlreadyExists,
+    RequestNotFound,
+    RequestRecord,
+    Stage,
+    StaleRecord,
+    serialised,
+)
+from .records import KeyedRecord, RecordConflict, group_of, record_key
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
@@ -115,6 +125,10 @@ class TableLedger(Ledger):
             return self._query(None, {})
         return self._query("Stage eq @stage", {"stage": stage.value})
 
+    def _reply_pending(self) -> list[RequestRecord]:
+        # ReplyPending is kept on every entity for this query: a few rows, not a scan of final records' bodies.
+        return self._query("ReplyPending eq true", {})
+
     def _query(self, query_filter: str | None, parameters: dict[str, str]) -> list[RequestRecord]:
         # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import ResourceNotFoundError
@@ -159,7 +173,14 @@ def infrastructure_errors() -> Iterator[None]:
     try:
         yield
     except AzureError as exc:
+        # Table storage refuses oversized entities for good (Table service error codes, learn.microsoft.com/rest/api/storageservices/table-service-error-codes):
+        # retrying cannot help, so they are permanent, not an outage.
+        if getattr(exc, "error_code", None) in _TOO_LARGE or any(code in str(exc) for code in _TOO_LARGE):
+            raise RecordTooLarge(f"the ledger table refused the record as too large: {exc}") from exc
         raise LedgerUnavailable(f"the ledger table failed: {exc}") from exc
+
+
+_TOO_LARGE = ("PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge")
 
 
 
@@ -173,6 +194,7 @@ def _to_entity(record: RequestRecord) -> dict[str, Any]:
         "Details": details,
         "CreatedAt": record.created_at.isoformat(timespec="microseconds"),
         "UpdatedAt": record.updated_at.isoformat(timespec="microseconds"),
+        "ReplyPending": record.reply_pending,
     }
     # Absent rather than empty, so that None and "" stay distinct; REPLACE
     # removes a property the new entity leaves out.
@@ -204,6 +226,12 @@ class TableRecords:
     which Table keys forbid, and may be long), RowKey = ``<kind>``: one point
     read or write per record, no hot partition, and the ledger's queries (which
     keep only RowKey ``request``) never see these rows.
+
+    A member key (:func:`shared.store.records.member_key`) shares its group's
+    partition: PartitionKey = ``<kind>-<sha256 of the group>``, RowKey =
+    ``<kind>-<sha256 of the key>``, so a group's members are one partition query.
+    Every record of a kind is one PartitionKey range query (``<kind>-`` up to
+    ``<kind>.``): partitions are stored and scanned in key order.
     """
 
     def __init__(self, table_client: TableClient) -> None:
@@ -211,7 +239,36 @@ class TableRecords:
 
     @staticmethod
     def _partition(kind: str, key: str) -> str:
-        return f"{kind}-{hashlib.sha256(record_key(key).encode()).hexdigest()}"
+        group = group_of(record_key(key))
+        return f"{kind}-{_digest(key if group is None else group)}"
+
+    @staticmethod
+    def _row(kind: str, key: str) -> str:
+        return kind if group_of(record_key(key)) is None else f"{kind}-{_digest(key)}"
+
+    def list(self, kind: str, group: str | None = None) -> list[KeyedRecord]:
+        # Azure SDK, loaded on first use (cold start).
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if group is None:
+            query, parameters = "PartitionKey ge @low and PartitionKey lt @high", {"low": f"{kind}-", "high": f"{kind}."}
+        else:
+            query, parameters = "PartitionKey eq @partition", {"partition": f"{kind}-{_digest(group)}"}
+        with infrastructure_errors():
+            try:
+                entities = list(self._table.query_entities(query, parameters=parameters))
+            except ResourceNotFoundError:  # no table yet
+                return []
+        digest = len(kind) + 65  # "<kind>-" and 64 hex digits: a longer kind sharing the prefix is not this one
+        found = [
+            KeyedRecord(kind, entity["Key"], json.loads(entity["Data"]), str(entity.metadata["etag"]))
+            for entity in entities
+            if "Key" in entity and len(entity["PartitionKey"]) == digest
+            and (entity["RowKey"] == kind or (len(entity["RowKey"]) == digest and entity["RowKey"].startswith(f"{kind}-")))
+        ]
+        if group is not None:
+            found = [r for r in found if group_of(record_key(r.key)) == record_key(group)]
+        return sorted(found, key=lambda r: record_key(r.key))
 
     def get(self, kind: str, key: str) -> KeyedRecord | None:
         # Azure SDK, loaded on first use (cold start).
@@ -219,7 +276,7 @@ class TableRecords:
 
         with infrastructure_errors():
             try:
-                entity = self._table.get_entity(self._partition(kind, key), kind)
+                entity = self._table.get_entity(self._partition(kind, key), self._row(kind, key))
             except ResourceNotFoundError:
                 return None
         return KeyedRecord(kind, key, json.loads(entity["Data"]), str(entity.metadata["etag"]))
@@ -228,7 +285,7 @@ class TableRecords:
         # Azure SDK, loaded on first use (cold start).
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
-        entity = {"PartitionKey": self._partition(kind, key), "RowKey": kind, "Key": key, "Data": json.dumps(data)}
+        entity = {"PartitionKey": self._partition(kind, key), "RowKey": self._row(kind, key), "Key": key, "Data": json.dumps(data)}
         with infrastructure_errors():
             try:
                 try:
@@ -247,7 +304,8 @@ class TableRecords:
         from azure.core.exceptions import ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
-        entity = {"PartitionKey": self._partition(record.kind, record.key), "RowKey": record.kind, "Key": record.key, "Data": json.dumps(data)}
+        entity = {"PartitionKey": self._partition(record.kind, record.key), "RowKey": self._row(record.kind, record.key), "Key": record.key,
+                  "Data": json.dumps(data)}
         changed = _changed(record)
         with infrastructure_errors():
             try:
@@ -266,7 +324,11 @@ class TableRecords:
         with infrastructure_errors():
             try:
                 with _unless_modified(_changed(record)):
-                    self._table.delete_entity(self._partition(record.kind, record.key), record.kind, etag=record.etag,
+                    self._table.delete_entity(self._partition(record.kind, record.key), self._row(record.kind, record.key), etag=record.etag,
                                               match_condition=MatchConditions.IfNotModified)
             except ResourceNotFoundError:
                 return
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(record_key(key).encode()).hexdigest()

@@ -62,7 +62,7 @@ def chaos(request):
     monkeypatch = pytest.MonkeyPatch()
     rehearsal = Rehearsal(Scenario.model_validate({
         "seed": 7,
-        "world": {"eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}},
+        "world": {"eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}, "replyQueues": ["chaos-replies"]},
         "steps": [],
     }))
     emulator = rehearsal.emulator
@@ -154,3 +154,100 @@ class TestChaos:
         rehearsal, _, _ = chaos
         refusals = rehearsal.emulator.refusals
         assert not any(code == "PoolBeingResized" for _, code in refusals), dict(refusals)
+
+
+# -- variants: the ledger down for ten minutes; pools deleted through the Batch service API --------------------
+
+
+def replies_by_request(rehearsal: Rehearsal, queue: str = "chaos-replies") -> Counter:
+    return Counter(json.loads(m.message.body)["requestId"] for m in rehearsal.emulator.servicebus.queue(queue).sent
+                   if json.loads(m.message.body)["stage"] in ("READY", "FAILED", "REJECTED"))
+
+
+def chaos_variant(seed: int, world: dict, ledger=None) -> Rehearsal:
+    return Rehearsal(Scenario.model_validate({"seed": seed, "steps": [], "world": {
+        "eventDelivery": {"copies": 2, "reorder": True, "maxDelaySeconds": 20}, "replyQueues": ["chaos-replies"], **world}}), ledger=ledger)
+
+
+def submit_all(rehearsal: Rehearsal, count: int) -> None:
+    for index in range(count):
+        body = chaos_request(index)
+        rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"chaos-msg-{index:02d}", reply_to="chaos-replies"))
+
+
+@pytest.fixture(scope="module")
+def ledger_outage():
+    from datetime import timedelta
+
+    from shared.dependencies import Dependencies
+    from shared.store.memory import InMemoryLedger
+    from tests.support import OutageLedger
+
+    inner = InMemoryLedger()
+    rehearsal = chaos_variant(13, {}, ledger=inner)
+    start = rehearsal.emulator.now()
+    outage = OutageLedger(inner, lambda: start <= rehearsal.emulator.now() < start + timedelta(minutes=10))
+    deps = rehearsal.dependencies
+    # The functions see the outage; the rehearsal's own bookkeeping reads the same ledger behind it.
+    rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=deps.clients, ledger=outage, sender=deps.sender, now=deps.now)
+    dependencies.install(rehearsal.dependencies)
+    try:
+        submit_all(rehearsal, 10)
+        ConcurrentPump(rehearsal, workers=4, seed=5).run()
+        rehearsal.run_until_idle()
+    finally:
+        dependencies.install(None)
+    return rehearsal
+
+
+class TestLedgerDownForTenMinutes:
+    def test_no_request_is_lost_and_each_gets_exactly_one_reply(self, ledger_outage):
+        rehearsal = ledger_outage
+        records = stages(rehearsal)
+        assert sorted(records) == [f"chaos-req-{i:02d}" for i in range(10)]
+        assert all(r.stage.value == "READY" for r in records.values())
+        assert rehearsal.emulator.servicebus.queue(REQUESTS_QUEUE).dead_letters == []
+        assert replies_by_request(rehearsal) == Counter({f"chaos-req-{i:02d}": 1 for i in range(10)})
+
+    def test_the_outage_really_held_messages_back(self, ledger_outage):
+        retried = [m for m in ledger_outage.emulator.servicebus.queue(REQUESTS_QUEUE).sent if "-retry" in m.message_id]
+        assert len(retried) >= 10 and max(m.message.application_properties["cip-attempt"] for m in retried) >= 4
+
+
+@pytest.fixture(scope="module")
+def pools_deleted_by_batch_api():
+    rehearsal = chaos_variant(17, {})
+    dependencies.install(rehearsal.dependencies)
+    try:
+        for index in range(6):
+            body = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=600)
+            body["requestId"] = f"chaos-req-{index:02d}"
+            rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"chaos-msg-{index:02d}", reply_to="chaos-replies"))
+        # Deliveries from four threads at once, then time passes until the pools are growing.
+        ConcurrentPump(rehearsal, workers=4, seed=3).drain()
+        rehearsal.advance(timedelta_minutes(30))
+        assert {r.stage.value for r in stages(rehearsal).values()} == {"SCALING"}
+        # Half the pools are deleted through the Batch service API while growing: no ARM event says so.
+        for index in range(0, 6, 2):
+            rehearsal.emulator.store.remove(f"{DEFAULT_ACCOUNT_ID}/pools/chaos-pool-{index:02d}")
+        rehearsal.run_until_idle()
+    finally:
+        dependencies.install(None)
+    return rehearsal
+
+
+def timedelta_minutes(minutes: int):
+    from datetime import timedelta
+
+    return timedelta(minutes=minutes)
+
+
+class TestPoolsDeletedThroughTheBatchServiceApi:
+    def test_every_request_ends_and_each_team_hears_exactly_once(self, pools_deleted_by_batch_api):
+        rehearsal = pools_deleted_by_batch_api
+        records = stages(rehearsal)
+        assert {rid: r.stage.value for rid, r in records.items()} == {
+            f"chaos-req-{i:02d}": "FAILED" if i % 2 == 0 else "READY" for i in range(6)}
+        for index in range(0, 6, 2):
+            assert "was deleted before it reached its target" in records[f"chaos-req-{index:02d}"].reason
+        assert replies_by_request(rehearsal) == Counter({f"chaos-req-{i:02d}": 1 for i in range(6)})

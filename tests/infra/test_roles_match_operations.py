@@ -31,6 +31,11 @@ LINKED_ACTIONS = {
 }
 # Data-plane actions are granted by built-in roles on the resource (infra/app/alerts.bicep: EventGrid Data Sender).
 DATA_ACTIONS = {"Microsoft.EventGrid/events/send/action"}
+# Calls that need no role action of their own. A Resource Graph query (POST /providers/Microsoft.ResourceGraph/resources)
+# needs "at least read access to the resources you want to query" and returns only those ("Permissions in Azure Resource
+# Graph", learn.microsoft.com/azure/governance/resource-graph/overview): the emulator records, for each query, the read
+# action of every resource type it returned, and those reads are what the roles must grant.
+NO_ROLE_ACTION = {"Microsoft.ResourceGraph/resources/read"}
 
 
 @cache
@@ -60,7 +65,7 @@ def role_actions() -> dict[str, set[str]]:
 
 
 def needed_actions() -> set[str]:
-    control = {a for a in app_actions() if a not in DATA_ACTIONS}
+    control = {a for a in app_actions() if a not in DATA_ACTIONS and a not in NO_ROLE_ACTION}
     return control | {linked for action in control for linked in LINKED_ACTIONS.get(action, ())}
 
 

@@ -259,6 +259,23 @@ class TestListingRequests:
         assert ledger.list_recent(10) == [] and ledger.list_by_stage(Stage.RECEIVED) == []
 
 
+class TestRepliesAndReasons:
+    def test_only_final_records_whose_reply_has_not_gone_out_are_reply_pending(self, ledger):
+        # GIVEN a request in progress, one final with its reply sent, one final without, one final with no ReplyTo
+        ledger.create(a_request("in-progress"))
+        sent = ledger.advance(ledger.create(a_request("sent", Stage.RECEIVED)), Stage.READY)
+        ledger.advance(sent, Stage.READY, details={"replied": True})
+        ledger.advance(ledger.create(a_request("unsent", Stage.RECEIVED, at=T0 + timedelta(minutes=1))), Stage.FAILED, reason="x")
+        silent = RequestRecord.new(request_id="silent", stage=Stage.REJECTED, body=BODY, now=T0, reason="bad")
+        ledger.create(silent)
+        # THEN only the final one whose reply is owed is listed
+        assert [r.request_id for r in ledger.list_reply_pending()] == ["unsent"]
+
+    def test_a_reason_of_any_length_is_stored_cut_to_its_bound(self, ledger):
+        record = ledger.create(RequestRecord.new(request_id="long", stage=Stage.REJECTED, body=BODY, now=T0, reason="x" * 100_000))
+        assert len(ledger.get("long").reason) == len(record.reason) <= 2000 and ledger.get("long").reason.endswith("(shortened)")
+
+
 class TestTableStorageSpecifics:
     def test_each_request_is_one_entity_partitioned_by_its_id(self, azurite_table_client):
         # GIVEN a request recorded through the Table ledger

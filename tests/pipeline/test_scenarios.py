@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.router import is_read
 from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
@@ -22,7 +23,7 @@ def play(name: str) -> dict:
 
 
 def writes(report: dict) -> dict[str, int]:
-    return {op: n for op, n in report["armCalls"].items() if op.split(" ", 1)[0] in ("PUT", "PATCH", "POST", "DELETE")}
+    return {op: n for op, n in report["armCalls"].items() if not is_read(op)}
 
 
 def stages(report: dict) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from emulator.router import is_read
 from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
@@ -25,7 +26,7 @@ def only_request(report: dict) -> dict:
 
 
 def writes(report: dict) -> dict[str, int]:
-    return {op: n for op, n in report["armCalls"].items() if not op.startswith("GET")}
+    return {op: n for op, n in report["armCalls"].items() if not is_read(op)}
 
 
 def rejected_before_any_write(report: dict, field: str) -> str:

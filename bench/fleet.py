@@ -1,0 +1,118 @@
+"""Fleet-scale figures of the pool guard and image protection, on the emulator.
+
+- ``guard.distinctImages2000``: 2,000 pools in 20 Batch accounts, each pool with its own
+  gallery lineage (version <- managed image <- 3 snapshots, as the pipeline makes it), one
+  imaging resource group per account. The first sweep meets pools nobody recorded yet (it
+  reads each lineage and locks it); the steady sweep is the next one, every pool below
+  target again. ARM reads, writes and lock writes of each; Resource Graph queries apart.
+- ``protection.sharedImage2000``: 2,000 pools protected one after the other on one shared
+  lineage (a managed image made from one snapshot): lock writes, the largest usage record
+  stored, and the wall seconds of all the protect steps together.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from emulator.router import is_read
+from emulator.store import ArmResource
+
+SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
+ACCOUNTS, POOLS_PER_ACCOUNT = 20, 100
+RESOURCE_GRAPH = "POST Microsoft.ResourceGraph/resources"
+LOCK_WRITES = "PUT Microsoft.Authorization/locks"
+MINUTE = 60
+
+
+def _account(i: int) -> str:
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:02d}/providers/Microsoft.Batch/batchAccounts/acct{i:02d}"
+
+
+def _cost(calls: dict[str, int]) -> dict[str, int]:
+    """ARM reads (Resource Graph queries counted apart), writes, lock writes."""
+    return {
+        "reads": sum(n for op, n in calls.items() if is_read(op) and op != RESOURCE_GRAPH),
+        "writes": sum(n for op, n in calls.items() if not is_read(op)),
+        "lockWrites": calls.get(LOCK_WRITES, 0),
+        "resourceGraphQueries": calls.get(RESOURCE_GRAPH, 0),
+        "resizes": calls.get("PATCH Microsoft.Batch/batchAccounts/pools", 0),
+    }
+
+
+def _put_lineage(emulator, rg: str, n: int) -> str:
+    """A gallery version made from a managed image made from three snapshots; the version's id."""
+    compute = f"{rg}/providers/Microsoft.Compute"
+    snapshots = [f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")]
+    for snapshot in snapshots:
+        emulator.store.put(ArmResource(snapshot, "Microsoft.Compute/snapshots", "westeurope", {"provisioningState": "Succeeded"}))
+    image = f"{compute}/images/i{n:04d}"
+    emulator.store.put(ArmResource(image, "Microsoft.Compute/images", "westeurope", {"provisioningState": "Succeeded", "storageProfile": {
+        "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshots[0]}},
+        "dataDisks": [{"lun": lun, "snapshot": {"id": s}} for lun, s in enumerate(snapshots[1:])],
+    }}))
+    version = f"{compute}/galleries/g/images/d/versions/1.0.{n}"
+    emulator.store.put(ArmResource(version, "Microsoft.Compute/galleries/images/versions", "westeurope", {
+        "provisioningState": "Succeeded", "storageProfile": {"source": {"id": image}}}))
+    return version
+
+
+def distinct_images() -> dict:
+    """First and steady sweep over 2,000 pools, each with its own five-resource lineage."""
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import Scenario
+    from shared.guard.sweep import PoolGuard
+
+    accounts = [_account(i) for i in range(ACCOUNTS)]
+    rehearsal = Rehearsal(Scenario.model_validate({
+        "world": {"batchAccounts": [{"id": a, "dedicatedCoreQuota": 100_000_000} for a in accounts], "guardedBatchAccounts": accounts,
+                  "allowedScopes": [f"/subscriptions/{SUBSCRIPTION}"]},
+        "steps": [],
+    }))
+    emulator = rehearsal.emulator
+    for i, account in enumerate(accounts):
+        rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:02d}"
+        for p in range(POOLS_PER_ACCOUNT):
+            body = {"properties": {
+                "vmSize": "Standard_D4ds_v5",
+                "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": _put_lineage(emulator, rg, p)},
+                                                                            "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+                "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1200, "resizeTimeout": "PT25M"}},
+            }}
+            emulator.batch.create_pool(account, f"pool{p:03d}", body, url=f"https://management.azure.com{account}/pools/pool{p:03d}")
+    sweeps = {}
+    for name in ("firstSweep", "steadySweep"):
+        emulator.advance(31 * MINUTE)  # every pool: its resize timed out below target
+        emulator.calls.clear()
+        started = time.perf_counter()
+        report = PoolGuard(rehearsal.dependencies).sweep()
+        wall = time.perf_counter() - started
+        if len(report.resized) != ACCOUNTS * POOLS_PER_ACCOUNT:
+            raise RuntimeError(f"{name}: expected every pool resized, got {len(report.resized)} ({len(report.failed)} failed)")
+        sweeps[name] = {**_cost(dict(emulator.calls)), "wallSeconds": round(wall, 3)}
+    return {**sweeps, "lineageResources": ACCOUNTS * POOLS_PER_ACCOUNT * 5}
+
+
+def shared_image() -> dict:
+    """2,000 pools protected on one shared lineage: lock writes, largest record, total protect seconds."""
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+    from shared.protection.locks import ImageUse, protect
+
+    rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
+    emulator = rehearsal.emulator
+    compute = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging/providers/Microsoft.Compute"
+    snapshot, image = f"{compute}/snapshots/shared-os", f"{compute}/images/shared"
+    emulator.store.put(ArmResource(snapshot, "Microsoft.Compute/snapshots", "westeurope", {"provisioningState": "Succeeded"}))
+    emulator.store.put(ArmResource(image, "Microsoft.Compute/images", "westeurope", {"provisioningState": "Succeeded", "storageProfile": {
+        "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshot}}}}))
+    emulator.calls.clear()
+    pools = ACCOUNTS * POOLS_PER_ACCOUNT
+    started = time.perf_counter()
+    for p in range(pools):
+        protect(rehearsal.dependencies, ImageUse(f"{DEFAULT_ACCOUNT_ID}/pools/pool{p:04d}", image, (snapshot,), f"request-{p:04d}"))
+    wall = time.perf_counter() - started
+    records = rehearsal.dependencies.records
+    largest = max(len(json.dumps(r.data)) for kind in ("image-use", "image-user", "pool-use") for r in records.list(kind))
+    return {"pools": pools, "lineageResources": 2, "lockWrites": emulator.calls.get(LOCK_WRITES, 0),
+            "maxRecordBytes": largest, "protectSecondsTotal": round(wall, 3)}

@@ -1,0 +1,159 @@
+"""Pipeline figures of the default request, on the emulator, against the bounds they are judged by.
+
+- ``armCallsToPoolCreated`` and ``timeToPoolCreatedRatioToBound``: ARM calls and virtual time from
+  submit to pool created. The bound is the critical path of the emulator's own operation durations
+  (snapshots, then the managed image, then the replicated version; the definition runs alongside):
+  nothing event-driven can create the pool sooner.
+- ``readySeconds``, ``readyLagSeconds``, ``armReadsToReady``: the whole run as deployed (events,
+  scheduled checks, the timer): virtual seconds to READY, how long after the pool reached its target
+  the request was READY, and the ARM reads it took (Resource Graph queries counted apart).
+- ``pollingBaseline``: the same world driven by a plain loop that polls every 30 s and takes the next
+  step when the last one is done, with the same SDK clients: what a simple script would do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from datetime import timedelta
+
+from emulator.router import is_read
+
+RESOURCE_GRAPH = "POST Microsoft.ResourceGraph/resources"
+POLL = timedelta(seconds=30)
+
+
+class CallsUntil(Counter):
+    """The emulator's call counter, keeping a copy of itself as it was when ``operation`` was first called."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__()
+        self.operation = operation
+        self.at_first: Counter | None = None
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        if key == self.operation and self.at_first is None:
+            self.at_first = Counter(self)
+
+
+def time_to_pool_bound(emulator, replicas: int) -> float:
+    """Seconds on the critical path of the emulator's own operations, submit to pool created."""
+    timings = emulator.compute.timings
+    version = timings.version_base_seconds + timings.version_seconds_per_replica * replicas
+    return timings.snapshot_seconds + timings.image_seconds + math.ceil(version)
+
+
+def to_pool_created() -> dict:
+    """Calls and virtual time from submit to the pool's creation, deliveries one at a time (no timer)."""
+    from rehearsal.pump import ConcurrentPump
+    from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+    from rehearsal.scenario import Scenario, default_request
+    from shared import dependencies
+    from shared.messaging import OutgoingMessage
+
+    rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
+    request = default_request()
+    pool_id = f"{request['pool']['batchAccountId']}/pools/{request['pool']['poolName']}"
+    counted = CallsUntil("PUT Microsoft.Batch/batchAccounts/pools")
+    rehearsal.emulator.calls = counted
+    dependencies.install(rehearsal.dependencies)
+    try:
+        rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(request), message_id="bench-pool"))
+        ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None)
+    finally:
+        dependencies.install(None)
+    plan = rehearsal.ledger.get(request["requestId"]).plan
+    assert plan is not None and counted.at_first is not None
+    seconds = rehearsal.emulator.clock.elapsed_seconds
+    return {
+        "armCallsToPoolCreated": sum(counted.at_first.values()),
+        "armCallsToPoolCreatedByOperation": dict(sorted(counted.at_first.items())),
+        "secondsToPoolCreated": seconds,
+        "timeToPoolCreatedRatioToBound": round(seconds / time_to_pool_bound(rehearsal.emulator, plan.replica_count), 4),
+    }
+
+
+def to_ready() -> dict:
+    """The default rehearsal as deployed: seconds to READY, the lag after the pool reached its target, reads."""
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import default_scenario
+
+    rehearsal = Rehearsal(default_scenario()).run()
+    emulator = rehearsal.emulator
+    [ready_at] = [entry.at for entry in rehearsal.timeline if entry.stage == "READY"]
+    reached = max(end for _, _, end in emulator.batch.resize_history)
+    calls = emulator.calls
+    return {
+        "readySeconds": emulator.clock.elapsed_seconds - (emulator.now() - ready_at).total_seconds(),
+        "readyLagSeconds": (ready_at - reached).total_seconds(),
+        "armReadsToReady": sum(n for op, n in calls.items() if is_read(op) and op != RESOURCE_GRAPH),
+        "resourceGraphQueriesToReady": calls.get(RESOURCE_GRAPH, 0),
+        "armCallsToReady": sum(calls.values()),
+    }
+
+
+def polling_baseline() -> dict:
+    """The default request driven by a loop that polls every 30 s: seconds to READY and its ARM calls."""
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import DEFAULT_ACCOUNT_ID, DEFAULT_GALLERY_ID, DEFAULT_VM_ID, Scenario, default_request
+    from shared.arm.ids import BATCH_ACCOUNT, GALLERY, VIRTUAL_MACHINE, parse_arm_id
+
+    rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
+    emulator = rehearsal.emulator
+    clients = rehearsal.dependencies.clients
+    request = default_request()["pool"]
+    vm_id, gallery, account = (parse_arm_id(DEFAULT_VM_ID, VIRTUAL_MACHINE), parse_arm_id(DEFAULT_GALLERY_ID, GALLERY),
+                               parse_arm_id(DEFAULT_ACCOUNT_ID, BATCH_ACCOUNT))
+    compute, batch = clients.compute(vm_id.subscription), clients.batch(account.subscription)
+    rg, location = vm_id.resource_group, "westeurope"
+    target, replicas = request["targetDedicatedNodes"], math.ceil(request["targetDedicatedNodes"] / 300)
+
+    def wait_until(done) -> None:
+        while not done():
+            emulator.advance(POLL.total_seconds())
+
+    def succeeded(read) -> bool:
+        return read().provisioning_state == "Succeeded"
+
+    vm = compute.virtual_machines.get(rg, vm_id.name)
+    disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id) for d in vm.storage_profile.data_disks]
+    names = {lun: f"poll-{'os' if lun is None else f'lun{lun}'}" for lun, _ in disks}
+    for lun, disk in disks:
+        compute.snapshots.begin_create_or_update(rg, names[lun], {"location": location, "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}, polling=False)
+    compute.gallery_images.begin_create_or_update(rg, gallery.name, "poll", {"location": location, "properties": {
+        "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+        "identifier": {"publisher": "poll", "offer": "poll", "sku": "poll"}}}, polling=False)
+    wait_until(lambda: all(succeeded(lambda name=name: compute.snapshots.get(rg, name)) for name in names.values()))
+    snapshot_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/"
+    compute.images.begin_create_or_update(rg, "poll", {"location": location, "properties": {"hyperVGeneration": "V2", "storageProfile": {
+        "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshot_id + names[None]}},
+        "dataDisks": [{"lun": lun, "snapshot": {"id": snapshot_id + name}} for lun, name in names.items() if lun is not None]}}},
+        polling=False)
+    wait_until(lambda: succeeded(lambda: compute.images.get(rg, "poll")))
+    image_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/images/poll"
+    compute.gallery_image_versions.begin_create_or_update(rg, gallery.name, "poll", "1.0.0", {"location": location, "properties": {
+        "publishingProfile": {"targetRegions": [{"name": location, "regionalReplicaCount": replicas}], "replicaCount": replicas},
+        "storageProfile": {"source": {"id": image_id}}}}, polling=False)
+    wait_until(lambda: succeeded(lambda: compute.gallery_image_versions.get(rg, gallery.name, "poll", "1.0.0")))
+    batch.pool.create(account.resource_group, account.name, "poll-pool", {"properties": {
+        "vmSize": request["vmSize"],
+        "deploymentConfiguration": {"virtualMachineConfiguration": {
+            "imageReference": {"id": f"{DEFAULT_GALLERY_ID}/images/poll/versions/1.0.0"}, "nodeAgentSkuId": request["nodeAgentSkuId"]}},
+        "scaleSettings": {"fixedScale": {"targetDedicatedNodes": target, "resizeTimeout": request["resizeTimeout"]}}}})
+    while True:
+        pool = batch.pool.get(account.resource_group, account.name, "poll-pool")
+        if pool.allocation_state == "Steady":
+            if (pool.current_dedicated_nodes or 0) >= target:
+                break
+            batch.pool.update(account.resource_group, account.name, "poll-pool", {"properties": {"scaleSettings": {"fixedScale": {
+                "targetDedicatedNodes": target, "resizeTimeout": request["resizeTimeout"]}}}})
+        emulator.advance(POLL.total_seconds())
+    return {"readySeconds": emulator.clock.elapsed_seconds, "armCalls": sum(emulator.calls.values())}
+
+
+def figures() -> dict:
+    """Every pipeline figure, in one run."""
+    return {**to_pool_created(), **to_ready(), "pollingBaseline": polling_baseline()}
