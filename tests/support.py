@@ -83,9 +83,9 @@ class OutageLedger(Ledger):
     def _replace(self, record, updated):  # pragma: no cover - advance delegates whole
         raise NotImplementedError
 
-    def _in_stage(self, stage):
+    def _in_stages(self, stages):
         self._check()
-        return self.inner._in_stage(stage)
+        return self.inner._in_stages(stages)
 
     def _reply_pending(self):
         self._check()

@@ -37,20 +37,19 @@ def reconcile_stuck_requests(deps: Dependencies) -> ReconcileReport:
     report = ReconcileReport()
     threshold = deps.now() - timedelta(minutes=deps.settings.stuck_request_minutes)
     pipeline = PoolPipeline(deps)
-    for stage in PIPELINE_STAGES:
-        for record in deps.ledger.list_by_stage(stage):
-            if record.updated_at > threshold:
-                report.not_yet_stuck += 1
-                continue
-            try:
-                driven = pipeline.drive(record)
-            except Exception:  # noqa: BLE001 - one request's failure never stops the others
-                log.exception("reconcile: driving request %s failed", record.request_id)
-                report.failed.append(record.request_id)
-                continue
-            if driven.stage is not record.stage:
-                log.warning("reconcile: request %s was stuck in %s; now %s", record.request_id, record.stage.value, driven.stage.value)
-                report.advanced.append(record.request_id)
+    for record in deps.ledger.list_in_stages(PIPELINE_STAGES):
+        if record.updated_at > threshold:
+            report.not_yet_stuck += 1
+            continue
+        try:
+            driven = pipeline.drive(record)
+        except Exception:  # noqa: BLE001 - one request's failure never stops the others
+            log.exception("reconcile: driving request %s failed", record.request_id)
+            report.failed.append(record.request_id)
+            continue
+        if driven.stage is not record.stage:
+            log.warning("reconcile: request %s was stuck in %s; now %s", record.request_id, record.stage.value, driven.stage.value)
+            report.advanced.append(record.request_id)
     return report
 
 

@@ -87,10 +87,9 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
 def _fail_request_of_deleted_pool(deps: Dependencies, pool: ArmId) -> None:
     """A request still growing (or creating) the deleted pool will never be READY: it ends FAILED, answered."""
     pipeline = PoolPipeline(deps)
-    for stage in (Stage.SCALING, Stage.CREATING_POOL):
-        for record in deps.ledger.list_by_stage(stage):
-            if record.plan is not None and record.plan.pool.key() == pool.key():
-                pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
+    for record in deps.ledger.list_in_stages((Stage.SCALING, Stage.CREATING_POOL)):
+        if record.plan is not None and record.plan.pool.key() == pool.key():
+            pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
 
 
 def _request_id_from_name(resource: ArmId) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -211,17 +212,24 @@ class Ledger(ABC):
 
     def list_by_stage(self, stage: Stage) -> list[RequestRecord]:
         """Every record in ``stage``, oldest created first."""
-        return sorted(self._in_stage(stage), key=lambda r: (r.created_at, r.request_id))
+        return self.list_in_stages((stage,))
+
+    def list_in_stages(self, stages: Iterable[Stage]) -> list[RequestRecord]:
+        """Every record in any of ``stages``, oldest created first: one query, however many stages."""
+        wanted = frozenset(stages)
+        if not wanted:
+            return []
+        return sorted(self._in_stages(wanted), key=lambda r: (r.created_at, r.request_id))
 
     def list_recent(self, limit: int) -> list[RequestRecord]:
         """At most ``limit`` records, most recently updated first."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
-        return sorted(self._in_stage(None), key=lambda r: (r.updated_at, r.request_id), reverse=True)[:limit]
+        return sorted(self._in_stages(None), key=lambda r: (r.updated_at, r.request_id), reverse=True)[:limit]
 
     @abstractmethod
-    def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
-        """Every record in ``stage`` (None: every record), in any order."""
+    def _in_stages(self, stages: frozenset[Stage] | None) -> list[RequestRecord]:
+        """Every record in one of ``stages`` (None: every record), in any order."""
 
     def list_reply_pending(self) -> list[RequestRecord]:
         """Final records whose outcome has not yet been sent to their ReplyTo, oldest first."""

@@ -68,12 +68,12 @@ class InMemoryLedger(Ledger):
             self._entities[record.request_id] = (stored, body, merged)
             return thawed(stored, body, merged)
 
-    def _in_stage(self, stage: Stage | None) -> list[RequestRecord]:
+    def _in_stages(self, stages: frozenset[Stage] | None) -> list[RequestRecord]:
         with self._lock:
-            return [thawed(*entity) for entity in self._entities.values() if stage is None or entity[0].stage is stage]
+            return [thawed(*entity) for entity in self._entities.values() if stages is None or entity[0].stage in stages]
 
     def _reply_pending(self) -> list[RequestRecord]:
-        return self._in_stage(None)
+        return self._in_stages(None)
 
     def _next_etag(self) -> str:
         return f'W/"{next(self._etags)}"'

@@ -9,6 +9,7 @@ import pytest
 
 from shared.store.ledger import (
     FINAL_STAGES,
+    PIPELINE_STAGES,
     FinalStageError,
     Ledger,
     LedgerUnavailable,
@@ -241,6 +242,20 @@ class TestListingRequests:
         assert [r.request_id for r in ledger.list_by_stage(Stage.IMAGING)] == ["r-0", "r-1", "r-2"]
         assert [r.request_id for r in ledger.list_by_stage(Stage.READY)] == ["r-3"]
         assert ledger.list_by_stage(Stage.RECEIVED) == [] and ledger.list_by_stage(Stage.FAILED) == []
+
+    def test_list_in_stages_returns_every_request_in_any_of_them_oldest_first(self, ledger):
+        # GIVEN one request in each stage, created a minute apart
+        for index, stage in enumerate(Stage):
+            ledger.create(a_request(f"r-{index}", stage, at=T0 + timedelta(minutes=index)))
+
+        # WHEN the pipeline's stages, and then no stage at all, are listed
+        in_pipeline = ledger.list_in_stages(PIPELINE_STAGES)
+
+        # THEN exactly the pipeline's requests come back, in creation order; no stage lists nothing
+        assert [r.stage for r in in_pipeline] == list(PIPELINE_STAGES)
+        assert [r.request_id for r in in_pipeline] == sorted(r.request_id for r in in_pipeline)
+        assert ledger.list_in_stages(()) == []
+        assert {r.stage for r in ledger.list_in_stages(FINAL_STAGES)} == set(FINAL_STAGES)
 
     def test_list_recent_is_most_recently_updated_first_and_limited(self, ledger):
         # GIVEN four requests created a minute apart, the oldest then updated last
