@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .ledger import (
@@ -31,13 +32,26 @@ from .records import KeyedRecord, RecordConflict, group_of, record_key
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableEntity
 
+log = logging.getLogger(__name__)
+
 _ROW_KEY = "request"
+# One row per open request (not final, or final with its reply still owed), RowKey = request id. The timer's
+# queries read this one partition and then the records it names, so their cost grows with open requests, not
+# with every final record ever kept (a filter on Stage is a scan of the whole table on the service's side).
+# Not a request id: those are lower case.
+_OPEN_PARTITION = "Open_Requests"
+# An index row whose record does not exist is a create in progress, or one that died after the row was
+# written; after this long it is the latter, and the row goes.
+_ORPHAN_GRACE = timedelta(minutes=15)
 
 
 class TableLedger(Ledger):
     """The ledger on Azure Table Storage.
 
-    One entity per request: PartitionKey = request id, RowKey = ``request``.
+    One entity per request: PartitionKey = request id, RowKey = ``request``;
+    plus one row per open request in the ``Open_Requests`` partition (see
+    :data:`_OPEN_PARTITION`), written before the record and removed after it
+    closes, so the index may name more requests than are open, never fewer.
     Requests are independent and every read or write names one request, so
     each request gets its own partition: point reads by (id, ``request``),
     no hot partition, and ETag checks are per request. The constant RowKey
@@ -73,6 +87,8 @@ class TableLedger(Ledger):
         from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
         entity = _to_entity(record)
+        if _is_open(record):
+            self._mark_open(record.request_id)
         with infrastructure_errors():
             try:
                 try:
@@ -117,10 +133,14 @@ class TableLedger(Ledger):
                     )
             except ResourceNotFoundError as exc:
                 raise RequestNotFound(f"request {record.request_id} is not in the ledger") from exc
+        if not _is_open(updated):
+            self._close(updated.request_id)
         return replace(updated, body=json.loads(entity["Body"]), details=json.loads(entity["Details"]), etag=metadata["etag"])
 
     def _in_stages(self, stages: frozenset[Stage] | None) -> list[RequestRecord]:
-        # A filtered scan of the table: fine for thousands of requests. One query for all the stages asked for
+        if stages is not None and not any(stage.is_final for stage in stages):
+            return [record for record in self._open_records() if record.stage in stages]
+        # Final stages (ops' listings): a filtered scan of the table. One query for all the stages asked for
         # (a filter may hold up to 15 comparisons; there are 9 stages).
         if stages is None:
             return self._query(None, {})
@@ -129,8 +149,53 @@ class TableLedger(Ledger):
         return self._query(query_filter, {f"stage{i}": stage.value for i, stage in enumerate(ordered)})
 
     def _reply_pending(self) -> list[RequestRecord]:
-        # ReplyPending is kept on every entity for this query: a few rows, not a scan of final records' bodies.
-        return self._query("ReplyPending eq true", {})
+        return self._open_records()
+
+    def _open_records(self) -> list[RequestRecord]:
+        """The records the open-requests partition names that are still open; rows naming closed ones are removed."""
+        from azure.core.exceptions import ResourceNotFoundError  # Azure SDK: first use (cold start)
+
+        with infrastructure_errors():
+            try:
+                rows = list(self._table.query_entities("PartitionKey eq @open", parameters={"open": _OPEN_PARTITION}))
+            except ResourceNotFoundError:  # no table yet
+                return []
+        found: list[RequestRecord] = []
+        for row in rows:
+            try:
+                record = self.get(row["RowKey"])
+            except RequestNotFound:
+                written = row.metadata.get("timestamp")
+                if isinstance(written, datetime) and datetime.now(UTC) - written > _ORPHAN_GRACE:
+                    self._close(row["RowKey"])
+                continue
+            if _is_open(record):
+                found.append(record)
+            else:  # closed, but the removal after its last write did not happen
+                self._close(record.request_id)
+        return found
+
+    def _mark_open(self, request_id: str) -> None:
+        from azure.core.exceptions import HttpResponseError  # Azure SDK: first use (cold start)
+        from azure.data.tables import UpdateMode
+
+        row = {"PartitionKey": _OPEN_PARTITION, "RowKey": request_id}
+        with infrastructure_errors():
+            try:
+                self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+            except HttpResponseError as exc:
+                if exc.status_code != 404:  # 404 on upsert: no table yet
+                    raise
+                self.ensure_table()
+                self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+    def _close(self, request_id: str) -> None:
+        """Remove a closed request's index row. Best effort: a row left behind is removed by the next listing."""
+        try:
+            with infrastructure_errors():
+                self._table.delete_entity(_OPEN_PARTITION, request_id)
+        except LedgerUnavailable:
+            log.warning("ledger: the open-requests row of %s stays until the next listing", request_id, exc_info=True)
 
     def _query(self, query_filter: str | None, parameters: dict[str, str]) -> list[RequestRecord]:
         # Azure SDK, loaded on first use (cold start).
@@ -144,7 +209,7 @@ class TableLedger(Ledger):
                     entities = list(self._table.query_entities(query_filter, parameters=parameters))
             except ResourceNotFoundError:  # a query misses only when the table does
                 return []
-        return [_from_entity(entity) for entity in entities if entity["RowKey"] == _ROW_KEY]
+        return [_from_entity(entity) for entity in entities if entity["RowKey"] == _ROW_KEY and entity["PartitionKey"] != _OPEN_PARTITION]
 
 
 
@@ -185,6 +250,9 @@ def infrastructure_errors() -> Iterator[None]:
 
 _TOO_LARGE = ("PropertyValueTooLarge", "EntityTooLarge", "RequestBodyTooLarge")
 
+
+def _is_open(record: RequestRecord) -> bool:
+    return not record.stage.is_final or record.reply_pending
 
 
 def _to_entity(record: RequestRecord) -> dict[str, Any]:

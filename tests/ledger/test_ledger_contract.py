@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,6 +11,7 @@ import pytest
 from shared.store.ledger import (
     FINAL_STAGES,
     PIPELINE_STAGES,
+    REPLIED_DETAIL,
     FinalStageError,
     Ledger,
     LedgerUnavailable,
@@ -297,12 +299,65 @@ class TestTableStorageSpecifics:
         TableLedger(azurite_table_client).create(a_request())
 
         # WHEN the table is read directly
-        (entity,) = list(azurite_table_client.list_entities())
+        (entity,) = [e for e in azurite_table_client.list_entities() if e["PartitionKey"] == "r-1"]
 
         # THEN the entity is keyed by the request id, with JSON body and details
         assert (entity["PartitionKey"], entity["RowKey"], entity["Stage"]) == ("r-1", "request", "RECEIVED")
         assert entity["UpdatedAt"] == "2026-01-05T09:00:00.000000+00:00"
         assert "Reason" not in entity and entity["ReplyTo"] == "replies"
+
+    def test_open_requests_are_indexed_until_final_and_answered(self, azurite_table_client):
+        # GIVEN two requests in the pipeline, and a third rejected with nobody to answer
+        ledger = TableLedger(azurite_table_client)
+        ledger.create(a_request("r-1"))
+        ledger.create(a_request("r-2", Stage.SCALING))
+        ledger.create(RequestRecord.new(request_id="r-3", stage=Stage.REJECTED, body=BODY, now=T0, reason="pool.poolName: missing"))
+
+        # THEN the open-requests partition names exactly the open two
+        assert open_rows(azurite_table_client) == ["r-1", "r-2"]
+
+        # WHEN one becomes READY (its reply still owed), and then its reply is sent
+        ready = ledger.advance(ledger.get("r-2"), Stage.READY)
+        assert open_rows(azurite_table_client) == ["r-1", "r-2"]
+        ledger.advance(ready, Stage.READY, details={REPLIED_DETAIL: True})
+
+        # THEN it leaves the index, and ops' listings never show index rows as requests
+        assert open_rows(azurite_table_client) == ["r-1"]
+        assert sorted(r.request_id for r in ledger.list_recent(10)) == ["r-1", "r-2", "r-3"]
+
+    def test_stage_queries_read_the_open_requests_not_every_final_record(self, azurite_table_endpoint):
+        # GIVEN a ledger holding 40 answered final requests and 2 open ones, on a client that counts the rows it is sent
+        returned = EntitiesReturned()
+        with counting_table_client(azurite_table_endpoint, returned) as client:
+            ledger = TableLedger(client)
+            for index in range(40):
+                ledger.create(RequestRecord.new(request_id=f"done-{index}", stage=Stage.READY, body=BODY, now=T0))
+            ledger.create(a_request("open-1", Stage.IMAGING))
+            ledger.create(a_request("open-2", Stage.SCALING))
+            returned.rows = 0
+
+            # WHEN the timer's queries run: the pipeline's stages, SCALING, the pending replies
+            in_pipeline = ledger.list_in_stages(PIPELINE_STAGES)
+            scaling = ledger.list_by_stage(Stage.SCALING)
+            pending = ledger.list_reply_pending()
+
+        # THEN they find the open requests, having been sent only their index rows and records
+        assert [r.request_id for r in in_pipeline] == ["open-1"] and [r.request_id for r in scaling] == ["open-2"] and pending == []
+        assert returned.rows == 3 * (2 + 2)
+
+    def test_an_index_row_left_behind_is_removed_by_the_next_listing(self, azurite_table_client):
+        # GIVEN a request whose record went final but whose index row stayed (the removal after the write failed)
+        ledger = TableLedger(azurite_table_client)
+        ledger.create(RequestRecord.new(request_id="r-1", stage=Stage.FAILED, body=BODY, now=T0))
+        azurite_table_client.upsert_entity({"PartitionKey": "Open_Requests", "RowKey": "r-1"})
+        # and an index row written by a create still in progress (no record yet)
+        azurite_table_client.upsert_entity({"PartitionKey": "Open_Requests", "RowKey": "r-2"})
+
+        # WHEN the open requests are listed
+        assert ledger.list_in_stages(PIPELINE_STAGES) == [] and ledger.list_reply_pending() == []
+
+        # THEN the closed request's row is gone; the row of the create in progress stays (it is young)
+        assert open_rows(azurite_table_client) == ["r-2"]
 
     def test_ensure_table_is_idempotent(self, azurite_table_client):
         # GIVEN a ledger whose table does not exist yet
@@ -337,3 +392,32 @@ class TestTableStorageSpecifics:
                 ledger.create(a_request())
             with pytest.raises(LedgerUnavailable):
                 ledger.list_recent(10)
+
+
+def open_rows(client) -> list[str]:
+    return sorted(e["RowKey"] for e in client.query_entities("PartitionKey eq 'Open_Requests'"))
+
+
+class EntitiesReturned:
+    """Counts the entities Table Storage sends back (point reads and query pages), from the raw responses."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, response) -> None:
+        http = response.http_response
+        if response.http_request.method != "GET" or http.status_code != 200:
+            return
+        body = json.loads(http.text() or "{}")
+        self.rows += len(body["value"]) if "value" in body else 1
+
+
+def counting_table_client(endpoint: str, hook: EntitiesReturned):
+    import uuid
+
+    from azure.core.credentials import AzureNamedKeyCredential
+    from azure.data.tables import TableClient
+
+    from tests.azurite import ACCOUNT_KEY, ACCOUNT_NAME
+
+    return TableClient(endpoint, "t" + uuid.uuid4().hex, credential=AzureNamedKeyCredential(ACCOUNT_NAME, ACCOUNT_KEY), raw_response_hook=hook)
