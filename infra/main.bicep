@@ -85,6 +85,11 @@ param guardMaxResizesWithoutProgress int = 3
 param stuckRequestMinutes int = 30
 
 @minValue(1)
+@maxValue(3650)
+@description('Days after which an answered final request keeps only its id, stage, reason, times and plan in the ledger.')
+param ledgerRetentionDays int = 90
+
+@minValue(1)
 @maxValue(1440)
 @description('Minutes during which a repeated alert about the same resource is not published again.')
 param alertDedupMinutes int = 60
@@ -245,6 +250,7 @@ module functionApp 'app/function.bicep' = {
       ALERT_DEDUP_MINUTES: string(alertDedupMinutes)
       KEEP_IMAGE_LOCKS: keepImageLocks ? 'true' : 'false'
       REPLY_QUEUES: join(teamReplyQueues, ',')
+      LEDGER_RETENTION_DAYS: string(ledgerRetentionDays)
     }
   }
 }

@@ -34,6 +34,7 @@ STUCK_REQUEST_MINUTES = "STUCK_REQUEST_MINUTES"
 ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
 KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
 REPLY_QUEUES = "REPLY_QUEUES"
+LEDGER_RETENTION_DAYS = "LEDGER_RETENTION_DAYS"
 
 T = TypeVar("T")
 
@@ -46,6 +47,7 @@ DEFAULT_STUCK_REQUEST_MINUTES = "30"
 DEFAULT_ALERT_DEDUP_MINUTES = "60"
 DEFAULT_KEEP_IMAGE_LOCKS = "false"
 DEFAULT_REPLY_QUEUES = ""
+DEFAULT_LEDGER_RETENTION_DAYS = "90"
 
 
 class SettingError(PermanentError, ValueError):
@@ -160,6 +162,8 @@ class Settings:
     keep_image_locks: bool = False
     # The teams' reply queues: a message's ReplyTo is answered only when it names one of these.
     reply_queues: tuple[str, ...] = ()
+    # A final, answered request's body and progress details are dropped this many days after it ended (its id stays taken).
+    ledger_retention_days: int = int(DEFAULT_LEDGER_RETENTION_DAYS)
 
     def __post_init__(self) -> None:
         own = {self.pool_requests_queue.lower(), self.pool_checks_queue.lower()}
@@ -193,6 +197,7 @@ class Settings:
             alert_dedup_minutes=_read(env, ALERT_DEDUP_MINUTES, _positive_int, DEFAULT_ALERT_DEDUP_MINUTES),
             keep_image_locks=_read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
             reply_queues=_read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
+            ledger_retention_days=_read(env, LEDGER_RETENTION_DAYS, _positive_int, DEFAULT_LEDGER_RETENTION_DAYS),
         )
 
 
@@ -214,5 +219,6 @@ ALL_SETTING_NAMES = frozenset(
         ALERT_DEDUP_MINUTES,
         KEEP_IMAGE_LOCKS,
         REPLY_QUEUES,
+        LEDGER_RETENTION_DAYS,
     }
 )

@@ -24,7 +24,7 @@ from ..dependencies import Dependencies
 from ..messaging import PoolCheck, schedule_pool_check
 from ..model.plan import iso_duration
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
-from ..pipeline.reconcile import fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
+from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import on_resource_deleted
 from ..protection.lineage import LineageReader, lineage_resource
@@ -71,6 +71,8 @@ class SweepReport:
     # Requests ended FAILED because their pool was deleted; final outcomes sent late.
     failed_pools_gone: list[str] = field(default_factory=list)
     replies_sent: list[str] = field(default_factory=list)
+    # Final records whose body and details were dropped after the retention.
+    aged_out: list[str] = field(default_factory=list)
     deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -377,7 +379,7 @@ _ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT
 
 def run_sweep(deps: Dependencies) -> SweepReport:
     """The timer's work: re-drive stuck requests, sweep every guarded pool, end requests whose pool is gone,
-    and send the replies that never went out."""
+    send the replies that never went out, and age out old final records."""
     report = SweepReport()
     try:
         reconciled = reconcile_stuck_requests(deps)
@@ -389,6 +391,7 @@ def run_sweep(deps: Dependencies) -> SweepReport:
     try:
         report.failed_pools_gone.extend(fail_requests_whose_pool_is_gone(deps, report.seen_pools, report.listed_accounts))
         report.replies_sent.extend(send_pending_replies(deps))
+        report.aged_out.extend(age_out_final_records(deps))
     except LedgerError:
-        log.exception("reconcile: the ledger failed; pools gone and pending replies wait for the next sweep")
+        log.exception("reconcile: the ledger failed; pools gone, pending replies and retention wait for the next sweep")
     return report

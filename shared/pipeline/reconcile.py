@@ -1,5 +1,5 @@
 """Re-drives requests stuck in a pipeline stage (lost Event Grid events), ends requests whose pool is gone,
-and sends the replies that never went out.
+sends the replies that never went out, and ages out old final records.
 
 Event Grid delivery is at-least-once but an event can still be lost (a
 subscription misconfigured for a while, 24 h of failed retries). A request
@@ -17,7 +17,8 @@ from datetime import timedelta
 from ..arm.calls import get_or_none
 from ..arm.ids import ArmId
 from ..dependencies import Dependencies
-from ..store.ledger import PIPELINE_STAGES, Stage
+from ..store.ledger import PIPELINE_STAGES, Stage, StaleRecord
+from ..store.records import RecordConflict
 from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,48 @@ def send_pending_replies(deps: Dependencies) -> list[str]:
         except Exception:  # noqa: BLE001 - one reply's failure never stops the others
             log.exception("reconcile: sending the reply of request %s failed", record.request_id)
     return sent
+
+
+# The retention pass runs once a day; its marker is one keyed record beside the ledger.
+RETENTION_KIND = "ledger-retention"
+RETENTION_KEY = "last-pass"
+# Records aged out per sweep: a backlog (the first pass after a long time) is worked off over several sweeps.
+MAX_AGED_OUT_PER_SWEEP = 500
+
+
+def age_out_final_records(deps: Dependencies) -> list[str]:
+    """Once a day, drop the body and details of answered final records older than ``LEDGER_RETENTION_DAYS``.
+
+    Their ids, stages, reasons and times stay: an id is never freed (see :meth:`Ledger.age_out`).
+    """
+    now = deps.now()
+    today = now.date().isoformat()
+    marker = deps.records.get(RETENTION_KIND, RETENTION_KEY)
+    if marker is not None and marker.data.get("day") == today:
+        return []
+    candidates = deps.ledger.list_final_before(now - timedelta(days=deps.settings.ledger_retention_days))
+    aged: list[str] = []
+    for record in candidates[:MAX_AGED_OUT_PER_SWEEP]:
+        if record.reply_pending:
+            continue  # the pending-reply pass answers it first
+        try:
+            deps.ledger.age_out(record, now)
+        except StaleRecord:
+            continue  # changed meanwhile: the next pass looks again
+        aged.append(record.request_id)
+    if len(candidates) <= MAX_AGED_OUT_PER_SWEEP:
+        _mark_retention_pass(deps, today)
+    if aged:
+        log.info("reconcile: %d final records older than %d days aged out", len(aged), deps.settings.ledger_retention_days)
+    return aged
+
+
+def _mark_retention_pass(deps: Dependencies, day: str) -> None:
+    marker = deps.records.get(RETENTION_KIND, RETENTION_KEY)
+    try:
+        if marker is None:
+            deps.records.insert(RETENTION_KIND, RETENTION_KEY, {"day": day})
+        else:
+            deps.records.replace(marker, {"day": day})
+    except RecordConflict:
+        pass  # another sweep marked it

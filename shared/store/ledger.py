@@ -67,6 +67,10 @@ REPLY_REFUSED_DETAIL = "replyToRefused"
 INTERIM_REPLIES_DETAIL = "interimReplies"
 # A conflicting message's record answers in the name of the requestId it tried to use.
 ANSWERS_REQUEST_DETAIL = "answersRequestId"
+# Set (to when) on a final record whose body and details were dropped after the ledger's retention.
+AGED_OUT_DETAIL = "agedOut"
+# What an aged-out record keeps of its details: small, and what tells ops which resources the id named.
+_KEPT_WHEN_AGED_OUT = (PLAN_DETAIL, REPLIED_DETAIL, REPLY_REFUSED_DETAIL, ANSWERS_REQUEST_DETAIL)
 # A reason longer than this is cut: a reason must fit the record however long the field names in it are.
 MAX_REASON_CHARS = 2000
 
@@ -234,6 +238,28 @@ class Ledger(ABC):
     def list_reply_pending(self) -> list[RequestRecord]:
         """Final records whose outcome has not yet been sent to their ReplyTo, oldest first."""
         return sorted((r for r in self._reply_pending() if r.reply_pending), key=lambda r: (r.created_at, r.request_id))
+
+    def age_out(self, record: RequestRecord, now: datetime) -> RequestRecord:
+        """Drop an answered final record's body and progress details; its id, stage, reason, times and plan stay.
+
+        A request id names the request's snapshots and image: a later request reusing it would name resources
+        that may still exist, so the id is never freed. Raises ValueError for a record that is open.
+        """
+        if not record.stage.is_final or record.reply_pending:
+            raise ValueError(f"request {record.request_id} is not final and answered; it cannot age out")
+        kept = {key: record.details[key] for key in _KEPT_WHEN_AGED_OUT if key in record.details}
+        kept[AGED_OUT_DETAIL] = utc(now, "now").isoformat()
+        return self._replace(record, replace(record, body={}, details=kept))
+
+    def list_final_before(self, cutoff: datetime) -> list[RequestRecord]:
+        """Final records last updated before ``cutoff`` that have not aged out yet, oldest update first."""
+        cutoff = utc(cutoff, "cutoff")
+        found = [r for r in self._final_before(cutoff) if r.updated_at < cutoff and not r.details.get(AGED_OUT_DETAIL)]
+        return sorted(found, key=lambda r: (r.updated_at, r.request_id))
+
+    def _final_before(self, cutoff: datetime) -> list[RequestRecord]:
+        """At least every final record updated before ``cutoff`` (a back-end may return more; the caller filters)."""
+        return self._in_stages(FINAL_STAGES)
 
     @abstractmethod
     def _reply_pending(self) -> list[RequestRecord]:

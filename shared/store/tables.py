@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .ledger import (
+    FINAL_STAGES,
     Ledger,
     LedgerUnavailable,
     RecordTooLarge,
@@ -150,6 +151,16 @@ class TableLedger(Ledger):
 
     def _reply_pending(self) -> list[RequestRecord]:
         return self._open_records()
+
+    def _final_before(self, cutoff: datetime) -> list[RequestRecord]:
+        # Once a day (the retention pass): a scan, narrowed on the service's side by the update time. UpdatedAt
+        # is ISO 8601 in UTC with microseconds, so string order is time order.
+        stages = sorted(FINAL_STAGES, key=lambda s: s.value)
+        stage_filter = " or ".join(f"Stage eq @stage{i}" for i in range(len(stages)))
+        parameters = {f"stage{i}": stage.value for i, stage in enumerate(stages)}
+        parameters["cutoff"] = cutoff.isoformat(timespec="microseconds")
+        # The SDK substitutes @names in words split on spaces: a parenthesis must stand apart from a name.
+        return self._query(f"( {stage_filter} ) and UpdatedAt lt @cutoff", parameters)
 
     def _open_records(self) -> list[RequestRecord]:
         """The records the open-requests partition names that are still open; rows naming closed ones are removed."""

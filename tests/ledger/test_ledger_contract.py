@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from shared.store.ledger import (
+    AGED_OUT_DETAIL,
     FINAL_STAGES,
     PIPELINE_STAGES,
     REPLIED_DETAIL,
@@ -291,6 +292,42 @@ class TestRepliesAndReasons:
     def test_a_reason_of_any_length_is_stored_cut_to_its_bound(self, ledger):
         record = ledger.create(RequestRecord.new(request_id="long", stage=Stage.REJECTED, body=BODY, now=T0, reason="x" * 100_000))
         assert len(ledger.get("long").reason) == len(record.reason) <= 2000 and ledger.get("long").reason.endswith("(shortened)")
+
+
+class TestRetention:
+    def test_an_aged_out_record_keeps_its_id_stage_reason_times_and_plan_only(self, ledger):
+        # GIVEN a failed request that was answered, with progress details beside its plan
+        failed = ledger.create(RequestRecord.new(request_id="r-1", stage=Stage.FAILED, body=BODY,
+                                                 details={**DETAILS, REPLIED_DETAIL: True, "claims": {"image": True}},
+                                                 reason="snapshot failed", reply_to="replies", now=T0))
+
+        # WHEN it ages out
+        aged = ledger.age_out(failed, T0 + timedelta(days=91))
+
+        # THEN body and details are gone, the rest stays, and the id is still taken
+        assert ledger.get("r-1") == aged
+        assert (aged.stage, aged.reason, aged.created_at, aged.updated_at, aged.body) == (Stage.FAILED, "snapshot failed", T0, T0, {})
+        assert aged.details == {**DETAILS, REPLIED_DETAIL: True, AGED_OUT_DETAIL: "2026-04-06T09:00:00+00:00"}
+        with pytest.raises(RequestAlreadyExists):
+            ledger.create(a_request("r-1"))
+
+    @pytest.mark.parametrize("stage", [Stage.RECEIVED, Stage.SCALING])
+    def test_an_open_request_cannot_age_out(self, ledger, stage):
+        with pytest.raises(ValueError, match="not final and answered"):
+            ledger.age_out(ledger.create(a_request("r-1", stage)), T0)
+
+    def test_listing_final_records_before_a_time_leaves_out_young_open_and_aged_ones(self, ledger):
+        # GIVEN final records a day apart, an open one, and one already aged out
+        for index in range(3):
+            ledger.create(RequestRecord.new(request_id=f"done-{index}", stage=Stage.READY, body=BODY, now=T0 + timedelta(days=index)))
+        ledger.create(a_request("open", Stage.SCALING, at=T0))
+        ledger.age_out(ledger.create(RequestRecord.new(request_id="aged", stage=Stage.REJECTED, body=BODY, now=T0)), T0)
+
+        # WHEN the final records before day 2 are listed
+        listed = ledger.list_final_before(T0 + timedelta(days=1, seconds=1))
+
+        # THEN exactly the first two come back, oldest first
+        assert [r.request_id for r in listed] == ["done-0", "done-1"]
 
 
 class TestTableStorageSpecifics:

@@ -349,3 +349,65 @@ class TestPoisonIsDroppedOrSkipped:
         critical = [a for a in rehearsal.emulator.topic.received if a["type"] == "CustomImagePool.InUseImageDeleted"]
         assert critical and critical[0]["data"]["pools"][0]["id"] == POOL_ID
         assert rehearsal.host.errors == []
+
+
+class TestOldRecordsAgeOut:
+    """Final, answered records older than LEDGER_RETENTION_DAYS keep only what reserves their id."""
+
+    def test_an_answered_request_past_the_retention_ages_out_and_its_id_stays_taken(self, ledger):
+        from shared.guard.sweep import run_sweep
+
+        # GIVEN a request that ended READY and was answered
+        rehearsal = world([{"submit": default_request(targetDedicatedNodes=10), "replyTo": "team-a-replies"}], ledger=ledger)
+        run_until_idle(rehearsal.run())
+        assert rehearsal.ledger.get("team-a-render-001").stage is Stage.READY
+
+        # WHEN 91 days pass (the default retention is 90) and the sweep runs
+        rehearsal.emulator.clock.advance(91 * 24 * 3600)
+        with installed(rehearsal):
+            report = run_sweep(rehearsal.dependencies)
+
+        # THEN its body and details are gone but its id, stage and reason stay
+        aged = rehearsal.ledger.get("team-a-render-001")
+        assert report.aged_out == ["team-a-render-001"]
+        assert aged.stage is Stage.READY and aged.body == {} and set(aged.details) == {"plan", "replied", "agedOut"}
+        assert aged.pool_id == POOL_ID
+        # AND a later message using the id is answered as a conflict, the old record untouched
+        deliver(rehearsal, default_request(), "reuse-msg", reply_to="team-b-replies")
+        assert replies(rehearsal, "team-b-replies") == [{
+            "requestId": "team-a-render-001", "stage": "REJECTED",
+            "reason": "requestId: team-a-render-001 is already used by another request", "poolId": None}]
+        assert rehearsal.ledger.get("team-a-render-001").etag == aged.etag
+
+    def test_young_open_and_unanswered_records_stay_and_the_pass_runs_once_a_day(self, ledger):
+        from shared.pipeline.reconcile import age_out_final_records
+        from shared.store.ledger import RequestRecord
+
+        rehearsal = world(ledger=ledger)
+        now = rehearsal.emulator.now()
+        old = now - timedelta(days=100)
+
+        def record(request_id: str, stage: Stage, at: datetime, reply_to: str | None = None) -> None:
+            rehearsal.ledger.create(RequestRecord.new(request_id=request_id, stage=stage, body={"requestId": request_id}, now=at,
+                                                      reply_to=reply_to, details={"replied": True} if reply_to else None))
+
+        # GIVEN an old answered record, an old unanswered one, an old open one and a young final one
+        record("old-answered", Stage.FAILED, old, reply_to="team-a-replies")
+        rehearsal.ledger.create(RequestRecord.new(request_id="old-unanswered", stage=Stage.REJECTED, body={}, now=old, reply_to="team-a-replies"))
+        record("old-open", Stage.SCALING, old)
+        record("young", Stage.READY, now - timedelta(days=10))
+
+        # WHEN the retention pass runs
+        with installed(rehearsal):
+            first = age_out_final_records(rehearsal.dependencies)
+            # and a record past the retention appears later the same day, and again the next day
+            record("later-today", Stage.READY, old)
+            same_day = age_out_final_records(rehearsal.dependencies)
+            rehearsal.emulator.clock.advance(24 * 3600)
+            next_day = age_out_final_records(rehearsal.dependencies)
+
+        # THEN only answered final records past the retention age out, once a day
+        assert (first, same_day, next_day) == (["old-answered"], [], ["later-today"])
+        assert rehearsal.ledger.get("old-unanswered").body == {} and "agedOut" not in rehearsal.ledger.get("old-unanswered").details
+        assert rehearsal.ledger.get("old-open").body == {"requestId": "old-open"}
+        assert rehearsal.ledger.get("young").body == {"requestId": "young"}
