@@ -16,6 +16,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
 from ..arm.ids import ArmId, resource_key
@@ -261,16 +262,10 @@ class PoolPipeline:
         if not self._to_read([image_id.id], lambda i: i):
             return record, Waiting("image")
         image = get_or_none("read image", lambda: self._compute(image_id).images.get(image_id.resource_group, image_id.name))
-        if image is None:
-            if not plan.snapshots:
-                raise StepFailed(f"managed image {image_id.id} no longer exists")
-            claimed = self._send_once(record, "image", lambda: self._put_image(plan, request, record))
-            return claimed or record, Waiting("image")
-        if image.provisioning_state == "Failed":
-            raise StepFailed(f"managed image {image_id.id} ended Failed")
-        if image.provisioning_state != "Succeeded":
-            return record, Waiting("image")
-        return self._confirm(record, [image_id.id]), next_stage
+        if image is None and not plan.snapshots:
+            raise StepFailed(f"managed image {image_id.id} no longer exists")
+        record, done = self._settled(record, image, "managed image", image_id, "image", lambda: self._put_image(plan, request, record))
+        return record, next_stage if done else Waiting("image")
 
     def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image_definition is not None and plan.image_version is not None
@@ -286,14 +281,10 @@ class PoolPipeline:
                 "read gallery image definition",
                 lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
             )
-            if definition is None:
-                claimed = self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record))
-                return claimed or record, Waiting("image definition")
-            if definition.provisioning_state == "Failed":
-                raise StepFailed(f"gallery image definition {definition_id.id} ended Failed")
-            if definition.provisioning_state != "Succeeded":
+            record, done = self._settled(record, definition, "gallery image definition", definition_id, "image-definition",
+                                         lambda: self._put_definition(plan, request, record))
+            if not done:
                 return record, Waiting("image definition")
-            record = self._confirm(record, [definition_id.id])
         if not self._claimed(record, "image-version"):
             claimed = self._send_once(record, "image-version", lambda: self._put_version(plan))
             return claimed or record, Waiting("image version")
@@ -303,14 +294,8 @@ class PoolPipeline:
             "read gallery image version",
             lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
         )
-        if version is None:
-            claimed = self._send_once(record, "image-version", lambda: self._put_version(plan))
-            return claimed or record, Waiting("image version")
-        if version.provisioning_state == "Failed":
-            raise StepFailed(f"gallery image version {version_id.id} ended Failed")
-        if version.provisioning_state != "Succeeded":
-            return record, Waiting("image version")
-        return self._confirm(record, [version_id.id]), Stage.CREATING_POOL
+        record, done = self._settled(record, version, "gallery image version", version_id, "image-version", lambda: self._put_version(plan))
+        return record, Stage.CREATING_POOL if done else Waiting("image version")
 
     def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> RequestRecord:
         """Create the request's own gallery image definition, once, as soon as the request starts."""
@@ -377,6 +362,20 @@ class PoolPipeline:
 
     def _compute(self, arm_id: ArmId):
         return self._deps.clients.compute(arm_id.subscription)
+
+    def _settled(self, record: RequestRecord, found: Any, what: str, resource: ArmId, claim: str,
+                 create: Callable[[], None]) -> tuple[RequestRecord, bool]:
+        """Whether ``found`` (``resource`` as just read) is Succeeded, and the record confirming it.
+
+        Missing: the create is sent again (once, under ``claim``); Failed ends the request; otherwise it is on its way.
+        """
+        if found is None:
+            return self._send_once(record, claim, create) or record, False
+        if found.provisioning_state == "Failed":
+            raise StepFailed(f"{what} {resource.id} ended Failed")
+        if found.provisioning_state != "Succeeded":
+            return record, False
+        return self._confirm(record, [resource.id]), True
 
     def _os_type(self, record: RequestRecord) -> str:
         os_type = record.source_os_type
