@@ -28,8 +28,7 @@ from pathlib import Path
 from bench import fleet, pipeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "guard-2500-nodes.json"
-SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
-ACCOUNTS, POOLS_PER_ACCOUNT = 20, 100
+SUBSCRIPTION, ACCOUNTS, POOLS_PER_ACCOUNT = fleet.SUBSCRIPTION, fleet.ACCOUNTS, fleet.POOLS_PER_ACCOUNT
 
 
 def time_to_target_ratio(deliver_pool_checks: bool) -> float:
@@ -50,28 +49,15 @@ def time_to_target_ratio(deliver_pool_checks: bool) -> float:
 def sweep_cost() -> tuple[dict[str, int], float]:
     """ARM calls by operation and wall seconds of one sweep over 2,000 timed-out pools in 20 accounts."""
     from emulator.store import ArmResource
-    from rehearsal.runner import Rehearsal
-    from rehearsal.scenario import Scenario
     from shared.guard.sweep import PoolGuard
 
-    accounts = [f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:02d}/providers/Microsoft.Batch/batchAccounts/acct{i:02d}"
-                for i in range(ACCOUNTS)]
-    rehearsal = Rehearsal(Scenario.model_validate({
-        "world": {"batchAccounts": [{"id": a, "dedicatedCoreQuota": 10_000_000} for a in accounts], "guardedBatchAccounts": accounts,
-                  "allowedScopes": [f"/subscriptions/{SUBSCRIPTION}"]},
-        "steps": [],
-    }))
+    rehearsal, accounts = fleet.guarded_accounts(10_000_000)
     emulator = rehearsal.emulator
     for i, account in enumerate(accounts):
         image = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging/providers/Microsoft.Compute/images/img{i:02d}"
         emulator.store.put(ArmResource(image, "Microsoft.Compute/images", "westeurope", {"provisioningState": "Succeeded", "storageProfile": {}}))
         for p in range(POOLS_PER_ACCOUNT):
-            body = {"properties": {
-                "vmSize": "Standard_D4ds_v5",
-                "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": image}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
-                "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 400, "resizeTimeout": "PT25M"}},
-            }}
-            emulator.batch.create_pool(account, f"pool{p:03d}", body, url=f"https://management.azure.com{account}/pools/pool{p:03d}")
+            fleet.put_pool(emulator, account, f"pool{p:03d}", image, 400)
     emulator.advance(26 * 60)  # every pool: 300 nodes, then AllocationTimedout
     emulator.calls.clear()
     started = time.perf_counter()

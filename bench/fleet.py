@@ -29,6 +29,30 @@ def _account(i: int) -> str:
     return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:02d}/providers/Microsoft.Batch/batchAccounts/acct{i:02d}"
 
 
+def guarded_accounts(dedicated_core_quota: int):
+    """A rehearsal whose world has ACCOUNTS opt-in Batch accounts in one subscription, and the accounts' ids."""
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import Scenario
+
+    accounts = [_account(i) for i in range(ACCOUNTS)]
+    rehearsal = Rehearsal(Scenario.model_validate({
+        "world": {"batchAccounts": [{"id": a, "dedicatedCoreQuota": dedicated_core_quota} for a in accounts],
+                  "guardedBatchAccounts": accounts, "allowedScopes": [f"/subscriptions/{SUBSCRIPTION}"]},
+        "steps": [],
+    }))
+    return rehearsal, accounts
+
+
+def put_pool(emulator, account: str, name: str, image_id: str, target: int) -> None:
+    """A fixed-scale pool of ``target`` dedicated nodes from ``image_id``, made directly in the emulator."""
+    body = {"properties": {
+        "vmSize": "Standard_D4ds_v5",
+        "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": image_id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+        "scaleSettings": {"fixedScale": {"targetDedicatedNodes": target, "resizeTimeout": "PT25M"}},
+    }}
+    emulator.batch.create_pool(account, name, body, url=f"https://management.azure.com{account}/pools/{name}")
+
+
 def _cost(calls: dict[str, int]) -> dict[str, int]:
     """ARM reads (Resource Graph queries counted apart), writes, lock writes."""
     return {
@@ -59,27 +83,14 @@ def _put_lineage(emulator, rg: str, n: int) -> str:
 
 def distinct_images() -> dict:
     """First and steady sweep over 2,000 pools, each with its own five-resource lineage."""
-    from rehearsal.runner import Rehearsal
-    from rehearsal.scenario import Scenario
     from shared.guard.sweep import PoolGuard
 
-    accounts = [_account(i) for i in range(ACCOUNTS)]
-    rehearsal = Rehearsal(Scenario.model_validate({
-        "world": {"batchAccounts": [{"id": a, "dedicatedCoreQuota": 100_000_000} for a in accounts], "guardedBatchAccounts": accounts,
-                  "allowedScopes": [f"/subscriptions/{SUBSCRIPTION}"]},
-        "steps": [],
-    }))
+    rehearsal, accounts = guarded_accounts(100_000_000)
     emulator = rehearsal.emulator
     for i, account in enumerate(accounts):
         rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:02d}"
         for p in range(POOLS_PER_ACCOUNT):
-            body = {"properties": {
-                "vmSize": "Standard_D4ds_v5",
-                "deploymentConfiguration": {"virtualMachineConfiguration": {"imageReference": {"id": _put_lineage(emulator, rg, p)},
-                                                                            "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
-                "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1200, "resizeTimeout": "PT25M"}},
-            }}
-            emulator.batch.create_pool(account, f"pool{p:03d}", body, url=f"https://management.azure.com{account}/pools/pool{p:03d}")
+            put_pool(emulator, account, f"pool{p:03d}", _put_lineage(emulator, rg, p), 1200)
     sweeps = {}
     for name in ("firstSweep", "steadySweep"):
         emulator.advance(31 * MINUTE)  # every pool: its resize timed out below target
