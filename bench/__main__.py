@@ -49,7 +49,6 @@ def time_to_target_ratio(deliver_pool_checks: bool) -> float:
 def sweep_cost() -> tuple[dict[str, int], float]:
     """ARM calls by operation and wall seconds of one sweep over 2,000 timed-out pools in 20 accounts."""
     from emulator.store import ArmResource
-    from shared.guard.sweep import PoolGuard
 
     rehearsal, accounts = fleet.guarded_accounts(10_000_000)
     emulator = rehearsal.emulator
@@ -58,14 +57,7 @@ def sweep_cost() -> tuple[dict[str, int], float]:
         emulator.store.put(ArmResource(image, "Microsoft.Compute/images", "westeurope", {"provisioningState": "Succeeded", "storageProfile": {}}))
         for p in range(POOLS_PER_ACCOUNT):
             fleet.put_pool(emulator, account, f"pool{p:03d}", image, 400)
-    emulator.advance(26 * 60)  # every pool: 300 nodes, then AllocationTimedout
-    emulator.calls.clear()
-    started = time.perf_counter()
-    report = PoolGuard(rehearsal.dependencies).sweep()
-    wall = time.perf_counter() - started
-    if len(report.resized) != ACCOUNTS * POOLS_PER_ACCOUNT:
-        raise RuntimeError(f"expected every pool resized, got {len(report.resized)}")
-    return dict(sorted(emulator.calls.items())), round(wall, 3)
+    return fleet.timed_sweep(rehearsal, 26 * 60)  # every pool: 300 nodes, then AllocationTimedout
 
 
 EAGER_SDK_MODULES = (

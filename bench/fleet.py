@@ -43,6 +43,21 @@ def guarded_accounts(dedicated_core_quota: int):
     return rehearsal, accounts
 
 
+def timed_sweep(rehearsal, after_seconds: int, label: str = "sweep") -> tuple[dict[str, int], float]:
+    """Let ``after_seconds`` pass, then one guard sweep that must resize every pool: its ARM calls and wall seconds."""
+    from shared.guard.sweep import PoolGuard
+
+    emulator = rehearsal.emulator
+    emulator.advance(after_seconds)
+    emulator.calls.clear()
+    started = time.perf_counter()
+    report = PoolGuard(rehearsal.dependencies).sweep()
+    wall = time.perf_counter() - started
+    if len(report.resized) != ACCOUNTS * POOLS_PER_ACCOUNT:
+        raise RuntimeError(f"{label}: expected every pool resized, got {len(report.resized)} ({len(report.failed)} failed)")
+    return dict(sorted(emulator.calls.items())), round(wall, 3)
+
+
 def put_pool(emulator, account: str, name: str, image_id: str, target: int) -> None:
     """A fixed-scale pool of ``target`` dedicated nodes from ``image_id``, made directly in the emulator."""
     body = {"properties": {
@@ -83,7 +98,6 @@ def _put_lineage(emulator, rg: str, n: int) -> str:
 
 def distinct_images() -> dict:
     """First and steady sweep over 2,000 pools, each with its own five-resource lineage."""
-    from shared.guard.sweep import PoolGuard
 
     rehearsal, accounts = guarded_accounts(100_000_000)
     emulator = rehearsal.emulator
@@ -93,14 +107,8 @@ def distinct_images() -> dict:
             put_pool(emulator, account, f"pool{p:03d}", _put_lineage(emulator, rg, p), 1200)
     sweeps = {}
     for name in ("firstSweep", "steadySweep"):
-        emulator.advance(31 * MINUTE)  # every pool: its resize timed out below target
-        emulator.calls.clear()
-        started = time.perf_counter()
-        report = PoolGuard(rehearsal.dependencies).sweep()
-        wall = time.perf_counter() - started
-        if len(report.resized) != ACCOUNTS * POOLS_PER_ACCOUNT:
-            raise RuntimeError(f"{name}: expected every pool resized, got {len(report.resized)} ({len(report.failed)} failed)")
-        sweeps[name] = {**_cost(dict(emulator.calls)), "wallSeconds": round(wall, 3)}
+        calls, wall = timed_sweep(rehearsal, 31 * MINUTE, name)  # every pool: its resize timed out below target
+        sweeps[name] = {**_cost(calls), "wallSeconds": wall}
     return {**sweeps, "lineageResources": ACCOUNTS * POOLS_PER_ACCOUNT * 5}
 
 
