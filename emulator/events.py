@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
@@ -146,6 +147,40 @@ class DeliveryOptions:
     reorder: bool = False
     drop_rate: float = 0.0
     drop_event_types: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class EventBehaviour:
+    """What ARM raises in the three cases no published source settles; each can be played either way.
+
+    No Event Grid documentation page, REST spec or public recording says (searched: the Event Grid
+    "Azure Resource Manager as an Event Grid source" page, the system topic samples, the Azure CLI and
+    Azure SDK for Python recordings, which hold no Event Grid deliveries at all). ``python -m cli verify
+    --probe-events`` measures them on a real deployment. The defaults are what the code assumed before
+    anyone asked; the functions must reach the same outcome under every setting.
+
+    ``lock_delete_raises_event``: deleting a management lock raises ``ResourceDeleteSuccess`` for
+    ``Microsoft.Authorization/locks`` (a public wish list still asks Azure for a "lock removed" event).
+    ``locked_delete_raises_failure_event``: a DELETE refused by a lock (409 ``ScopeLocked``, refused by
+    ARM before the resource provider sees it) raises ``ResourceDeleteFailure``.
+    ``write_success_at``: a long-running PUT raises ``ResourceWriteSuccess`` when it ``completion``
+    (finishes) or at ``acceptance`` (when ARM answers 201/202; then nothing when it finishes, and
+    ``ResourceWriteFailure`` if it ends Failed).
+    """
+
+    lock_delete_raises_event: bool = True
+    locked_delete_raises_failure_event: bool = True
+    write_success_at: Literal["completion", "acceptance"] = "completion"
+
+    def delivers(self, event: ArmEvent, *, refusal: str | None = None) -> bool:
+        """Whether ARM raises ``event`` under this behaviour (the Activity Log records it either way)."""
+        data = event.body.get("data") or {}
+        operation = str(data.get("operationName", "")).lower()
+        if not self.lock_delete_raises_event and operation == "microsoft.authorization/locks/delete":
+            return False
+        if not self.locked_delete_raises_failure_event and refusal == "ScopeLocked" and operation.endswith("/delete"):
+            return False
+        return True
 
 
 class EventGridBus:

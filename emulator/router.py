@@ -115,7 +115,7 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         with emulator.lock:
             emulator.refusals[(route.operation_key, error.code)] += 1
         if route.emits_events and request.method in WRITE_METHODS and error.status not in (404,):
-            emulator.emit(_resource_id_of(request), request.method, False, request.url, _action_of(request))
+            emulator.emit(_resource_id_of(request), request.method, False, request.url, _action_of(request), refusal=error.code)
         return ArmResponse(error.status, error.body(), {"x-ms-failure-cause": "gateway" if error.status >= 500 else "service"})
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from .clock import VirtualClock
 from .errors import ArmError
-from .events import ArmEventFactory, DeliveryOptions, EventGridBus
+from .events import ArmEventFactory, DeliveryOptions, EventBehaviour, EventGridBus
 from .faults import FaultKind, FaultPlan
 from .http import ArmResponse
 from .operations import AsyncOperation, OperationTracker
@@ -26,12 +26,14 @@ ARM_BASE_URL = "https://management.azure.com"
 class AzureEmulator:
     """An in-process Azure Resource Manager with Compute, Batch, locks, Resource Graph and Event Grid."""
 
-    def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50) -> None:
+    def __init__(self, *, seed: int = 0, delivery: DeliveryOptions | None = None, page_size: int = 50,
+                 behaviour: EventBehaviour | None = None) -> None:
         from .authorization.models import AuthorizationBackend
         from .batch.models import BatchBackend
         from .compute.models import ComputeBackend
         from .eventgrid.management import EventGridManagement
         from .eventgrid.models import AlertsTopic
+        from .insights.models import ActivityLog
         from .locks.models import LocksBackend
         from .resourcegraph.models import ResourceGraphBackend
         from .servicebus.models import ServiceBusEmulator
@@ -45,6 +47,7 @@ class AzureEmulator:
         self.faults = FaultPlan(seed=seed)
         self.events = EventGridBus(self.clock.now, seed=seed, options=delivery)
         self.event_factory = ArmEventFactory(seed=seed)
+        self.behaviour = behaviour or EventBehaviour()
         self.calls: Counter[str] = Counter()
         # Refused calls by (operation, ARM error code), e.g. ("PATCH Microsoft.Batch/batchAccounts/pools", "PoolBeingResized").
         self.refusals: Counter[tuple[str, str]] = Counter()
@@ -56,6 +59,7 @@ class AzureEmulator:
         self.batch = BatchBackend(self)
         self.locks = LocksBackend(self)
         self.resourcegraph = ResourceGraphBackend(self)
+        self.activity_log = ActivityLog(self)
         self.topic = AlertsTopic(self)
         self.servicebus = ServiceBusEmulator(self.clock)
         self._correlation = 0
@@ -82,19 +86,24 @@ class AzureEmulator:
             self._correlation += 1
             return f"00000000-0000-4000-a000-{self._correlation:012d}"
 
-    def emit(self, resource_id: str, method: str, succeeded: bool, url: str, action: str | None = None) -> None:
-        """Raise the ARM event for a finished call on ``resource_id``."""
-        self.events.emit(
-            self.event_factory.build(
-                resource_id=resource_id,
-                method=method,
-                succeeded=succeeded,
-                when=self.now(),
-                correlation_id=self.next_correlation_id(),
-                url=url,
-                action=action,
-            )
+    def emit(self, resource_id: str, method: str, succeeded: bool, url: str, action: str | None = None,
+             *, refusal: str | None = None) -> None:
+        """Record a finished call on ``resource_id`` in the Activity Log and raise its ARM event (if ARM would).
+
+        ``refusal``: the ARM error code a refused call was answered with (``ScopeLocked``, say).
+        """
+        event = self.event_factory.build(
+            resource_id=resource_id,
+            method=method,
+            succeeded=succeeded,
+            when=self.now(),
+            correlation_id=self.next_correlation_id(),
+            url=url,
+            action=action,
         )
+        self.activity_log.record(event, refusal=refusal)
+        if self.behaviour.delivers(event, refusal=refusal):
+            self.events.emit(event)
 
     def run_async(
         self,
@@ -131,6 +140,11 @@ class AzureEmulator:
                 f"The operation on '{resource.id}' failed (injected fault).", code="InternalOperationError"
             )
 
+        # A PUT may raise its success event when it is accepted rather than when it finishes (EventBehaviour).
+        at_acceptance = method == "PUT" and self.behaviour.write_success_at == "acceptance"
+        if at_acceptance:
+            self.emit(resource.id, method, True, url)
+
         def complete() -> None:
             with self.lock:
                 succeeded = failure is None
@@ -139,7 +153,8 @@ class AzureEmulator:
                 operation.end = self.now()
                 if failure is not None:
                     operation.error = failure.body()["error"]
-            self.emit(resource.id, method, succeeded, url)
+            if not (at_acceptance and succeeded):
+                self.emit(resource.id, method, succeeded, url)
 
         self.clock.call_later(seconds, complete)
         headers = {

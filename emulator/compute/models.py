@@ -231,6 +231,27 @@ class ComputeBackend:
 
     # -- writes --------------------------------------------------------------
 
+    def put_disk(self, disk_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
+        """An empty managed disk (what ``verify --probe-events`` makes); copies and imports are not modelled.
+
+        Disks_CreateOrUpdate (DiskRP REST spec, example Disk_Create_Empty.json, copied in tests/data/published):
+        ``creationData.createOption`` "Empty" with ``diskSizeGB`` ("If creationData.createOption is Empty, this
+        field is mandatory"); answered 200 or 202 with provisioningState "Updating", a long-running operation.
+        """
+        location = _require_location(body)
+        properties = dict(body.get("properties") or {})
+        creation = properties.get("creationData") or {}
+        if creation.get("createOption") != "Empty":
+            raise InvalidParameter("The emulator creates only empty disks (creationData.createOption 'Empty').")
+        size = properties.get("diskSizeGB")
+        if not isinstance(size, int) or size < 1:
+            raise InvalidParameter("Required parameter 'diskSizeGB' is missing (null).", code="InvalidParameter")
+        final = {**properties, "diskState": "Unattached", "timeCreated": _iso(self._emulator.now()),
+                 "encryption": {"type": "EncryptionAtRestWithPlatformKey"}}
+        return self._put_async(disk_id, DISK, location, body, final, self.timings.snapshot_seconds, url=url, api_version=api_version,
+                               created_status=202, sku=body.get("sku") or {"name": "Standard_LRS", "tier": "Standard"},
+                               state="Updating", monitor_location=True)
+
     def put_snapshot(self, snapshot_id: str, body: dict, *, url: str, api_version: str) -> ArmResponse:
         location = _require_location(body)
         properties = dict(body.get("properties") or {})

@@ -13,6 +13,8 @@ _LOCATION_OPS = "/subscriptions/{subscription}/providers/Microsoft.Compute/locat
 ROUTES = [
     Route("GET", _RG + "/virtualMachines/{name}", models.VIRTUAL_MACHINE, r.get_virtual_machine),
     Route("GET", _RG + "/disks/{name}", models.DISK, r.get_disk),
+    Route("PUT", _RG + "/disks/{name}", models.DISK, r.put_disk),
+    Route("DELETE", _RG + "/disks/{name}", models.DISK, r.delete_disk),
     Route("GET", _RG + "/snapshots", models.SNAPSHOT, r.list_snapshots),
     Route("GET", _RG + "/snapshots/{name}", models.SNAPSHOT, r.get_snapshot),
     Route("PUT", _RG + "/snapshots/{name}", models.SNAPSHOT, r.put_snapshot),

@@ -1,0 +1,1 @@
+"""Microsoft.Insights: the subscription's Activity Log (administrative events)."""
