@@ -14,7 +14,8 @@ def resource_events(event: func.EventGridEvent) -> None:
     from shared.arm.events import ArmEvent
     from shared.pipeline.routing import handle_resource_event
 
-    view = ArmEvent.from_parts(id=event.id, event_type=event.event_type, subject=event.subject, data=event.get_json())
+    view = ArmEvent.from_parts(id=event.id, event_type=event.event_type, subject=event.subject, data=event.get_json(),
+                               event_time=event.event_time)
     if not view.is_resource_event:
         return
     handle_resource_event(view, dependencies.current())

@@ -131,6 +131,9 @@ var batchAccountResourceGroupIds = [for id in batchAccountIds: toLower(substring
 // union() also removes duplicates: one system topic per resource group.
 var imagingResourceGroupIdsLower = [for id in imagingResourceGroupIds: toLower(id)]
 var watchedResourceGroupIds = union(imagingResourceGroupIdsLower, batchAccountResourceGroupIds)
+// Each subscription holding an imaging resource group once (the protection audit role is assigned there).
+var imagingSubscriptionIdList = [for id in imagingResourceGroupIdsLower: split(id, '/')[2]]
+var imagingSubscriptionIds = union(imagingSubscriptionIdList, [])
 // Every subscription an imaging resource group or a Batch account lives in (watchScope=subscription).
 var watchedResourceGroupSubscriptions = [for id in watchedResourceGroupIds: '/subscriptions/${split(id, '/')[2]}']
 var watchedSubscriptionIds = union(watchedResourceGroupSubscriptions, [])
@@ -293,6 +296,15 @@ module batchSkusAccess 'access/subscription-access.bicep' = [for (id, i) in batc
   scope: subscription(split(id, '/')[2])
   params: {
     roleDefinitionId: roles.outputs.batchSkusRoleId
+    principalId: identities.outputs.appPrincipalId
+  }
+}]
+
+module protectionAuditAccess 'access/subscription-access.bicep' = [for (id, i) in imagingSubscriptionIds: {
+  name: 'protection-audit-access-${i}'
+  scope: subscription(id)
+  params: {
+    roleDefinitionId: roles.outputs.protectionAuditRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from azure.mgmt.batch.models import Pool
 
 from emulator.credentials import StaticTokenCredential
-from emulator.events import DeliveryOptions
+from emulator.events import DeliveryOptions, EventBehaviour
 from emulator.faults import FaultKind, FaultRule
 from emulator.router import is_read
 from emulator.world import AzureEmulator
@@ -23,6 +23,7 @@ from shared.clients import AzureClients
 from shared.dependencies import Dependencies
 from shared.guard.rules import desired_targets
 from shared.messaging import OutgoingMessage
+from shared.protection.audit import ACTIVITY_LOG_LAG
 from shared.settings import Settings
 from shared.store.ledger import Ledger
 from shared.store.memory import InMemoryLedger
@@ -82,6 +83,7 @@ class Rehearsal:
                 drop_rate=delivery.drop_rate,
                 drop_event_types=frozenset(delivery.drop_event_types),
             ),
+            behaviour=EventBehaviour(**world.event_behaviour.model_dump()),
         )
         self._seed_world()
         self.started_at = self.emulator.now()
@@ -116,6 +118,8 @@ class Rehearsal:
         self._timer_functions = self.host.names("timerTrigger")
         self._timer = GuardTimer(self.emulator.now(), settings)
         self._alerts_seen = 0
+        # A person's last call through ARM: what it did may raise no event, so the timer keeps sweeping a while after it.
+        self._last_operator_call: datetime | None = None
         self._stages: dict[str, str] = {}
         self._events_seen = 0
         # What the functions decided and handled (the guard's decisions, errors), and ARM calls by purpose.
@@ -233,6 +237,7 @@ class Rehearsal:
         with self.attribution.purpose("operator"):
             response = client.send_request(HttpRequest(method, f"https://management.azure.com{resource_id}?api-version={api_version}", json=body))
         self.timeline.append(TimelineEntry(self.emulator.now(), "operator", resource_id, f"{method} answered {response.status_code}"))
+        self._last_operator_call = self.emulator.now()
 
     def _arm_delete(self, resource_id: str) -> None:
         """Delete as an operator would, through ARM (locks and events apply)."""
@@ -307,6 +312,11 @@ class Rehearsal:
 
     def _guard_relevant(self) -> bool:
         if any(not r.stage.is_final for r in self.ledger.list_recent(1000)):
+            return True
+        # The sweep's protection audit sees what a person did even when ARM raised no event for it (a removed lock,
+        # a refused delete), from the Activity Log within ACTIVITY_LOG_LAG: the timer runs that long after the call.
+        last_call = self._last_operator_call
+        if last_call is not None and self.emulator.now() - last_call <= ACTIVITY_LOG_LAG + self._timer.period:
             return True
         guarded = {resource_key(a) for a in self.dependencies.settings.guarded_batch_accounts}
         for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):

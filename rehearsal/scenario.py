@@ -102,6 +102,16 @@ class EventDeliverySpec(_Model):
     drop_event_types: list[str] = Field(default_factory=list)
 
 
+class EventBehaviourSpec(_Model):
+    """How ARM raises events where no published source says (emulator.events.EventBehaviour); the README's table."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    lock_delete_raises_event: bool = True
+    locked_delete_raises_failure_event: bool = True
+    write_success_at: Literal["completion", "acceptance"] = "completion"
+
+
 class PoolSpec(_Model):
     """A Batch pool that exists before the scenario starts (not made by the pipeline)."""
 
@@ -143,6 +153,7 @@ class World(_Model):
     allocation: AllocationSpec = Field(default_factory=AllocationSpec)
     faults: list[FaultSpec] = Field(default_factory=list)
     event_delivery: EventDeliverySpec = Field(default_factory=EventDeliverySpec)
+    event_behaviour: EventBehaviourSpec = Field(default_factory=EventBehaviourSpec)
     # The pool guard: accounts whose every fixed-scale pool it keeps at target, and when a request counts as stuck.
     guarded_batch_accounts: list[str] = Field(default_factory=list)
     stuck_request_minutes: Annotated[int, Field(ge=1)] = 30

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from azure.eventgrid import EventGridPublisherClient
     from azure.mgmt.batch import BatchManagementClient
     from azure.mgmt.compute import ComputeManagementClient
+    from azure.mgmt.monitor import MonitorManagementClient
     from azure.mgmt.resource.locks import ManagementLockClient
     from azure.mgmt.resourcegraph import ResourceGraphClient
 
@@ -106,6 +107,17 @@ class AzureClients:
             return ManagementLockClient(self.credential, subscription_id, **self._arm_kwargs())
 
         return self._cached("locks", subscription_id.lower(), build)
+
+    def monitor(self, subscription_id: str) -> MonitorManagementClient:
+        """Azure Monitor client for one subscription (its Activity Log)."""
+
+        def build():
+            # Azure SDK, loaded on first use (cold start).
+            from azure.mgmt.monitor import MonitorManagementClient
+
+            return MonitorManagementClient(self.credential, subscription_id, **self._arm_kwargs())
+
+        return self._cached("monitor", subscription_id.lower(), build)
 
     def resource_graph(self) -> ResourceGraphClient:
         """Resource Graph client (tenant-level: each query names its subscriptions)."""

@@ -30,6 +30,15 @@ CHECK_MARGIN = timedelta(seconds=30)
 # The first look after a resize starts: long enough for nodes to arrive, so the next look can be timed by them.
 FIRST_LOOK = timedelta(minutes=2)
 
+REQUEST_CHECK_SUBJECT = "RequestCheck"
+# Looks at one resource still in progress after its write event, before the reconcile timer takes over.
+MAX_REQUEST_LOOKS = 12
+# Azure publishes no duration for snapshot, image or gallery version operations: the looks back off from
+# 30 seconds, doubling, to every 5 minutes (the guard timer's default period), so a short operation is seen
+# within moments and a long one at most 5 minutes late, at a handful of reads each.
+REQUEST_LOOK_FIRST = timedelta(seconds=30)
+REQUEST_LOOK_MAX = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class OutgoingMessage:
@@ -230,3 +239,56 @@ def look_after_creation(sender: MessageSender, queue: str, pool_id: str, now: da
     """A new pool's first look, once nodes have had time to arrive: each look then times the next one by the
     pace the nodes arrive at (see the guard's rules), so the pool is seen when it reaches its target."""
     schedule_pool_check(sender, queue, PoolCheck(pool_id, 0, 0, now), now + FIRST_LOOK)
+
+
+@dataclass(frozen=True)
+class RequestCheck:
+    """A pool-checks queue message asking the pipeline to look at one resource of a request again."""
+
+    request_id: str
+    resource_id: str
+    attempt: int = 1
+
+    @classmethod
+    def from_body(cls, body: bytes) -> RequestCheck | None:
+        """The check, or None for a body that is not one (logged once; never retried)."""
+        try:
+            data = json.loads(body)
+            request_id, resource_id, attempt = data["requestId"], data["resourceId"], data.get("attempt") or 1
+            if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
+                raise ValueError("requestId is not a request id")
+            if not isinstance(resource_id, str) or len(resource_id) > 1024:
+                raise ValueError("resourceId is not a resource id")
+            if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_REQUEST_LOOKS:
+                raise ValueError(f"attempt {str(attempt)[:20]} is not a count of looks")
+            return cls(request_id, resource_id, attempt)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            log.warning("request check message ignored: %.200s", exc)
+            return None
+
+    def delay(self) -> timedelta:
+        """How long after the previous look this one is due."""
+        return min(REQUEST_LOOK_MAX, REQUEST_LOOK_FIRST * (2 ** (self.attempt - 1)))
+
+    def message(self, when: datetime) -> OutgoingMessage:
+        digest = hashlib.sha256(self.resource_id.lower().encode()).hexdigest()[:12]
+        return OutgoingMessage(
+            json.dumps({"requestId": self.request_id, "resourceId": self.resource_id, "attempt": self.attempt}),
+            message_id=f"look-{self.request_id}-{digest}-{self.attempt}",
+            subject=REQUEST_CHECK_SUBJECT,
+            scheduled_enqueue_time=when,
+        )
+
+
+def is_request_check(body: bytes) -> bool:
+    """Whether a pool-checks queue message asks about a request (not a pool)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and "requestId" in data
+
+
+def schedule_request_check(sender: MessageSender, queue: str, check: RequestCheck, now: datetime) -> None:
+    """Have the pipeline look at one resource of a request after the check's delay."""
+    sender.send(queue, check.message(now + check.delay()))

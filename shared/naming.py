@@ -45,6 +45,30 @@ _SNAPSHOT_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)-(?:os|lun\d+)$", re.I
 _REQUEST_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)$", re.IGNORECASE)
 
 
+# The resources ``python -m cli verify --probe-events`` makes: a period never appears in a request id, so a
+# probe's names can never be a request's (cip-<request>...) and its events never move a request.
+PROBE_NAME_PREFIX = "cip.event-probe."
+PROBE_LOCK_NAME = "cip-event-probe"
+_PROBE_RESOURCE = re.compile(r"/providers/Microsoft\.Compute/(?:snapshots|disks)/cip\.event-probe\.(?P<probe>[a-z0-9-]+)(?:\.disk)?(?:/|$)",
+                             re.IGNORECASE)
+
+
+def probe_snapshot_name(probe_id: str) -> str:
+    """The snapshot an event probe creates, locks and deletes."""
+    return f"{PROBE_NAME_PREFIX}{probe_id}"
+
+
+def probe_disk_name(probe_id: str) -> str:
+    """The empty managed disk an event probe snapshots."""
+    return f"{PROBE_NAME_PREFIX}{probe_id}.disk"
+
+
+def probe_id_from_resource(resource_id: str) -> str | None:
+    """The probe a resource (or a lock on it) belongs to; None if it is not a probe's."""
+    found = _PROBE_RESOURCE.search(resource_id)
+    return found["probe"].lower() if found else None
+
+
 def snapshot_name(request_id: str, lun: int | None) -> str:
     """The snapshot of the OS disk (``lun`` None) or of the data disk at ``lun``."""
     return f"{NAME_PREFIX}{request_id}-{'os' if lun is None else f'lun{lun}'}"

@@ -24,6 +24,7 @@ param batchAccountIds array
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var batchSubscriptionIds = [for id in batchAccountIds: '/subscriptions/${split(id, '/')[2]}']
+var imagingSubscriptionIds = [for id in imagingResourceGroupIds: '/subscriptions/${split(id, '/')[2]}']
 
 // Every action, and why. Assigned only on imagingResourceGroupIds.
 resource imagingRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
@@ -110,7 +111,34 @@ resource batchSkusRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
+// Where a probe has not shown that ARM raises events for a deleted lock or a refused delete
+// (python -m cli verify --probe-events), the guard's sweep looks for them itself: two reads at
+// subscription scope, assigned on each subscription holding an imaging resource group.
+resource protectionAuditRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'pool-protection-audit')
+  properties: {
+    roleName: 'Custom image pools protection audit (${environmentName}-${resourceToken})'
+    description: 'Read management locks and the Activity Log (the custom-image pool automation checks that what pools use is still locked, and finds refused deletes).'
+    type: 'CustomRole'
+    assignableScopes: union(imagingSubscriptionIds, [])
+    permissions: [
+      {
+        actions: [
+          // ManagementLocks_ListAtSubscriptionLevel: one paged list finds every removed cip-protect lock
+          'Microsoft.Authorization/locks/read'
+          // ActivityLogs_List (GET /subscriptions/{id}/providers/Microsoft.Insights/eventtypes/management/values): refused deletes
+          'Microsoft.Insights/eventtypes/values/read'
+        ]
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+  }
+}
+
 output imagingRoleId string = imagingRole.id
+output protectionAuditRoleId string = protectionAuditRole.id
 output batchSkusRoleId string = batchSkusRole.id
 output batchRoleId string = batchRole.id
 output imagingRoleName string = imagingRole.properties.roleName

@@ -1,4 +1,4 @@
-// A role on a whole subscription: only the one-action Batch VM sizes role is assigned this way.
+// A role on a whole subscription: the Batch VM sizes role and the protection audit role (two reads) are assigned this way.
 targetScope = 'subscription'
 
 param roleDefinitionId string

@@ -17,11 +17,15 @@ class ArmEvent:
     event_type: str
     subject: str
     data: dict[str, Any]
+    # ARM's time for the event (``eventTime``, ISO 8601), when the host passed one on.
+    event_time: str | None = None
 
     @classmethod
-    def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any) -> ArmEvent:
+    def from_parts(cls, *, id: str, event_type: str, subject: str, data: Any, event_time: Any = None) -> ArmEvent:
         # The host hands over whatever JSON the sender put there: anything not a string counts as absent.
-        return cls(id=_text(id), event_type=_text(event_type), subject=_text(subject), data=data if isinstance(data, dict) else {})
+        when = event_time.isoformat() if hasattr(event_time, "isoformat") else (event_time if isinstance(event_time, str) else None)
+        return cls(id=_text(id), event_type=_text(event_type), subject=_text(subject), data=data if isinstance(data, dict) else {},
+                   event_time=when)
 
     @property
     def is_resource_event(self) -> bool:

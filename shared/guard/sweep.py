@@ -21,12 +21,14 @@ from ..arm.calls import get_or_none
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
 from ..dependencies import Dependencies
+from ..eventfacts.findings import read_findings
 from ..messaging import PoolCheck, schedule_pool_check
 from ..model.plan import iso_duration
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import on_resource_deleted
+from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_resources, protect, recorded_lineage
 from ..store.ledger import LedgerError, RequestNotFound, Stage
@@ -73,6 +75,9 @@ class SweepReport:
     replies_sent: list[str] = field(default_factory=list)
     # Final records whose body and details were dropped after the retention.
     aged_out: list[str] = field(default_factory=list)
+    # In-use resources whose lock the sweep found gone, or whose delete it found refused (where events may not say).
+    protection_removed: list[str] = field(default_factory=list)
+    deletion_blocked: list[str] = field(default_factory=list)
     deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -378,8 +383,9 @@ _ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT
 
 
 def run_sweep(deps: Dependencies) -> SweepReport:
-    """The timer's work: re-drive stuck requests, sweep every guarded pool, end requests whose pool is gone,
-    send the replies that never went out, and age out old final records."""
+    """The timer's work: re-drive stuck requests, sweep every guarded pool, look for removed locks and refused
+    deletes where no event may say, end requests whose pool is gone, send the replies that never went out, and
+    age out old final records."""
     report = SweepReport()
     try:
         reconciled = reconcile_stuck_requests(deps)
@@ -388,6 +394,12 @@ def run_sweep(deps: Dependencies) -> SweepReport:
     except LedgerError:
         log.exception("reconcile: the ledger failed; the pool sweep goes on")
     PoolGuard(deps).sweep(report)
+    try:
+        audited = audit_protection(deps, read_findings(deps.records))
+        report.protection_removed.extend(audited.protection_removed)
+        report.deletion_blocked.extend(audited.deletion_blocked)
+    except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
+        log.exception("protection audit failed; the next sweep looks again")
     try:
         report.failed_pools_gone.extend(fail_requests_whose_pool_is_gone(deps, report.seen_pools, report.listed_accounts))
         report.replies_sent.extend(send_pending_replies(deps))

@@ -17,7 +17,8 @@ from datetime import timedelta
 from ..arm.calls import get_or_none
 from ..arm.ids import ArmId
 from ..dependencies import Dependencies
-from ..store.ledger import PIPELINE_STAGES, Stage, StaleRecord
+from ..messaging import RequestCheck
+from ..store.ledger import FINAL_STAGES, PIPELINE_STAGES, RequestNotFound, Stage, StaleRecord
 from ..store.records import RecordConflict
 from .stages import PoolPipeline
 
@@ -142,3 +143,15 @@ def _mark_retention_pass(deps: Dependencies, day: str) -> None:
             deps.records.replace(marker, {"day": day})
     except RecordConflict:
         pass  # another sweep marked it
+
+
+def look_at_request(deps: Dependencies, check: RequestCheck) -> None:
+    """A scheduled look at one resource of a request that was still in progress after its write event."""
+    try:
+        record = deps.ledger.get(check.request_id)
+    except RequestNotFound:
+        log.info("request check for %s ignored: the ledger does not know it", check.request_id)
+        return
+    if record.stage in FINAL_STAGES:
+        return
+    PoolPipeline(deps, look=check.attempt).drive(record, hint=check.resource_id)

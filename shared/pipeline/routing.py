@@ -15,9 +15,10 @@ from ..arm.events import ArmEvent
 from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
 from ..arm.pools import PoolView
 from ..dependencies import Dependencies
-from ..naming import TAG_REQUEST, request_id_from_image_name, request_id_from_snapshot_name
+from ..eventfacts.probe import probe_of, record_probe_event
+from ..naming import LOCK_NAME, TAG_REQUEST, request_id_from_image_name, request_id_from_snapshot_name
 from ..protection import alerts as protection_alerts
-from ..protection.locks import lock_scope, recorded_request, release
+from ..protection.locks import forget_lock, lock_scope, recorded_request, release
 from ..store.ledger import RequestNotFound, RequestRecord, Stage
 from .stages import PoolPipeline
 
@@ -31,6 +32,11 @@ _LOCK_TYPE = "microsoft.authorization/locks"
 def handle_resource_event(event: ArmEvent, deps: Dependencies) -> RequestRecord | None:
     """Advance the request an ARM write event concerns, or react to a delete; None when no request moved."""
     if not event.is_resource_event:
+        return None
+    probe = probe_of(event)
+    if probe is not None:
+        # An event probe's resource: recorded for the probe to read, and nothing else.
+        record_probe_event(deps.records, probe, event, event.event_time, deps.now())
         return None
     if event.action == "Delete":
         handle_delete_event(event, deps)
@@ -66,6 +72,8 @@ def handle_delete_event(event: ArmEvent, deps: Dependencies) -> None:
         scoped = lock_scope(event.resource_id)
         if scoped is not None and event.outcome == "Success":
             protection_alerts.on_protection_removed(deps, event.resource_id, *scoped)
+            if scoped[1].lower() == LOCK_NAME:
+                forget_lock(deps, scoped[0])
         return
     if resource_type == BATCH_POOL.lower():
         pool = try_parse(event.resource_id, BATCH_POOL)

@@ -22,7 +22,8 @@ from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_
 from ..arm.ids import ArmId, resource_key
 from ..arm.pools import PoolView
 from ..dependencies import Dependencies
-from ..messaging import interim_reply, look_after_creation, outcome_reply
+from ..eventfacts.findings import read_findings
+from ..messaging import MAX_REQUEST_LOOKS, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
 from ..model.plan import (
     PlannedSnapshot,
     ResourcePlan,
@@ -83,9 +84,13 @@ CLAIM_LEASE = timedelta(minutes=2)
 class PoolPipeline:
     """Moves requests through their stages. Plain code: dependencies come in, nothing global."""
 
-    def __init__(self, deps: Dependencies) -> None:
+    def __init__(self, deps: Dependencies, look: int = 0) -> None:
         self._deps = deps
         self._hint: str | None = None
+        # Which look at an in-progress resource this drive is (0: an event's or the timer's), and the
+        # resources it read as still in progress.
+        self._look = look
+        self._in_progress: list[str] = []
 
     # -- the stage machine ------------------------------------------------
 
@@ -105,6 +110,7 @@ class PoolPipeline:
             except StepFailed as exc:
                 return self.finish(record, Stage.FAILED, str(exc), owns_subject=exc.owns_subject)
             if next_stage is None or isinstance(next_stage, Waiting):
+                self._look_again_later(record)
                 return record
             advanced = self._advance(record, next_stage)
             if advanced is None:
@@ -114,6 +120,22 @@ class PoolPipeline:
             # The event's resource was for the stage just left: the next stage reads what it needs.
             self._hint = None
         return record
+
+    def _look_again_later(self, record: RequestRecord) -> None:
+        """Schedule a look at each resource read as still in progress, unless its finish is known to raise an event.
+
+        Where ARM raises ``ResourceWriteSuccess`` when a long-running PUT is accepted (or nobody has
+        measured it yet: :mod:`shared.eventfacts.findings`), no event will say the resource is done;
+        without a look of our own the request would wait for the reconcile timer.
+        """
+        if not self._in_progress or self._look >= MAX_REQUEST_LOOKS:
+            return
+        deps = self._deps
+        if not read_findings(deps.records).pipeline_rechecks_writes:
+            return
+        for resource_id in dict.fromkeys(self._in_progress):
+            schedule_request_check(deps.sender, deps.settings.pool_checks_queue,
+                                   RequestCheck(record.request_id, resource_id, self._look + 1), deps.now())
 
     def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
         """The next stage (or why not yet), with the record as this step left it (a claim rewrites it)."""
@@ -239,6 +261,8 @@ class PoolPipeline:
                 raise StepFailed(f"snapshot {planned.snapshot.id} ended Failed")
             elif snapshot.provisioning_state == "Succeeded":
                 newly.append(planned.snapshot.id)
+            else:
+                self._in_progress.append(planned.snapshot.id)
         if lost:
             # Claimed, yet not in Azure: the delivery that claimed them died before sending (the claim's lease ends).
             claimed = self._send_once(record, "snapshots", lambda: self._put_snapshots(plan, lost), Stage.SNAPSHOTTING)
@@ -319,6 +343,7 @@ class PoolPipeline:
         if version.provisioning_state == "Failed":
             raise StepFailed(f"gallery image version {version_id.id} ended Failed", owns_subject=False)
         if version.provisioning_state != "Succeeded":
+            self._in_progress.append(version_id.id)
             return record, Waiting("image version replication")
         has = replicas_by_region(version)
         if all(has.get(region_key(name), 0) >= count for name, count in plan.target_regions):
@@ -374,6 +399,7 @@ class PoolPipeline:
         if found.provisioning_state == "Failed":
             raise StepFailed(f"{what} {resource.id} ended Failed")
         if found.provisioning_state != "Succeeded":
+            self._in_progress.append(resource.id)
             return record, False
         return self._confirm(record, [resource.id]), True
 

@@ -173,6 +173,17 @@ def release(deps: Dependencies, pool_id: str) -> list[str]:
     return unlocked
 
 
+def forget_lock(deps: Dependencies, resource_id: str) -> None:
+    """Our lock on an in-use resource is gone: forget its notes, so it is alerted once and the next protect places it again."""
+    current = deps.records.get(IMAGE_USE, resource_id)
+    if current is None or "notes" not in current.data:
+        return
+    try:
+        deps.records.replace(current, {k: v for k, v in current.data.items() if k != "notes"})
+    except RecordConflict:
+        pass  # changed meanwhile (a protect re-synced the lock, or a release): nothing left to forget
+
+
 def _row(data: dict[str, Any]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
     """The change that makes a (resource, pool) row ``data``, whatever it held (unchanged: no write)."""
     return lambda _: data

@@ -20,6 +20,7 @@ LAYERS: list[list[str]] = [
     ["shared.intake", "shared.guard"],
     ["shared.pipeline"],
     ["shared.protection"],
+    ["shared.eventfacts"],
     ["shared.dependencies"],
     ["shared.alerts", "shared.clients"],
     ["shared.settings"],

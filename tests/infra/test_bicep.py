@@ -108,7 +108,7 @@ def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
     # The roles live in access/roles.bicep (main.bicep and scripts/preprovision deploy it).
     resources = parsed(INFRA / "access" / "roles.bicep")["resources"]
     roles = {name: r for name, r in resources.items() if r["type"] == "Microsoft.Authorization/roleDefinitions"}
-    assert set(roles) == {"imagingRole", "batchRole", "batchSkusRole"}
+    assert set(roles) == {"imagingRole", "batchRole", "batchSkusRole", "protectionAuditRole"}
     actions = [a for r in roles.values() for p in r["config"]["properties"]["permissions"] for a in p["actions"]]
     assert actions and not [a for a in actions if "*" in a]
     for needed in (

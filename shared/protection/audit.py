@@ -1,0 +1,122 @@
+"""The sweep's own look at protection, where ARM's events are not known to tell (:mod:`shared.eventfacts.findings`).
+
+Two facts the event path relies on are unproven until a deployment is probed: that deleting a lock
+raises an event, and that a delete refused by a lock raises one. Until a probe says they do, each
+sweep looks for itself, at a cost that grows with the resources in use, not with the pools using them:
+
+- removed locks: one paged list of the management locks of each subscription holding an in-use
+  resource (ManagementLocks_ListAtSubscriptionLevel; its answers list resource-level locks too:
+  recorded in Azure/azure-cli, resource module, test_lock_commands_with_ids.yaml and
+  test_cannotdelete_resource_lock.yaml). An in-use resource whose ``cip-protect`` lock we wrote and
+  that lists none lost its protection: ProtectionRemoved, once (the usage summary forgets the lock's
+  notes, so the next pool to use the resource places it again);
+- refused deletes: one Activity Log list per resource group holding in-use resources, over the time
+  since the previous look (ActivityLogs_List, filter "eventTimestamp ge/le and resourceGroupName eq").
+  A failed ``.../delete`` of an in-use resource is a DeletionBlocked. Entries appear "within 3 to 20
+  minutes of the event occurring" (Azure Monitor, Activity log page), so each look reaches back
+  :data:`ACTIVITY_LOG_LAG` before where the previous one ended, and remembers what it alerted on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..arm.calls import call_arm
+from ..arm.ids import resource_key
+from ..dependencies import Dependencies
+from ..eventfacts.findings import EventFindings
+from ..naming import LOCK_NAME
+from ..store.records import KeyedRecord, update_record
+from .alerts import on_deletion_blocked, on_protection_removed
+from .lineage import lineage_resource
+from .locks import IMAGE_USE, forget_lock
+
+log = logging.getLogger(__name__)
+
+# Where each resource group's Activity Log was read up to, and the refused deletes already alerted on.
+AUDIT_KIND = "protection-audit"
+ACTIVITY_LOG_LAG = timedelta(minutes=20)
+# The first look at a resource group reaches back this far (a refused delete older than that is history).
+FIRST_LOOKBACK = timedelta(hours=1)
+# Refused deletes remembered per resource group (enough for the overlap between two looks).
+_REMEMBERED = 200
+_SELECT = "eventTimestamp,operationName,status,resourceId,eventDataId"
+
+
+@dataclass
+class AuditReport:
+    """What one look found: locks listed, Activity Log pages read, and the alerts raised."""
+
+    lock_lists: int = 0
+    activity_reads: int = 0
+    protection_removed: list[str] = field(default_factory=list)
+    deletion_blocked: list[str] = field(default_factory=list)
+
+
+def audit_protection(deps: Dependencies, findings: EventFindings) -> AuditReport:
+    """Look for removed locks and refused deletes of in-use resources, as far as ``findings`` leave it to us."""
+    report = AuditReport()
+    if not (findings.sweep_checks_locks or findings.sweep_checks_refused_deletes):
+        return report
+    summaries = [s for s in deps.records.list(IMAGE_USE) if s.data.get("resourceId") and lineage_resource(s.data["resourceId"])]
+    if not summaries:
+        return report
+    if findings.sweep_checks_locks:
+        _removed_locks(deps, [s for s in summaries if s.data.get("notes")], report)
+    if findings.sweep_checks_refused_deletes:
+        _refused_deletes(deps, summaries, report)
+    return report
+
+
+def _removed_locks(deps: Dependencies, locked: list[KeyedRecord], report: AuditReport) -> None:
+    by_subscription: dict[str, list[str]] = defaultdict(list)
+    for summary in locked:
+        resource = lineage_resource(summary.data["resourceId"])
+        assert resource is not None
+        by_subscription[resource.subscription.lower()].append(resource.id)
+    for subscription, resources in sorted(by_subscription.items()):
+        locks = deps.clients.locks(subscription).management_locks
+        pages = call_arm("list the management locks (protection audit)", lambda: list(locks.list_at_subscription_level().by_page()))  # noqa: B023 - called at once
+        report.lock_lists += len(pages)
+        present = {resource_key(lock.id) for page in pages for lock in page if lock.id}
+        for resource_id in resources:
+            lock_id = f"{resource_id}/providers/Microsoft.Authorization/locks/{LOCK_NAME}"
+            if resource_key(lock_id) in present:
+                continue
+            log.warning("protection audit: the %s lock on %s is gone", LOCK_NAME, resource_id)
+            if on_protection_removed(deps, lock_id, resource_id, LOCK_NAME):
+                report.protection_removed.append(resource_id)
+            forget_lock(deps, resource_id)
+
+
+def _refused_deletes(deps: Dependencies, summaries: list[KeyedRecord], report: AuditReport) -> None:
+    groups: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for summary in summaries:
+        resource = lineage_resource(summary.data["resourceId"])
+        assert resource is not None
+        groups[(resource.subscription.lower(), resource.resource_group.lower())].add(resource.key())
+    now = deps.now()
+    for (subscription, group), in_use in sorted(groups.items()):
+        key = f"/subscriptions/{subscription}/resourcegroups/{group}"
+        state = deps.records.get(AUDIT_KIND, key)
+        read_until = state.data.get("activityReadUntil") if state is not None else None
+        start = (datetime.fromisoformat(read_until) - ACTIVITY_LOG_LAG) if isinstance(read_until, str) else now - FIRST_LOOKBACK
+        seen = list(state.data.get("alerted") or []) if state is not None else []
+        query = f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{now.isoformat()}' and resourceGroupName eq '{group}'"
+        monitor = deps.clients.monitor(subscription).activity_logs
+        pages = call_arm("read the Activity Log (protection audit)", lambda: list(monitor.list(filter=query, select=_SELECT).by_page()))  # noqa: B023
+        report.activity_reads += len(pages)
+        for entry in (item for page in pages for item in page):
+            operation = (entry.operation_name.value if entry.operation_name else "") or ""
+            status = (entry.status.value if entry.status else "") or ""
+            if status != "Failed" or not operation.lower().endswith("/delete") or resource_key(entry.resource_id or "") not in in_use:
+                continue
+            if entry.event_data_id in seen:
+                continue
+            if on_deletion_blocked(deps, entry.resource_id):
+                report.deletion_blocked.append(entry.resource_id)
+            seen.append(entry.event_data_id)
+        update_record(deps.records, AUDIT_KIND, key, lambda _: {"activityReadUntil": now.isoformat(), "alerted": seen[-_REMEMBERED:]})  # noqa: B023

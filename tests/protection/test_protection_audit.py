@@ -1,0 +1,102 @@
+"""The sweep's own protection audit: what it costs (in-use resources, not pools), and that probe findings turn it off."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rehearsal.runner import Rehearsal
+from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+from shared.eventfacts.findings import EventFindings, write_findings
+from shared.protection.audit import audit_protection
+from shared.protection.locks import IMAGE_USE, ImageUse, protect
+from tests.protection.test_fleet_protection import IMAGING, POOLS, calls_during, put_image
+
+LOCK_LISTS = "GET Microsoft.Authorization/locks"
+ACTIVITY = "GET Microsoft.Insights/eventtypes/values"
+ALL_DELIVERED = EventFindings(lock_delete_raises_event=True, locked_delete_raises_failure_event=True, write_success_at="completion")
+
+
+def protected_world(images: int, pools_per_image: int) -> tuple[Rehearsal, list[str]]:
+    """GIVEN ``images`` managed images (each made from a snapshot) used by ``pools_per_image`` pools each, all protected."""
+    pools = [{"id": f"{POOLS}/p{i:03d}-{p:03d}", "imageId": f"{IMAGING}/images/img{i:03d}"}
+             for i in range(images) for p in range(pools_per_image)]
+    rehearsal = Rehearsal(Scenario.model_validate({"world": {
+        "pools": pools, "batchAccounts": [{"id": DEFAULT_ACCOUNT_ID, "dedicatedCoreQuota": 10_000_000}]}, "steps": []}))
+    deps = rehearsal.dependencies
+    used = []
+    for i in range(images):
+        image, snapshot = put_image(rehearsal, f"img{i:03d}")
+        used += [image, snapshot]
+        for p in range(pools_per_image):
+            protect(deps, ImageUse(f"{POOLS}/p{i:03d}-{p:03d}", image, (snapshot,), f"req-{i}-{p}"))
+    rehearsal.emulator.advance(60)
+    return rehearsal, used
+
+
+UNPROBED = EventFindings()
+
+
+def audit_calls(rehearsal: Rehearsal, findings: EventFindings = UNPROBED) -> dict[str, int]:
+    return calls_during(rehearsal, lambda: audit_protection(rehearsal.dependencies, findings))
+
+
+def test_given_more_pools_on_the_same_images_when_audited_then_the_reads_do_not_grow():
+    few, _ = protected_world(images=3, pools_per_image=1)
+    many, _ = protected_world(images=3, pools_per_image=30)
+    assert audit_calls(few) == audit_calls(many) == {LOCK_LISTS: 1, ACTIVITY: 1}
+
+
+def test_given_more_in_use_resources_when_audited_then_the_lock_list_grows_by_pages_of_them():
+    # The emulator pages lists by 50: 30 images and their snapshots are 60 locks, two pages; 3 images, one.
+    small, _ = protected_world(images=3, pools_per_image=2)
+    large, _ = protected_world(images=30, pools_per_image=2)
+    assert audit_calls(small)[LOCK_LISTS] == 1
+    assert audit_calls(large)[LOCK_LISTS] == 2
+    # One resource group holds them all: one Activity Log read however many resources.
+    assert audit_calls(large)[ACTIVITY] == 1
+
+
+def test_given_a_probe_that_saw_every_event_when_audited_then_nothing_is_read():
+    rehearsal, _ = protected_world(images=3, pools_per_image=2)
+    write_findings(rehearsal.dependencies.records, ALL_DELIVERED)
+    from shared.eventfacts.findings import read_findings
+
+    assert audit_calls(rehearsal, read_findings(rehearsal.dependencies.records)) == {}
+
+
+def test_given_a_removed_lock_when_audited_twice_then_one_protection_removed_and_the_lock_is_placed_again_on_next_use():
+    rehearsal, used = protected_world(images=1, pools_per_image=2)
+    image = used[0]
+    lock = f"{image}/providers/Microsoft.Authorization/locks/cip-protect"
+    rehearsal._arm_delete(lock)
+    first = audit_protection(rehearsal.dependencies, EventFindings())
+    second = audit_protection(rehearsal.dependencies, EventFindings())
+    assert first.protection_removed == [image] and second.protection_removed == []
+    [alert] = rehearsal.emulator.topic.received
+    assert alert["type"] == "CustomImagePool.ProtectionRemoved" and alert["data"]["lockId"] == lock
+    assert {p["id"].rsplit("/", 1)[-1] for p in alert["data"]["pools"]} == {"p000-000", "p000-001"}
+    summary = rehearsal.dependencies.records.get(IMAGE_USE, image)
+    assert summary is not None and "notes" not in summary.data
+    # The next pool to use it puts the lock back.
+    protect(rehearsal.dependencies, ImageUse(f"{POOLS}/p000-009", image, (used[1],), "req-9"))
+    assert rehearsal.emulator.store.find(lock) is not None
+
+
+def test_given_a_refused_delete_when_audited_again_later_then_it_is_not_alerted_twice():
+    rehearsal, used = protected_world(images=1, pools_per_image=1)
+    snapshot = used[1]
+    rehearsal._arm_delete(snapshot)
+    rehearsal.emulator.advance(5 * 60)  # the Activity Log lists it a few minutes later
+    deps = rehearsal.dependencies
+    seen = []
+    for _ in range(3):
+        rehearsal.emulator.advance(5 * 60)
+        state = audit_protection(deps, EventFindings(lock_delete_raises_event=True))
+        seen.append(state.deletion_blocked)
+    assert seen == [[snapshot], [], []]
+    assert [alert["type"] for alert in rehearsal.emulator.topic.received] == ["CustomImagePool.DeletionBlocked"]
+    # The look remembers where it read up to; each later look reaches back only ACTIVITY_LOG_LAG.
+    from shared.protection.audit import ACTIVITY_LOG_LAG, AUDIT_KIND
+
+    [state_record] = deps.records.list(AUDIT_KIND)
+    assert state_record.data["alerted"] and ACTIVITY_LOG_LAG == timedelta(minutes=20)
