@@ -215,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures['timeToPoolCreatedRatioToBound']} of the critical path (target <= 1.005); READY at {figures['readySeconds']} s, "
               f"{figures['readyLagSeconds']} s after the pool reached its target (target <= 60), {figures['armReadsToReady']} ARM reads "
               f"(target <= 40); a 30 s polling loop: READY at {figures['pollingBaseline']['readySeconds']} s with "
-              f"{figures['pollingBaseline']['armCalls']} ARM calls")
+              f"{figures['pollingBaseline']['armCalls']} ARM calls; unprobed (sweeps audit protection): {figures['unprobed']['armReadsToReady']} ARM reads")
         print(f"time to target / lower bound: {guard['timeToTargetRatioToBound']} with scheduled checks, "
               f"{guard['timerOnlyRatioToBound']} timer only (target: within 1.05)")
         print(f"sweep of {ACCOUNTS * POOLS_PER_ACCOUNT} pools in {ACCOUNTS} accounts: {wall} s, ARM calls {calls}")
         print(f"2,000 pools, each its own lineage: first sweep {distinct['firstSweep']}, steady sweep {distinct['steadySweep']} "
-              "(targets: steady reads <= 200, Resource Graph queries <= 20, writes = resizes; first lock writes <= one per resource)")
+              "(targets: steady reads <= 200, Resource Graph queries <= 20, writes = resizes; first lock writes <= one per resource); "
+              f"protection audit when unprobed {distinct['protectionAudit']}")
         print(f"2,000 pools on one lineage: {shared['lockWrites']} lock writes (target <= 10), largest record {shared['maxRecordBytes']} bytes "
               f"(target <= 32768), protect steps {shared['protectSecondsTotal']} s in all")
     return 0

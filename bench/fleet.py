@@ -5,6 +5,8 @@
   imaging resource group per account. The first sweep meets pools nobody recorded yet (it
   reads each lineage and locks it); the steady sweep is the next one, every pool below
   target again. ARM reads, writes and lock writes of each; Resource Graph queries apart.
+  ``protectionAudit``: what the timer's protection audit reads on that fleet when no probe has
+  shown the lock and refused-delete events arrive (lock list pages, Activity Log pages).
 - ``protection.sharedImage2000``: 2,000 pools protected one after the other on one shared
   lineage (a managed image made from one snapshot): lock writes, the largest usage record
   stored, and the wall seconds of all the protect steps together.
@@ -109,7 +111,30 @@ def distinct_images() -> dict:
     for name in ("firstSweep", "steadySweep"):
         calls, wall = timed_sweep(rehearsal, 31 * MINUTE, name)  # every pool: its resize timed out below target
         sweeps[name] = {**_cost(calls), "wallSeconds": wall}
-    return {**sweeps, "lineageResources": ACCOUNTS * POOLS_PER_ACCOUNT * 5}
+    return {**sweeps, "protectionAudit": _audit(rehearsal), "lineageResources": ACCOUNTS * POOLS_PER_ACCOUNT * 5}
+
+
+def _audit(rehearsal) -> dict:
+    """Two protection audits over the fleet's in-use resources, with no probe findings, 5 minutes apart: reads, wall seconds.
+
+    The first reads back an hour of Activity Log (the fleet's 10,000 lock writes among it); the steady one reads
+    only since the first, less ACTIVITY_LOG_LAG.
+    """
+    from shared.eventfacts.findings import EventFindings
+    from shared.protection.audit import audit_protection
+
+    emulator = rehearsal.emulator
+    audits = {}
+    for name in ("firstAudit", "steadyAudit"):
+        emulator.advance(5 * MINUTE)
+        emulator.calls.clear()
+        started = time.perf_counter()
+        report = audit_protection(rehearsal.dependencies, EventFindings())
+        wall = time.perf_counter() - started
+        audits[name] = {"lockListPages": report.lock_lists, "activityLogPages": report.activity_reads,
+                        "reads": sum(n for op, n in emulator.calls.items() if is_read(op)),
+                        "alerts": len(report.protection_removed + report.deletion_blocked), "wallSeconds": round(wall, 3)}
+    return audits
 
 
 def shared_image() -> dict:

@@ -15,7 +15,9 @@ check prints PASS or FAIL with what it saw and, when it fails, a hint. Checks:
 - every watched source has a system topic, and each topic has the ``resource_events``
   subscription with the right destination and filters;
 - optionally (``--canary VM_ID``) a real one-node request end to end, then removal of what it made
-  (:mod:`cli.canary`).
+  (:mod:`cli.canary`);
+- optionally (``--probe-events``) which ARM events Azure really raises for a deleted lock, a refused
+  delete and a long-running PUT, written where the functions read them (:mod:`cli.probe`).
 
 Exit code 0 when every check passes, 1 otherwise.
 """
@@ -52,6 +54,8 @@ BATCH_ACTIONS = (
     "Microsoft.Batch/batchAccounts/pools/write",
 )
 SUBSCRIPTION_ACTIONS = ("Microsoft.Batch/locations/virtualMachineSkus/read",)
+# On each subscription holding an imaging resource group: the guard's protection audit (shared/protection/audit.py).
+AUDIT_ACTIONS = ("Microsoft.Authorization/locks/read", "Microsoft.Insights/eventtypes/values/read")
 # What the identity must never be able to do: delete what it protects, or hand out access.
 FORBIDDEN_ACTIONS = (
     "Microsoft.Compute/snapshots/delete",
@@ -261,14 +265,16 @@ class Verifier:
 
     def _scopes(self, settings, access: Access) -> None:
         subscriptions: set[str] = set()
+        audited: set[str] = set()
         for scope in settings.allowed_scopes:
             is_batch = "/providers/microsoft.batch/batchaccounts/" in scope.lower()
             needed = BATCH_ACTIONS if is_batch else IMAGING_ACTIONS
-            if is_batch:
-                subscriptions.add("/subscriptions/" + scope.split("/")[2])
+            (subscriptions if is_batch else audited).add("/subscriptions/" + scope.split("/")[2])
             self._actions_at(access, scope, needed, "batch" if is_batch else "imaging")
         for subscription in sorted(subscriptions):
             self._actions_at(access, subscription, SUBSCRIPTION_ACTIONS, "subscription", check_extra=False)
+        for subscription in sorted(audited):
+            self._actions_at(access, subscription, AUDIT_ACTIONS, "protection audit", check_extra=False)
 
     def _actions_at(self, access: Access, scope: str, needed: tuple[str, ...], kind: str, *, check_extra: bool = True) -> None:
         try:
@@ -286,8 +292,8 @@ class Verifier:
         if not check_extra:
             return
         forbidden = [a for a in FORBIDDEN_ACTIONS if _allowed(permissions, a)]
-        # The subscription-wide VM sizes role is inherited by every scope below it: expected there too.
-        expected = needed + SUBSCRIPTION_ACTIONS
+        # The subscription-wide roles (VM sizes, protection audit) are inherited by every scope below them: expected there too.
+        expected = needed + SUBSCRIPTION_ACTIONS + AUDIT_ACTIONS
         extra = sorted({p for perm in permissions for p in perm.actions if not any(_matches(p, n) for n in expected)})
         self.report.add(
             f"identity holds nothing more in {scope}",
@@ -431,9 +437,10 @@ def verify(
     as_identity: bool = False,
     canary_vm_id: str | None = None,
     canary: Callable[..., Report] | None = None,
+    probe: Callable[..., Any] | None = None,
     **client_kwargs: Any,
 ) -> Report:
-    """Run every check (and the canary when asked), print them, return the report."""
+    """Run every check (then the canary and the event probe when asked), print them, return the report."""
     from shared.clients import AzureClients
 
     arm_kwargs = {"base_url": environ.get("ARM_ENDPOINT") or "https://management.azure.com", **client_kwargs}
@@ -447,6 +454,13 @@ def verify(
         canary(environ, credential, canary_vm_id, report, **client_kwargs)
     elif canary_vm_id and not report.ok:
         report.add("canary request", False, "not sent: fix the failed checks first", "a canary on a broken deployment would only fail")
+    if probe is not None and report.ok:
+        probed = probe(environ, credential, out, **client_kwargs)
+        report.add("event probe", probed.problem is None,
+                   f"probe {probed.probe_id}: findings written" if probed.written else (probed.problem or ""),
+                   "the table above says which event did not come; README: Probing Azure's events")
+    elif probe is not None:
+        report.add("event probe", False, "not run: fix the failed checks first", "a probe on a broken deployment would learn nothing")
     report.render(out)
     return report
 
@@ -454,10 +468,14 @@ def verify(
 def run(args: Any) -> int:
     """The ``verify`` sub-command (registered in cli/__main__.py)."""
     import sys
+    from functools import partial
 
     from cli.canary import run_canary
+    from cli.probe import run_probe
 
-    report = verify(os.environ, _credential(), sys.stdout, as_identity=args.as_identity, canary_vm_id=args.canary, canary=run_canary)
+    probe = partial(run_probe, resource_group_id=args.probe_resource_group) if args.probe_events else None
+    report = verify(os.environ, _credential(), sys.stdout, as_identity=args.as_identity, canary_vm_id=args.canary, canary=run_canary,
+                    probe=probe)
     return 0 if report.ok else 1
 
 
@@ -478,5 +496,11 @@ def register(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--canary", metavar="VM_ID", help="also send a real 1-node request from this (small) VM, follow it to READY, then remove what it made")
+    parser.add_argument("--probe-events", action="store_true",
+                        help="also measure which ARM events Azure raises for a deleted lock, a refused delete and a long-running PUT "
+                             "(a tiny disk and snapshot, minutes), and write the findings where the functions read them")
+    parser.add_argument("--probe-resource-group", metavar="RG_ID",
+                        help="where the probe makes its resources (default: the first resource group in ALLOWED_SCOPES); "
+                             "its events must reach resource_events")
     parser.add_argument("--as-identity", action="store_true", help="running as the Function App's identity: read its permissions with the ARM permissions API")
     parser.set_defaults(run=run)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli import verify as verify_module
-from cli.verify import BATCH_ACTIONS, IMAGING_ACTIONS, SUBSCRIPTION_ACTIONS, verify
+from cli.verify import AUDIT_ACTIONS, BATCH_ACTIONS, IMAGING_ACTIONS, SUBSCRIPTION_ACTIONS, verify
 from emulator.credentials import StaticTokenCredential
 from emulator.world import AzureEmulator
 from shared import settings as names
@@ -70,6 +70,8 @@ def deployment(azurite_table_endpoint):
     auth.assign(RG_ID, APP_PRINCIPAL, imaging)
     auth.assign(ACCOUNT_ID, APP_PRINCIPAL, batch)
     auth.assign(f"/subscriptions/{SUBSCRIPTION}", APP_PRINCIPAL, skus)
+    audit = auth.define_role(SUBSCRIPTION, "audit", "audit", actions=roles["protectionAuditRole"], assignable_scopes=[f"/subscriptions/{SUBSCRIPTION}"])
+    auth.assign(f"/subscriptions/{SUBSCRIPTION}", APP_PRINCIPAL, audit)
     # The data roles where infra/core/servicebus.bicep, storage.bicep and app/alerts.bicep assign them.
     receiver, sender = auth.built_in_role(SUBSCRIPTION, "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"), auth.built_in_role(SUBSCRIPTION, "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39")
     auth.assign(f"{NAMESPACE_ID}/queues/pool-requests", APP_PRINCIPAL, receiver)
@@ -183,6 +185,7 @@ def test_given_the_verify_actions_when_compared_with_the_bicep_roles_then_they_a
     assert set(IMAGING_ACTIONS) == set(roles["imagingRole"])
     assert set(BATCH_ACTIONS) == set(roles["batchRole"])
     assert set(SUBSCRIPTION_ACTIONS) == set(roles["batchSkusRole"])
+    assert set(AUDIT_ACTIONS) == set(roles["protectionAuditRole"])
 
 
 def test_given_the_command_line_when_asking_for_verify_help_then_it_is_registered():
@@ -192,3 +195,36 @@ def test_given_the_command_line_when_asking_for_verify_help_then_it_is_registere
     result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--canary VM_ID" in result.stdout and verify_module.__name__ == "cli.verify"
+
+
+def test_given_events_that_never_reach_the_function_when_verified_with_the_probe_then_it_fails_and_writes_nothing(deployment):
+    from datetime import timedelta
+    from functools import partial
+
+    from cli.probe import run_probe
+    from shared.clients import AzureClients
+    from shared.eventfacts.findings import EventFindings, read_findings
+    from shared.settings import Settings
+    from shared.store.tables import TableLedger
+
+    # GIVEN a deployment whose resource_events function never runs (nothing delivers the emulator's events to it)
+    world, environ, _ = deployment
+    out = io.StringIO()
+    probe = partial(run_probe, now=world.now, sleep=world.advance, wait=timedelta(minutes=5))
+    report = verify(environ, StaticTokenCredential(OPERATOR_TOKEN), out, probe=probe, transport=world.transport())
+    printed = out.getvalue()
+    # THEN the probe's table says its own write event was not seen, the check fails, and no finding is written
+    assert not report.ok and "FAIL  event probe" in printed and "events are not flowing" in printed
+    assert "ResourceWriteSuccess: snapshot created" in printed
+    ledger = TableLedger(AzureClients(Settings.from_environ(environ), credential=StaticTokenCredential(OPERATOR_TOKEN)).ledger_table())
+    assert read_findings(ledger.records()) == EventFindings()
+    # and it removed what it made
+    assert not [r.id for r in world.store if "cip.event-probe." in r.id.lower()]
+
+
+def test_given_the_command_line_when_asking_for_verify_help_then_the_probe_is_offered():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert "--probe-events" in result.stdout and "--probe-resource-group RG_ID" in result.stdout
