@@ -75,49 +75,34 @@ class AzureClients:
     def _arm_kwargs(self) -> dict[str, Any]:
         return {"base_url": self.settings.arm_endpoint, **self._client_kwargs}
 
+    def _per_subscription(self, client_type: Any, subscription_id: str) -> Any:
+        """One ARM management client of ``client_type`` per subscription, built on first use."""
+        return self._cached(client_type.__name__, subscription_id.lower(),
+                            lambda: client_type(self.credential, subscription_id, **self._arm_kwargs()))
+
     def compute(self, subscription_id: str) -> ComputeManagementClient:
         """Compute client for one subscription."""
+        from azure.mgmt.compute import ComputeManagementClient  # Azure SDK: first use (cold start)
 
-        def build():
-            # Azure SDK, loaded on first use (cold start).
-            from azure.mgmt.compute import ComputeManagementClient
-
-            return ComputeManagementClient(self.credential, subscription_id, **self._arm_kwargs())
-
-        return self._cached("compute", subscription_id.lower(), build)
+        return self._per_subscription(ComputeManagementClient, subscription_id)
 
     def batch(self, subscription_id: str) -> BatchManagementClient:
         """Batch management client for one subscription."""
+        from azure.mgmt.batch import BatchManagementClient  # Azure SDK: first use (cold start)
 
-        def build():
-            # Azure SDK, loaded on first use (cold start).
-            from azure.mgmt.batch import BatchManagementClient
-
-            return BatchManagementClient(self.credential, subscription_id, **self._arm_kwargs())
-
-        return self._cached("batch", subscription_id.lower(), build)
+        return self._per_subscription(BatchManagementClient, subscription_id)
 
     def locks(self, subscription_id: str) -> ManagementLockClient:
         """Management lock client for one subscription."""
+        from azure.mgmt.resource.locks import ManagementLockClient  # Azure SDK: first use (cold start)
 
-        def build():
-            # Azure SDK, loaded on first use (cold start).
-            from azure.mgmt.resource.locks import ManagementLockClient
-
-            return ManagementLockClient(self.credential, subscription_id, **self._arm_kwargs())
-
-        return self._cached("locks", subscription_id.lower(), build)
+        return self._per_subscription(ManagementLockClient, subscription_id)
 
     def monitor(self, subscription_id: str) -> MonitorManagementClient:
         """Azure Monitor client for one subscription (its Activity Log)."""
+        from azure.mgmt.monitor import MonitorManagementClient  # Azure SDK: first use (cold start)
 
-        def build():
-            # Azure SDK, loaded on first use (cold start).
-            from azure.mgmt.monitor import MonitorManagementClient
-
-            return MonitorManagementClient(self.credential, subscription_id, **self._arm_kwargs())
-
-        return self._cached("monitor", subscription_id.lower(), build)
+        return self._per_subscription(MonitorManagementClient, subscription_id)
 
     def resource_graph(self) -> ResourceGraphClient:
         """Resource Graph client (tenant-level: each query names its subscriptions)."""
