@@ -209,7 +209,7 @@ class _Resources:
 
 
 def _wait_for(records: Any, clients: Any, subscription: str, probe_id: str, made: _Resources, expectations: list[Expectation],
-              started: datetime, clock: _Clock, wait: timedelta) -> tuple[dict[tuple[str, str], Any], bool]:
+              started: datetime, clock: _Clock, wait: timedelta) -> tuple[dict[tuple[str, str], Any], str]:
     """Poll what resource_events recorded, and the Activity Log, until everything came or ``wait`` ran out."""
     from shared.arm.ids import resource_key
     from shared.eventfacts.probe import probe_events
@@ -220,17 +220,28 @@ def _wait_for(records: Any, clients: Any, subscription: str, probe_id: str, made
         seen = {}
         for event in probe_events(records, probe_id):
             seen.setdefault((event.event_type, resource_key(event.resource_id)), event)
-        query = (f"eventTimestamp ge '{(started - timedelta(minutes=5)).isoformat()}' and eventTimestamp le '{clock.now().isoformat()}'"
-                 f" and resourceUri eq '{made.snapshot_id}'")
-        listed = any((e.status.value if e.status else "") == "Failed" and (e.operation_name.value if e.operation_name else "").lower().endswith("/delete")
-                     for e in monitor.list(filter=query, select="operationName,status,resourceId"))
+        listed = _refused_delete_listed(monitor, made.snapshot_id, started - timedelta(minutes=5), clock.now())
         everything = all((x.event_type, resource_key(x.resource_id)) in seen for x in expectations)
-        if (everything and listed) or clock.now() >= deadline:
+        if (everything and listed != "no") or clock.now() >= deadline:
             return seen, listed
         clock.sleep(POLL_SECONDS)
 
 
-def _judge(expectations: list[Expectation], seen: dict, refused_listed: bool, made: _Resources, probe_id: str,
+def _refused_delete_listed(monitor: Any, resource_id: str, start: datetime, end: datetime) -> str:
+    """``yes`` when the Activity Log lists a failed delete of ``resource_id``, ``no``, or why it could not be read."""
+    from azure.core.exceptions import HttpResponseError
+
+    query = f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{end.isoformat()}' and resourceUri eq '{resource_id}'"
+    try:
+        entries = list(monitor.list(filter=query, select="operationName,status,resourceId"))
+    except HttpResponseError as exc:
+        return f"not readable: {exc.status_code} {getattr(exc.error, 'code', '') or ''}".strip()
+    failed_delete = any((e.status.value if e.status else "") == "Failed"
+                        and (e.operation_name.value if e.operation_name else "").lower().endswith("/delete") for e in entries)
+    return "yes" if failed_delete else "no"
+
+
+def _judge(expectations: list[Expectation], seen: dict, refused_listed: str, made: _Resources, probe_id: str,
            now: datetime) -> tuple[list[tuple[str, str, str, str]], Any]:
     from shared.arm.ids import resource_key
     from shared.eventfacts.findings import EventFindings
@@ -245,7 +256,7 @@ def _judge(expectations: list[Expectation], seen: dict, refused_listed: bool, ma
     written_at = _write_timing(arrived["snapshot created"], made)
     rows.append(("ResourceWriteSuccess raised at", "completion (assumed)", written_at or "cannot tell", _timing_note(arrived["snapshot created"], made)))
     rows.append(("the delete was refused", "409 ScopeLocked", made.refused or "-", "-"))
-    rows.append(("the Activity Log lists the refused delete", "yes", "yes" if refused_listed else "no", "-"))
+    rows.append(("the Activity Log lists the refused delete", "yes", refused_listed, "-"))
     if arrived["snapshot created"] is None:
         return rows, None
     lock_events_flow = arrived["lock placed"] is not None

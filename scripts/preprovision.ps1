@@ -12,7 +12,7 @@ $roleIds = az deployment sub create --location $env:AZURE_LOCATION --name "roles
     --template-file (Join-Path $root 'infra/access/roles.bicep') `
     --parameters environmentName=$env:AZURE_ENV_NAME location=$env:AZURE_LOCATION `
         imagingResourceGroupIds=$env:IMAGING_RESOURCE_GROUP_IDS batchAccountIds=$env:BATCH_ACCOUNT_IDS `
-    --query "properties.outputs.[imagingRoleId.value, batchRoleId.value, batchSkusRoleId.value]" -o tsv
+    --query "properties.outputs.[imagingRoleId.value, batchRoleId.value, batchSkusRoleId.value, protectionAuditRoleId.value]" -o tsv
 if ($LASTEXITCODE -ne 0) { throw 'deploying infra/access/roles.bicep failed' }
 foreach ($roleId in $roleIds) {
     $tries = 0

@@ -1,7 +1,7 @@
 #!/bin/sh
 # azd preprovision hook (POSIX sh; preprovision.ps1 is the Windows twin). Two things the Bicep
 # deployment cannot do for itself:
-# 1. Deploy the custom roles (infra/access/roles.bicep) and wait until both can be read: a role
+# 1. Deploy the custom roles (infra/access/roles.bicep) and wait until each can be read: a role
 #    definition takes time to replicate and an assignment made before it has fails with
 #    RoleDefinitionDoesNotExist. main.bicep deploys the same module again (a no-op update).
 # 2. Find the Event Grid system topics that already exist for the sources main.bicep watches
@@ -17,7 +17,7 @@ az deployment sub create --location "$AZURE_LOCATION" --name "roles-$AZURE_ENV_N
   --template-file "$here/infra/access/roles.bicep" \
   --parameters environmentName="$AZURE_ENV_NAME" location="$AZURE_LOCATION" \
     imagingResourceGroupIds="$IMAGING_RESOURCE_GROUP_IDS" batchAccountIds="$BATCH_ACCOUNT_IDS" \
-  --query "properties.outputs.[imagingRoleId.value, batchRoleId.value, batchSkusRoleId.value]" -o tsv > "${TMPDIR:-/tmp}/cip-roles.$$"
+  --query "properties.outputs.[imagingRoleId.value, batchRoleId.value, batchSkusRoleId.value, protectionAuditRoleId.value]" -o tsv > "${TMPDIR:-/tmp}/cip-roles.$$"
 for role_id in $(cat "${TMPDIR:-/tmp}/cip-roles.$$"); do
   tries=0
   until az role definition list --name "$(basename "$role_id")" --custom-role-only true --query "[0].id" -o tsv 2>/dev/null | grep -q .; do

@@ -155,3 +155,14 @@ def test_given_infra_when_checkov_scans_the_bicep_then_nothing_fails_and_every_s
     assert {c["check_id"] for c in skipped} == DOCUMENTED_SKIPS
     assert all(len(c["check_result"].get("suppress_comment", "").strip()) > 20 for c in skipped), "every skip needs its reason"
     assert report["summary"]["passed"] > 0
+
+
+def test_given_the_preprovision_hooks_when_read_then_they_wait_for_every_custom_role():
+    # An assignment made before its role definition replicates fails with RoleDefinitionDoesNotExist.
+    import re
+
+    outputs = set(re.findall(r"^output (\w+RoleId) string", (INFRA / "access" / "roles.bicep").read_text(), re.MULTILINE))
+    assert len(outputs) == 4
+    for hook in ("preprovision.sh", "preprovision.ps1"):
+        waited = set(re.findall(r"(\w+RoleId)\.value", (INFRA.parent / "scripts" / hook).read_text()))
+        assert waited == outputs, hook
