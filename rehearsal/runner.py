@@ -22,7 +22,7 @@ from shared.arm.pools import BadPoolMetadata, PoolView, metadata_items
 from shared.clients import AzureClients
 from shared.dependencies import Dependencies
 from shared.guard.rules import desired_targets
-from shared.messaging import OutgoingMessage
+from shared.messaging import REQUEST_CHECK_SUBJECT, OutgoingMessage
 from shared.protection.audit import ACTIVITY_LOG_LAG
 from shared.settings import Settings
 from shared.store.ledger import Ledger
@@ -355,7 +355,9 @@ class Rehearsal:
             self._timer.last_activity = self.emulator.now()
 
     def _deliver_check(self, queued) -> None:
-        self._deliver_message(self._checks_function, queued, "guard")
+        # The pool-checks queue carries the guard's pool checks and the pipeline's looks at a request's resource.
+        purpose = "pipeline" if queued.message.subject == REQUEST_CHECK_SUBJECT else "guard"
+        self._deliver_message(self._checks_function, queued, purpose)
 
     def _deliver_request(self, queued) -> None:
         self._deliver_message(self._requests_function, queued, "pipeline")
