@@ -30,8 +30,9 @@ from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import on_resource_deleted
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
-from ..protection.locks import ImageUse, in_use_resources, protect, recorded_lineage
+from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
 from ..store.ledger import LedgerError, RequestNotFound, Stage
+from ..store.records import KeyedRecord
 from .rules import (
     Action,
     Condition,
@@ -107,6 +108,8 @@ class PoolGuard:
         # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
         self._lineage = LineageReader(deps.clients)
         self._guarded = {resource_key(a) for a in deps.settings.guarded_batch_accounts}
+        # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
+        self.in_use: list[KeyedRecord] | None = None
 
     # -- entry points ---------------------------------------------------------
 
@@ -242,9 +245,9 @@ class PoolGuard:
         Without it each pool would cost a GET per lineage resource. A failure only costs those GETs: the sweep goes on.
         """
         try:
-            resources = in_use_resources(self._deps)
-            if resources:
-                self._lineage.prefetch(resources)
+            self.in_use = in_use_summaries(self._deps)
+            if self.in_use:
+                self._lineage.prefetch([summary.data["resourceId"] for summary in self.in_use])
         except Exception:  # noqa: BLE001 - the per-pool point reads still confirm every image
             log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
 
@@ -393,9 +396,10 @@ def run_sweep(deps: Dependencies) -> SweepReport:
         report.deferred_requests = reconciled.not_yet_stuck
     except LedgerError:
         log.exception("reconcile: the ledger failed; the pool sweep goes on")
-    PoolGuard(deps).sweep(report)
+    guard = PoolGuard(deps)
+    guard.sweep(report)
     try:
-        audited = audit_protection(deps, read_findings(deps.records))
+        audited = audit_protection(deps, read_findings(deps.records), guard.in_use)
         report.protection_removed.extend(audited.protection_removed)
         report.deletion_blocked.extend(audited.deletion_blocked)
     except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again

@@ -32,7 +32,7 @@ from ..naming import LOCK_NAME
 from ..store.records import KeyedRecord, update_record
 from .alerts import on_deletion_blocked, on_protection_removed
 from .lineage import lineage_resource
-from .locks import IMAGE_USE, forget_lock
+from .locks import forget_lock, in_use_summaries
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +56,16 @@ class AuditReport:
     deletion_blocked: list[str] = field(default_factory=list)
 
 
-def audit_protection(deps: Dependencies, findings: EventFindings) -> AuditReport:
-    """Look for removed locks and refused deletes of in-use resources, as far as ``findings`` leave it to us."""
+def audit_protection(deps: Dependencies, findings: EventFindings, in_use: list[KeyedRecord] | None = None) -> AuditReport:
+    """Look for removed locks and refused deletes of in-use resources, as far as ``findings`` leave it to us.
+
+    ``in_use``: the usage summaries as the sweep read them at its start (read here when not given). They
+    must be read before the locks are listed: a lock written since shows in the list, one removed is missed.
+    """
     report = AuditReport()
     if not (findings.sweep_checks_locks or findings.sweep_checks_refused_deletes):
         return report
-    summaries = [s for s in deps.records.list(IMAGE_USE) if s.data.get("resourceId") and lineage_resource(s.data["resourceId"])]
+    summaries = [s for s in (in_use_summaries(deps) if in_use is None else in_use) if lineage_resource(s.data["resourceId"])]
     if not summaries:
         return report
     if findings.sweep_checks_locks:

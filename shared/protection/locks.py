@@ -30,7 +30,7 @@ from ..arm.calls import StepFailed, call_arm, get_or_none
 from ..arm.ids import resource_key
 from ..dependencies import Dependencies
 from ..naming import LOCK_NAME, LOCK_NOTES_MARKER
-from ..store.records import RecordConflict, delete_record, member_key, update_record
+from ..store.records import KeyedRecord, RecordConflict, delete_record, member_key, update_record
 from .lineage import lineage_resource
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,9 @@ def recorded_lineage(deps: Dependencies, pool_id: str, image_id: str) -> tuple[s
     return tuple(r for r in record.data.get("resources", []) if resource_key(r) != resource_key(image_id))
 
 
-def in_use_resources(deps: Dependencies) -> list[str]:
-    """Every resource some pool is recorded as using: one query of the summaries, no ARM call."""
-    return [record.data["resourceId"] for record in deps.records.list(IMAGE_USE) if record.data.get("resourceId")]
+def in_use_summaries(deps: Dependencies) -> list[KeyedRecord]:
+    """The usage summary of every resource some pool is recorded as using: one query, no ARM call."""
+    return [record for record in deps.records.list(IMAGE_USE) if record.data.get("resourceId")]
 
 
 def protect(deps: Dependencies, use: ImageUse) -> list[str]:
