@@ -191,12 +191,27 @@ class PoolPipeline:
         return resource_key(resource_id) in (record.details.get(SUCCEEDED_DETAIL) or [])
 
     def _confirm(self, record: RequestRecord, resource_ids: list[str]) -> RequestRecord:
-        """Remember resources read as Succeeded, so no later event reads them again (a lost race: read again later)."""
-        if not resource_ids:
-            return record
-        known = list(record.details.get(SUCCEEDED_DETAIL) or [])
-        known += [resource_key(r) for r in resource_ids if resource_key(r) not in known]
-        return self._advance(record, record.stage, details={SUCCEEDED_DETAIL: known}) or record
+        """Remember resources read as Succeeded, so no later event reads them again.
+
+        Concurrent deliveries of one request's events each confirm their own resource: a delivery that
+        loses the ledger race re-reads the record and adds its confirmation to the winner's, or the
+        confirmation would be lost and no event would come to repeat it.
+        """
+        keys = [resource_key(r) for r in resource_ids]
+        for _ in range(_MAX_STAGE_RACES):
+            known = list(record.details.get(SUCCEEDED_DETAIL) or [])
+            missing = [key for key in dict.fromkeys(keys) if key not in known]
+            if not missing:
+                return record
+            stage = record.stage
+            advanced = self._advance(record, stage, details={SUCCEEDED_DETAIL: known + missing})
+            if advanced is not None:
+                return advanced
+            record = self._deps.ledger.get(record.request_id)
+            if record.stage is not stage:
+                # Another delivery moved the request on: what this one read belongs to a stage left behind.
+                return record
+        raise StaleRecord(f"request {record.request_id}: lost the ledger race {_MAX_STAGE_RACES} times confirming {keys}")
 
     def _to_read(self, items: list, resource_id: Callable) -> list:
         """The items to read now: all of them, or only the one the event named (none when it named something else)."""
@@ -207,12 +222,22 @@ class PoolPipeline:
     def _claim(self, record: RequestRecord, step: str, stage: Stage | None = None) -> RequestRecord | None:
         """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
         None when another delivery claimed it within the lease or changed the record first."""
-        now = self._deps.now()
-        claims = record.details.get(CLAIMS_DETAIL) or {}
-        claimed_at = claims.get(step)
-        if isinstance(claimed_at, str) and now - datetime.fromisoformat(claimed_at) < CLAIM_LEASE:
-            return None
-        return self._advance(record, stage or record.stage, details={CLAIMS_DETAIL: {**claims, step: now.isoformat()}})
+        for _ in range(_MAX_STAGE_RACES):
+            now = self._deps.now()
+            claims = record.details.get(CLAIMS_DETAIL) or {}
+            claimed_at = claims.get(step)
+            if isinstance(claimed_at, str) and now - datetime.fromisoformat(claimed_at) < CLAIM_LEASE:
+                return None
+            seen_stage = record.stage
+            claimed = self._advance(record, stage or seen_stage, details={CLAIMS_DETAIL: {**claims, step: now.isoformat()}})
+            if claimed is not None:
+                return claimed
+            # The record changed: another delivery may have claimed the step, or only confirmed a resource
+            # (then nobody would send this PUT). Read again and decide on what is there now.
+            record = self._deps.ledger.get(record.request_id)
+            if record.stage is not seen_stage:
+                return None
+        return None
 
     def _send_once(self, record: RequestRecord, step: str, send: Callable[[], object],
                    stage: Stage | None = None) -> RequestRecord | None:

@@ -1,0 +1,149 @@
+"""Concurrent deliveries, as a scaled-out Functions host makes them, never strand a request.
+
+The Functions host runs several Event Grid and Service Bus deliveries of one request at once. Each
+snapshot's event reads only its own snapshot, so when two of them confirm their snapshot at the same
+moment, the one that loses the ledger race must still record its confirmation: no event will come to
+say that snapshot is done again. Every request must reach its pool within the critical path of Azure's
+own operations plus one look interval, however the threads interleave.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import pytest
+
+from bench.pipeline import time_to_pool_bound
+from rehearsal.pump import ConcurrentPump
+from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
+from shared import dependencies
+from shared.arm.ids import resource_key
+from shared.messaging import REQUEST_LOOK_MAX, OutgoingMessage
+from shared.store.ledger import RequestRecord
+from shared.store.memory import InMemoryLedger
+
+WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Outcome:
+    seconds_to_last_pool: float
+    bound_seconds: float
+    # Pools never created: their requests were dropped by the pipeline.
+    stranded: list[str]
+
+
+def deliver_concurrently(seed: int, requests: int, event_delivery: dict | None = None) -> Outcome:
+    """``requests`` small pool requests submitted at once, every delivery made by WORKERS threads in shuffled order.
+
+    Only events and scheduled looks drive the requests (no timer): a request the pipeline drops stays where it is.
+    """
+    rehearsal = Rehearsal(Scenario.model_validate(
+        {"seed": seed, "world": {"replyQueues": ["replies"], "eventDelivery": event_delivery or {}}, "steps": []}))
+    pool_ids = [f"{DEFAULT_ACCOUNT_ID}/pools/pool-{index:03d}" for index in range(requests)]
+    dependencies.install(rehearsal.dependencies)
+    try:
+        for index in range(requests):
+            body = default_request(poolName=f"pool-{index:03d}", targetDedicatedNodes=4)
+            body["requestId"] = f"concurrent-{index:03d}"
+            rehearsal.emulator.servicebus.send(
+                REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"message-{index:03d}", reply_to="replies"))
+        ConcurrentPump(rehearsal, workers=WORKERS, seed=seed).run(
+            until=lambda: all(rehearsal.emulator.store.find(pool_id) is not None for pool_id in pool_ids),
+            limit=timedelta(hours=2))
+    finally:
+        dependencies.install(None)
+    stranded = [pool_id.rpartition("/")[2] for pool_id in pool_ids if rehearsal.emulator.store.find(pool_id) is None]
+    return Outcome(rehearsal.emulator.clock.elapsed_seconds, time_to_pool_bound(rehearsal.emulator, replicas=1), stranded)
+
+
+class TestConcurrentDeliveryNeverStrandsARequest:
+    @pytest.mark.parametrize("seed", range(16))
+    def test_one_request_whose_snapshot_events_race_reaches_its_pool_on_the_critical_path(self, seed):
+        # GIVEN one request whose three snapshots finish together, their events delivered by four threads at once
+        # WHEN the deliveries race for the ledger
+        outcome = deliver_concurrently(seed, requests=1)
+        # THEN no confirmation is lost: the pool is created within the critical path plus one look
+        assert outcome.stranded == []
+        assert outcome.seconds_to_last_pool <= outcome.bound_seconds + REQUEST_LOOK_MAX.total_seconds()
+
+    @pytest.mark.parametrize("seed", [1, 2])
+    def test_many_requests_at_once_with_every_event_delivered_three_times_all_reach_their_pools(self, seed):
+        # GIVEN 30 requests submitted at once, every event delivered three times, out of order, by four threads
+        outcome = deliver_concurrently(seed, requests=30, event_delivery={"copies": 3, "reorder": True, "maxDelaySeconds": 20})
+        # THEN every request reaches its pool, none later than the critical path plus one look interval
+        assert outcome.stranded == []
+        assert outcome.seconds_to_last_pool <= outcome.bound_seconds + REQUEST_LOOK_MAX.total_seconds()
+
+
+class ConfirmationsCollide(InMemoryLedger):
+    """A ledger whose first snapshot confirmation loses the race: just before it is written, another
+    worker's delivery confirms a sibling snapshot (the write another worker makes in the same moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overtaken_by: str | None = None
+
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
+        known, confirming = record.details.get("succeeded") or [], updated.details.get("succeeded") or []
+        if self.overtaken_by is None and len(confirming) > len(known):
+            plan = record.plan
+            assert plan is not None
+            sibling = next(resource_key(p.snapshot.id) for p in plan.snapshots if resource_key(p.snapshot.id) not in confirming)
+            self.overtaken_by = sibling
+            super()._replace(record, replace(record, details={**record.details, "succeeded": [*known, sibling]}))
+        return super()._replace(record, updated)
+
+
+class ClaimOvertaken(InMemoryLedger):
+    """A ledger where, just before the image's claim is written, another delivery writes something else to the
+    record (a confirmation, a reply's bookkeeping): the claim's write loses the race, yet nobody claimed the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overtaken = False
+
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
+        claims, claiming = record.details.get("claims") or {}, updated.details.get("claims") or {}
+        if not self.overtaken and "image" in claiming and "image" not in claims:
+            self.overtaken = True
+            super()._replace(record, replace(record, details={**record.details, "unrelated": "another delivery's write"}))
+        return super()._replace(record, updated)
+
+
+def pool_made_from_events_alone(ledger: InMemoryLedger) -> Rehearsal:
+    """The default request with a small pool, driven by events and scheduled looks only, until its pool exists."""
+    rehearsal = Rehearsal(Scenario.model_validate({"world": {"replyQueues": ["replies"]}, "steps": []}), ledger=ledger)
+    request = default_request(targetDedicatedNodes=4)
+    pool_id = f"{DEFAULT_ACCOUNT_ID}/pools/{request['pool']['poolName']}"
+    dependencies.install(rehearsal.dependencies)
+    try:
+        rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(request), message_id="m", reply_to="replies"))
+        ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None, limit=timedelta(hours=2))
+    finally:
+        dependencies.install(None)
+    return rehearsal
+
+
+class TestALostLedgerRaceIsRetried:
+    def test_a_snapshot_confirmation_overtaken_by_another_delivery_is_still_recorded(self):
+        # GIVEN a request whose first snapshot confirmation is overtaken by another worker confirming a sibling
+        ledger = ConfirmationsCollide()
+        # WHEN only events and scheduled looks drive it
+        rehearsal = pool_made_from_events_alone(ledger)
+        # THEN the overtaken delivery re-read the record and added its confirmation: the pool is made on time
+        assert ledger.overtaken_by is not None
+        assert rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools") != []
+        assert rehearsal.emulator.clock.elapsed_seconds <= time_to_pool_bound(rehearsal.emulator, replicas=1) + REQUEST_LOOK_MAX.total_seconds()
+
+    def test_a_claim_that_loses_the_race_to_an_unrelated_write_is_claimed_again(self):
+        # GIVEN a request whose image claim loses the ledger race to a write that claims nothing
+        ledger = ClaimOvertaken()
+        rehearsal = pool_made_from_events_alone(ledger)
+        # THEN the delivery saw that nobody claimed the image, claimed it and sent it: the pool is made on time
+        assert ledger.overtaken
+        assert rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools") != []
+        assert rehearsal.emulator.clock.elapsed_seconds <= time_to_pool_bound(rehearsal.emulator, replicas=1) + REQUEST_LOOK_MAX.total_seconds()
