@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
+
+from .naming import REQUEST_ID_PATTERN
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -255,8 +258,8 @@ class RequestCheck:
         try:
             data = json.loads(body)
             request_id, resource_id, attempt = data["requestId"], data["resourceId"], data.get("attempt") or 1
-            if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
-                raise ValueError("requestId is not a request id")
+            if not isinstance(request_id, str) or not re.fullmatch(REQUEST_ID_PATTERN, request_id):
+                raise ValueError(f"requestId {str(request_id)[:80]!r} is not a request id")
             if not isinstance(resource_id, str) or len(resource_id) > 1024:
                 raise ValueError("resourceId is not a resource id")
             if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= MAX_REQUEST_LOOKS:

@@ -13,6 +13,9 @@ import zlib
 from datetime import UTC, datetime
 
 NAME_PREFIX = "cip-"
+# A request id names the request's snapshots, image and definition (cip-<requestId>...): lower case letters,
+# digits and hyphens, at most 40, so every name it makes is a valid Azure resource name and Table Storage key.
+REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
 
 # Tags on every resource a request creates.
 TAG_REQUEST = "cip-request"

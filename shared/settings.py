@@ -113,10 +113,25 @@ def _ncrontab(name: str, value: str) -> str:
     return value
 
 
-def _positive_int(name: str, value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise SettingError(f"App setting {name} must be a positive whole number, got {value!r}")
-    return int(value)
+def _whole_number(low: int, high: int, unit: str) -> Callable[[str, str], int]:
+    """A parser for a whole number from ``low`` to ``high``: a setting beyond its bound is refused at start-up, not
+    when a sweep first does arithmetic with it (a retention of a million days overflows every date it touches)."""
+
+    def parse(name: str, value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise SettingError(f"App setting {name} must be a whole number of {unit} from {low} to {high}, got {value[:40]!r}")
+        return int(value)
+
+    return parse
+
+
+# Upper bounds: well past any sensible value, short of any arithmetic trouble.
+# Each resize without progress waits at least 20 minutes, growing: 20 of them already span days.
+_MAX_RESIZES_WITHOUT_PROGRESS = 20
+# Event Grid retries a delivery for at most 24 hours: a request quiet for longer has lost its event for good.
+_MAX_STUCK_REQUEST_MINUTES = 24 * 60
+_MAX_ALERT_DEDUP_MINUTES = 7 * 24 * 60
+_MAX_LEDGER_RETENTION_DAYS = 10 * 365
 
 
 def _boolean(name: str, value: str) -> bool:
@@ -191,13 +206,17 @@ class Settings:
             guard_schedule=_read(env, GUARD_SCHEDULE, _ncrontab, DEFAULT_GUARD_SCHEDULE),
             guarded_batch_accounts=_read(env, GUARDED_BATCH_ACCOUNTS, _batch_accounts, ""),
             guard_max_resizes_without_progress=_read(
-                env, GUARD_MAX_RESIZES_WITHOUT_PROGRESS, _positive_int, DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS
+                env, GUARD_MAX_RESIZES_WITHOUT_PROGRESS, _whole_number(1, _MAX_RESIZES_WITHOUT_PROGRESS, "resizes"),
+                DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS,
             ),
-            stuck_request_minutes=_read(env, STUCK_REQUEST_MINUTES, _positive_int, DEFAULT_STUCK_REQUEST_MINUTES),
-            alert_dedup_minutes=_read(env, ALERT_DEDUP_MINUTES, _positive_int, DEFAULT_ALERT_DEDUP_MINUTES),
+            stuck_request_minutes=_read(
+                env, STUCK_REQUEST_MINUTES, _whole_number(1, _MAX_STUCK_REQUEST_MINUTES, "minutes"), DEFAULT_STUCK_REQUEST_MINUTES),
+            alert_dedup_minutes=_read(
+                env, ALERT_DEDUP_MINUTES, _whole_number(1, _MAX_ALERT_DEDUP_MINUTES, "minutes"), DEFAULT_ALERT_DEDUP_MINUTES),
             keep_image_locks=_read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
             reply_queues=_read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
-            ledger_retention_days=_read(env, LEDGER_RETENTION_DAYS, _positive_int, DEFAULT_LEDGER_RETENTION_DAYS),
+            ledger_retention_days=_read(
+                env, LEDGER_RETENTION_DAYS, _whole_number(1, _MAX_LEDGER_RETENTION_DAYS, "days"), DEFAULT_LEDGER_RETENTION_DAYS),
         )
 
 

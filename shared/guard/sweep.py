@@ -315,7 +315,8 @@ class PoolGuard:
             self._deps.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
         if view.request_id is not None:
             # The request's team hears it too, once per condition: its pool will not reach the target without help.
-            PoolPipeline(self._deps).interim_reply(view.request_id, decision.reason, alert_type, decision.state.alerted or decision.reason)
+            PoolPipeline(self._deps).interim_reply(view.request_id, view.id, decision.reason, alert_type,
+                                                   decision.state.alerted or decision.reason)
         if self._patch(view, decision.state, None):
             report.add("alerted", view.id)
 

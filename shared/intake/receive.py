@@ -182,7 +182,17 @@ def _reject(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage
 
 def _reject_conflict(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None,
                      taken_id: str) -> RequestRecord:
-    """A message whose ``requestId`` belongs to another request: recorded under an id of its own, answered, nothing else."""
+    """A message whose ``requestId`` belongs to another request: recorded under an id of its own, answered, nothing else.
+
+    Never answered in the reply queue of the request that owns the id: Service Bus does not say who sent a
+    message, so a ReplyTo naming the owner's queue would make this automation tell that team its own live
+    request was refused. The refusal is recorded (``replyToRefused``) and logged instead.
+    """
+    owner = _existing(deps, taken_id)
+    if reply_to is not None and owner is not None and owner.reply_to is not None and owner.reply_to.lower() == reply_to.lower():
+        log.warning("message %s reuses requestId %s with ReplyTo %.100r, the queue of the request that owns the id: "
+                    "not answered there", message.message_id, taken_id, reply_to)
+        reply_to = None
     conflict_id = conflict_request_id(message.original_message_id or message.message_id, taken_id)
     reason = f"requestId: {taken_id} is already used by another request"
     body = {"raw": _printable(message.body), "conflictsWith": taken_id}

@@ -18,9 +18,8 @@ from pydantic.alias_generators import to_camel
 
 from ..arm.pools import Targets
 from ..errors import PermanentError
-from ..naming import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE, NAME_PREFIX
+from ..naming import MAX_DEDICATED_NODES_PER_IMAGE, MAX_LOW_PRIORITY_NODES_PER_IMAGE, NAME_PREFIX, REQUEST_ID_PATTERN
 
-REQUEST_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
 POOL_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 GALLERY_NAME_PATTERN = r"^[A-Za-z0-9-._]{1,80}$"
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=25)

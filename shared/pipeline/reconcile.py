@@ -117,11 +117,12 @@ def age_out_final_records(deps: Dependencies) -> list[str]:
     marker = deps.records.get(RETENTION_KIND, RETENTION_KEY)
     if marker is not None and marker.data.get("day") == today:
         return []
-    candidates = deps.ledger.list_final_before(now - timedelta(days=deps.settings.ledger_retention_days))
+    # Records still owed a reply wait for the pending-reply pass; leaving them in the batch would fill it with the
+    # same records every sweep and the rest of a backlog would never age out.
+    candidates = [record for record in deps.ledger.list_final_before(now - timedelta(days=deps.settings.ledger_retention_days))
+                  if not record.reply_pending]
     aged: list[str] = []
     for record in candidates[:MAX_AGED_OUT_PER_SWEEP]:
-        if record.reply_pending:
-            continue  # the pending-reply pass answers it first
         try:
             deps.ledger.age_out(record, now)
         except StaleRecord:

@@ -507,15 +507,21 @@ class PoolPipeline:
         self._deps.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
 
-    def interim_reply(self, request_id: str, reason: str, alert_type: str, condition_key: str) -> None:
+    def interim_reply(self, request_id: str, pool_id: str, reason: str, alert_type: str, condition_key: str) -> None:
         """Tell a SCALING request's team that its pool cannot reach its target without help: once per condition.
 
+        ``pool_id`` is the pool in question: only a request that created that pool hears about it (a pool's
+        ``cip-request`` metadata may name any request; the record's own plan says which pool is its own).
         The condition is claimed in the record (a conditional write) before the send, and released if the
         send fails (which then raises), so concurrent sweeps and checks send it once.
         """
         try:
             record = self._deps.ledger.get(request_id)
         except RequestNotFound:
+            return
+        if record.pool_id is None or resource_key(record.pool_id) != resource_key(pool_id):
+            log.warning("pool %s names request %s, whose pool is %s: its team is not told about this pool", pool_id,
+                        request_id, record.pool_id)
             return
         if record.stage is not Stage.SCALING or record.reply_to is None or not self._deps.settings.may_reply_to(record.reply_to):
             return

@@ -99,6 +99,10 @@ class RecordTooLarge(LedgerError, PermanentError):
     """The body or details are too large to store: permanent, retrying will not help."""
 
 
+class LedgerRefused(LedgerError, PermanentError):
+    """The store refused the request itself (400: a key or value it cannot hold): retrying the same call cannot help."""
+
+
 class LedgerUnavailable(LedgerError, TransientError):
     """The store could not be reached or failed: transient, retry later."""
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from .ledger import (
     FINAL_STAGES,
     Ledger,
+    LedgerError,
+    LedgerRefused,
     LedgerUnavailable,
     RecordTooLarge,
     RequestAlreadyExists,
@@ -178,7 +180,9 @@ class TableLedger(Ledger):
             except RequestNotFound:
                 written = row.metadata.get("timestamp")
                 if isinstance(written, datetime) and datetime.now(UTC) - written > _ORPHAN_GRACE:
-                    self._close(row["RowKey"])
+                    # Only the row as read: a create delivered again rewrites it (a new ETag) just before
+                    # its record is written, and that row must stay.
+                    self._close(row["RowKey"], etag=row.metadata.get("etag"))
                 continue
             if _is_open(record):
                 found.append(record)
@@ -200,12 +204,20 @@ class TableLedger(Ledger):
                 self.ensure_table()
                 self._table.upsert_entity(row, mode=UpdateMode.REPLACE)
 
-    def _close(self, request_id: str) -> None:
-        """Remove a closed request's index row. Best effort: a row left behind is removed by the next listing."""
+    def _close(self, request_id: str, etag: str | None = None) -> None:
+        """Remove a closed request's index row (with ``etag``: only if unchanged since read).
+
+        Best effort: a row left behind is removed by the next listing; a row rewritten since it was read stays.
+        """
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+
         try:
-            with infrastructure_errors():
-                self._table.delete_entity(_OPEN_PARTITION, request_id)
-        except LedgerUnavailable:
+            with infrastructure_errors(), _unless_modified(lambda: StaleRecord(f"the open-requests row of {request_id} was rewritten")):
+                self._table.delete_entity(_OPEN_PARTITION, request_id, etag=etag,
+                                          match_condition=MatchConditions.IfNotModified if etag else None)
+        except StaleRecord:
+            log.info("ledger: the open-requests row of %s was rewritten since it was read; it stays", request_id)
+        except LedgerError:
             log.warning("ledger: the open-requests row of %s stays until the next listing", request_id, exc_info=True)
 
     def _query(self, query_filter: str | None, parameters: dict[str, str]) -> list[RequestRecord]:
@@ -245,7 +257,8 @@ def _changed(record: KeyedRecord) -> Callable[[], RecordConflict]:
 
 @contextmanager
 def infrastructure_errors() -> Iterator[None]:
-    """Wrap Azure SDK errors not already translated, once, as LedgerUnavailable."""
+    """Wrap Azure SDK errors not already translated, once: refusals of the call itself as permanent, the rest as
+    LedgerUnavailable (an outage, throttling, a connection lost: retry later)."""
     # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import AzureError
 
@@ -256,6 +269,10 @@ def infrastructure_errors() -> Iterator[None]:
         # retrying cannot help, so they are permanent, not an outage.
         if getattr(exc, "error_code", None) in _TOO_LARGE or any(code in str(exc) for code in _TOO_LARGE):
             raise RecordTooLarge(f"the ledger table refused the record as too large: {exc}") from exc
+        # 400 is the service saying the call itself is malformed (OutOfRangeInput, InvalidInput: a key with '/', '\\',
+        # '#' or '?', Table service error codes): the same call is refused again however often it is retried.
+        if getattr(exc, "status_code", None) == 400:
+            raise LedgerRefused(f"the ledger table refused the call: {exc}") from exc
         raise LedgerUnavailable(f"the ledger table failed: {exc}") from exc
 
 

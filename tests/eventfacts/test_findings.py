@@ -76,3 +76,22 @@ def test_given_a_request_check_body_when_parsed_then_bad_ones_are_refused_by_fie
 def test_given_successive_looks_when_delayed_then_they_back_off_to_five_minutes():
     delays = [RequestCheck("r", "x", attempt).delay().total_seconds() for attempt in range(1, 8)]
     assert delays == [30, 60, 120, 240, 300, 300, 300]
+
+
+AUDIT_READS = ("GET Microsoft.Authorization/locks", "GET Microsoft.Insights/eventtypes/values")
+
+
+def test_given_a_probe_that_saw_every_event_when_the_default_runs_then_the_sweeps_make_no_audit_reads():
+    # The findings are read: a probed deployment skips the protection audit an unprobed one runs every sweep.
+    probed = play_default(EventBehaviourSpec(), EventFindings(True, True, "completion"))
+    unprobed = play_default(EventBehaviourSpec(), None)
+    assert [probed.emulator.calls.get(op, 0) for op in AUDIT_READS] == [0, 0]
+    assert all(unprobed.emulator.calls.get(op, 0) > 0 for op in AUDIT_READS)
+
+
+def test_given_writes_found_to_come_at_acceptance_when_the_pipeline_waits_then_it_looks_again_itself():
+    # ARM raising the write event when a PUT is accepted: only the pipeline's own looks see the resource done.
+    behaviour = EventBehaviourSpec(write_success_at="acceptance")
+    probed = play_default(behaviour, EventFindings(True, True, "acceptance"))
+    assert looks(probed) != []
+    assert probed.ledger.get("team-a-render-001").stage.value == "READY"

@@ -59,6 +59,14 @@ class TestOddEvents:
         _, alerts = reads_and_alerts(protected_world, [event("DeleteFailure", upper, "MICROSOFT.COMPUTE/IMAGES/DELETE")])
         assert alerts == 1 and protected_world.emulator.topic.received[0]["type"] == "CustomImagePool.DeletionBlocked"
 
+    def test_a_delete_success_for_a_protected_image_that_is_gone_alerts_on_the_event_itself(self, protected_world):
+        # GIVEN the pool's image really deleted (its lock removed first), and no sweep to come: the event alone must alert
+        protected_world.emulator.store.remove(IMAGE)
+        _, alerts = reads_and_alerts(protected_world, [event("DeleteSuccess", IMAGE, "Microsoft.Compute/images/delete")])
+        [alert] = protected_world.emulator.topic.received
+        assert alerts == 1 and alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["subject"] == IMAGE
+        assert [p["id"] for p in alert["data"]["pools"]] == [f"{RG.replace('rg-imaging', 'rg-batch')}/providers/Microsoft.Batch/batchAccounts/teambatch/pools/render-pool"]
+
     def test_a_delete_success_for_an_image_that_still_exists_raises_no_alert(self, protected_world):
         # a stale or forged event: the image is re-read and found, so nobody is woken
         _, alerts = reads_and_alerts(protected_world, [event("DeleteSuccess", IMAGE, "Microsoft.Compute/images/delete")])

@@ -147,3 +147,40 @@ class TestALostLedgerRaceIsRetried:
         assert ledger.overtaken
         assert rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools") != []
         assert rehearsal.emulator.clock.elapsed_seconds <= time_to_pool_bound(rehearsal.emulator, replicas=1) + REQUEST_LOOK_MAX.total_seconds()
+
+
+class TwoDeliveriesClaimTogether(InMemoryLedger):
+    """A ledger on which a second delivery of the request runs to the end just before the first one's claim of the
+    image is written: both read the record unclaimed; the second claims and sends, the first loses the write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.second_delivery = None
+        self.raced = False
+
+    def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
+        claiming = "image" in (updated.details.get("claims") or {}) and "image" not in (record.details.get("claims") or {})
+        if claiming and not self.raced and self.second_delivery is not None:
+            self.raced = True
+            self.second_delivery(record)
+        return super()._replace(record, updated)
+
+
+class TestAClaimIsHeldForItsLease:
+    def test_a_delivery_that_loses_the_claim_to_another_within_the_lease_sends_nothing(self):
+        from shared.pipeline.stages import PoolPipeline
+
+        ledger = TwoDeliveriesClaimTogether()
+        rehearsal = Rehearsal(Scenario.model_validate({"world": {"replyQueues": ["replies"]}, "steps": []}), ledger=ledger)
+        ledger.second_delivery = lambda record: PoolPipeline(rehearsal.dependencies).drive(ledger.get(record.request_id))
+        pool_id = f"{DEFAULT_ACCOUNT_ID}/pools/render-pool"
+        dependencies.install(rehearsal.dependencies)
+        try:
+            # GIVEN two deliveries of one request that both read it, in IMAGING, before either claimed its image
+            rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(default_request()), message_id="m", reply_to="replies"))
+            ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None, limit=timedelta(hours=2))
+        finally:
+            dependencies.install(None)
+        # THEN the image is sent once: the loser re-read the record and found the claim still within its lease
+        assert ledger.raced
+        assert rehearsal.emulator.calls["PUT Microsoft.Compute/images"] == 1
