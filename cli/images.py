@@ -17,20 +17,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from shared.alerts import DELETION_BLOCKED, IN_USE_IMAGE_DELETED, PROTECTION_REMOVED
+from shared.alerts import (
+    ALERT_LOG_KIND,
+    DELETION_BLOCKED,
+    IN_USE_IMAGE_DELETED,
+    POOL_NEEDS_A_PERSON,
+    PROTECTION_REMOVED,
+    REQUEST_FAILED,
+    Severity,
+)
 from shared.arm.ids import resource_key, try_parse
 from shared.arm.pools import PoolView
-from shared.naming import LOCK_NAME, LOCK_NOTES_MARKER, METADATA_GUARD_STATE, TAG_REQUEST
+from shared.naming import LOCK_NAME, LOCK_NOTES_MARKER, TAG_REQUEST
 from shared.protection.lineage import LineageReader, lineage_resource
-from shared.protection.locks import IMAGE_USE
+from shared.protection.locks import IMAGE_USE, IMAGE_USER, POOL_USE
 
 if TYPE_CHECKING:
     from shared.clients import AzureClients
     from shared.store.ledger import Ledger
     from shared.store.records import RecordStore
 
-ALERT_LOG_KIND = "alert"
-_RESOURCE_ALERTS = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED)
+# The alert log keys its records in lower case: the type and severity of each kind, by its lower-case type.
+_KINDS = {kind.type.lower(): kind for kind in (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED,
+                                             POOL_NEEDS_A_PERSON)}
+_SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
 
 
 @dataclass
@@ -43,6 +53,8 @@ class ImageResource:
     pools: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: str | None = None
     alerts: list[str] = field(default_factory=list)
+    # Resources its pools need that no longer exist: this one may be what they can be restored from.
+    missing_downstream: list[str] = field(default_factory=list)
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         in_use = bool(self.pools)
@@ -57,13 +69,17 @@ class ImageResource:
             "createdAt": self.created_at.isoformat(timespec="seconds") if self.created_at else None,
             "ageDays": round((now - self.created_at).total_seconds() / 86400, 1) if self.created_at else None,
             "requestId": self.request_id,
-            "safeToDelete": not in_use,
+            "safeToDelete": not in_use and not self.missing_downstream,
             "advice": _advice(self, in_use),
             "id": self.id,
         }
 
 
 def _advice(resource: ImageResource, in_use: bool) -> str:
+    if resource.missing_downstream:
+        gone = ", ".join(r.rsplit("/", 1)[-1] for r in resource.missing_downstream)
+        return (f"keep: its pools need {gone}, which is gone; restore it from this one (runbook of "
+                f"{IN_USE_IMAGE_DELETED.type}) or move the pools to a new image")
     if in_use:
         return "in use: keep (deleting it makes its pools' resizes fail); move or delete the pools first"
     if resource.lock and resource.lock.startswith(LOCK_NAME) and "not ours" not in resource.lock:
@@ -95,19 +111,22 @@ def inventory(
         if record.pool_id:
             accounts.setdefault(record.pool_id.rsplit("/pools/", 1)[0])
     lineage = LineageReader(clients)
+    listed: dict[str, dict[str, Any]] = {}
     for pool in _pools(clients, list(accounts)):
         if not pool.image_id:
             continue
-        entry = _pool_entry(pool)
+        entry = listed[resource_key(pool.id)] = _pool_entry(pool)
         for index, resource_id in enumerate([pool.image_id, *lineage.lineage(pool.image_id)]):
             resource = found.get(resource_key(resource_id))
             if resource is not None:
                 resource.pools[resource_key(pool.id)] = {**entry, "via": "image" if index == 0 else "lineage"}
+    published = _published_alerts(records, now, timedelta(minutes=alert_window_minutes))
     for resource in found.values():
-        _add_recorded_users(records, resource)
-        resource.alerts = _open_alerts(records, resource.id, now, timedelta(minutes=alert_window_minutes))
-        for pool in resource.pools.values():
-            resource.alerts += [a for a in pool.pop("_alerts", []) if a not in resource.alerts]
+        _add_recorded_users(records, resource, listed)
+        needed = _recorded_lineages(records, resource)
+        resource.missing_downstream = sorted(r for r in needed if resource_key(r) not in found and _is_downstream(r, resource))
+        subjects = {resource_key(resource.id), *resource.pools, *(resource_key(r) for r in needed)}
+        resource.alerts = _alerts_about(published, subjects)
     _add_locks(clients, resource_groups, found)
     known = [r for r in found.values() if r.request_id or r.pools or r.lock or r.alerts or _recorded(records, r.id)]
     items = [r.to_json(now) for r in sorted(known, key=lambda r: (_ORDER[r.kind], r.id.lower()))]
@@ -167,17 +186,6 @@ def _pools(clients: AzureClients, accounts: list[str]) -> list[PoolView]:
 
 
 def _pool_entry(pool: PoolView) -> dict[str, Any]:
-    import json
-
-    alerts = []
-    state = pool.metadata.get(METADATA_GUARD_STATE)
-    if state:
-        try:
-            alerted = json.loads(state).get("alerted")
-        except ValueError:
-            alerted = None
-        if alerted:
-            alerts.append(f"CustomImagePool.PoolCannotReachTarget ({str(alerted).split('|', 1)[0]}) on {pool.id.rsplit('/', 1)[-1]}")
     return {
         "id": pool.id,
         "name": pool.id.rsplit("/", 1)[-1],
@@ -187,7 +195,6 @@ def _pool_entry(pool: PoolView) -> dict[str, Any]:
         "targetLowPriorityNodes": pool.target_low_priority,
         "allocationState": pool.allocation_state,
         "requestId": pool.request_id,
-        "_alerts": alerts,
     }
 
 
@@ -196,26 +203,70 @@ def _recorded(records: RecordStore, resource_id: str) -> bool:
     return record is not None and bool(record.data.get("pools"))
 
 
-def _add_recorded_users(records: RecordStore, resource: ImageResource) -> None:
-    """Pools the usage records name that the listing did not meet (another account, or gone without its delete event)."""
-    record = records.get(IMAGE_USE, resource.id)
-    for key, pool in ((record.data.get("pools") or {}) if record else {}).items():
-        if key not in resource.pools:
+def _add_recorded_users(records: RecordStore, resource: ImageResource, listed: dict[str, dict[str, Any]]) -> None:
+    """Pools the usage records name that the listing did not meet: through a lineage it can no longer read (a resource
+    between them was deleted), in another account, or gone without its delete event."""
+    summary = records.get(IMAGE_USE, resource.id)
+    recorded = dict((summary.data.get("pools") or {}) if summary else {})  # summaries that listed their pools themselves
+    for row in records.list(IMAGE_USER, resource.id):
+        recorded[resource_key(str(row.data.get("id", "")))] = row.data
+    for key, pool in recorded.items():
+        if key in resource.pools:
+            continue
+        if key in listed:
+            resource.pools[key] = {**listed[key], "via": "record"}
+        else:
             resource.pools[key] = {"id": pool.get("id"), "name": str(pool.get("id", "")).rsplit("/", 1)[-1], "requestId": pool.get("requestId"),
                                    "currentDedicatedNodes": None, "targetDedicatedNodes": None, "currentLowPriorityNodes": None,
                                    "targetLowPriorityNodes": None, "allocationState": "recorded, not listed", "via": "record"}
 
 
-def _open_alerts(records: RecordStore, resource_id: str, now: datetime, window: timedelta) -> list[str]:
-    """Alerts about the resource published within the dedup window (the alert log's records)."""
-    open_alerts = []
-    for kind in _RESOURCE_ALERTS:
-        record = records.get(ALERT_LOG_KIND, f"{kind.type}|{resource_id}")
-        if record is None or record.data.get("state") != "sent":
+def _recorded_lineages(records: RecordStore, resource: ImageResource) -> list[str]:
+    """Every resource the pools using ``resource`` were recorded as needing (their images and lineages)."""
+    needed: dict[str, str] = {}
+    for pool in resource.pools.values():
+        record = records.get(POOL_USE, str(pool.get("id") or ""))
+        for resource_id in (record.data.get("resources") or []) if record is not None else []:
+            needed.setdefault(resource_key(resource_id), resource_id)
+    return list(needed.values())
+
+
+# Made from one another in this order: a snapshot can restore an image and a version, an image a version.
+_LINEAGE_ORDER = {"snapshots": 0, "images": 1, "versions": 2}
+
+
+def _is_downstream(resource_id: str, of: ImageResource) -> bool:
+    """Whether ``resource_id`` stands after ``of`` in a lineage (so ``of`` is among what it was made from)."""
+    kind = {"snapshot": 0, "managedImage": 1, "galleryImageVersion": 2}[of.kind]
+    segment = resource_id.rstrip("/").rsplit("/", 2)[-2].lower()
+    return _LINEAGE_ORDER.get(segment, -1) > kind
+
+
+def _published_alerts(records: RecordStore, now: datetime, window: timedelta) -> dict[str, list[tuple[str, str]]]:
+    """Alerts published within the window (the alert log's records), by the lower-case subject they were about."""
+    published: dict[str, list[tuple[str, str]]] = {}
+    for record in records.list(ALERT_LOG_KIND):
+        data = record.data
+        if data.get("state") != "sent" or now - datetime.fromisoformat(str(data.get("sentAt"))) >= window:
             continue
-        if now - datetime.fromisoformat(record.data["sentAt"]) < window:
-            open_alerts.append(f"{kind.type} ({kind.severity.value})")
-    return open_alerts
+        alert_type, _, rest = record.key.partition("|")
+        subject = rest.split("|", 1)[0]
+        published.setdefault(resource_key(subject), []).append((alert_type, subject))
+    return published
+
+
+def _alerts_about(published: dict[str, list[tuple[str, str]]], subjects: set[str]) -> list[str]:
+    """The published alerts about any of ``subjects``, critical first, each once: ``type (severity) on name``."""
+    found = {(alert_type, subject) for key in subjects for alert_type, subject in published.get(key, [])}
+    kinds = {alert_type: _KINDS.get(alert_type) for alert_type, _ in found}
+
+    def severity(alert_type: str) -> Severity:
+        kind = kinds[alert_type]
+        return kind.severity if kind is not None else Severity.WARNING
+
+    ordered = sorted(found, key=lambda a: (_SEVERITY_ORDER[severity(a[0])], a[0], a[1]))
+    return [f"{getattr(kinds[alert_type], 'type', alert_type)} ({severity(alert_type).value}) on {subject.rsplit('/', 1)[-1]}"
+            for alert_type, subject in ordered]
 
 
 def _add_locks(clients: AzureClients, resource_groups: list[str], found: dict[str, ImageResource]) -> None:

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from emulator.router import is_read
+from shared.alerts import ALERT_LOG_FIELD
 
 # The loggers the Function App's code writes to (its packages).
 FUNCTION_LOGGERS = ("shared", "handlers", "function_app")
@@ -129,10 +130,15 @@ def error_kind(error: BaseException | str) -> str:
 
 @dataclass
 class HandledErrors:
-    """Errors inside the functions, by kind: logged and handled, or raised and redelivered."""
+    """Errors inside the functions, by kind: logged and handled, or raised and redelivered.
+
+    A published alert's own log line (at ERROR or CRITICAL for those severities) is an alert, not an error:
+    it is counted in ``alerts`` by type, never here.
+    """
 
     logged: Counter[str] = field(default_factory=Counter)
     raised: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -169,9 +175,12 @@ class FunctionLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         decision = getattr(record, "guardDecision", None)
+        alert = getattr(record, ALERT_LOG_FIELD, None)
         with self._guard:
             if isinstance(decision, dict):
                 self._on_decision(self._now(), dict(decision))
+            elif isinstance(alert, dict):
+                self.errors.alerts[str(alert.get("type"))] += 1
             elif record.levelno >= logging.ERROR:
                 error = record.exc_info[1] if record.exc_info and record.exc_info[1] is not None else record.getMessage()
                 self.errors.logged[error_kind(error)] += 1

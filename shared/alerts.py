@@ -42,6 +42,8 @@ PROTECTION_SOURCE = "/custom-image-pools/image-protection"
 PIPELINE_SOURCE = "/custom-image-pools/pipeline"
 
 ALERT_LOG_KIND = "alert"
+# The log record attribute that marks a published alert's log line (its type, severity and subject).
+ALERT_LOG_FIELD = "customImagePoolAlert"
 # A claim not confirmed within this time belongs to a worker that died mid-publish.
 CLAIM_LEASE = timedelta(minutes=2)
 
@@ -185,7 +187,10 @@ class EventGridAlertPublisher:
 
         event = CloudEvent(source=alert.source, type=alert.type, subject=alert.subject, data=alert.payload())
         self._client().send([event])
-        log.log(alert.severity.log_level, "alert %s", alert.log_line())
+        # The line is the alert itself, at its severity's level (so a log alert rule can tell critical from error);
+        # ALERT_LOG_FIELD marks it as one, so log readers never count it as the function failing.
+        log.log(alert.severity.log_level, "alert %s", alert.log_line(),
+                extra={ALERT_LOG_FIELD: {"type": alert.type, "severity": alert.severity.value, "subject": alert.subject}})
 
 
 class AlertInProgress(TransientError):

@@ -322,3 +322,30 @@ def test_given_the_command_line_when_images_runs_on_the_rehearsal_then_it_prints
     assert table.stdout.splitlines()[0].split()[:2] == ["KIND", "NAME"] and "render-pool (600/600)" in table.stdout
     assert json.loads(as_json.stdout) == ["render-pool"]
     assert table.stderr == ""
+
+
+def test_given_the_image_of_a_growing_pool_deleted_when_images_are_listed_then_its_snapshots_are_kept_and_the_critical_alert_shows():
+    # GIVEN the guard-image-deleted example: the pool's managed image unlocked and deleted mid-growth
+    rehearsal = cli_main._play(str(PROJECT_ROOT / "examples" / "guard-image-deleted.json"))
+    deps = rehearsal.dependencies
+    groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
+    # WHEN the inventory is read
+    items = inventory(deps.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
+                      now=rehearsal.emulator.now())
+    snapshots = [i for i in items if i["kind"] == "snapshot"]
+    # THEN the snapshots that can restore the image are in use by the pool and not safe to delete
+    assert len(snapshots) == 3
+    assert all(not s["safeToDelete"] and [p["name"] for p in s["pools"]] == ["orphan-pool"] for s in snapshots)
+    assert all("restore it from this one" in s["advice"] for s in snapshots)
+    # AND every resource shows the alert that was published (critical), not one that never was
+    assert {tuple(i["alerts"]) for i in items} == {("CustomImagePool.InUseImageDeleted (critical) on cip-guard-image-deleted",)}
+
+
+@pytest.mark.parametrize("example", ["guard-image-deleted", "guard-quota-error", "protection-delete-delivered-three-times",
+                                     "protection-delete-event-dropped", "protection-lock-removed-then-image-deleted"])
+def test_given_an_example_that_raises_alerts_when_rehearsed_then_stderr_stays_empty(example, capsys):
+    # An alert's own log line (ERROR or CRITICAL) is the alert, not an error the functions handled.
+    assert cli_main.main(["rehearse", "--scenario", str(PROJECT_ROOT / "examples" / f"{example}.json"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert json.loads(captured.out)["handledErrors"]["total"] == 0
