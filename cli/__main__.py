@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -46,18 +47,49 @@ def _rehearse(args: argparse.Namespace) -> int:
 
     if args.json:
         args.output = "json"
-    rehearsal = _play(args.scenario)
-    report = build_report(rehearsal)
+    if args.list:
+        return _list_scenarios(args)
+    files = args.scenario or [None]
+    if args.html and len(files) > 1:
+        raise CliError("--html writes one scenario's page; give one --scenario", EXIT_INVALID, "run rehearse once per scenario with --html")
+    if args.html and not os.path.isdir(os.path.dirname(os.path.abspath(args.html))):
+        # Checked before the run: a missing folder found after minutes of rehearsal would throw the run away.
+        raise CliError(f"--html {args.html}: the folder {os.path.dirname(os.path.abspath(args.html))} does not exist", EXIT_INVALID,
+                       "create it, or name a file in an existing folder")
+    reports = [build_report(_play(scenario_file)) for scenario_file in files]
     if args.html:
         from rehearsal.html import render_html
 
         with open(args.html, "w", encoding="utf-8") as page:
-            page.write(render_html(report))
+            page.write(render_html(reports[0]))
         print(f"wrote {args.html}", file=sys.stderr)
-    emit(report, args, table=lambda data: render_timeline(data, palette(sys.stdout)))
-    note = handled_errors_line(report["handledErrors"])
-    if note and not args.verbose:
-        print(palette(sys.stderr).dim(note), file=sys.stderr)
+    if len(reports) == 1:
+        emit(reports[0], args, table=lambda data: render_timeline(data, palette(sys.stdout)))
+    else:
+        emit(reports, args, table=lambda data: "\n\n".join(
+            f"== {report['scenario']}\n{render_timeline(report, palette(sys.stdout))}" for report in data))
+    for report in reports:
+        note = handled_errors_line(report["handledErrors"])
+        if note and not args.verbose:
+            print(palette(sys.stderr).dim(note), file=sys.stderr)
+    return EXIT_OK
+
+
+def _list_scenarios(args: argparse.Namespace) -> int:
+    """The shipped scenarios: file, name and description (a table, or -o json)."""
+    from cli.output import emit
+    from rehearsal.scenario import ScenarioError, shipped_scenarios
+
+    try:
+        listed = [{"file": str(path.relative_to(path.parent.parent)), "name": scenario.name, "description": scenario.description}
+                  for path, scenario in shipped_scenarios()]
+    except ScenarioError as exc:
+        raise CliError(f"a shipped scenario does not load: {exc}", EXIT_FAILED) from exc
+    if args.output == "table" and not args.query:
+        width = max(len(item["file"]) for item in listed)
+        print("\n".join(f"{item['file'].ljust(width)}  {item['description']}" for item in listed))
+        return EXIT_OK
+    emit(listed, args)
     return EXIT_OK
 
 
@@ -306,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     rehearse = commands.add_parser("rehearse", help="run the whole pipeline offline on the local Azure emulator")
-    rehearse.add_argument("--scenario", metavar="FILE", help="scenario file (JSON); default: a 600-node pool from a VM with two data disks")
+    rehearse.add_argument("--scenario", metavar="FILE", nargs="+",
+                          help="scenario file(s) (JSON), each played in turn (a shell pattern such as examples/guard-*.json works); "
+                               "default: a 600-node pool from a VM with two data disks")
+    rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios (examples/) with what each shows, and exit")
     rehearse.add_argument("--json", action="store_true", help="the report as JSON (same as -o json)")
     rehearse.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with a Gantt chart and each pool's node count")
     rehearse.add_argument("--verbose", action="store_true", help="show the functions' log lines (each handled error with its traceback)")

@@ -281,6 +281,15 @@ def default_scenario() -> Scenario:
     )
 
 
+# The scenarios the project ships: one file per case the README lists.
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+
+
+def shipped_scenarios() -> list[tuple[Path, Scenario]]:
+    """Every scenario in ``examples/``, by file name; a file that does not load raises :class:`ScenarioError`."""
+    return [(path, load_scenario(path)) for path in sorted(EXAMPLES_DIR.glob("*.json"))]
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; problems raise :class:`ScenarioError` naming them."""
     try:

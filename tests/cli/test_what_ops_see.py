@@ -349,3 +349,27 @@ def test_given_an_example_that_raises_alerts_when_rehearsed_then_stderr_stays_em
     captured = capsys.readouterr()
     assert captured.err == ""
     assert json.loads(captured.out)["handledErrors"]["total"] == 0
+
+
+def test_given_the_shipped_examples_when_listed_then_each_file_is_named_with_what_it_shows(capsys):
+    assert cli_main.main(["rehearse", "--list", "-o", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    files = sorted(f"examples/{path.name}" for path in (PROJECT_ROOT / "examples").glob("*.json"))
+    assert [item["file"] for item in listed] == files
+    assert all(item["name"] and item["description"] for item in listed)
+    assert cli_main.main(["rehearse", "--list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == len(files) and table[0].startswith(files[0])
+
+
+def test_given_several_scenarios_when_rehearsed_then_each_is_played_and_reported_in_turn(capsys):
+    examples = [str(PROJECT_ROOT / "examples" / name) for name in ("guard-2500-nodes.json", "pool-name-taken.json")]
+    assert cli_main.main(["rehearse", "--scenario", *examples, "-o", "json", "--query", "[].[scenario, requests[0].stage]"]) == 0
+    assert json.loads(capsys.readouterr().out) == [["guard-2500-nodes", "READY"], ["pool-name-taken", "REJECTED"]]
+    assert cli_main.main(["rehearse", "--scenario", *examples, "--html", "page.html"]) == 2
+    assert "--html writes one scenario's page" in capsys.readouterr().err
+
+
+def test_given_an_html_path_in_a_missing_folder_when_rehearsed_then_it_is_refused_before_the_run(tmp_path, capsys):
+    assert cli_main.main(["rehearse", "--html", str(tmp_path / "no-such-folder" / "page.html")]) == 2
+    assert "no-such-folder does not exist" in capsys.readouterr().err
