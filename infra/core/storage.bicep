@@ -7,7 +7,7 @@ param resourceToken string
 param ledgerTableName string
 param appPrincipalId string
 param eventGridPrincipalId string
-@description('The operator running azd (may be empty): reads the ledger from the command line.')
+@description('The operator running azd (may be empty): reads the ledger from the command line and writes the event probe\'s findings (python -m cli verify --probe-events).')
 param operatorPrincipalId string
 
 var deploymentContainerName = 'app-package'
@@ -16,7 +16,6 @@ var roles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  tableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
 }
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -99,11 +98,12 @@ resource ledgerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource ledgerReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
-  name: guid(ledger.id, operatorPrincipalId, roles.tableDataReader)
+// The operator reads requests (cli status) and writes one record, the event probe's findings.
+resource operatorLedger 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(ledger.id, operatorPrincipalId, roles.tableDataContributor)
   scope: ledger
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataReader)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
     principalId: operatorPrincipalId
   }
 }

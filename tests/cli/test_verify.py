@@ -10,7 +10,6 @@ the ledger table on Azurite. verify runs as the operator (a different principal)
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
@@ -36,24 +35,23 @@ SYSTEM_TOPICS = {RG_ID: f"{RG_ID}/providers/Microsoft.EventGrid/systemTopics/evg
 
 
 def bicep_roles() -> dict[str, list[str]]:
-    from pycep import BicepParser
+    from cli.deploy import roles
 
-    resources = BicepParser().parse(file_path=Path(INFRA / "access" / "roles.bicep"))["resources"]
-    return {name: [a for p in r["config"]["properties"]["permissions"] for a in p["actions"]] for name, r in resources.items()}
+    names = {roles.IMAGING: "imagingRole", roles.BATCH: "batchRole", roles.BATCH_SKUS: "batchSkusRole", roles.PROTECTION_AUDIT: "protectionAuditRole"}
+    return {names[key]: list(roles.actions(key)) for key in roles.ACTIONS}
 
 
 def subscription_properties() -> dict:
     """The resource_events subscription as the Bicep declares it, in ARM's wire shape."""
-    from pycep import BicepParser
+    from cli.deploy import events
 
-    declared = BicepParser().parse(file_path=Path(INFRA / "events" / "resource-events-subscription.bicep"))["resources"]["toResourceEvents"]["config"]["properties"]
     return {
         "destination": {"endpointType": "AzureFunction", "properties": {"resourceId": f"{FUNCTION_ID}/functions/resource_events", "maxEventsPerBatch": 1}},
         "filter": {
-            "includedEventTypes": declared["filter"]["includedEventTypes"],
-            "advancedFilters": [{"operatorType": "StringContains", "key": "subject", "values": declared["filter"]["advancedFilters"][0]["values"]}],
+            "includedEventTypes": list(events.EVENT_TYPES),
+            "advancedFilters": [{"operatorType": "StringContains", "key": "subject", "values": list(events.SUBJECT_CONTAINS)}],
         },
-        "eventDeliverySchema": declared["eventDeliverySchema"],
+        "eventDeliverySchema": "EventGridSchema",
     }
 
 

@@ -114,8 +114,9 @@ def test_given_the_old_anchored_allow_list_when_azd_packages_then_only_three_fil
 
 def test_given_the_package_alone_when_function_app_is_imported_then_every_function_indexes(tmp_path):
     import function_app
+    from rehearsal.host import indexed_functions
 
-    expected = sorted(f.get_function_name() for f in function_app.app.get_functions())
+    expected = sorted(indexed_functions(function_app.app))
     package = tmp_path / "package"
     for relative in azd_package(PROJECT_ROOT):
         (package / relative).parent.mkdir(parents=True, exist_ok=True)
