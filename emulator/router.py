@@ -106,6 +106,7 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         return ArmResponse(error.status, error.body(), {"Retry-After": str(fault.retry_after_seconds)})
     try:
         _check_subscription(emulator, request)
+        emulator.authorization.check_allowed(emulator.authorization.principal_of(request.header("Authorization")), request.path, route.action_for(request))
         if route.requires_api_version and not request.query.get("api-version"):
             raise MissingApiVersion(
                 "The api-version query parameter (?api-version=) is required for all requests."

@@ -59,8 +59,41 @@ ANONYMOUS = "anonymous"
 
 # Built-in roles the deployment assigns, with their permissions as published in "Azure built-in roles"
 # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration for Service Bus and
-# Event Grid, .../built-in-roles/storage for Storage). The ids are the ones infra/ assigns.
+# Event Grid, .../built-in-roles/storage for Storage, .../built-in-roles/monitor for Monitoring, .../built-in-roles
+# /general for Owner and Contributor). The ids are the ones infra/ assigns, and those an operator is told to hold.
 BUILT_IN_ROLES: dict[str, dict] = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": {
+        "roleName": "Storage Blob Data Owner",
+        "actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/*", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        "dataActions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
+    },
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": {
+        "roleName": "Storage Blob Data Contributor",
+        "actions": [
+            "Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ],
+        "dataActions": [
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action",
+        ],
+    },
+    "3913510d-42f4-4e42-8a64-420c390055eb": {
+        "roleName": "Monitoring Metrics Publisher",
+        "actions": ["Microsoft.Insights/Register/Action", "Microsoft.Support/*", "Microsoft.Resources/subscriptions/resourceGroups/read"],
+        "dataActions": ["Microsoft.Insights/Metrics/Write", "Microsoft.Insights/Telemetry/Write"],
+    },
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": {"roleName": "Owner", "actions": ["*"], "dataActions": []},
+    "76199698-9eea-4c19-bc75-cec21354c6b6": {
+        "roleName": "Storage Table Data Reader",
+        "actions": ["Microsoft.Storage/storageAccounts/tableServices/tables/read"],
+        "dataActions": ["Microsoft.Storage/storageAccounts/tableServices/tables/entities/read"],
+    },
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": {
         "roleName": "Azure Service Bus Data Receiver",
         "actions": ["Microsoft.ServiceBus/*/queues/read", "Microsoft.ServiceBus/*/topics/read", "Microsoft.ServiceBus/*/topics/subscriptions/read"],
@@ -211,6 +244,7 @@ class AuthorizationBackend:
         self._assignments: list[RoleAssignment] = []
         self._tokens: dict[str, str] = {}
         self.replication_seconds = 0.0
+        self._denied: list[tuple[str, str]] = []
 
     # -- seeding (tests and the rehearsal) ---------------------------------------
 
@@ -325,6 +359,25 @@ class AuthorizationBackend:
             for a in self._assignments
             if a.principal_id == principal_id and scope_covers(a.scope, scope)
         )
+
+    # -- refusals a test plants -------------------------------------------------------------------
+
+    def deny(self, principal_id: str, scope: str) -> None:
+        """Every call ``principal_id`` makes at or below ``scope`` is refused with 403 AuthorizationFailed.
+
+        A planted refusal, not an RBAC model: ARM answers it "The client '<id>' with object id '<id>' does not have
+        authorization to perform action '<action>' over scope '<scope>' or the scope is invalid. If access was
+        recently granted, please refresh your credentials." ("Troubleshoot Azure RBAC", learn.microsoft.com).
+        """
+        self._denied.append((principal_id, scope))
+
+    def check_allowed(self, principal_id: str, path: str, action: str) -> None:
+        for denied, scope in self._denied:
+            if denied == principal_id and scope_covers(scope, path):
+                raise ArmError(
+                    f"The client '{principal_id}' with object id '{principal_id}' does not have authorization to perform action '{action}' over scope "
+                    f"'{path}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                    code="AuthorizationFailed", status=403)
 
     # -- role definitions through the API (what the deployment commands create, wait for and remove) ----------
 
