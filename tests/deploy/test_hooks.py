@@ -161,3 +161,17 @@ def test_given_a_reused_topic_with_two_user_assigned_identities_when_subscribing
     with pytest.raises(DeployError) as stopped:
         deployment.subscribe()
     assert "has two user-assigned identities already" in str(stopped.value) and theirs[0] in stopped.value.fix
+
+
+def test_given_arm_throttling_and_a_server_error_when_the_hooks_run_then_the_sdk_retries_and_both_finish():
+    from emulator.faults import FaultKind, FaultRule
+
+    world = teams_world()
+    world.faults.add(FaultRule("PUT Microsoft.Authorization/roleDefinitions", FaultKind.THROTTLE, limit=2))
+    world.faults.add(FaultRule("PUT Microsoft.EventGrid/systemTopics/eventSubscriptions", FaultKind.SERVER_ERROR, limit=1))
+    world.faults.add(FaultRule("GET Microsoft.Web/sites/functions", FaultKind.UNAVAILABLE, limit=1))
+    deployment = azd_up(world)
+    assert world.faults.fired_by_kind == {FaultKind.THROTTLE: 2, FaultKind.SERVER_ERROR: 1, FaultKind.UNAVAILABLE: 1}
+    assert world.store.find(f"{TEAM_TOPIC}/eventSubscriptions/resource-events-pools-prod") is not None
+    assert len(roles.custom_roles(SUBSCRIPTION, "pools-prod", [RG_ID], [ACCOUNT_ID])) == sum(
+        1 for n in roles.ENV_NAMES.values() if deployment.env.get(n))
