@@ -398,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.verify import register as register_verify
 
     register_verify(commands)
+    from cli.deploy.commands import register as register_deploy
+    from cli.deploy.teardown import register as register_teardown
+
+    register_deploy(commands)
+    register_teardown(commands)
     return parser
 
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ArmError, InternalServerError, MissingApiVersion, ServiceUnavailable, Throttled
+from .errors import ArmError, InternalServerError, MissingApiVersion, ResourceNotFound, ServiceUnavailable, Throttled
 from .faults import FaultKind
 from .http import ArmRequest, ArmResponse
 
@@ -105,6 +105,8 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         }[fault.kind]
         return ArmResponse(error.status, error.body(), {"Retry-After": str(fault.retry_after_seconds)})
     try:
+        _check_subscription(emulator, request)
+        emulator.authorization.check_allowed(emulator.authorization.principal_of(request.header("Authorization")), request.path, route.action_for(request))
         if route.requires_api_version and not request.query.get("api-version"):
             raise MissingApiVersion(
                 "The api-version query parameter (?api-version=) is required for all requests."
@@ -117,6 +119,22 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         if route.emits_events and request.method in WRITE_METHODS and error.status not in (404,):
             emulator.emit(_resource_id_of(request), request.method, False, request.url, _action_of(request), refusal=error.code)
         return ArmResponse(error.status, error.body(), {"x-ms-failure-cause": "gateway" if error.status >= 500 else "service"})
+
+
+_SUBSCRIPTION = re.compile(r"^/subscriptions/(?P<id>[^/]+)", re.IGNORECASE)
+
+
+def _check_subscription(emulator, request: ArmRequest) -> None:
+    """A subscription the tenant does not have is refused before anything else.
+
+    Only when a test made the emulator a tenant with known subscriptions (``AzureEmulator.subscriptions``);
+    otherwise every subscription id is accepted. ARM answers 404 ``SubscriptionNotFound`` "The subscription
+    '<id>' could not be found." (the message the Azure CLI prints for it; no recording kept here).
+    """
+    known = emulator.subscriptions
+    found = _SUBSCRIPTION.match(request.path)
+    if known is not None and found is not None and found.group("id").lower() not in known:
+        raise ResourceNotFound(f"The subscription '{found.group('id')}' could not be found.", code="SubscriptionNotFound")
 
 
 def _resource_id_of(request: ArmRequest) -> str:

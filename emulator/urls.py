@@ -11,7 +11,8 @@ from .locks.urls import ROUTES as LOCK_ROUTES
 from .resourcegraph.urls import ROUTES as RESOURCE_GRAPH_ROUTES
 from .router import RouteTable
 from .servicebus.urls import ROUTES as SERVICEBUS_ROUTES
+from .web.urls import ROUTES as WEB_ROUTES
 
 # Locks and role-based access first: their paths end below any resource path and must win the match.
 ROUTES = RouteTable(LOCK_ROUTES + AUTHORIZATION_ROUTES + COMPUTE_ROUTES + BATCH_ROUTES + EVENTGRID_ROUTES + SERVICEBUS_ROUTES
-                    + RESOURCE_GRAPH_ROUTES + ACTIVITY_LOG_ROUTES)
+                    + RESOURCE_GRAPH_ROUTES + ACTIVITY_LOG_ROUTES + WEB_ROUTES)

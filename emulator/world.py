@@ -37,6 +37,7 @@ class AzureEmulator:
         from .locks.models import LocksBackend
         from .resourcegraph.models import ResourceGraphBackend
         from .servicebus.models import ServiceBusEmulator
+        from .web.models import WebBackend
 
         self.seed = seed
         self.page_size = page_size
@@ -62,7 +63,14 @@ class AzureEmulator:
         self.activity_log = ActivityLog(self)
         self.topic = AlertsTopic(self)
         self.servicebus = ServiceBusEmulator(self.clock)
+        self.web = WebBackend(self)
+        # The subscriptions of the tenant, lower-cased; None: any subscription id is answered (see router._check_subscription).
+        self.subscriptions: set[str] | None = None
         self._correlation = 0
+
+    def register_subscriptions(self, *subscription_ids: str) -> None:
+        """Make the emulator a tenant with exactly these subscriptions: calls naming another one get 404 SubscriptionNotFound."""
+        self.subscriptions = {s.lower() for s in subscription_ids}
 
     # -- wiring ---------------------------------------------------------
 

@@ -119,8 +119,26 @@ param teamReplyQueues array = []
 @description('E-mail address the alerts action group notifies.')
 param alertEmail string
 
-@description('Object id of the person running azd (set by azd); gets the data roles the command line needs: send requests, read the ledger. Empty: none.')
+@description('Object id of the person running azd (set by azd); gets the data roles the command line needs: send requests, read the ledger and write the event probe\'s findings. Empty: none.')
 param principalId string = ''
+
+// The four custom roles (cli/deploy/roles.py, every action with why), created by the preprovision hook
+// (python -m cli deploy prepare) and read back by id until they replicated, so the assignments below find them.
+@minLength(1)
+@description('Id of the imaging custom role (IMAGING_ROLE_ID, set by the preprovision hook).')
+param imagingRoleId string
+
+@minLength(1)
+@description('Id of the Batch custom role (BATCH_ROLE_ID, set by the preprovision hook).')
+param batchRoleId string
+
+@minLength(1)
+@description('Id of the Batch VM sizes custom role (BATCH_SKUS_ROLE_ID, set by the preprovision hook).')
+param batchSkusRoleId string
+
+@minLength(1)
+@description('Id of the protection audit custom role (PROTECTION_AUDIT_ROLE_ID, set by the preprovision hook).')
+param protectionAuditRoleId string
 
 // -- names ----------------------------------------------------------------------
 
@@ -134,6 +152,10 @@ var watchedResourceGroupIds = union(imagingResourceGroupIdsLower, batchAccountRe
 // Each subscription holding an imaging resource group once (the protection audit role is assigned there).
 var imagingSubscriptionIdList = [for id in imagingResourceGroupIdsLower: split(id, '/')[2]]
 var imagingSubscriptionIds = union(imagingSubscriptionIdList, [])
+// Each subscription holding a Batch account once (the Batch VM sizes role is assigned there): two accounts in one
+// subscription would otherwise deploy the same assignment twice, in parallel.
+var batchSubscriptionIdList = [for id in batchAccountIds: toLower(split(id, '/')[2])]
+var batchSubscriptionIds = union(batchSubscriptionIdList, [])
 // Every subscription an imaging resource group or a Batch account lives in (watchScope=subscription).
 var watchedResourceGroupSubscriptions = [for id in watchedResourceGroupIds: '/subscriptions/${split(id, '/')[2]}']
 var watchedSubscriptionIds = union(watchedResourceGroupSubscriptions, [])
@@ -260,57 +282,48 @@ module functionApp 'app/function.bicep' = {
 
 // -- least privilege on the teams' resources ----------------------------------------
 
-// The custom roles (access/roles.bicep, every action with why). scripts/preprovision deploys the
-// same module first and waits for it to replicate, so the assignments below succeed on the first run.
-module roles 'access/roles.bicep' = {
-  name: 'roles'
-  params: {
-    environmentName: environmentName
-    location: location
-    imagingResourceGroupIds: imagingResourceGroupIds
-    batchAccountIds: batchAccountIds
-  }
-}
-
+// Nested deployment names carry the resource token (subscription, environment, region): a deployment name is unique
+// per resource group or subscription, and a subscription-scope one also keeps its first region ("deployment already
+// exists in location"), so a second environment, or the same one in another region, must not reuse them.
 module imagingAccess 'access/imaging-access.bicep' = [for (id, i) in imagingResourceGroupIds: {
-  name: 'imaging-access-${i}'
+  name: 'imaging-access-${resourceToken}-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
-    roleDefinitionId: roles.outputs.imagingRoleId
+    roleDefinitionId: imagingRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
 
 module batchAccess 'access/batch-access.bicep' = [for (id, i) in batchAccountIds: {
-  name: 'batch-access-${i}'
+  name: 'batch-access-${resourceToken}-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
     batchAccountName: last(split(id, '/'))
-    roleDefinitionId: roles.outputs.batchRoleId
+    roleDefinitionId: batchRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
 
-module batchSkusAccess 'access/subscription-access.bicep' = [for (id, i) in batchAccountIds: {
-  name: 'batch-skus-access-${i}'
-  scope: subscription(split(id, '/')[2])
+module batchSkusAccess 'access/subscription-access.bicep' = [for (id, i) in batchSubscriptionIds: {
+  name: 'batch-skus-access-${resourceToken}-${i}'
+  scope: subscription(id)
   params: {
-    roleDefinitionId: roles.outputs.batchSkusRoleId
+    roleDefinitionId: batchSkusRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
 
 module protectionAuditAccess 'access/subscription-access.bicep' = [for (id, i) in imagingSubscriptionIds: {
-  name: 'protection-audit-access-${i}'
+  name: 'protection-audit-access-${resourceToken}-${i}'
   scope: subscription(id)
   params: {
-    roleDefinitionId: roles.outputs.protectionAuditRoleId
+    roleDefinitionId: protectionAuditRoleId
     principalId: identities.outputs.appPrincipalId
   }
 }]
 
 module galleryCheck 'access/gallery-check.bicep' = [for (id, i) in galleryIds: {
-  name: 'gallery-check-${i}'
+  name: 'gallery-check-${resourceToken}-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
     galleryName: last(split(id, '/'))
@@ -320,10 +333,11 @@ module galleryCheck 'access/gallery-check.bicep' = [for (id, i) in galleryIds: {
 // -- ARM events -----------------------------------------------------------------------
 
 // One system topic per watched source unless one exists already (Azure allows one per source,
-// and the implicit subscription topic may sit in Default-EventGrid): scripts/preprovision finds
-// them; the postdeploy hook subscribes resource_events to each, reused or new.
+// and the implicit subscription topic may sit in Default-EventGrid): the preprovision hook finds
+// them; the postdeploy hook (python -m cli deploy subscribe) gives a reused one the Event Grid
+// identity dead-lettering needs and subscribes resource_events to each, reused or new.
 module systemTopics 'events/system-topic.bicep' = [for (id, i) in watchedResourceGroupIds: {
-  name: 'events-${i}'
+  name: 'events-${resourceToken}-${i}'
   scope: resourceGroup(split(id, '/')[2], split(id, '/')[4])
   params: {
     create: topicWanted[i]
@@ -361,5 +375,6 @@ output AZURE_FUNCTION_IDENTITY_PRINCIPAL_ID string = identities.outputs.appPrinc
 output SERVICEBUS_NAMESPACE_ID string = serviceBus.outputs.id
 output LEDGER_TABLE_ID string = '${storage.outputs.id}/tableServices/default/tables/${ledgerTableName}'
 output ALERTS_TOPIC_ID string = alerts.outputs.topicId
-output IMAGING_ROLE_ID string = roles.outputs.imagingRoleId
-output BATCH_ROLE_ID string = roles.outputs.batchRoleId
+output EVENTGRID_IDENTITY_PRINCIPAL_ID string = identities.outputs.eventGridPrincipalId
+output HOST_STORAGE_ID string = storage.outputs.id
+output APPLICATIONINSIGHTS_ID string = monitoring.outputs.applicationInsightsId

@@ -15,6 +15,24 @@ do, and what the role/operation test uses to name the action behind each call:
   token stands for (:meth:`AuthorizationBackend.sign_in`). Calls without a token are the
   rehearsal's operator steps (``ARMPipelineClient`` with no policies).
 
+- Role definitions are created, read, listed and deleted (RoleDefinitions_CreateOrUpdate answers 201,
+  RoleDefinitions_Delete 200, or 204 when there is none; same spec file). A list at a scope returns the
+  roles "applicable at scope and above" (RoleDefinitions_List's description): those with an assignable
+  scope at or above it; ``$filter=atScopeAndBelow()`` ("to search below the given scope as well") adds
+  those assignable only below it, such as a role assignable only on resource groups listed at their
+  subscription. ``roleName eq '...'`` and ``type eq '...'`` (the spec's RoleDefinitionFilter) narrow it.
+  A read by id (RoleDefinitions_Get / _GetById) finds a role whatever its assignable scopes.
+- A new custom role is not readable at once: "RoleDefinitionsClient#Get ... 404 RoleDefinitionDoesNotExist
+  ... a transient error which may occur when the Resource Provider in ARM is yet to complete replication of
+  the newly created Role Definition ... up to 10 minutes" (Azure/terraform-azurerm-caf-enterprise-scale wiki,
+  Troubleshooting). ``replication_seconds`` (0 unless a test sets it) is how long reads, lists and
+  assignments miss it.
+- A role definition with assignments cannot be deleted ("You can't remove Custom Roles until you've removed
+  all Permission Assignments", Azure/ALZ-PowerShell-Module issue 143): 409, with the code the Azure CLI
+  reports for it, ``RoleDefinitionHasAssignments`` (no recording kept here).
+- Role assignments are deleted by scope and name (RoleAssignments_Delete: 200 with the assignment, 204
+  when there is none; authorization-RoleAssignmentsCalls.json).
+
 Assignments apply at their scope and every scope below it, and an action matches a role's
 ``actions`` unless it also matches the same role's ``notActions``; ``*`` matches any run of
 characters, comparisons ignore case ("Understand Azure role definitions",
@@ -28,9 +46,11 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
-from ..errors import ArmError, ResourceNotFound
+from ..errors import ArmError, Conflict, ResourceNotFound
 
 ROLE_DEFINITION = "Microsoft.Authorization/roleDefinitions"
 ROLE_ASSIGNMENT = "Microsoft.Authorization/roleAssignments"
@@ -39,8 +59,41 @@ ANONYMOUS = "anonymous"
 
 # Built-in roles the deployment assigns, with their permissions as published in "Azure built-in roles"
 # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration for Service Bus and
-# Event Grid, .../built-in-roles/storage for Storage). The ids are the ones infra/ assigns.
+# Event Grid, .../built-in-roles/storage for Storage, .../built-in-roles/monitor for Monitoring, .../built-in-roles
+# /general for Owner and Contributor). The ids are the ones infra/ assigns, and those an operator is told to hold.
 BUILT_IN_ROLES: dict[str, dict] = {
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": {
+        "roleName": "Storage Blob Data Owner",
+        "actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/*", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],
+        "dataActions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
+    },
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": {
+        "roleName": "Storage Blob Data Contributor",
+        "actions": [
+            "Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ],
+        "dataActions": [
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action",
+        ],
+    },
+    "3913510d-42f4-4e42-8a64-420c390055eb": {
+        "roleName": "Monitoring Metrics Publisher",
+        "actions": ["Microsoft.Insights/Register/Action", "Microsoft.Support/*", "Microsoft.Resources/subscriptions/resourceGroups/read"],
+        "dataActions": ["Microsoft.Insights/Metrics/Write", "Microsoft.Insights/Telemetry/Write"],
+    },
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": {"roleName": "Owner", "actions": ["*"], "dataActions": []},
+    "76199698-9eea-4c19-bc75-cec21354c6b6": {
+        "roleName": "Storage Table Data Reader",
+        "actions": ["Microsoft.Storage/storageAccounts/tableServices/tables/read"],
+        "dataActions": ["Microsoft.Storage/storageAccounts/tableServices/tables/entities/read"],
+    },
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": {
         "roleName": "Azure Service Bus Data Receiver",
         "actions": ["Microsoft.ServiceBus/*/queues/read", "Microsoft.ServiceBus/*/topics/read", "Microsoft.ServiceBus/*/topics/subscriptions/read"],
@@ -125,6 +178,12 @@ class RoleDefinition:
     data_actions: list[str] = field(default_factory=list)
     not_data_actions: list[str] = field(default_factory=list)
     assignable_scopes: list[str] = field(default_factory=list)
+    # When a role created through the API can first be read (replication); None: at once.
+    visible_from: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.id.rsplit("/", 1)[-1]
 
     def permission(self) -> dict:
         return {"actions": list(self.actions), "notActions": list(self.not_actions), "dataActions": list(self.data_actions), "notDataActions": list(self.not_data_actions)}
@@ -184,6 +243,8 @@ class AuthorizationBackend:
         self._definitions: dict[str, RoleDefinition] = {}
         self._assignments: list[RoleAssignment] = []
         self._tokens: dict[str, str] = {}
+        self.replication_seconds = 0.0
+        self._denied: list[tuple[str, str]] = []
 
     # -- seeding (tests and the rehearsal) ---------------------------------------
 
@@ -219,7 +280,8 @@ class AuthorizationBackend:
         )
 
     def assign(self, scope: str, principal_id: str, role_definition_id: str) -> RoleAssignment:
-        if role_definition_id.lower() not in self._definitions:
+        found = self._definitions.get(role_definition_id.lower())
+        if found is None or not self._visible(found):
             # ARM refuses an assignment of an unknown role: RoleDefinitionDoesNotExist
             # (the error a role assignment made before its new custom role has replicated gets).
             raise ArmError(f"The specified role definition with ID '{role_definition_id}' does not exist.", code="RoleDefinitionDoesNotExist", status=400)
@@ -254,7 +316,7 @@ class AuthorizationBackend:
 
     def definition(self, role_definition_id: str) -> RoleDefinition:
         found = self._definitions.get(role_definition_id.rstrip("/").lower())
-        if found is None:
+        if found is None or not self._visible(found):
             # RoleDefinitions_GetById answers 404 RoleDefinitionDoesNotExist for an unknown id
             # (the code ARM uses for role definitions; no recording kept here).
             raise ResourceNotFound(f"The role definition '{role_definition_id}' could not be found.", code="RoleDefinitionDoesNotExist")
@@ -297,3 +359,116 @@ class AuthorizationBackend:
             for a in self._assignments
             if a.principal_id == principal_id and scope_covers(a.scope, scope)
         )
+
+    # -- refusals a test plants -------------------------------------------------------------------
+
+    def deny(self, principal_id: str, scope: str) -> None:
+        """Every call ``principal_id`` makes at or below ``scope`` is refused with 403 AuthorizationFailed.
+
+        A planted refusal, not an RBAC model: ARM answers it "The client '<id>' with object id '<id>' does not have
+        authorization to perform action '<action>' over scope '<scope>' or the scope is invalid. If access was
+        recently granted, please refresh your credentials." ("Troubleshoot Azure RBAC", learn.microsoft.com).
+        """
+        self._denied.append((principal_id, scope))
+
+    def check_allowed(self, principal_id: str, path: str, action: str) -> None:
+        for denied, scope in self._denied:
+            if denied == principal_id and scope_covers(scope, path):
+                raise ArmError(
+                    f"The client '{principal_id}' with object id '{principal_id}' does not have authorization to perform action '{action}' over scope "
+                    f"'{path}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                    code="AuthorizationFailed", status=403)
+
+    # -- role definitions through the API (what the deployment commands create, wait for and remove) ----------
+
+    def _visible(self, role: RoleDefinition) -> bool:
+        return role.visible_from is None or self._emulator.now() >= role.visible_from
+
+    def _by_name(self, name: str) -> RoleDefinition | None:
+        return next((r for r in self._definitions.values() if r.name.lower() == name.lower()), None)
+
+    def put_definition(self, scope: str, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """RoleDefinitions_CreateOrUpdate: 201 with the role; a new role becomes readable after ``replication_seconds``."""
+        properties = dict(body.get("properties") or {})
+        permissions = list(properties.get("permissions") or [{}])
+        subscription = scope.strip("/").split("/")[1]
+        existing = self._by_name(name)
+        role_id = existing.id if existing else f"/subscriptions/{subscription}/providers/{ROLE_DEFINITION}/{name}"
+        role = RoleDefinition(
+            role_id,
+            str(properties.get("roleName") or name),
+            str(properties.get("type") or "CustomRole"),
+            str(properties.get("description") or ""),
+            [a for p in permissions for a in p.get("actions") or ()],
+            [a for p in permissions for a in p.get("notActions") or ()],
+            [a for p in permissions for a in p.get("dataActions") or ()],
+            [a for p in permissions for a in p.get("notDataActions") or ()],
+            list(properties.get("assignableScopes") or ()),
+            existing.visible_from if existing else self._emulator.now() + timedelta(seconds=self.replication_seconds),
+        )
+        self._definitions[role_id.lower()] = role
+        return 201, role.to_dict()
+
+    def get_definition(self, name: str) -> RoleDefinition:
+        """RoleDefinitions_Get / _GetById: the role by its name (a GUID), at any scope; 404 until it has replicated."""
+        found = self._by_name(name)
+        if found is None or not self._visible(found):
+            raise ResourceNotFound(f"The specified role definition with ID '{name}' does not exist.", code="RoleDefinitionDoesNotExist")
+        return found
+
+    def list_definitions(self, scope: str, filter_expression: str | None = None) -> list[RoleDefinition]:
+        """RoleDefinitions_List: roles applicable at ``scope`` and above; with ``atScopeAndBelow()`` also those below it."""
+        wanted = _definition_filter(filter_expression)
+        found = []
+        for role in self._definitions.values():
+            if not self._visible(role):
+                continue
+            at_or_above = any(scope_covers(s, scope) for s in role.assignable_scopes)
+            below = any(scope_covers(scope, s) for s in role.assignable_scopes)
+            if not (at_or_above or (wanted.get("atScopeAndBelow") and below)):
+                continue
+            if "roleName" in wanted and role.role_name != wanted["roleName"]:
+                continue
+            if "type" in wanted and role.role_type != wanted["type"]:
+                continue
+            found.append(role)
+        return found
+
+    def delete_definition(self, name: str) -> tuple[int, dict[str, Any] | None]:
+        """RoleDefinitions_Delete: 200 with the role, 204 when there is none; 409 while it is assigned."""
+        role = self._by_name(name)
+        if role is None:
+            return 204, None
+        if any(a.role_definition_id.lower().rsplit("/", 1)[-1] == name.lower() for a in self._assignments):
+            raise Conflict(f"There are existing role assignments referencing role '{name}'.", code="RoleDefinitionHasAssignments")
+        del self._definitions[role.id.lower()]
+        return 200, role.to_dict()
+
+    def delete_assignment(self, scope: str, name: str) -> tuple[int, dict[str, Any] | None]:
+        """RoleAssignments_Delete: 200 with the assignment, 204 when there is none."""
+        for assignment in self._assignments:
+            if _norm(assignment.scope) == _norm(scope) and assignment.id.rsplit("/", 1)[-1].lower() == name.lower():
+                self._assignments.remove(assignment)
+                return 200, assignment.to_dict()
+        return 204, None
+
+    def assignments(self) -> list[RoleAssignment]:
+        """Every role assignment (tests read what a teardown left)."""
+        return list(self._assignments)
+
+
+_FILTER_TERM = re.compile(r"^\s*(?:(?P<below>atScopeAndBelow\(\))|(?P<key>roleName|type)\s+eq\s+'(?P<value>[^']*)')\s*$", re.IGNORECASE)
+
+
+def _definition_filter(expression: str | None) -> dict[str, Any]:
+    """The RoleDefinitions_List ``$filter`` terms the emulator knows, joined with ``and``; anything else is refused."""
+    found: dict[str, Any] = {}
+    for term in re.split(r"\s+and\s+", expression or "", flags=re.IGNORECASE) if (expression or "").strip() else []:
+        match = _FILTER_TERM.match(term)
+        if match is None:
+            raise ArmError(f"The filter '{expression}' is not supported by the emulator.", code="UnsupportedQuery", status=400)
+        if match.group("below"):
+            found["atScopeAndBelow"] = True
+        else:
+            found["roleName" if match.group("key").lower() == "rolename" else "type"] = match.group("value")
+    return found

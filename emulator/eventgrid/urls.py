@@ -16,7 +16,11 @@ ROUTES = [
     Route("GET", "/subscriptions/{subscription}/providers/Microsoft.EventGrid/systemTopics", m.SYSTEM_TOPIC, m.list_system_topics, emits_events=False),
     Route("GET", _RG + "/systemTopics", m.SYSTEM_TOPIC, m.list_system_topics, emits_events=False),
     Route("GET", _SYSTEM_TOPIC, m.SYSTEM_TOPIC, m.get_system_topic, emits_events=False),
+    Route("PATCH", _SYSTEM_TOPIC, m.SYSTEM_TOPIC, m.update_system_topic, emits_events=False),
+    Route("DELETE", _SYSTEM_TOPIC, m.SYSTEM_TOPIC, m.delete_system_topic, emits_events=False),
     Route("GET", _SYSTEM_TOPIC + "/eventSubscriptions", m.SYSTEM_TOPIC_SUBSCRIPTION, m.list_system_topic_subscriptions, emits_events=False),
     Route("GET", _SYSTEM_TOPIC + "/eventSubscriptions/{name}", m.SYSTEM_TOPIC_SUBSCRIPTION, m.get_system_topic_subscription, emits_events=False),
+    Route("PUT", _SYSTEM_TOPIC + "/eventSubscriptions/{name}", m.SYSTEM_TOPIC_SUBSCRIPTION, m.put_system_topic_subscription, emits_events=False),
+    Route("DELETE", _SYSTEM_TOPIC + "/eventSubscriptions/{name}", m.SYSTEM_TOPIC_SUBSCRIPTION, m.delete_system_topic_subscription, emits_events=False),
     Route("GET", _RG + "/topics/{topic}", m.TOPIC, m.get_topic, emits_events=False),
 ]

@@ -43,3 +43,4 @@ resource publisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 // auth disabled it grants nothing: telemetry is accepted only with an Entra token.
 output applicationInsightsConnectionString string = appInsights.properties.ConnectionString
 output workspaceId string = workspace.id
+output applicationInsightsId string = appInsights.id

@@ -29,7 +29,7 @@ resource namespace 'Microsoft.ServiceBus/namespaces@2022-10-01-preview' = {
 }
 
 // Lock durations: a request's handler makes a few ARM calls (seconds); the
-// host renews locks up to host.json maxAutoLockRenewalDuration (5 min). PT5M is
+// host renews locks up to host.json maxAutoLockRenewalDuration (10 min, the function timeout). PT5M is
 // the Standard tier maximum. A message failing maxDeliveryCount times is
 // dead-lettered (transient errors raise, so they are redelivered first).
 resource poolRequests 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' = {

@@ -7,7 +7,7 @@ param resourceToken string
 param ledgerTableName string
 param appPrincipalId string
 param eventGridPrincipalId string
-@description('The operator running azd (may be empty): reads the ledger from the command line.')
+@description('The operator running azd (may be empty): reads the ledger from the command line and writes the event probe\'s findings (python -m cli verify --probe-events).')
 param operatorPrincipalId string
 
 var deploymentContainerName = 'app-package'
@@ -15,9 +15,7 @@ var deadLetterContainerName = 'eventgrid-deadletter'
 var roles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  queueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   tableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  tableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
 }
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -75,29 +73,15 @@ resource ledger 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   name: ledgerTableName
 }
 
-resource queues 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
-  parent: account
-  name: 'default'
-}
-
-// The Functions host keeps its locks, timer schedule status and keys in blobs
-// (Blob Data Owner, as the Functions identity-connection docs prescribe) and
-// uses queues for some trigger bookkeeping (Queue Data Contributor).
+// The Functions host keeps its locks, timer schedule status and keys in blobs: Storage Blob Data
+// Owner, as "Connecting to host storage with an identity" (Azure Functions developer guide) prescribes
+// for the host's own needs. Queue roles are needed only by extensions that keep queues in host storage
+// (blob trigger, Durable Functions); these functions use Service Bus, Event Grid and timer triggers.
 resource hostBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, appPrincipalId, roles.blobDataOwner)
   scope: account
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.blobDataOwner)
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource hostQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, appPrincipalId, roles.queueDataContributor)
-  scope: account
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.queueDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }
@@ -114,11 +98,12 @@ resource ledgerWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource ledgerReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
-  name: guid(ledger.id, operatorPrincipalId, roles.tableDataReader)
+// The operator reads requests (cli status) and writes one record, the event probe's findings.
+resource operatorLedger 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(ledger.id, operatorPrincipalId, roles.tableDataContributor)
   scope: ledger
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataReader)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
     principalId: operatorPrincipalId
   }
 }

@@ -1,6 +1,7 @@
 // One Event Grid system topic for a watched scope (a resource group or a
 // subscription). Its event subscription to `resource_events` is created by the
-// postdeploy hook (events/resource-events-subscription.bicep) once the function exists.
+// postdeploy hook (python -m cli deploy subscribe, cli/deploy/events.py) once the function exists;
+// the topic carries the Event Grid identity that subscription dead-letters with.
 // create=false: the source has a topic already (reused, Azure allows one per source) or this
 // resource group carries no topic; nothing is deployed and the id output is empty.
 param create bool = true

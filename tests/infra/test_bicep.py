@@ -104,13 +104,14 @@ def test_given_the_infra_when_searched_for_secrets_then_no_keys_or_connection_st
             assert marker not in text, f"{path.name} uses {marker}"
 
 
-def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
-    # The roles live in access/roles.bicep (main.bicep and scripts/preprovision deploy it).
-    resources = parsed(INFRA / "access" / "roles.bicep")["resources"]
-    roles = {name: r for name, r in resources.items() if r["type"] == "Microsoft.Authorization/roleDefinitions"}
-    assert set(roles) == {"imagingRole", "batchRole", "batchSkusRole", "protectionAuditRole"}
-    actions = [a for r in roles.values() for p in r["config"]["properties"]["permissions"] for a in p["actions"]]
-    assert actions and not [a for a in actions if "*" in a]
+def test_given_the_custom_roles_when_read_then_every_action_is_explicit_and_explained():
+    # The roles live in cli/deploy/roles.py (the preprovision hook creates them; main.bicep assigns them by id).
+    from cli.deploy import roles
+
+    assert set(roles.ACTIONS) == {roles.IMAGING, roles.BATCH, roles.BATCH_SKUS, roles.PROTECTION_AUDIT}
+    pairs = [pair for key in roles.ACTIONS for pair in roles.ACTIONS[key]]
+    assert pairs and not [a for a, _ in pairs if "*" in a] and all(len(why) > 10 for _, why in pairs)
+    actions = {a for a, _ in pairs}
     for needed in (
         "Microsoft.Compute/snapshots/write",
         "Microsoft.Compute/disks/beginGetAccess/action",
@@ -121,17 +122,36 @@ def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
         assert needed in actions
 
 
-def test_given_the_resource_events_subscription_when_read_then_it_filters_and_dead_letters():
-    subscription = parsed(INFRA / "events" / "resource-events-subscription.bicep")["resources"]["toResourceEvents"]
-    properties = subscription["config"]["properties"]
-    assert properties["destination"]["properties"]["resourceId"].endswith("/functions/resource_events")
-    assert set(properties["filter"]["includedEventTypes"]) == {
-        "Microsoft.Resources.ResourceWriteSuccess",
-        "Microsoft.Resources.ResourceWriteFailure",
-        "Microsoft.Resources.ResourceDeleteSuccess",
-        "Microsoft.Resources.ResourceDeleteFailure",
-    }
-    assert properties["retryPolicy"] and properties["deadLetterWithResourceIdentity"]
+def test_given_main_bicep_when_read_then_it_takes_every_custom_role_id_the_hook_writes():
+    from cli.deploy import roles
+
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = parsed(INFRA / "main.bicep")["parameters"]
+    for key, env_name in roles.ENV_NAMES.items():
+        bicep_name = {"imaging": "imagingRoleId", "batch": "batchRoleId", "batch-skus": "batchSkusRoleId", "protection-audit": "protectionAuditRoleId"}[key]
+        assert parameters[bicep_name]["value"] == "${" + env_name + "}"
+        assert bicep_name in declared
+
+
+def test_given_main_bicep_when_its_nested_deployments_are_named_then_each_outside_the_app_group_carries_the_resource_token():
+    # A deployment name is unique per resource group / subscription, and a subscription-scope one keeps its region:
+    # two environments (or one in two regions) must not share names ("deployment already exists in location").
+    text = (INFRA / "main.bicep").read_text()
+    for name in ("imagingAccess", "batchAccess", "batchSkusAccess", "protectionAuditAccess", "galleryCheck", "systemTopics"):
+        block = text[text.index(f"module {name} "):]
+        assert "${resourceToken}" in block.split("\n", 2)[1], name
+
+
+def test_given_batch_accounts_in_one_subscription_when_the_skus_role_is_assigned_then_it_is_assigned_once_per_subscription():
+    text = (INFRA / "main.bicep").read_text()
+    block = text[text.index("module batchSkusAccess "):].split("\n", 1)[0]
+    assert "in batchSubscriptionIds" in block
+    assert "var batchSubscriptionIds = union(batchSubscriptionIdList, [])" in text
+
+
+def test_given_host_storage_when_its_roles_are_read_then_only_blob_data_owner_is_granted_to_the_app():
+    storage = (INFRA / "core" / "storage.bicep").read_text()
+    assert "974c5e8b-45b9-4653-ba55-5f855dd0fb88" not in storage  # Storage Queue Data Contributor: nothing uses host-storage queues
 
 
 # -- checkov ----------------------------------------------------------------------
@@ -157,12 +177,12 @@ def test_given_infra_when_checkov_scans_the_bicep_then_nothing_fails_and_every_s
     assert report["summary"]["passed"] > 0
 
 
-def test_given_the_preprovision_hooks_when_read_then_they_wait_for_every_custom_role():
-    # An assignment made before its role definition replicates fails with RoleDefinitionDoesNotExist.
-    import re
-
-    outputs = set(re.findall(r"^output (\w+RoleId) string", (INFRA / "access" / "roles.bicep").read_text(), re.MULTILINE))
-    assert len(outputs) == 4
-    for hook in ("preprovision.sh", "preprovision.ps1"):
-        waited = set(re.findall(r"(\w+RoleId)\.value", (INFRA.parent / "scripts" / hook).read_text()))
-        assert waited == outputs, hook
+def test_given_the_hooks_when_read_then_they_run_the_python_commands_in_azds_subscription_and_pass_no_inline_json():
+    scripts = INFRA.parent / "scripts"
+    for hook, command in (("preprovision", "deploy prepare"), ("postdeploy", "deploy subscribe")):
+        sh, ps1 = (scripts / f"{hook}.sh").read_text(), (scripts / f"{hook}.ps1").read_text() + (scripts / "deploy-env.ps1").read_text()
+        assert f'-m cli {command} --subscription "$AZURE_SUBSCRIPTION_ID"' in sh
+        assert f"-Step {command.split()[1]}" in ps1 and "-m cli deploy $Step --subscription $env:AZURE_SUBSCRIPTION_ID" in ps1
+        for text in (sh, ps1):
+            code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+            assert " az " not in f" {code} " and "az.cmd" not in code and "{" + '"' not in code, hook

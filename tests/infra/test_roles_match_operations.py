@@ -4,15 +4,14 @@ Every example scenario and the default rehearsal run through the registered func
 emulator, which counts each call by caller and RBAC action (``emulator.actions``). The Function
 App's calls carry the bearer token of its credential; the rehearsal's operator steps (deleting a
 resource or a lock by hand) carry none. The actions the app used, plus the linked-access checks
-ARM makes on the resources a request points at, must equal the actions of the two custom roles in
-infra/access/roles.bicep: an action never used or a call not granted fails.
+ARM makes on the resources a request points at, must equal the actions of the four custom roles in
+cli/deploy/roles.py (which the preprovision hook creates): an action never used or a call not granted fails.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 from emulator.authorization.models import ANONYMOUS, BUILT_IN_ROLES, matches
 from tests.support import PROJECT_ROOT
@@ -54,14 +53,9 @@ def app_actions() -> Counter[str]:
 
 
 def role_actions() -> dict[str, set[str]]:
-    from pycep import BicepParser
+    from cli.deploy import roles
 
-    resources = BicepParser().parse(file_path=Path(INFRA / "access" / "roles.bicep"))["resources"]
-    return {
-        name: {a for p in r["config"]["properties"]["permissions"] for a in p["actions"]}
-        for name, r in resources.items()
-        if r["type"] == "Microsoft.Authorization/roleDefinitions"
-    }
+    return {key: set(roles.actions(key)) for key in roles.ACTIONS}
 
 
 def needed_actions() -> set[str]:
@@ -72,7 +66,7 @@ def needed_actions() -> set[str]:
 def test_given_every_scenario_when_the_app_identity_calls_azure_then_every_call_is_granted_by_a_custom_role():
     granted = set().union(*role_actions().values())
     missing = sorted(a for a in needed_actions() if not any(matches(g, a) for g in granted))
-    assert missing == [], f"calls the roles in infra/access/roles.bicep do not grant: {missing}"
+    assert missing == [], f"calls the roles in cli/deploy/roles.py do not grant: {missing}"
 
 
 def test_given_the_custom_roles_when_compared_with_the_calls_then_no_action_is_unused():
@@ -82,7 +76,7 @@ def test_given_the_custom_roles_when_compared_with_the_calls_then_no_action_is_u
 
 
 def test_given_the_imaging_role_when_read_then_it_cannot_delete_what_it_protects():
-    imaging = role_actions()["imagingRole"] | role_actions()["batchRole"]
+    imaging = role_actions()["imaging"] | role_actions()["batch"]
     for protected in ("Microsoft.Compute/snapshots/delete", "Microsoft.Compute/images/delete", "Microsoft.Compute/galleries/images/versions/delete", "Microsoft.Batch/batchAccounts/pools/delete"):
         assert not any(matches(g, protected) for g in imaging), protected
 
