@@ -96,6 +96,7 @@ def deployment(azurite_table_endpoint):
         names.SERVICEBUS_NAMESPACE: "sb-abc.servicebus.windows.net",
         names.POOL_REQUESTS_QUEUE: "pool-requests",
         names.POOL_CHECKS_QUEUE: "pool-checks",
+        names.MESSAGE_SIGNING_KEY: "test-message-signing-key-00000000000000",
         names.ALERTS_TOPIC_ENDPOINT: TOPIC_ENDPOINT,
         names.LEDGER_TABLE_ENDPOINT: azurite_table_endpoint,
         names.LEDGER_TABLE_NAME: "poolrequests",
