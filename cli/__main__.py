@@ -182,6 +182,7 @@ _UNUSED_SETTING_PLACEHOLDERS = {
     "LEDGER_TABLE_ENDPOINT": "https://unused.invalid",
     "ALLOWED_SCOPES": "/subscriptions/00000000-0000-0000-0000-000000000000",
     "POOL_CHECKS_QUEUE": "unused",
+    "MESSAGE_SIGNING_KEY": "unused-by-the-command-line-0000000000",
 }
 
 NO_AZD_HINT = (

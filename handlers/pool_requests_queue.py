@@ -20,10 +20,13 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
     from shared.intake.receive import IncomingMessage, receive_with_retry
     from shared.messaging import Redelivery
 
-    redelivery = Redelivery.from_properties(message.application_properties)
+    deps = dependencies.current()
+    body = message.get_body()
+    redelivery = Redelivery.from_message(message.application_properties, body=body, message_id=message.message_id,
+                                         key=deps.settings.message_signing_key)
     receive_with_retry(
         IncomingMessage(
-            body=message.get_body(),
+            body=body,
             message_id=message.message_id,
             reply_to=message.reply_to,
             enqueued_at=message.enqueued_time_utc,
@@ -31,5 +34,5 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
             original_message_id=redelivery.original_message_id,
             original_enqueued_at=redelivery.original_enqueued_at,
         ),
-        dependencies.current(),
+        deps,
     )

@@ -84,6 +84,10 @@ param guardMaxResizesWithoutProgress int = 3
 @description('Minutes after which a request that has not left its stage is re-driven by the sweep.')
 param stuckRequestMinutes int = 30
 
+@secure()
+@description('Signs the retry properties of requests the app sends back to its queue (Key Vault). A new random value on each provision; leave it to the default.')
+param messageSigningKey string = newGuid() // checkov:skip=CKV_AZURE_131: newGuid() is a new random value made by each deployment, never a literal; it goes only into Key Vault
+
 @minValue(1)
 @maxValue(3650)
 @description('Days after which an answered final request keeps only its id, stage, reason, times and plan in the ledger.')
@@ -228,6 +232,18 @@ module serviceBus 'core/servicebus.bicep' = {
   }
 }
 
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    resourceToken: resourceToken
+    appPrincipalId: identities.outputs.appPrincipalId
+    messageSigningKey: messageSigningKey
+  }
+}
+
 module alerts 'app/alerts.bicep' = {
   name: 'alerts'
   scope: rg
@@ -276,6 +292,7 @@ module functionApp 'app/function.bicep' = {
       KEEP_IMAGE_LOCKS: keepImageLocks ? 'true' : 'false'
       REPLY_QUEUES: join(teamReplyQueues, ',')
       LEDGER_RETENTION_DAYS: string(ledgerRetentionDays)
+      MESSAGE_SIGNING_KEY: keyVault.outputs.messageSigningKeyReference
     }
   }
 }

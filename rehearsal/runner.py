@@ -95,6 +95,8 @@ class Rehearsal:
                 setting_names.LEDGER_TABLE_ENDPOINT: "https://rehearsal.table.core.windows.net",
                 setting_names.ALLOWED_SCOPES: ",".join(world.allowed_scopes),
                 setting_names.POOL_CHECKS_QUEUE: CHECKS_QUEUE,
+                # Not a secret: the rehearsal's own deployment signs its retries with it.
+                setting_names.MESSAGE_SIGNING_KEY: "rehearsal-message-signing-key-0000000000",
                 setting_names.GUARDED_BATCH_ACCOUNTS: ",".join(world.guarded_batch_accounts),
                 setting_names.STUCK_REQUEST_MINUTES: str(world.stuck_request_minutes),
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),

@@ -7,7 +7,9 @@ uses :class:`ServiceBusMessageSender`, the emulator provides its own queues.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -129,10 +131,12 @@ def interim_reply(request_id: str, reason: str, alert_type: str, condition_key: 
     )
 
 
-# Application properties of a request sent again later by this automation.
+# Application properties of a request sent again later by this automation. Teams send to the same queue and may
+# set any property: these count only with a valid RETRY_SIGNATURE (an HMAC keyed by MESSAGE_SIGNING_KEY).
 RETRY_ATTEMPT = "cip-attempt"
 RETRY_ORIGINAL_MESSAGE_ID = "cip-original-message-id"
 RETRY_ORIGINAL_ENQUEUED_AT = "cip-original-enqueued-at"
+RETRY_SIGNATURE = "cip-signature"
 # Waits between attempts at a request while the ledger or Azure is down: 15 s doubling, at most 10 minutes;
 # eight attempts span about 36 minutes, then the platform's own redelivery and dead-lettering take over.
 RETRY_FIRST_DELAY = timedelta(seconds=15)
@@ -149,14 +153,26 @@ class Redelivery:
     original_enqueued_at: datetime | None = None
 
     @classmethod
-    def from_properties(cls, properties: Any) -> Redelivery:
-        """Read the retry properties; anything unreadable (a sender may set them too) counts as a first attempt."""
+    def from_message(cls, properties: Any, *, body: bytes, message_id: str | None, key: str) -> Redelivery:
+        """Read the retry properties of a message this automation sent itself; from anyone else (no valid signature
+        over the properties, the body and the message id) or unreadable, they count as a first attempt.
+
+        A sender could otherwise name its own version from a made-up first enqueue time (and sort it above every
+        other team's in a shared definition), or skip the retries its request is owed.
+        """
         if not isinstance(properties, dict):
             return cls()
         attempt = properties.get(RETRY_ATTEMPT)
         original = properties.get(RETRY_ORIGINAL_MESSAGE_ID)
         enqueued = properties.get(RETRY_ORIGINAL_ENQUEUED_AT)
+        signature = properties.get(RETRY_SIGNATURE)
         if not (isinstance(attempt, int) and not isinstance(attempt, bool) and 0 < attempt <= MAX_REQUEST_ATTEMPTS):
+            return cls()
+        if not isinstance(original, str) or not isinstance(signature, str) or (enqueued is not None and not isinstance(enqueued, str)):
+            return cls()
+        expected = _retry_signature(key, body, message_id or "", attempt, original, enqueued or "")
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            log.warning("message %.100s carries retry properties without a valid signature: handled as a first attempt", message_id)
             return cls()
         try:
             moment = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else None
@@ -171,19 +187,29 @@ class Redelivery:
         return min(RETRY_MAX_DELAY, RETRY_FIRST_DELAY * (2 ** self.attempt))
 
 
+def _retry_signature(key: str, body: bytes, message_id: str, attempt: int, original_id: str, original_enqueued_at: str) -> str:
+    """HMAC-SHA256 over everything a retry's handling depends on: the properties, the message id and the body."""
+    signed = "\n".join((str(attempt), original_id, original_enqueued_at, message_id, hashlib.sha256(body).hexdigest()))
+    return base64.urlsafe_b64encode(hmac.new(key.encode(), signed.encode(), hashlib.sha256).digest()).decode()
+
+
 def retry_later(sender: MessageSender, queue: str, body: bytes, message_id: str | None, reply_to: str | None,
-                enqueued_at: datetime | None, redelivery: Redelivery, now: datetime) -> datetime:
-    """Send a request back to its queue for a later attempt; when it will arrive."""
+                enqueued_at: datetime | None, redelivery: Redelivery, now: datetime, *, key: str) -> datetime:
+    """Send a request back to its queue for a later attempt, its retry properties signed with ``key``; when it will arrive."""
     original_id = redelivery.original_message_id or message_id or ""
     attempt = redelivery.attempt + 1
     when = now + redelivery.delay()
-    properties: dict[str, str | int | float | bool] = {RETRY_ATTEMPT: attempt, RETRY_ORIGINAL_MESSAGE_ID: original_id}
     first_enqueued = redelivery.original_enqueued_at or enqueued_at
-    if first_enqueued is not None:
-        properties[RETRY_ORIGINAL_ENQUEUED_AT] = first_enqueued.isoformat()
+    enqueued_text = first_enqueued.isoformat() if first_enqueued is not None else ""
+    text = body.decode("utf-8", errors="replace")
+    retry_id = f"{original_id}-retry{attempt}"
+    properties: dict[str, str | int | float | bool] = {
+        RETRY_ATTEMPT: attempt, RETRY_ORIGINAL_MESSAGE_ID: original_id,
+        RETRY_SIGNATURE: _retry_signature(key, text.encode(), retry_id, attempt, original_id, enqueued_text)}
+    if enqueued_text:
+        properties[RETRY_ORIGINAL_ENQUEUED_AT] = enqueued_text
     sender.send(queue, OutgoingMessage(
-        body.decode("utf-8", errors="replace"), message_id=f"{original_id}-retry{attempt}", reply_to=reply_to,
-        scheduled_enqueue_time=when, application_properties=properties,
+        text, message_id=retry_id, reply_to=reply_to, scheduled_enqueue_time=when, application_properties=properties,
     ))
     return when
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -35,6 +35,9 @@ ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
 KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
 REPLY_QUEUES = "REPLY_QUEUES"
 LEDGER_RETENTION_DAYS = "LEDGER_RETENTION_DAYS"
+# Signs the properties of a request this automation sends back to its queue for a later attempt (a Key Vault
+# reference in Azure: infra/). At least 32 characters.
+MESSAGE_SIGNING_KEY = "MESSAGE_SIGNING_KEY"
 
 T = TypeVar("T")
 
@@ -130,7 +133,7 @@ def _whole_number(low: int, high: int, unit: str) -> Callable[[str, str], int]:
 _MAX_RESIZES_WITHOUT_PROGRESS = 20
 # Event Grid retries a delivery for at most 24 hours: a request quiet for longer has lost its event for good.
 _MAX_STUCK_REQUEST_MINUTES = 24 * 60
-_MAX_ALERT_DEDUP_MINUTES = 7 * 24 * 60
+_MAX_ALERT_DEDUP_MINUTES = 24 * 60
 _MAX_LEDGER_RETENTION_DAYS = 10 * 365
 
 
@@ -138,6 +141,13 @@ def _boolean(name: str, value: str) -> bool:
     if value.lower() not in ("true", "false"):
         raise SettingError(f"App setting {name} must be true or false, got {value!r}")
     return value.lower() == "true"
+
+
+def _signing_key(name: str, value: str) -> str:
+    if len(value) < 32 or any(c.isspace() for c in value):
+        raise SettingError(f"App setting {name} must be a secret of at least 32 characters without spaces, got {len(value)} characters "
+                           "(generate one: python -c \"import secrets; print(secrets.token_urlsafe(32))\")")
+    return value
 
 
 def _read(
@@ -166,6 +176,8 @@ class Settings:
     ledger_table_name: str
     allowed_scopes: tuple[str, ...]
     pool_checks_queue: str
+    # Never printed: a Settings repr may reach a log.
+    message_signing_key: str = field(repr=False)
     guard_schedule: str = DEFAULT_GUARD_SCHEDULE
     # Accounts whose every fixed-scale pool the guard keeps at target (opt-in); empty: pipeline pools only.
     guarded_batch_accounts: tuple[str, ...] = ()
@@ -203,6 +215,7 @@ class Settings:
             ledger_table_name=_read(env, LEDGER_TABLE_NAME, _table_name, DEFAULT_LEDGER_TABLE_NAME),
             allowed_scopes=_read(env, ALLOWED_SCOPES, _scopes),
             pool_checks_queue=_read(env, POOL_CHECKS_QUEUE, _queue_name),
+            message_signing_key=_read(env, MESSAGE_SIGNING_KEY, _signing_key),
             guard_schedule=_read(env, GUARD_SCHEDULE, _ncrontab, DEFAULT_GUARD_SCHEDULE),
             guarded_batch_accounts=_read(env, GUARDED_BATCH_ACCOUNTS, _batch_accounts, ""),
             guard_max_resizes_without_progress=_read(
@@ -239,5 +252,6 @@ ALL_SETTING_NAMES = frozenset(
         KEEP_IMAGE_LOCKS,
         REPLY_QUEUES,
         LEDGER_RETENTION_DAYS,
+        MESSAGE_SIGNING_KEY,
     }
 )

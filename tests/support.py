@@ -27,6 +27,7 @@ VALID_SETTINGS = {
     names.LEDGER_TABLE_ENDPOINT: "https://account.table.core.windows.net",
     names.ALLOWED_SCOPES: f"{RG_ID}, /subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/acct",
     names.POOL_CHECKS_QUEUE: "pool-checks",
+    names.MESSAGE_SIGNING_KEY: "test-message-signing-key-00000000000000",
 }
 
 

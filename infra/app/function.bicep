@@ -62,6 +62,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    // Key Vault references (MESSAGE_SIGNING_KEY) are resolved as this identity.
+    keyVaultReferenceIdentity: identityId
     httpsOnly: true
     clientCertEnabled: true
     clientCertMode: 'OptionalInteractiveUser'

@@ -80,7 +80,7 @@ def receive_with_retry(message: IncomingMessage, deps: Dependencies) -> RequestR
                       message.message_id, redelivery.attempt + 1, exc)
             raise
         when = retry_later(deps.sender, deps.settings.pool_requests_queue, message.body, message.message_id, message.reply_to,
-                           message.enqueued_at, redelivery, deps.now())
+                           message.enqueued_at, redelivery, deps.now(), key=deps.settings.message_signing_key)
         log.warning("request message %s: %s; trying again at %s", message.message_id, exc, when.isoformat(), exc_info=exc)
         return None
 

@@ -74,6 +74,8 @@ def app_settings(table_endpoint: str) -> dict[str, str]:
         names.SERVICEBUS_NAMESPACE: "sb-abc.servicebus.windows.net",
         names.POOL_REQUESTS_QUEUE: "pool-requests",
         names.POOL_CHECKS_QUEUE: "pool-checks",
+        # As ARM lists it: the Key Vault reference, not the key.
+        names.MESSAGE_SIGNING_KEY: "@Microsoft.KeyVault(SecretUri=https://kv-abc.vault.azure.net/secrets/message-signing-key)",
         names.ALERTS_TOPIC_ENDPOINT: TOPIC_ENDPOINT,
         names.LEDGER_TABLE_ENDPOINT: table_endpoint,
         names.LEDGER_TABLE_NAME: "poolrequests",

@@ -174,3 +174,64 @@ class TestInterimRepliesAreAboutTheTeamsOwnPool:
         assert alerts and all(p["id"] == other_pool for a in alerts for p in a["data"]["pools"])
         # AND team A hears only about its own request: no notice about a pool that is not its own
         assert [r["stage"] for r in replies(rehearsal)] == ["READY"]
+
+
+class TestRetryPropertiesAreTheAppsOwn:
+    KEY = "test-message-signing-key-00000000000000"
+
+    def signed_retry(self, body: bytes, first_enqueued: datetime):
+        """What the app itself sends back to the requests queue after a transient failure."""
+        from shared.messaging import Redelivery, retry_later
+
+        sent = []
+
+        class Sender:
+            def send(self, queue, message):
+                sent.append(message)
+
+        retry_later(Sender(), "pool-requests", body, "first-message", "team-a-replies", first_enqueued, Redelivery(), first_enqueued,
+                    key=self.KEY)
+        return sent[0]
+
+    def test_the_apps_own_retry_is_read_back_with_its_attempt_and_first_enqueue_time(self):
+        from shared.messaging import Redelivery
+
+        first = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+        retry = self.signed_retry(b'{"requestId": "r-1"}', first)
+        read = Redelivery.from_message(retry.application_properties, body=retry.body.encode(), message_id=retry.message_id, key=self.KEY)
+        assert (read.attempt, read.original_message_id, read.original_enqueued_at) == (1, "first-message", first)
+
+    @pytest.mark.parametrize("tamper", ["attempt", "enqueued", "body", "message id", "no signature", "other key"])
+    def test_retry_properties_a_sender_set_or_changed_count_as_a_first_attempt(self, tamper):
+        from shared.messaging import RETRY_ATTEMPT, RETRY_ORIGINAL_ENQUEUED_AT, RETRY_SIGNATURE, Redelivery
+
+        retry = self.signed_retry(b'{"requestId": "r-1"}', datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+        properties, body, message_id, key = dict(retry.application_properties), retry.body.encode(), retry.message_id, self.KEY
+        if tamper == "attempt":
+            properties[RETRY_ATTEMPT] = 7
+        elif tamper == "enqueued":
+            properties[RETRY_ORIGINAL_ENQUEUED_AT] = "2099-01-01T00:00:00+00:00"
+        elif tamper == "body":
+            body = b'{"requestId": "r-2"}'
+        elif tamper == "message id":
+            message_id = "another-message"
+        elif tamper == "no signature":
+            del properties[RETRY_SIGNATURE]
+        else:
+            key = "another-deployments-signing-key-000000000"
+        assert Redelivery.from_message(properties, body=body, message_id=message_id, key=key) == Redelivery()
+
+    def test_a_sender_cannot_date_its_version_into_the_future_to_become_latest(self):
+        # GIVEN a team's message carrying made-up retry properties: attempt 1, first enqueued in 2099
+        rehearsal = world()
+        enqueued = rehearsal.emulator.now()
+        message = service_bus_message(body=json.dumps(default_request()).encode(), message_id="forged", reply_to="team-a-replies",
+                                      delivery_count=1, enqueued_time_utc=enqueued,
+                                      application_properties={"cip-attempt": 1, "cip-original-enqueued-at": "2099-12-31T23:59:59+00:00"})
+        # WHEN the function receives it
+        with installed(rehearsal):
+            rehearsal.host.call("pool_requests", message)
+        # THEN the version is named from when Service Bus accepted the message, not from the sender's claim
+        plan = rehearsal.ledger.get("team-a-render-001").plan
+        assert plan is not None and plan.image_version is not None
+        assert plan.image_version.name.startswith(f"{enqueued:%Y%m%d}.")
