@@ -68,6 +68,7 @@ HOST_STORAGE_DATA_ACTIONS = (
 HOST_STORAGE_ACTIONS = ("Microsoft.Storage/storageAccounts/blobServices/containers/write",)
 # Telemetry with Entra authentication (Monitoring Metrics Publisher on the Application Insights resource).
 TELEMETRY = "Microsoft.Insights/Telemetry/Write"
+GET_SECRET = "Microsoft.KeyVault/vaults/secrets/getSecret/action"
 DEAD_LETTER_WRITE = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"
 # What the event probe does as the operator (cli/probe.py): disk, snapshot and lock made and removed, the
 # Activity Log read; then the findings written to the ledger.
@@ -99,6 +100,7 @@ OUTPUTS = (
     "EVENTGRID_IDENTITY_ID",
     "EVENTGRID_IDENTITY_PRINCIPAL_ID",
     "EVENTGRID_DEADLETTER_CONTAINER",
+    "KEY_VAULT_ID",
 )
 REPROVISION = "run azd provision (then azd hooks run postdeploy) and verify again"
 READER = "you need Reader on this scope to verify it (az role assignment create --assignee <you> --role Reader --scope <scope>)"
@@ -411,7 +413,9 @@ class Verifier:
         client = self.servicebus(subscription)
         seen: dict[str, bool] = {}
         settings = self.settings
-        for queue, action in ((settings.pool_requests_queue, RECEIVE), (settings.pool_checks_queue, RECEIVE), (settings.pool_checks_queue, SEND)):
+        # It sends to its own requests queue too: a request retried later while Azure or the ledger is down.
+        for queue, action in ((settings.pool_requests_queue, RECEIVE), (settings.pool_requests_queue, SEND),
+                              (settings.pool_checks_queue, RECEIVE), (settings.pool_checks_queue, SEND)):
             if queue not in seen:
                 try:
                     client.queues.get(resource_group, namespace, queue)
@@ -454,7 +458,10 @@ class Verifier:
         self._data_actions("identity may publish alerts", access, topic_id, (PUBLISH,), f"assign EventGrid Data Sender on the topic: {REPROVISION}")
 
     def _platform_roles(self, outputs: dict[str, str], access: Access) -> None:
-        """What the Functions platform does as the identity: host storage and Application Insights."""
+        """What the Functions platform does as the identity: host storage, Application Insights, the Key Vault reference."""
+        # The platform resolves MESSAGE_SIGNING_KEY's Key Vault reference as the identity (keyVaultReferenceIdentity).
+        self._data_actions("identity may read the message signing key", access, f"{outputs['KEY_VAULT_ID']}/secrets/message-signing-key",
+                           (GET_SECRET,), f"assign Key Vault Secrets User on the secret (infra/core/keyvault.bicep): {REPROVISION}")
         self._data_actions("identity may use host storage", access, outputs["HOST_STORAGE_ID"], HOST_STORAGE_DATA_ACTIONS,
                            f"assign Storage Blob Data Owner on the storage account (infra/core/storage.bicep): {REPROVISION}", control=HOST_STORAGE_ACTIONS)
         self._data_actions("identity may send telemetry", access, outputs["APPLICATIONINSIGHTS_ID"], (TELEMETRY,),

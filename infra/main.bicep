@@ -394,4 +394,5 @@ output LEDGER_TABLE_ID string = '${storage.outputs.id}/tableServices/default/tab
 output ALERTS_TOPIC_ID string = alerts.outputs.topicId
 output EVENTGRID_IDENTITY_PRINCIPAL_ID string = identities.outputs.eventGridPrincipalId
 output HOST_STORAGE_ID string = storage.outputs.id
+output KEY_VAULT_ID string = keyVault.outputs.id
 output APPLICATIONINSIGHTS_ID string = monitoring.outputs.applicationInsightsId

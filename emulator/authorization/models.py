@@ -60,8 +60,14 @@ ANONYMOUS = "anonymous"
 # Built-in roles the deployment assigns, with their permissions as published in "Azure built-in roles"
 # (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration for Service Bus and
 # Event Grid, .../built-in-roles/storage for Storage, .../built-in-roles/monitor for Monitoring, .../built-in-roles
-# /general for Owner and Contributor). The ids are the ones infra/ assigns, and those an operator is told to hold.
+# /general for Owner and Contributor, .../built-in-roles/security for Key Vault Secrets User). The ids are the ones
+# infra/ assigns, and those an operator is told to hold.
 BUILT_IN_ROLES: dict[str, dict] = {
+    "4633458b-17de-408a-b874-0445c86b69e6": {
+        "roleName": "Key Vault Secrets User",
+        "actions": [],
+        "dataActions": ["Microsoft.KeyVault/vaults/secrets/getSecret/action", "Microsoft.KeyVault/vaults/secrets/readMetadata/action"],
+    },
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": {
         "roleName": "Storage Blob Data Owner",
         "actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/*", "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action"],

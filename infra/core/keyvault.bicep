@@ -49,5 +49,6 @@ resource appReadsSigningKey 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
+output id string = vault.id
 // Versionless: the app reads the latest version, so a new provision's key is picked up.
 output messageSigningKeyReference string = '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/${signingKey.name})'

@@ -36,6 +36,7 @@ ACCOUNT_ID = f"{BATCH_RG}/providers/Microsoft.Batch/batchAccounts/teambatch"
 APP_RG = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-pools"
 NAMESPACE_ID = f"{APP_RG}/providers/Microsoft.ServiceBus/namespaces/sb-abc"
 STORAGE_ID = f"{APP_RG}/providers/Microsoft.Storage/storageAccounts/stabc"
+KEY_VAULT_ID = f"{APP_RG}/providers/Microsoft.KeyVault/vaults/kv-abc"
 APPINSIGHTS_ID = f"{APP_RG}/providers/Microsoft.Insights/components/appi-abc"
 TOPIC_ID = f"{APP_RG}/providers/Microsoft.EventGrid/topics/evgt-alerts-abc"
 FUNCTION_ID = f"{APP_RG}/providers/Microsoft.Web/sites/func-abc"
@@ -46,7 +47,7 @@ LEDGER_TABLE_ID = f"{STORAGE_ID}/tableServices/default/tables/poolrequests"
 BUILT_IN = {"receiver": "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0", "sender": "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39", "tables": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
             "publisher": "d5a91429-5739-47e2-a06b-3470a27159e7", "blob-owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
             "blob-contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "metrics": "3913510d-42f4-4e42-8a64-420c390055eb", "owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
-            "table-reader": "76199698-9eea-4c19-bc75-cec21354c6b6"}
+            "table-reader": "76199698-9eea-4c19-bc75-cec21354c6b6", "secrets-user": "4633458b-17de-408a-b874-0445c86b69e6"}
 
 
 def indexed(package: Path) -> list[str]:
@@ -109,6 +110,7 @@ def deployment(azurite_table_endpoint, packaged_functions):
     auth.assign(TOPIC_ID, APP_PRINCIPAL, built_in["publisher"])
     auth.assign(STORAGE_ID, APP_PRINCIPAL, built_in["blob-owner"])
     auth.assign(APPINSIGHTS_ID, APP_PRINCIPAL, built_in["metrics"])
+    auth.assign(f"{KEY_VAULT_ID}/secrets/message-signing-key", APP_PRINCIPAL, built_in["secrets-user"])
     auth.assign(f"{STORAGE_ID}/blobServices/default/containers/eventgrid-deadletter", EVENT_GRID_PRINCIPAL, built_in["blob-contributor"])
     auth.assign(f"{NAMESPACE_ID}/queues/alerts", EVENT_GRID_PRINCIPAL, built_in["sender"])
     # The operator (the person who ran azd): Owner on the imaging resource group, Table Data Contributor on the ledger.
@@ -137,6 +139,7 @@ def deployment(azurite_table_endpoint, packaged_functions):
         "ALERTS_TOPIC_ID": TOPIC_ID,
         "EVENTGRID_SYSTEM_TOPIC_IDS": ",".join(SYSTEM_TOPICS.values()),
         "HOST_STORAGE_ID": STORAGE_ID,
+        "KEY_VAULT_ID": KEY_VAULT_ID,
         "APPLICATIONINSIGHTS_ID": APPINSIGHTS_ID,
         "EVENTGRID_IDENTITY_ID": EVENT_GRID_IDENTITY,
         "EVENTGRID_IDENTITY_PRINCIPAL_ID": EVENT_GRID_PRINCIPAL,
@@ -171,7 +174,7 @@ def test_given_a_good_deployment_when_verified_then_every_row_passes_and_verify_
     assert "FAIL" not in printed and "UNKNOWN " not in printed and ", 0 failed, 0 unknown" in printed
     for expected in (
         "PASS    signed in to Azure",
-        "PASS    app settings of the Function App: 16 settings present and well-formed (read from ARM)",
+        "PASS    app settings of the Function App: 17 settings present and well-formed (read from ARM)",
         "PASS    functions of function_app.py listed by ARM: pool_checks, pool_guard_sweep, pool_requests, resource_events",
         "PASS    Functions host running: state Running",
         f"PASS    identity may act in {RG_ID}",
@@ -228,6 +231,17 @@ def test_given_a_missing_data_role_when_verified_then_the_row_names_it(deploymen
     assert not ok
     assert "FAIL    Event Grid identity may dead-letter: missing: Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write" in printed
     assert "FAIL    identity may send telemetry: missing: Microsoft.Insights/Telemetry/Write" in printed
+
+
+def test_given_the_signing_key_unreadable_by_the_identity_when_verified_then_its_row_fails_and_a_good_one_passes(deployment):
+    world, environ, _ = deployment
+    ok, printed = run_verify(world, environ)
+    assert ok and "PASS    identity may read the message signing key: message-signing-key" in printed
+    world.authorization.unassign(f"{KEY_VAULT_ID}/secrets/message-signing-key", APP_PRINCIPAL,
+                                 f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{BUILT_IN['secrets-user']}")
+    ok, printed = run_verify(world, environ)
+    assert not ok
+    assert "FAIL    identity may read the message signing key: missing: Microsoft.KeyVault/vaults/secrets/getSecret/action" in printed
 
 
 def test_given_a_403_on_one_scope_when_verified_then_that_row_is_unknown_with_the_reason_and_every_other_row_still_runs(deployment):

@@ -183,7 +183,7 @@ def test_given_a_bicep_file_when_it_reads_resource_properties_then_each_exists(p
 
 def test_given_a_wrong_property_when_checked_then_the_checker_names_it():
     # The checker itself: a misspelt property, a read-only one and a value outside an enum are caught.
-    graph = Graph("Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15")
+    graph = Graph("Microsoft.EventGrid/topics/eventSubscriptions@2025-02-15")
     problems: list[str] = []
     check(graph, graph.body(), {"name": "x", "properties": {"eventDeliverySchema": "Nope", "provisioningState": "Succeeded", "retryPolicyy": {}}}, "sub", set(), problems)
     assert any("eventDeliverySchema" in p for p in problems)
