@@ -29,7 +29,7 @@ EXIT_CODES_HELP = """exit codes:
   0  done
   1  an Azure call failed, or the watched request ended FAILED or REJECTED
   2  invalid arguments or request file
-  3  an app setting is missing or malformed (see the README settings table)
+  3  an app setting is missing or malformed (docs/deploy.md lists every setting)
   4  not signed in to Azure
   5  the queue or the request does not exist"""
 

@@ -617,7 +617,7 @@ def verify(
             probed = probe(deployment, credential, out, **client_kwargs)
             report.add("event probe", probed.problem is None,
                        f"probe {probed.probe_id}: findings written" if probed.written else (probed.problem or ""),
-                       "the table above says which event did not come; README: Probing Azure's events")
+                       "the table above says which event did not come; docs/deploy.md: Probing Azure's events")
         elif probe is not None and not any(c.name == "operator may run the event probe" for c in report.checks):
             report.add("event probe", False, "not run: fix the failed checks first", "a probe on a broken deployment would learn nothing")
     except Exception as exc:  # noqa: BLE001 - never a traceback

@@ -1,7 +1,7 @@
 """Scenario files: the world the rehearsal starts from and the steps it plays.
 
 A scenario is JSON; unknown fields are errors so a typo never goes unnoticed.
-The README documents every field with an example.
+docs/rehearsal.md documents every field with an example.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class EventDeliverySpec(_Model):
 
 
 class EventBehaviourSpec(_Model):
-    """How ARM raises events where no published source says (emulator.events.EventBehaviour); the README's table."""
+    """How ARM raises events where no published source says (emulator.events.EventBehaviour); the table in docs/rehearsal.md."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -294,6 +294,12 @@ EXAMPLES_DIR = _INSTALLED_EXAMPLES if _INSTALLED_EXAMPLES.is_dir() else Path(__f
 def shipped_scenarios() -> list[tuple[Path, Scenario]]:
     """Every scenario in ``examples/``, by file name; a file that does not load raises :class:`ScenarioError`."""
     return [(path, load_scenario(path)) for path in sorted(EXAMPLES_DIR.glob("*.json"))]
+
+
+def scenarios_table() -> str:
+    """The shipped scenarios as the Markdown table docs/rehearsal.md shows (a test keeps the two the same)."""
+    rows = [f"| [`{path.name}`](../examples/{path.name}) | {scenario.description} |" for path, scenario in shipped_scenarios()]
+    return "\n".join(["| scenario | what it shows |", "|---|---|", *rows])
 
 
 def load_scenario(path: str | Path) -> Scenario:

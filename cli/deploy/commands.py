@@ -65,7 +65,7 @@ def prepare(environ: Mapping[str, str], subscription: str, clients: Clients, clo
     values = required(environ, "AZURE_ENV_NAME", "IMAGING_RESOURCE_GROUP_IDS", "BATCH_ACCOUNT_IDS")
     imaging, accounts = id_list(environ, "IMAGING_RESOURCE_GROUP_IDS"), id_list(environ, "BATCH_ACCOUNT_IDS")
     if not imaging or not accounts:
-        raise DeployError("IMAGING_RESOURCE_GROUP_IDS and BATCH_ACCOUNT_IDS need at least one id each", "azd env set them (README: Deploying to Azure)")
+        raise DeployError("IMAGING_RESOURCE_GROUP_IDS and BATCH_ACCOUNT_IDS need at least one id each", "azd env set them (docs/deploy.md)")
     wanted = roles.custom_roles(subscription, values["AZURE_ENV_NAME"], imaging, accounts)
     authorization = clients.authorization(subscription)
     roles.ensure_roles(authorization, wanted)
