@@ -1,4 +1,4 @@
-"""``python -m cli``: submit and follow pool requests on Azure; rehearse offline; print the request schema.
+"""``cip`` (``pip install .``; ``python -m cli`` in the repository): submit, validate and follow pool requests, rehearse offline.
 
 ``submit`` and ``status`` run against real Azure with ``DefaultAzureCredential``
 (``az login`` locally) and read the same settings as the Function App from the
@@ -10,11 +10,12 @@ message with a hint and an exit code.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable
+
+from cli.arguments import Parser, command_name
 
 # Exit codes (also listed in --help).
 EXIT_OK = 0
@@ -28,16 +29,35 @@ EXIT_CODES_HELP = """exit codes:
   0  done
   1  an Azure call failed, or the watched request ended FAILED or REJECTED
   2  invalid arguments or request file
-  3  an app setting is missing or malformed (see the README settings table)
+  3  an app setting is missing or malformed (docs/deploy.md lists every setting)
   4  not signed in to Azure
   5  the queue or the request does not exist"""
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from cli.output import emit
     from shared.model.request import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    emit(json_schema(), args)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cli.operations import check_request_file, checked_lines
+    from cli.output import emit
+
+    checked = [check_request_file(path, _allowed_scopes()) for path in args.files]
+    emit([item.to_json() for item in checked], args, table=lambda _: checked_lines(checked))
+    return EXIT_OK if all(item.valid for item in checked) else EXIT_INVALID
+
+
+def _allowed_scopes() -> tuple[str, ...] | None:
+    """``ALLOWED_SCOPES`` parsed as the function parses it, or None when it is not set (ids are then checked for shape only)."""
+    from shared import settings as names
+
+    if not _environ().get(names.ALLOWED_SCOPES, "").strip():
+        return None
+    return _settings(names.ALLOWED_SCOPES).allowed_scopes
 
 
 def _rehearse(args: argparse.Namespace) -> int:
@@ -46,6 +66,8 @@ def _rehearse(args: argparse.Namespace) -> int:
     from rehearsal.report import build_report, render_timeline
 
     if args.json:
+        if args.output_given and args.output != "json":
+            raise CliError(f"--json and -o {args.output} ask for two formats", EXIT_INVALID, f"give one: --json (the same as -o json) or -o {args.output}")
         args.output = "json"
     if args.list:
         return _list_scenarios(args)
@@ -101,7 +123,7 @@ def _play(scenario_file: str | None):
     try:
         scenario = load_scenario(scenario_file) if scenario_file else default_scenario()
     except ScenarioError as exc:
-        raise CliError(f"invalid scenario: {exc}", EXIT_INVALID, "the README's section \"The offline rehearsal and scenario files\" lists every field; examples/ has one file per case") from exc
+        raise CliError(f"invalid scenario: {exc}", EXIT_INVALID, "docs/rehearsal.md lists every field; rehearse --list names the shipped examples") from exc
     return Rehearsal(scenario).run()
 
 
@@ -190,17 +212,30 @@ NO_AZD_HINT = (
     "Without one (a team member), ask ops for the values or read them from the Function App: "
     "az functionapp config appsettings list -g <resource group> -n <function app> -o table")
 
+# App settings whose value azd's environment holds under the name of a provision output (infra/main.bicep):
+# `azd env get-values` gives SERVICEBUS_NAMESPACE, the app reads SERVICEBUS__fullyQualifiedNamespace.
+AZD_OUTPUT_NAMES = {"SERVICEBUS__fullyQualifiedNamespace": "SERVICEBUS_NAMESPACE"}
+
+
+def _environ() -> dict[str, str]:
+    """The shell's environment, with an app setting taken from its azd output name when only that is set."""
+    environ = dict(os.environ)
+    for setting, output in AZD_OUTPUT_NAMES.items():
+        if not environ.get(setting, "").strip() and environ.get(output, "").strip():
+            environ[setting] = environ[output]
+    return environ
+
 
 def _settings(*needed: str):
-    """The settings a command uses; every missing one is named at once."""
-    import os
-
+    """The settings a command uses; every missing one is named at once (with its azd output name where it has one)."""
     from shared.settings import Settings
 
-    missing = [name for name in needed if not os.environ.get(name, "").strip()]
+    environ = _environ()
+    missing = [name + (f" (or azd's {AZD_OUTPUT_NAMES[name]})" if name in AZD_OUTPUT_NAMES else "")
+               for name in needed if not environ.get(name, "").strip()]
     if missing:
         raise CliError(f"missing setting{'s' if len(missing) > 1 else ''}: {', '.join(missing)}", EXIT_SETTINGS, NO_AZD_HINT)
-    return Settings.from_environ({**_UNUSED_SETTING_PLACEHOLDERS, **os.environ})
+    return Settings.from_environ({**_UNUSED_SETTING_PLACEHOLDERS, **environ})
 
 
 def _clients(settings):
@@ -213,8 +248,11 @@ def _submit(args: argparse.Namespace) -> int:
     from cli.operations import load_request, submit
     from shared import settings as names
 
-    request = load_request(args.file)
+    request = load_request(args.file, _allowed_scopes())
     settings = _settings(names.SERVICEBUS_NAMESPACE, *(() if args.queue else (names.POOL_REQUESTS_QUEUE,)))
+    if args.reply_to and settings.reply_queues and not settings.may_reply_to(args.reply_to):
+        print(f"warning: --reply-to {args.reply_to} is not one of REPLY_QUEUES ({', '.join(settings.reply_queues)}): "
+              "the function will handle the request but send no reply there", file=sys.stderr)
     clients = _clients(settings)
     queue = args.queue or clients.settings.pool_requests_queue
     sender = clients.message_sender()
@@ -228,7 +266,7 @@ def _submit(args: argparse.Namespace) -> int:
         sender = ServiceBusMessageSender(settings.servicebus_namespace, clients.credential, retry_total=1, retry_backoff_factor=0.5, retry_backoff_max=2)
     sent = submit(request, sender, queue, reply_to=args.reply_to)
     print(sent.request_id)
-    print(f"sent to {sent.queue}; follow it with: python -m cli status {sent.request_id} --watch", file=sys.stderr)
+    print(f"sent to {sent.queue}; follow it with: {command_name()} status {sent.request_id} --watch", file=sys.stderr)
     return EXIT_OK
 
 
@@ -240,7 +278,7 @@ def _status(args: argparse.Namespace) -> int:
     from shared.store.tables import TableLedger
 
     if args.request_id is None and args.watch:
-        raise CliError("--watch needs a request id", EXIT_INVALID, "python -m cli status lists recent requests and their ids")
+        raise CliError("--watch needs a request id", EXIT_INVALID, f"{command_name()} status lists recent requests and their ids")
     clients = _clients(_settings(names.LEDGER_TABLE_ENDPOINT))
     ledger = TableLedger(clients.ledger_table())
     if args.request_id is None:
@@ -281,8 +319,15 @@ def _report(message: str, code: int, hint: str | None) -> int:
 
     paint = palette(sys.stderr)
     print(f"{paint.red('error:')} {message}", file=sys.stderr)
-    print(f"{paint.yellow('hint:')} {hint or 'python -m cli --help lists the commands and exit codes; --verbose (rehearse) shows the details'}", file=sys.stderr)
+    print(f"{paint.yellow('hint:')} {hint or command_name() + ' --help lists the commands and exit codes; --verbose (rehearse) shows the details'}", file=sys.stderr)
     return code
+
+
+def local_setting_message(error: BaseException) -> str:
+    """A SettingError's message for a command run in a shell: the settings come from its environment, not the Function App."""
+    from shared.settings import SettingError
+
+    return str(error).replace(f"; {SettingError.where_to_set}", "") + " (in this shell's environment)"
 
 
 def _classify(exc: BaseException) -> CliError | None:
@@ -306,18 +351,18 @@ def _classify(exc: BaseException) -> CliError | None:
         if isinstance(error, Unreachable):
             return CliError(str(error), EXIT_FAILED, error.hint)
         if isinstance(error, InvalidRequestFile):
-            return CliError(f"invalid request, not sent: {error}", EXIT_INVALID, "python -m cli schema prints the request format")
+            return CliError(f"invalid request, not sent: {error}", EXIT_INVALID, f"{command_name()} validate FILE names each problem; {command_name()} schema prints the format")
         if isinstance(error, SettingError):
-            return CliError(str(error).replace("; set it in the Function App configuration", ""), EXIT_SETTINGS, NO_AZD_HINT)
+            return CliError(local_setting_message(error), EXIT_SETTINGS, NO_AZD_HINT)
         if isinstance(error, ClientAuthenticationError) or type(error).__name__ == "CredentialUnavailableError":
             return CliError(f"not signed in to Azure ({_first_line(error)})", EXIT_NOT_SIGNED_IN, "sign in with az login (or azd auth login), then retry")
         if type(error).__name__ == "MessagingEntityNotFoundError":
             return CliError(f"the queue does not exist ({_first_line(error)})", EXIT_NOT_FOUND, "check POOL_REQUESTS_QUEUE / --queue and SERVICEBUS__fullyQualifiedNamespace against the deployment")
         if isinstance(error, RequestNotFound):
-            return CliError(str(error) or "no such request", EXIT_NOT_FOUND, "python -m cli status lists recent requests")
+            return CliError(str(error) or "no such request", EXIT_NOT_FOUND, f"{command_name()} status lists recent requests")
     for error in chain:
         if type(error).__module__.startswith("azure.servicebus"):
-            return CliError(_first_line(error), EXIT_FAILED, "check SERVICEBUS__fullyQualifiedNamespace and your network (AMQP port 5671, or 443); python -m cli status shows what arrived")
+            return CliError(_first_line(error), EXIT_FAILED, "check SERVICEBUS__fullyQualifiedNamespace and your network (AMQP port 5671, or 443); status shows what arrived")
         if isinstance(error, (AzureError, LedgerError)):
             return CliError(_first_line(error), EXIT_FAILED, "check the endpoint in the message and your network; retry in a minute if Azure answered 429 or 5xx")
     return None
@@ -328,56 +373,40 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m cli") -> Parser:
     from cli.output import add_output_arguments
 
-    parser = argparse.ArgumentParser(
-        prog="python -m cli",
-        description="Custom-image Batch pools: submit and follow requests on Azure, rehearse offline, print the request format.",
+    parser = Parser(
+        prog=prog,
+        description="Custom-image Batch pools: submit, validate and follow requests on Azure, list images and their pools, "
+                    "check a deployment, rehearse offline.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    rehearse = commands.add_parser("rehearse", help="run the whole pipeline offline on the local Azure emulator")
-    rehearse.add_argument("--scenario", metavar="FILE", nargs="+",
-                          help="scenario file(s) (JSON), each played in turn (a shell pattern such as examples/guard-*.json works); "
-                               "default: a 600-node pool from a VM with two data disks")
-    rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios (examples/) with what each shows, and exit")
-    rehearse.add_argument("--json", action="store_true", help="the report as JSON (same as -o json)")
-    rehearse.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with a Gantt chart and each pool's node count")
-    rehearse.add_argument("--verbose", action="store_true", help="show the functions' log lines (each handled error with its traceback)")
-    rehearse.add_argument("--debug", action="store_true", help="--verbose plus the Azure SDK's HTTP logging")
-    add_output_arguments(rehearse)
-    rehearse.set_defaults(run=_guarded(_rehearse))
-    schema = commands.add_parser("schema", help="print the pool request JSON Schema")
-    schema.set_defaults(run=_schema)
-
-    images = commands.add_parser(
-        "images",
-        help="image lineage resources (gallery versions, managed images, snapshots), the pools using them, locks and alerts",
-        description="Every image lineage resource the project knows: gallery image versions, managed images and snapshots in the imaging "
-                    "resource groups (ALLOWED_SCOPES, or --resource-group), the pools that use each (node counts), its cip-protect lock "
-                    "and open alerts. --unused lists what no pool uses any more: candidates for deletion, with size and age. "
-                    "Reads the usage records beside the ledger (LEDGER_TABLE_ENDPOINT) and ARM. --rehearsal shows the same for a rehearsal.",
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    validate = commands.add_parser(
+        "validate",
+        help="check request files as the function would before it needs Azure; print valid or each problem",
+        description="Check each FILE with the model the function parses requests with (fields, types, limits, durations), then every "
+                    "resource id's shape and type, and, when ALLOWED_SCOPES is set in the environment, that it lies inside those "
+                    "scopes: every check the function runs before it reads Azure. Prints \"valid\" or one line per problem; "
+                    "nothing is sent and no Azure sign-in is needed. Exit code 2 when a file is invalid.",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    images.add_argument("-g", "--resource-group", metavar="RG", help="only this resource group (a name in ALLOWED_SCOPES, or a full id)")
-    images.add_argument("--unused", action="store_true", help="only what no pool uses: candidates for deletion")
-    images.add_argument("--rehearsal", action="store_true", help="play the default rehearsal (or --scenario) and list its images instead of Azure's")
-    images.add_argument("--scenario", metavar="FILE", help="with --rehearsal: the scenario to play")
-    add_output_arguments(images)
-    images.set_defaults(run=_guarded(_images))
+    validate.add_argument("files", metavar="FILE", nargs="+", help="request file(s) (JSON)")
+    add_output_arguments(validate)
+    validate.set_defaults(run=_guarded(_validate))
 
     azure_note = "Runs against Azure as you (DefaultAzureCredential: az login locally) with the Function App's settings from the environment."
     submit = commands.add_parser(
         "submit",
         help="validate a pool request file and send it to the requests queue",
-        description="Validate FILE with the model the function uses (an invalid file is not sent), send it to POOL_REQUESTS_QUEUE and print the request id. " + azure_note,
+        description="Check FILE as validate does (an invalid file is not sent), send it to POOL_REQUESTS_QUEUE and print the request id. " + azure_note,
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    submit.add_argument("file", metavar="FILE", help="the request (JSON); see python -m cli schema")
+    submit.add_argument("file", metavar="FILE", help="the request (JSON); its format: schema")
     submit.add_argument("--reply-to", metavar="QUEUE", help="queue the function answers on (the message's ReplyTo)")
     submit.add_argument("--queue", metavar="QUEUE", help="send here instead of POOL_REQUESTS_QUEUE")
     submit.set_defaults(run=_guarded(_submit))
@@ -396,6 +425,38 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(status)
     status.set_defaults(run=_guarded(_status))
 
+    images = commands.add_parser(
+        "images",
+        help="image lineage resources (gallery versions, managed images, snapshots), the pools using them, locks and alerts",
+        description="Every image lineage resource the project knows: gallery image versions, managed images and snapshots in the imaging "
+                    "resource groups (ALLOWED_SCOPES, or --resource-group), the pools that use each (node counts), its cip-protect lock "
+                    "and open alerts. --unused lists what no pool uses any more: candidates for deletion, with size and age. "
+                    "Reads the usage records beside the ledger (LEDGER_TABLE_ENDPOINT) and ARM. --rehearsal shows the same for a rehearsal.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    images.add_argument("-g", "--resource-group", metavar="RG", help="only this resource group (a name in ALLOWED_SCOPES, or a full id)")
+    images.add_argument("--unused", action="store_true", help="only what no pool uses: candidates for deletion")
+    images.add_argument("--rehearsal", action="store_true", help="play the default rehearsal (or --scenario) and list its images instead of Azure's")
+    images.add_argument("--scenario", metavar="FILE", help="with --rehearsal: the scenario to play")
+    add_output_arguments(images)
+    images.set_defaults(run=_guarded(_images))
+
+    schema = commands.add_parser("schema", help="print the pool request JSON Schema")
+    add_output_arguments(schema, default="json", formats=("json", "jsonc", "yaml", "none"))
+    schema.set_defaults(run=_guarded(_schema))
+
+    rehearse = commands.add_parser("rehearse", help="run the whole pipeline offline on the local Azure emulator")
+    rehearse.add_argument("--scenario", metavar="FILE", nargs="+",
+                          help="scenario file(s) (JSON), each played in turn (a shell pattern such as examples/guard-*.json works); "
+                               "default: a 600-node pool from a VM with two data disks")
+    rehearse.add_argument("--list", action="store_true", help="list the shipped scenarios (examples/) with what each shows, and exit")
+    rehearse.add_argument("--json", action="store_true", help="the report as JSON (same as -o json)")
+    rehearse.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with a Gantt chart and each pool's node count")
+    rehearse.add_argument("--verbose", action="store_true", help="show the functions' log lines (each handled error with its traceback)")
+    rehearse.add_argument("--debug", action="store_true", help="--verbose plus the Azure SDK's HTTP logging")
+    add_output_arguments(rehearse)
+    rehearse.set_defaults(run=_guarded(_rehearse))
     from cli.verify import register as register_verify
 
     register_verify(commands)
@@ -407,12 +468,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from cli.output import quiet_on_closed_pipe
+def main(argv: list[str] | None = None, *, prog: str = "python -m cli") -> int:
+    from cli.arguments import reject_unknown, set_command_name
+    from cli.output import quiet_on_closed_pipe, resolve_output
 
-    args = build_parser().parse_args(argv)
+    set_command_name(prog)
+    parser = build_parser(prog)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        reject_unknown(parser, extras, args)
+    resolve_output(args)
     _configure_logging(verbose=getattr(args, "verbose", False), debug=getattr(args, "debug", False))
     return quiet_on_closed_pipe(lambda: args.run(args))
+
+
+def cip() -> int:
+    """The installed command (``[project.scripts]`` in pyproject.toml)."""
+    return main(prog="cip")
 
 
 # The Function App's own loggers, and the root logger azure-functions warns on when the app is indexed.

@@ -36,20 +36,76 @@ class Submitted:
     queue: str
 
 
-def load_request(path: str | Path) -> PoolRequest:
-    """Read and validate a request file with the model the function uses.
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request file after every check the function runs before it needs Azure: the request, or each problem."""
 
-    A request without ``requestId`` gets a fresh one (a UUID), so that it can be
-    followed with ``status`` and a re-send is recognised as the same request.
+    file: str
+    request: PoolRequest | None
+    problems: tuple[str, ...]
+    scopes_checked: bool
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def request_id_text(self) -> str:
+        return self.request.request_id or "-" if self.request else "-"
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "valid": self.valid, "requestId": self.request.request_id if self.request else None,
+                "problems": list(self.problems), "scopesChecked": self.scopes_checked}
+
+
+def check_request_file(path: str | Path, allowed_scopes: tuple[str, ...] | None) -> CheckedRequest:
+    """Read a request file and run the function's own checks that need no Azure, naming every problem.
+
+    The format (the model the function parses with: fields, types, limits, durations), then every resource id's
+    shape and type, and, when ``allowed_scopes`` is given (``ALLOWED_SCOPES``), that it lies inside them
+    (:func:`shared.intake.authorization.check_ids`, what the function's authorisation runs). Ids are checked once
+    the format is valid, as the function does. A request without ``requestId`` gets a fresh one (a UUID), so that
+    it can be followed with ``status`` and a re-send is recognised as the same request.
     """
+    from pydantic import ValidationError
+
+    from shared.intake.authorization import check_ids
+    from shared.model.request import error_lines
+
+    checks_scopes = allowed_scopes is not None
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidRequestFile(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return CheckedRequest(str(path), None, (f"cannot read the file ({reason})",), checks_scopes)
     try:
-        return parse_request(text, str(uuid.uuid4()))
+        request = parse_request(text, str(uuid.uuid4()))
     except RequestRejected as exc:
-        raise InvalidRequestFile(f"{path}: {exc.reason}") from exc
+        cause = exc.__cause__
+        lines = error_lines(cause) if isinstance(cause, ValidationError) else [exc.reason]
+        return CheckedRequest(str(path), None, tuple(lines), checks_scopes)
+    _, problems = check_ids(request, allowed_scopes)
+    return CheckedRequest(str(path), request, tuple(problems), checks_scopes)
+
+
+def load_request(path: str | Path, allowed_scopes: tuple[str, ...] | None = None) -> PoolRequest:
+    """A request file that passes :func:`check_request_file`; otherwise :class:`InvalidRequestFile` naming each problem."""
+    checked = check_request_file(path, allowed_scopes)
+    if checked.request is None or checked.problems:
+        raise InvalidRequestFile(f"{path}: " + "; ".join(checked.problems))
+    return checked.request
+
+
+def checked_lines(checked: list[CheckedRequest]) -> str:
+    """``FILE: valid (...)``, or ``FILE: N problems`` and one indented line per problem."""
+    lines = []
+    for item in checked:
+        if item.valid:
+            scopes = "ids inside ALLOWED_SCOPES" if item.scopes_checked else "scopes not checked: set ALLOWED_SCOPES to check them"
+            lines.append(f"{item.file}: valid (request {item.request_id_text()}; {scopes})")
+        else:
+            lines.append(f"{item.file}: {len(item.problems)} problem{'s' if len(item.problems) > 1 else ''}")
+            lines += [f"  {problem}" for problem in item.problems]
+    return "\n".join(lines)
 
 
 def submit(request: PoolRequest, sender: MessageSender, queue: str, *, reply_to: str | None = None) -> Submitted:

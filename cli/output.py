@@ -32,11 +32,19 @@ class OutputError(ValueError):
         self.hint = hint
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, *, default: str = "table") -> None:
-    """``-o/--output`` and ``--query`` on a command, as in ``az``."""
+def add_output_arguments(parser: argparse.ArgumentParser, *, default: str = "table", formats: tuple[str, ...] = FORMATS) -> None:
+    """``-o/--output`` and ``--query`` on a command, as in ``az``; :func:`resolve_output` fills in the default after parsing."""
     group = parser.add_argument_group("output arguments")
-    group.add_argument("-o", "--output", choices=FORMATS, default=default, help=f"output format (default {default})")
+    group.add_argument("-o", "--output", choices=formats, default=None, help=f"output format (default {default})")
     group.add_argument("--query", metavar="JMESPATH", help="JMESPath query applied before formatting, as in az (https://jmespath.org)")
+    parser.set_defaults(output_default=default)
+
+
+def resolve_output(args: argparse.Namespace) -> None:
+    """``args.output_given`` says whether ``-o`` was typed (``--json -o table`` is a contradiction); ``args.output`` gets its default."""
+    if hasattr(args, "output_default"):
+        args.output_given = args.output is not None
+        args.output = args.output or args.output_default
 
 
 # -- colour ------------------------------------------------------------------------

@@ -188,7 +188,7 @@ class _Resources:
                        lambda: self._compute.disks.begin_delete(self._group, self.disk_name, polling=False)):
             try:
                 remove()
-            except Exception:  # noqa: BLE001,S112 - best effort: what is left is named in the README's probe section
+            except Exception:  # noqa: BLE001,S112 - best effort: what is left is named in the probe section of docs/deploy.md
                 continue
 
     def _state(self, get: Callable[..., Any], name: str) -> str | None:

@@ -146,6 +146,10 @@ class Report:
         """A check that could not be made: the error's code and first line are the reason."""
         return self.add(name, Status.UNKNOWN, f"could not check: {_describe(error)}", fix)
 
+    def to_json(self) -> dict[str, Any]:
+        """The report as ``verify -o json`` prints it (``--query`` filters it)."""
+        return {"ok": self.ok, "checks": [{"check": c.name, "status": c.status.value, "detail": c.detail, "fix": c.fix} for c in self.checks]}
+
     def render(self, out: TextIO) -> None:
         for check in self.checks:
             print(f"{check.status.value:<7} {check.name}" + (f": {check.detail}" if check.detail else ""), file=out)
@@ -620,7 +624,7 @@ def verify(
             probed = probe(deployment, credential, out, **client_kwargs)
             report.add("event probe", probed.problem is None,
                        f"probe {probed.probe_id}: findings written" if probed.written else (probed.problem or ""),
-                       "the table above says which event did not come; README: Probing Azure's events")
+                       "the table above says which event did not come; docs/deploy.md: Probing Azure's events")
         elif probe is not None and not any(c.name == "operator may run the event probe" for c in report.checks):
             report.add("event probe", False, "not run: fix the failed checks first", "a probe on a broken deployment would learn nothing")
     except Exception as exc:  # noqa: BLE001 - never a traceback
@@ -635,11 +639,16 @@ def run(args: Any) -> int:
     from functools import partial
 
     from cli.canary import run_canary
+    from cli.output import emit
     from cli.probe import run_probe
 
     probe = partial(run_probe, resource_group_id=args.probe_resource_group) if args.probe_events else None
-    report = verify(os.environ, _credential(), sys.stdout, as_identity=args.as_identity, canary_vm_id=args.canary, canary=run_canary,
-                    probe=probe, probe_resource_group=args.probe_resource_group)
+    # The table is the default output; asked for another format, the table (and the probe's progress) goes to stderr.
+    as_table = args.output == "table" and not args.query
+    report = verify(os.environ, _credential(), sys.stdout if as_table else sys.stderr, as_identity=args.as_identity,
+                    canary_vm_id=args.canary, canary=run_canary, probe=probe, probe_resource_group=args.probe_resource_group)
+    if not as_table:
+        emit(report.to_json(), args)
     return 0 if report.ok else 1
 
 
@@ -653,11 +662,13 @@ def register(commands: Any) -> None:
     """Add ``verify`` to the command line's sub-commands."""
     import argparse
 
+    from cli.arguments import help_text
+
     parser = commands.add_parser(
         "verify",
         help="check a deployment after azd up, as a table: outputs, sign-in, the Function App's settings, functions and host, "
              "the identities' permissions, queues, ledger, alerts topic, event subscriptions",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=help_text(__doc__, drop_first_paragraph=True),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--canary", metavar="VM_ID", help="also send a real 1-node request from this (small) VM, follow it to READY, then remove what it made")
@@ -668,4 +679,7 @@ def register(commands: Any) -> None:
                         help="where the probe makes its resources (default: the first resource group in ALLOWED_SCOPES); "
                              "its events must reach resource_events")
     parser.add_argument("--as-identity", action="store_true", help="running as the Function App's identity: read its permissions with the ARM permissions API")
+    from cli.output import add_output_arguments
+
+    add_output_arguments(parser)
     parser.set_defaults(run=run)

@@ -254,6 +254,7 @@ module alerts 'app/alerts.bicep' = {
     appPrincipalId: identities.outputs.appPrincipalId
     eventGridIdentityId: identities.outputs.eventGridIdentityId
     alertsQueueId: serviceBus.outputs.alertsQueueId
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
     alertEmail: alertEmail
   }
 }

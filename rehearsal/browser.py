@@ -56,28 +56,37 @@ def dump_dom(page: Path, *, timeout: float = 60) -> str:
     return completed.stdout
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rehearsal.browser PNG``: the default rehearsal's chart as a PNG (the README's picture)."""
-    import argparse
-    import logging
+# The README's picture: the default rehearsal at this size (tests/cli/test_html_report.py compares it with a fresh one).
+README_PICTURE = Path(__file__).resolve().parent.parent / "docs" / "rehearsal-default.png"
+PICTURE_SIZE = (1160, 860)
 
+
+def picture(png: Path, *, scenario_file: str | None = None, size: tuple[int, int] = PICTURE_SIZE) -> Path:
+    """Play the default rehearsal (or ``scenario_file``), write its HTML report and take the report's picture."""
     from .html import render_html
     from .report import build_report
     from .runner import Rehearsal
     from .scenario import default_scenario, load_scenario
 
-    parser = argparse.ArgumentParser(prog="python -m rehearsal.browser", description=main.__doc__)
-    parser.add_argument("png", type=Path)
-    parser.add_argument("--scenario", metavar="FILE")
-    parser.add_argument("--height", type=int, default=860)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)
-    scenario = load_scenario(args.scenario) if args.scenario else default_scenario()
+    scenario = load_scenario(scenario_file) if scenario_file else default_scenario()
     with tempfile.TemporaryDirectory() as folder:
         page = Path(folder) / "rehearsal.html"
         page.write_text(render_html(build_report(Rehearsal(scenario).run())), encoding="utf-8")
-        screenshot(page, args.png, height=args.height)
-    print(args.png)
+        return screenshot(page, png, width=size[0], height=size[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The README's picture: the default rehearsal's HTML report as a PNG, taken by headless Chromium."""
+    import argparse
+    import logging
+
+    parser = argparse.ArgumentParser(prog="python -m rehearsal.browser", description=main.__doc__)
+    parser.add_argument("png", type=Path, nargs="?", default=README_PICTURE, help="where to write it (default: docs/rehearsal-default.png)")
+    parser.add_argument("--scenario", metavar="FILE", help="picture this scenario instead of the default run")
+    parser.add_argument("--height", type=int, default=PICTURE_SIZE[1], help=f"picture height in pixels (default {PICTURE_SIZE[1]})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)
+    print(picture(args.png, scenario_file=args.scenario, size=(PICTURE_SIZE[0], args.height)))
     return 0
 
 

@@ -13,7 +13,10 @@ import html
 import json
 from datetime import datetime
 
-from .report import short_id
+from .report import fit, short_id
+
+# A Gantt row's label: at most this many characters, shortened between the parts of an id (never inside one).
+LABEL_WIDTH = 46
 
 _STAGE_KINDS = {"RECEIVED", "SNAPSHOTTING", "IMAGING", "PUBLISHING", "CREATING_POOL", "SCALING", "READY", "FAILED", "REJECTED"}
 
@@ -35,10 +38,10 @@ def chart_data(report: dict) -> dict:
         for index, (at, stage, reason) in enumerate(changes):
             final = stage in ("READY", "FAILED", "REJECTED")
             until = changes[index + 1][0] if index + 1 < len(changes) else (at if final else end)
-            rows.append({"group": f"request {request_id}", "label": stage, "start": at, "end": until, "kind": "stage",
+            rows.append({"group": f"request {request_id}", "label": fit(f"{request_id} {stage}", LABEL_WIDTH), "start": at, "end": until, "kind": "stage",
                          "final": final, "title": f"{request_id}: {stage}" + (f" ({reason})" if reason else "")})
     for operation in report.get("operations") or []:
-        rows.append({"group": "long-running operations", "label": f"{operation['method']} {short_id(operation['resourceId'])}",
+        rows.append({"group": "long-running operations", "label": fit(f"{operation['method']} {short_id(operation['resourceId'])}", LABEL_WIDTH),
                      "start": seconds(operation["start"]), "end": seconds(operation["end"]) if operation["end"] else end,
                      "kind": "operation", "failed": operation["status"] == "Failed",
                      "title": f"{operation['method']} {operation['resourceId']}: {operation['status']}"})
@@ -51,14 +54,15 @@ def chart_data(report: dict) -> dict:
             if point["state"] == "Resizing" and resizing_since is None:
                 resizing_since = point["t"]
             elif point["state"] != "Resizing" and resizing_since is not None:
-                rows.append({"group": "pool resizes", "label": f"resize {short_id(pool_id)}", "start": resizing_since, "end": point["t"],
+                rows.append({"group": "pool resizes", "label": fit(f"resize {short_id(pool_id)}", LABEL_WIDTH), "start": resizing_since, "end": point["t"],
                              "kind": "resize", "title": f"{pool_id} resizing"})
                 resizing_since = None
         decisions = [{"t": seconds(d["at"]), "decision": d["decision"], "errorCode": d["errorCode"],
                       "nodes": f"{d['currentDedicatedNodes']}/{d['targetDedicatedNodes']} + {d['currentLowPriorityNodes']}/{d['targetLowPriorityNodes']}"}
                      for d in report.get("guardDecisions") or [] if (d["poolId"] or "").lower() == pool_id.lower()
                      and d["decision"] in ("resized", "backoff", "breaker open", "needs a person", "image gone")]
-        alerts = [{"t": seconds(e["at"]), "type": e["outcome"], "severity": (e.get("details") or {}).get("severity")}
+        alerts = [{"t": seconds(e["at"]), "type": e["outcome"], "severity": (e.get("details") or {}).get("severity") or "error",
+                   "resource": short_id(e["resource"])}
                   for e in report["timeline"] if e["stage"] == "alert"
                   and any((p.get("id") or "").lower() == pool_id.lower() for p in (e.get("details") or {}).get("pools") or [])]
         pools.append({"id": pool_id, "name": short_id(pool_id), "points": points, "decisions": decisions, "alerts": alerts})
@@ -91,7 +95,10 @@ _PAGE = """<!doctype html>
   .node-line { fill: none; stroke: #0969da; stroke-width: 2; }
   .target-line { fill: none; stroke: #57606a; stroke-width: 1.5; stroke-dasharray: 5 4; }
   .resize-marker { stroke: #fb8f44; stroke-width: 2; } .decision-marker { stroke: #bf8700; stroke-width: 2; }
-  .alert-marker { fill: #cf222e; } .alert-marker.warning { fill: #bf8700; }
+  .alert-marker { stroke: #fff; stroke-width: 1.5; } .alert-line { stroke-width: 1.5; stroke-dasharray: 2 3; }
+  .critical { fill: #82071e; stroke: #82071e; } .error { fill: #cf222e; stroke: #cf222e; } .warning { fill: #bf8700; stroke: #bf8700; }
+  .alert-marker.critical, .alert-marker.error, .alert-marker.warning { stroke: #fff; }
+  .alert-label { font-size: 11px; stroke: none; } .alert-label.warning { fill: #7d5a00; }
   .swatch.stage { background: #54aeff; } .swatch.operation { background: #a475f9; } .swatch.resize { background: #fb8f44; }
   .legend span { display: inline-block; margin-right: 14px; } .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
 </style>
@@ -141,9 +148,9 @@ _PAGE = """<!doctype html>
   axis(gantt, top, top + rows.length * rowHeight);
   rows.forEach(function (row, i) {
     var y = top + i * rowHeight;
-    var label = (row.kind === "stage" ? row.group.replace("request ", "") + " " : "") + row.label;
-    el("text", {"class": "label", x: 6, y: y + 13}, gantt, label.length > 46 ? label.slice(0, 22) + "…" + label.slice(-23) : label);
-    var cls = row.kind + (row.final ? " final" : "") + (row.label === "FAILED" || row.label === "REJECTED" || row.failed ? " bad" : "")
+    el("text", {"class": "label", x: 6, y: y + 13}, gantt, row.label);
+    var bad = /(FAILED|REJECTED)$/.test(row.label) && row.kind === "stage";
+    var cls = row.kind + (row.final ? " final" : "") + (bad || row.failed ? " bad" : "")
               + (row.failed ? " failed" : "");
     var w = Math.max(3, x(row.end) - x(row.start));
     tip(el("rect", {"class": cls, "data-kind": row.kind, x: x(row.start), y: y + 3, width: w, height: rowHeight - 6, rx: 2}, gantt),
@@ -179,14 +186,53 @@ _PAGE = """<!doctype html>
           clock(d.t) + " guard: " + d.decision + " at " + d.nodes + (d.errorCode ? " after " + d.errorCode : ""));
     });
     pool.alerts.forEach(function (a) {
-      tip(el("circle", {"class": "alert-marker " + (a.severity || ""), cx: x(a.t), cy: plotTop + 8, r: 6}, svg),
-          clock(a.t) + " " + a.severity + " " + a.type);
+      tip(el("line", {"class": "alert-line " + a.severity, x1: x(a.t), x2: x(a.t), y1: plotTop, y2: plotBottom}, svg),
+          clock(a.t) + " " + a.severity + " " + a.type + " on " + a.resource);
     });
     var legend = el("g", {"class": "label"}, svg);
     el("text", {x: 6, y: plotTop + 12}, legend, "— nodes (solid), target (dashed)");
-    el("text", {x: 6, y: plotTop + 28}, legend, "| guard resize (orange)");
-    el("text", {x: 6, y: plotTop + 44}, legend, "● alert (red)");
+    el("text", {x: 6, y: plotTop + 28}, legend, "| guard resize (orange), other decision (ochre)");
+    el("text", {x: 6, y: plotTop + 44}, legend, "¦ alert (above: what and when)");
+    if (pool.alerts.length) { alertStrip(pool, svg); }
   });
+
+  // Alerts of a pool: a marker in the severity's colour at the alert's time and a label naming it, each label in
+  // the first row where it clears the labels before it (measured by the browser), so none overlaps another.
+  function alertStrip(pool, chart) {
+    var strip = el("svg", {"class": "alert-strip", width: WIDTH, "data-pool": pool.id, role: "img",
+                           "aria-label": "Alerts about " + pool.name}, null);
+    chart.parentNode.insertBefore(strip, chart);
+    var rowEnds = [], ROW = 18;
+    pool.alerts.slice().sort(function (a, b) { return a.t - b.t; }).forEach(function (a) {
+      var text = a.severity + " " + a.type.replace("CustomImagePool.", "") + " " + clock(a.t);
+      var label = el("text", {"class": "alert-label " + a.severity, x: x(a.t) + 9, y: 0}, strip, text);
+      var width = label.getComputedTextLength();
+      var row = 0;
+      while (rowEnds[row] !== undefined && rowEnds[row] + 6 > x(a.t) - 7) { row += 1; }
+      rowEnds[row] = x(a.t) + 9 + width;
+      var y = 14 + row * ROW;
+      label.setAttribute("y", y + 4);
+      tip(el("circle", {"class": "alert-marker " + a.severity, cx: x(a.t), cy: y, r: 6}, strip),
+          clock(a.t) + " " + a.severity + " " + a.type + " on " + a.resource);
+      strip.appendChild(label);
+    });
+    strip.setAttribute("height", 10 + rowEnds.length * ROW);
+  }
+
+  // What a test reads back: how many alert labels overlap another (the browser's own layout boxes).
+  var boxes = Array.prototype.map.call(document.querySelectorAll(".alert-label, .alert-strip .alert-marker"), function (node) {
+    var box = node.getBoundingClientRect();
+    return {node: node, left: box.left, right: box.right, top: box.top, bottom: box.bottom};
+  });
+  var overlaps = 0;
+  for (var i = 0; i < boxes.length; i += 1) {
+    for (var j = i + 1; j < boxes.length; j += 1) {
+      var a = boxes[i], b = boxes[j];
+      var related = a.node.nextSibling === b.node || b.node.nextSibling === a.node;
+      if (!related && a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) { overlaps += 1; }
+    }
+  }
+  document.body.setAttribute("data-alert-overlaps", String(overlaps));
   document.body.setAttribute("data-rendered", "true");
 })();
 </script>

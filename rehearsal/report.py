@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal
@@ -111,18 +112,25 @@ def _json_or_text(body: str):
         return body
 
 
-_RESOURCE_WIDTH = 52
+_RESOURCE_WIDTH = 46
 _KIND_WIDTH = 13
+# A timeline line is at most this wide: what does not fit wraps at a space onto lines indented under the resource.
+LINE_WIDTH = 120
+_TIME_WIDTH = 13  # "  +00:17:00  "
+_CONTINUATION = " " * (_TIME_WIDTH + _KIND_WIDTH + 1)
 _STAGE_COLOURS = {"READY": "green", "FAILED": "red", "REJECTED": "red"}
 _DECISION_COLOURS = {"resized": "cyan", "needs a person": "red", "breaker open": "red", "image gone": "red", "backoff": "yellow",
                      "waiting": "dim", "at target": "green", "left alone": "dim"}
+_FULL_ID = re.compile(r"/subscriptions/[^\s,;()]+")
 
 
 def render_timeline(report: dict, colour=None) -> str:
     """The report as text: the timeline (virtual time, what, resource, outcome), then outcomes and the ARM call count.
 
-    Ids are shortened to fit their column (``--json`` has them in full); the
-    guard's pool writes are shown as the guard's decisions rather than as ARM events.
+    Lines are at most :data:`LINE_WIDTH` characters: ids are shortened to fit their column by whole parts of
+    their name (``--json`` has them in full), longer outcomes and an alert's runbook wrap onto indented lines.
+    The guard's pool writes are shown as its decisions rather than as ARM events; a decision the guard repeated
+    at later sweeps is one line, closed by a line at its last time when anything else happened in between.
     """
     from cli.output import SEVERITY_COLOURS, Palette
 
@@ -130,26 +138,39 @@ def render_timeline(report: dict, colour=None) -> str:
     lines = [paint.bold(f"Rehearsal: {report['scenario']}"), ""]
     start = datetime.fromisoformat(report.get("startedAt") or (report["timeline"][0]["at"] if report["timeline"] else "2000-01-01T00:00:00"))
     width = min(_RESOURCE_WIDTH, max([len(short_id(e["resource"])) for e in report["timeline"]] + [8]))
-    for entry in report["timeline"]:
+    shown = [e for e in report["timeline"] if not (e["stage"] == "azure" and (e.get("details") or {}).get("by") == "guard")]
+    rows: list[tuple[datetime, str, str, str, list[str]]] = []  # (when, kind text, resource, outcome, continuation texts)
+    for index, entry in enumerate(shown):
         details = entry.get("details") or {}
-        if entry["stage"] == "azure" and details.get("by") == "guard":
-            continue
-        kind, outcome = entry["stage"], entry["outcome"]
+        kind, outcome, more = entry["stage"], entry["outcome"], []
+        at = datetime.fromisoformat(entry["at"])
         if kind == "guard":
             decision = details["guardDecision"]
-            outcome = _decision_text(decision, start)
             kind_text = paint.paint(f"{kind:<{_KIND_WIDTH}}", _DECISION_COLOURS.get(decision["decision"], "cyan"))
+            outcome = _decision_text(decision)
+            if decision["repeats"]:
+                last = datetime.fromisoformat(decision["lastAt"])
+                again = f"{decision['repeats']} more time{'s' if decision['repeats'] > 1 else ''}"
+                if any(at < datetime.fromisoformat(other["at"]) <= last for other in shown[index + 1:]):
+                    # Something else happened meanwhile: the repeats end with a line of their own, in time order.
+                    rows.append((last, kind_text, entry["resource"], f"-> {decision['decision']} again: {again} since {_offset(entry['at'], start)}", []))
+                else:
+                    outcome += f", then {again} until {_offset(decision['lastAt'], start)}"
         elif kind == "alert":
             severity = details.get("severity") or "error"
-            outcome = _alert_text(entry, details)
             kind_text = paint.paint(f"{'alert':<{_KIND_WIDTH}}", SEVERITY_COLOURS.get(severity, "red"))
+            outcome = _alert_text(entry, details)
+            more = [f"runbook: {details['runbook']}"] if details.get("runbook") else []
         elif kind == "azure":
             kind_text = paint.dim(f"{kind:<{_KIND_WIDTH}}")
-            outcome = paint.dim(_short_operation(outcome))
+            outcome = _short_operation(outcome)
         else:
             kind_text = paint.paint(f"{kind:<{_KIND_WIDTH}}", _STAGE_COLOURS.get(kind, "bold"))
-        resource = fit(short_id(entry["resource"]), width)
-        lines.append(f"  {_offset(entry['at'], start)}  {kind_text} {resource:<{width}}  {outcome}".rstrip())
+        rows.append((at, kind_text, entry["resource"], _short_ids(outcome), more))
+    rows.sort(key=lambda row: row[0])  # stable: entries at the same time keep their order
+    for at, kind_text, resource, outcome, more in rows:
+        head = f"  {_offset(at.isoformat(), start)}  {kind_text} {fit(short_id(resource), width):<{width}}  "
+        lines += _wrapped(head, len(_TIME_WIDTH * " ") + _KIND_WIDTH + 1 + width + 2, outcome, more, paint if kind_text.startswith("azure") else None)
     lines.append("")
     for request in report["requests"]:
         stage = paint.paint(request["stage"], _STAGE_COLOURS.get(request["stage"], "bold"))
@@ -169,7 +190,45 @@ def render_timeline(report: dict, colour=None) -> str:
         lines.append(f"alerts: {alert_count} (" + ", ".join(sorted({f"{a['severity']} {a['type']}" for a in report["alerts"]})) + ")")
     lines.append(_calls_text(report))
     lines.append(f"virtual time: {report['virtualElapsedSeconds'] / 60:.1f} min; function errors: {len(report['functionErrors'])}")
-    return "\n".join(lines)
+    return "\n".join(_within_width(line) for line in lines)
+
+
+def _within_width(line: str) -> str:
+    """A summary line longer than :data:`LINE_WIDTH` goes on at a space, indented."""
+    pieces = []
+    while len(line) > LINE_WIDTH:
+        piece, line = _split_words(line, LINE_WIDTH)
+        pieces.append(piece)
+        line = "    " + line
+    return "\n".join([*pieces, line])
+
+
+def _wrapped(head: str, head_width: int, outcome: str, more: list[str], dim) -> list[str]:
+    """``head`` + ``outcome`` within :data:`LINE_WIDTH`; the rest of the outcome, then each of ``more``, on indented lines."""
+    first_room = max(20, LINE_WIDTH - head_width)
+    first, rest = _split_words(outcome, first_room)
+    lines = [(head + (dim.dim(first) if dim else first)).rstrip()]
+    room = LINE_WIDTH - len(_CONTINUATION)
+    for text in ([rest] if rest else []) + more:
+        while text:
+            piece, text = _split_words(text, room)
+            lines.append(_CONTINUATION + piece)
+    return lines
+
+
+def _split_words(text: str, room: int) -> tuple[str, str]:
+    """The longest start of ``text`` that fits ``room`` and ends at a space (a single longer word is cut), and the rest."""
+    if len(text) <= room:
+        return text, ""
+    cut = text.rfind(" ", 0, room + 1)
+    if cut <= 0:
+        return text[:room], text[room:]
+    return text[:cut], text[cut + 1:]
+
+
+def _short_ids(text: str) -> str:
+    """Full resource ids inside a reason, as the timeline names resources (``image cip-x``)."""
+    return _FULL_ID.sub(lambda match: short_id(match.group(0)), text)
 
 
 def _offset(at: str, start: datetime) -> str:
@@ -180,14 +239,15 @@ def _offset(at: str, start: datetime) -> str:
     return (f"+{days}d{hours:02d}:{minutes:02d}:{seconds:02d}" if days else f"+{hours:02d}:{minutes:02d}:{seconds:02d}")
 
 
-def _decision_text(decision: dict, start: datetime) -> str:
-    counts = (f"{decision['currentDedicatedNodes']}/{decision['targetDedicatedNodes']} dedicated + "
-              f"{decision['currentLowPriorityNodes']}/{decision['targetLowPriorityNodes']} low-priority")
-    text = f"{counts}  {decision['errorCode'] or '-'}  -> {decision['decision']}"
-    if decision["decision"] not in ("resized", "at target", "waiting"):
-        text += f" ({decision['reason']})"
-    if decision["repeats"]:
-        text += f"  [same decision {decision['repeats']} more time(s) until {_offset(decision['lastAt'], start)}]"
+def _decision_text(decision: dict) -> str:
+    """``300/600 nodes after AllocationTimedout -> resized``; a decision the guard explains adds its reason, once."""
+    low = decision["targetLowPriorityNodes"] or decision["currentLowPriorityNodes"]
+    nodes = (f"{decision['currentDedicatedNodes']}/{decision['targetDedicatedNodes']} "
+             + (f"dedicated + {decision['currentLowPriorityNodes']}/{decision['targetLowPriorityNodes']} low-priority" if low else "nodes"))
+    text = nodes + (f" after {decision['errorCode']}" if decision["errorCode"] else "") + f" -> {decision['decision']}"
+    reason = (decision.get("reason") or "").removeprefix("already alerted: ")
+    if decision["decision"] not in ("resized", "at target", "waiting") and reason:
+        text += f": {reason}"
     return text
 
 
@@ -243,11 +303,22 @@ def short_id(resource_id: str) -> str:
 
 
 def fit(text: str, width: int) -> str:
-    """``text`` shortened to ``width`` characters in the middle of its last word (the id), so the label and both ends stay."""
+    """``text`` (``label name``) shortened to ``width`` by dropping whole leading parts of the name (``…render-001-lun1``).
+
+    A name is cut only where it has a ``/``, ``-`` or ``.``, never inside a part; when that is not enough the label
+    loses its middle words (``lock cip-protect on snapshot`` -> ``lock on snapshot``).
+    """
     if len(text) <= width:
         return text
     label, _, name = text.rpartition(" ")
-    if label and len(label) + 1 < width // 2:
-        return f"{label} {fit(name, width - len(label) - 1)}"
-    keep = width - 1
-    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
+    words = label.split(" ")
+    parts = re.split(r"(?<=[/.-])", name)
+    labels = [label] + ([" ".join([words[0], *words[-2:]])] if len(words) > 3 else [])
+    # The fewest parts dropped first, with the whole label or without its middle words; then the first word alone.
+    for prefixes in (labels, [words[0]]):
+        for first in range(len(parts)):
+            for prefix in prefixes:
+                candidate = f"{prefix} {'…' if first else ''}{''.join(parts[first:])}".lstrip()
+                if len(candidate) <= width:
+                    return candidate
+    return text[: width - 1] + "…"

@@ -25,7 +25,7 @@ from shared.guard.rules import desired_targets
 from shared.messaging import REQUEST_CHECK_SUBJECT, OutgoingMessage
 from shared.protection.audit import ACTIVITY_LOG_LAG
 from shared.settings import Settings
-from shared.store.ledger import Ledger
+from shared.store.ledger import Ledger, RequestRecord, Stage
 from shared.store.memory import InMemoryLedger
 
 from .host import FunctionHost, event_grid_event, service_bus_message
@@ -404,7 +404,8 @@ class Rehearsal:
             before = self._stages.get(record.request_id)
             if before != record.stage.value:
                 self._stages[record.request_id] = record.stage.value
-                self.timeline.append(TimelineEntry(self.emulator.now(), record.stage.value, record.request_id, record.reason or ""))
+                outcome = record.reason or _skipped_imaging(before, record)
+                self.timeline.append(TimelineEntry(self.emulator.now(), record.stage.value, record.request_id, outcome))
 
     def _note_alerts(self) -> None:
         received = self.emulator.topic.received
@@ -416,6 +417,7 @@ class Rehearsal:
                 "errorCode": data.get("errorCode"),
                 "pools": [{key: pool.get(key) for key in ("id", "currentDedicatedNodes", "targetDedicatedNodes", "currentLowPriorityNodes", "targetLowPriorityNodes")}
                           for pool in data.get("pools") or []],
+                "runbook": data.get("runbook"),
             }
             self.timeline.append(TimelineEntry(self.emulator.now(), "alert", alert.get("subject", ""), alert.get("type", ""), details))
         self._alerts_seen = len(received)
@@ -500,3 +502,14 @@ class GuardTimer:
 
     def fired(self, now: datetime) -> None:
         self._last_fired = now
+
+
+def _skipped_imaging(before: str | None, record: RequestRecord) -> str:
+    """Why a request went from its snapshots straight to PUBLISHING: its source is Trusted Launch or confidential."""
+    plan = record.plan
+    if record.stage is not Stage.PUBLISHING or before not in (None, Stage.RECEIVED.value, Stage.SNAPSHOTTING.value):
+        return ""
+    if plan is None or not plan.publishes_from_snapshots:
+        return ""
+    return (f"IMAGING skipped: a {plan.security_type or 'Trusted Launch or confidential'} source cannot become a managed image, "
+            "so the version is published straight from its snapshots")

@@ -1,11 +1,12 @@
 """Scenario files: the world the rehearsal starts from and the steps it plays.
 
 A scenario is JSON; unknown fields are errors so a typo never goes unnoticed.
-The README documents every field with an example.
+docs/rehearsal.md documents every field with an example.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic.alias_generators import to_camel
 
 from shared.arm.pools import metadata_items
-from shared.model.request import describe_errors
+from shared.model.request import describe_errors, problem_text
 
 DEFAULT_SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 DEFAULT_RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg-imaging"
@@ -103,7 +104,7 @@ class EventDeliverySpec(_Model):
 
 
 class EventBehaviourSpec(_Model):
-    """How ARM raises events where no published source says (emulator.events.EventBehaviour); the README's table."""
+    """How ARM raises events where no published source says (emulator.events.EventBehaviour); the table in docs/rehearsal.md."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
@@ -245,8 +246,11 @@ class Scenario(_Model):
             for index, step in enumerate(data.get("steps") or []):
                 actions = step.keys() - _STEP_OPTIONS if isinstance(step, dict) else set()
                 if len(actions) != 1 or not actions <= _STEP_ACTIONS:
+                    guesses = [f"{key} -> {guess[0]}" for key in sorted(actions - _STEP_ACTIONS)
+                               if (guess := difflib.get_close_matches(key, sorted(_STEP_ACTIONS | _STEP_OPTIONS), n=1, cutoff=0.6))]
                     raise ValueError(
                         f"steps[{index}] must be an object with exactly one of " + ", ".join(sorted(_STEP_ACTIONS))
+                        + (f" (did you mean {', '.join(guesses)}?)" if guesses else "")
                     )
         return data
 
@@ -281,13 +285,21 @@ def default_scenario() -> Scenario:
     )
 
 
-# The scenarios the project ships: one file per case the README lists.
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
+# The scenarios the project ships: one file per case docs/rehearsal.md lists. In the repository they are its
+# examples/ folder; installed (pip install .), package data inside this package (pyproject.toml maps the folder).
+_INSTALLED_EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLES_DIR = _INSTALLED_EXAMPLES if _INSTALLED_EXAMPLES.is_dir() else Path(__file__).resolve().parent.parent / "examples"
 
 
 def shipped_scenarios() -> list[tuple[Path, Scenario]]:
     """Every scenario in ``examples/``, by file name; a file that does not load raises :class:`ScenarioError`."""
     return [(path, load_scenario(path)) for path in sorted(EXAMPLES_DIR.glob("*.json"))]
+
+
+def scenarios_table() -> str:
+    """The shipped scenarios as the Markdown table docs/rehearsal.md shows (a test keeps the two the same)."""
+    rows = [f"| [`{path.name}`](../examples/{path.name}) | {scenario.description} |" for path, scenario in shipped_scenarios()]
+    return "\n".join(["| scenario | what it shows |", "|---|---|", *rows])
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -337,8 +349,5 @@ def _describe_scenario_errors(error: ValidationError, raw: Any) -> str:
             if meant is not None:
                 loc = [f"steps[{loc[1]}]", *loc[3:]]
         path = ".".join(str(part) for part in loc) or "scenario"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field"
-        lines.append(f"{path}: {message}")
+        lines.append(f"{path}: {problem_text(problem, Scenario)}")
     return "; ".join(dict.fromkeys(lines)) or describe_errors(error)

@@ -11,7 +11,7 @@ if (-not (Test-Path $python)) {
     if ($LASTEXITCODE -ne 0) { throw 'python -m venv failed: install Python 3.11 (README: Deploying to Azure)' }
 }
 $stamp = Join-Path $root '.venv/.deploy-installed'
-$inputs = 'requirements.txt', 'requirements-deploy.txt', 'constraints.txt' | ForEach-Object { Join-Path $root $_ }
+$inputs = 'requirements.txt', 'requirements-deploy.txt', 'requirements-cli.txt', 'constraints.txt' | ForEach-Object { Join-Path $root $_ }
 $stale = -not (Test-Path $stamp) -or @($inputs | Where-Object { (Get-Item $_).LastWriteTime -gt (Get-Item $stamp).LastWriteTime }).Count -gt 0
 if ($stale) {
     & $python -m pip install --quiet --disable-pip-version-check -r (Join-Path $root 'requirements-deploy.txt') -c (Join-Path $root 'constraints.txt')

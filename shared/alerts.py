@@ -135,8 +135,33 @@ class Alert:
         return {**self.data, "severity": self.severity.value}
 
     def log_line(self) -> str:
-        """The structured log line: the CloudEvent's type, subject and data as one JSON object."""
-        return json.dumps({"type": self.type, "subject": self.subject, **self.payload()}, default=str, sort_keys=True)
+        """The structured log line: the CloudEvent's type, subject and data as one JSON object.
+
+        Two fields more, each one line of text for a notification (infra/app/alert-lines.kql makes them the
+        alert rule's dimensions): ``poolsAtRisk`` (each pool with its node counts and request) and ``details``
+        (error code, reason, stage, requests).
+        """
+        summary = {"poolsAtRisk": self.pools_at_risk(), "details": self.details()}
+        return json.dumps({"type": self.type, "subject": self.subject, **self.payload(), **summary}, default=str, sort_keys=True)
+
+    def pools_at_risk(self) -> str:
+        """``pool render-pool in teambatch: 300/1200 dedicated, 0/0 low-priority (request team-a-render-001)``, ``; `` between pools."""
+        described = []
+        for pool in self.data.get("pools") or []:
+            account, _, name = str(pool.get("id", "")).rpartition("/pools/")
+            described.append(
+                f"pool {name} in {account.rpartition('/')[2]}: {pool.get('currentDedicatedNodes')}/{pool.get('targetDedicatedNodes')} dedicated, "
+                f"{pool.get('currentLowPriorityNodes')}/{pool.get('targetLowPriorityNodes')} low-priority"
+                + (f" (request {pool['requestId']})" if pool.get("requestId") else ""))
+        return "; ".join(described) or "none"
+
+    def details(self) -> str:
+        """What else the alert says, in one line: its error code, reason, stage and requests (``-`` when none)."""
+        parts = [f"{label}: {self.data[key]}" for key, label in (("errorCode", "error code"), ("reason", "reason"), ("stage", "stage"))
+                 if self.data.get(key)]
+        if self.data.get("requestIds"):
+            parts.append("requests: " + ", ".join(self.data["requestIds"]))
+        return "; ".join(parts) or "-"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from .arm import ids as arm_ids
@@ -54,7 +54,10 @@ DEFAULT_LEDGER_RETENTION_DAYS = "90"
 
 
 class SettingError(PermanentError, ValueError):
-    """An app setting is missing or malformed; the message names it."""
+    """App settings are missing or malformed; the message names each one."""
+
+    # Said once after the problems: where the Functions host reads its settings from.
+    where_to_set = "set them in the Function App configuration (local.settings.json under func start)"
 
 
 def _https_url(name: str, value: str) -> str:
@@ -150,7 +153,7 @@ def _signing_key(name: str, value: str) -> str:
     return value
 
 
-def _read(
+def _read_one(
     environ: Mapping[str, str],
     name: str,
     parse: Callable[[str, str], T],
@@ -159,7 +162,7 @@ def _read(
     raw = environ.get(name, "").strip()
     if not raw:
         if default is None:
-            raise SettingError(f"App setting {name} is missing; set it in the Function App configuration")
+            raise SettingError(f"App setting {name} is missing")
         raw = default
     return parse(name, raw)
 
@@ -204,33 +207,45 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate every setting; the first problem raises :class:`SettingError`."""
+        """Read and validate every setting; one :class:`SettingError` names every missing or malformed one."""
         env = os.environ if environ is None else environ
-        return cls(
-            arm_endpoint=_read(env, ARM_ENDPOINT, _https_url, DEFAULT_ARM_ENDPOINT),
-            servicebus_namespace=_read(env, SERVICEBUS_NAMESPACE, _namespace),
-            pool_requests_queue=_read(env, POOL_REQUESTS_QUEUE, _queue_name),
-            alerts_topic_endpoint=_read(env, ALERTS_TOPIC_ENDPOINT, _https_url),
-            ledger_table_endpoint=_read(env, LEDGER_TABLE_ENDPOINT, _https_url),
-            ledger_table_name=_read(env, LEDGER_TABLE_NAME, _table_name, DEFAULT_LEDGER_TABLE_NAME),
-            allowed_scopes=_read(env, ALLOWED_SCOPES, _scopes),
-            pool_checks_queue=_read(env, POOL_CHECKS_QUEUE, _queue_name),
-            message_signing_key=_read(env, MESSAGE_SIGNING_KEY, _signing_key),
-            guard_schedule=_read(env, GUARD_SCHEDULE, _ncrontab, DEFAULT_GUARD_SCHEDULE),
-            guarded_batch_accounts=_read(env, GUARDED_BATCH_ACCOUNTS, _batch_accounts, ""),
-            guard_max_resizes_without_progress=_read(
+        problems: list[str] = []
+
+        def read(environ: Mapping[str, str], name: str, parse: Callable[[str, str], T], default: str | None = None) -> T:
+            try:
+                return _read_one(environ, name, parse, default)
+            except SettingError as exc:
+                problems.append(str(exc))
+                return None  # type: ignore[return-value]  # never used: the problems raise below
+
+        values: dict[str, Any] = dict(
+            arm_endpoint=read(env, ARM_ENDPOINT, _https_url, DEFAULT_ARM_ENDPOINT),
+            servicebus_namespace=read(env, SERVICEBUS_NAMESPACE, _namespace),
+            pool_requests_queue=read(env, POOL_REQUESTS_QUEUE, _queue_name),
+            alerts_topic_endpoint=read(env, ALERTS_TOPIC_ENDPOINT, _https_url),
+            ledger_table_endpoint=read(env, LEDGER_TABLE_ENDPOINT, _https_url),
+            ledger_table_name=read(env, LEDGER_TABLE_NAME, _table_name, DEFAULT_LEDGER_TABLE_NAME),
+            allowed_scopes=read(env, ALLOWED_SCOPES, _scopes),
+            pool_checks_queue=read(env, POOL_CHECKS_QUEUE, _queue_name),
+            message_signing_key=read(env, MESSAGE_SIGNING_KEY, _signing_key),
+            guard_schedule=read(env, GUARD_SCHEDULE, _ncrontab, DEFAULT_GUARD_SCHEDULE),
+            guarded_batch_accounts=read(env, GUARDED_BATCH_ACCOUNTS, _batch_accounts, ""),
+            guard_max_resizes_without_progress=read(
                 env, GUARD_MAX_RESIZES_WITHOUT_PROGRESS, _whole_number(1, _MAX_RESIZES_WITHOUT_PROGRESS, "resizes"),
                 DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS,
             ),
-            stuck_request_minutes=_read(
+            stuck_request_minutes=read(
                 env, STUCK_REQUEST_MINUTES, _whole_number(1, _MAX_STUCK_REQUEST_MINUTES, "minutes"), DEFAULT_STUCK_REQUEST_MINUTES),
-            alert_dedup_minutes=_read(
+            alert_dedup_minutes=read(
                 env, ALERT_DEDUP_MINUTES, _whole_number(1, _MAX_ALERT_DEDUP_MINUTES, "minutes"), DEFAULT_ALERT_DEDUP_MINUTES),
-            keep_image_locks=_read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
-            reply_queues=_read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
-            ledger_retention_days=_read(
+            keep_image_locks=read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
+            reply_queues=read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
+            ledger_retention_days=read(
                 env, LEDGER_RETENTION_DAYS, _whole_number(1, _MAX_LEDGER_RETENTION_DAYS, "days"), DEFAULT_LEDGER_RETENTION_DAYS),
         )
+        if problems:
+            raise SettingError("; ".join(problems) + f"; {SettingError.where_to_set}")
+        return cls(**values)
 
 
 # Every app setting name the code reads; infra parity is checked against this.

@@ -65,7 +65,7 @@ def prepare(environ: Mapping[str, str], subscription: str, clients: Clients, clo
     values = required(environ, "AZURE_ENV_NAME", "IMAGING_RESOURCE_GROUP_IDS", "BATCH_ACCOUNT_IDS")
     imaging, accounts = id_list(environ, "IMAGING_RESOURCE_GROUP_IDS"), id_list(environ, "BATCH_ACCOUNT_IDS")
     if not imaging or not accounts:
-        raise DeployError("IMAGING_RESOURCE_GROUP_IDS and BATCH_ACCOUNT_IDS need at least one id each", "azd env set them (README: Deploying to Azure)")
+        raise DeployError("IMAGING_RESOURCE_GROUP_IDS and BATCH_ACCOUNT_IDS need at least one id each", "azd env set them (docs/deploy.md)")
     wanted = roles.custom_roles(subscription, values["AZURE_ENV_NAME"], imaging, accounts)
     authorization = clients.authorization(subscription)
     roles.ensure_roles(authorization, wanted)
@@ -133,8 +133,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add ``deploy`` (the hooks' commands) to the command line's sub-commands."""
+    from cli.arguments import help_text
+
     parser = commands.add_parser("deploy", help="what azd's hooks run: create the custom roles before provisioning, subscribe the events after deploying",
-                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 description=help_text(__doc__, drop_first_paragraph=True), formatter_class=argparse.RawDescriptionHelpFormatter)
     steps = parser.add_subparsers(dest="deploy_command", required=True)
     prepare_parser = steps.add_parser("prepare", help="preprovision: create the custom roles, wait until ARM can read each by id, find existing system topics")
     subscribe_parser = steps.add_parser("subscribe", help="postdeploy: wait until resource_events is listed, subscribe it to every system topic")

@@ -46,7 +46,7 @@ def required(environ: Mapping[str, str], *names: str) -> dict[str, str]:
     missing = [name for name in names if not environ.get(name, "").strip()]
     if missing:
         raise DeployError(f"missing in the azd environment: {', '.join(missing)}",
-                          "set them with azd env set NAME VALUE (README: Deploying to Azure), or run azd provision first for its outputs")
+                          "set them with azd env set NAME VALUE (docs/deploy.md), or run azd provision first for its outputs")
     return {name: environ[name].strip() for name in names}
 
 

@@ -244,8 +244,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Add ``teardown`` to the command line's sub-commands."""
+    from cli.arguments import help_text
+
     parser = commands.add_parser("teardown", help="list (--yes: remove) what the deployment made outside azd's resource group, which azd down leaves",
-                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 description=help_text(__doc__, drop_first_paragraph=True), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yes", action="store_true", help="remove what is listed (default: only list it)")
     parser.add_argument("--remove-locks", action="store_true", help="also remove the cip-protect locks on images and their lineage")
     parser.add_argument("--subscription", metavar="ID", help="where the custom roles are (default: AZURE_SUBSCRIPTION_ID of the azd environment)")

@@ -1,6 +1,7 @@
 // Alerts: a custom topic taking CloudEvents 1.0 (shared/alerts.py publishes
-// there with the function's identity), delivered to a Service Bus queue, and a
-// metric alert that mails ops through an action group whenever alerts flow.
+// there with the function's identity), delivered to a Service Bus queue; and
+// each alert mailed to ops with its content by log search alert rules on the
+// alert's log line in Application Insights (docs/operations.md: what ops receive).
 param location string
 param tags object
 param resourceToken string
@@ -8,6 +9,8 @@ param appPrincipalId string
 param eventGridIdentityId string
 param alertsQueueId string
 param alertEmail string
+@description('Application Insights of the Function App: where the alert log lines are.')
+param applicationInsightsId string
 
 var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7'
 
@@ -80,38 +83,60 @@ resource opsActionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
   }
 }
 
-// Mails ops within about five minutes of any alert being published; the
-// alert's details are in the ops queue and in Application Insights traces.
-resource alertsPublished 'Microsoft.Insights/metricAlerts@2018-03-01' = {
-  name: 'pool-alerts-published-${resourceToken}'
-  location: 'global'
+// One log search alert rule per alert severity (Azure's own severity to match: critical 0, error 1, warning 2) over
+// the alert log lines (alert-lines.kql). Each row's type, severity, resource, pools at risk, details and runbook
+// are the rule's dimensions ("up to six", alerts-create-log-alert-rule), so every alert fires on its own and
+// the e-mail (common alert schema) carries them. Stateless (autoMitigate false): each alert is mailed once,
+// when its line first lands in a 5-minute window; Azure retries an evaluation for late-ingested logs
+// (alerts-troubleshoot-log, "To mitigate latency, the system retries the alert evaluation").
+var alertLinesQuery = loadTextContent('alert-lines.kql')
+var ruleSeverities = [
+  { name: 'critical', azureSeverity: 0 }
+  { name: 'error', azureSeverity: 1 }
+  { name: 'warning', azureSeverity: 2 }
+]
+
+resource alertMails 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for rule in ruleSeverities: {
+  name: 'pool-alert-${rule.name}-${resourceToken}'
+  location: location
   tags: tags
+  kind: 'LogAlert'
   properties: {
-    description: 'The custom-image pool automation published an alert (image in use being removed, request failed, pool cannot reach target).'
-    severity: 2
+    displayName: 'Custom-image pools: ${rule.name} alert'
+    description: 'An alert of the custom-image pool automation (severity ${rule.name}); the dimensions say which, about what, the pools at risk and the runbook.'
+    severity: rule.azureSeverity
     enabled: true
-    scopes: [ topic.id ]
+    scopes: [ applicationInsightsId ]
     evaluationFrequency: 'PT5M'
     windowSize: 'PT5M'
     criteria: {
-      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
       allOf: [
         {
-          name: 'alerts-published'
-          criterionType: 'StaticThresholdCriterion'
-          metricName: 'PublishSuccessCount'
-          metricNamespace: 'Microsoft.EventGrid/topics'
+          query: alertLinesQuery
+          timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
-          timeAggregation: 'Total'
+          dimensions: [
+            { name: 'severity', operator: 'Include', values: [ rule.name ] }
+            { name: 'type', operator: 'Include', values: [ '*' ] }
+            { name: 'resource', operator: 'Include', values: [ '*' ] }
+            { name: 'poolsAtRisk', operator: 'Include', values: [ '*' ] }
+            { name: 'details', operator: 'Include', values: [ '*' ] }
+            { name: 'runbook', operator: 'Include', values: [ '*' ] }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
         }
       ]
     }
-    actions: [
-      { actionGroupId: opsActionGroup.id }
-    ]
+    autoMitigate: false
+    actions: {
+      actionGroups: [ opsActionGroup.id ]
+    }
   }
-}
+}]
 
 output topicEndpoint string = topic.properties.endpoint
 output topicId string = topic.id

@@ -45,13 +45,27 @@ def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> dict[str
     Returns the parsed ids by field path; the first problem raises
     :class:`NotAuthorised` naming the field and the rule.
     """
+    parsed, problems = check_ids(request, allowed_scopes)
+    if problems:
+        raise NotAuthorised(problems[0])
+    return parsed
+
+
+def check_ids(request: PoolRequest, allowed_scopes: tuple[str, ...] | None) -> tuple[dict[str, ArmId], list[str]]:
+    """Every id the request names, parsed as its field's type, and every problem (``field: rule``), in field order.
+
+    ``allowed_scopes`` None checks the ids' shapes and types only (the command line without ``ALLOWED_SCOPES``).
+    """
     parsed: dict[str, ArmId] = {}
+    problems: list[str] = []
     for field_path, value in request.resource_ids().items():
         try:
             arm_id = parse_arm_id(value, _expected_type(field_path))
         except ArmIdError as exc:
-            raise NotAuthorised(f"{field_path}: {exc}") from exc
-        if not any(arm_id.is_within(scope) for scope in allowed_scopes):
-            raise NotAuthorised(f"{field_path}: {value} is outside the allowed scopes")
+            problems.append(f"{field_path}: {exc}")
+            continue
+        if allowed_scopes is not None and not any(arm_id.is_within(scope) for scope in allowed_scopes):
+            problems.append(f"{field_path}: {value} is outside the allowed scopes")
+            continue
         parsed[field_path] = arm_id
-    return parsed
+    return parsed, problems

@@ -7,14 +7,17 @@ falls back to a default.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
 
 from ..arm.pools import Targets
 from ..errors import PermanentError
@@ -299,15 +302,53 @@ def _depth(value: object) -> int:
 
 
 def describe_errors(error: ValidationError) -> str:
+    """Every problem as ``field.path: rule``, joined by ``; `` (what a rejection's reason says)."""
+    return "; ".join(error_lines(error))
+
+
+def error_lines(error: ValidationError, root: type[BaseModel] = PoolRequest) -> list[str]:
     """One line per problem: ``field.path: rule`` (field names cut short: any name a sender invents must fit a reason)."""
-    lines = []
-    for problem in error.errors(include_url=False):
-        path = ".".join(str(part)[:64] for part in problem["loc"]) or "body"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field"
-        lines.append(f"{path}: {message}")
-    return "; ".join(lines)
+    return [f"{'.'.join(str(part)[:64] for part in problem['loc']) or 'body'}: {problem_text(problem, root)}"
+            for problem in error.errors(include_url=False)]
+
+
+# What a duration looks like, for a person who wrote "25m" or "00:25:00".
+ISO_8601_EXAMPLE = "an ISO 8601 duration such as PT25M (25 minutes), PT1H30M or P1DT2H (a day and 2 hours)"
+
+
+def problem_text(problem: ErrorDetails, root: type[BaseModel]) -> str:
+    """The rule a pydantic problem breaks, in words: an unknown field names the nearest known one, a bad duration shows one."""
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "extra_forbidden":
+        name = str(problem["loc"][-1]) if problem["loc"] else ""
+        guess = difflib.get_close_matches(name, field_names_at(root, problem["loc"][:-1]), n=1, cutoff=0.6)
+        return "unknown field" + (f" (did you mean {guess[0]}?)" if guess else "")
+    if problem["type"].startswith("time_delta"):
+        detail = message.partition(", ")[2]
+        return f"not a duration{f' ({detail})' if detail else ''}: write {ISO_8601_EXAMPLE}"
+    return message
+
+
+def field_names_at(root: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    """The wire names of the fields an object at ``loc`` may have (list indices and union member names are stepped over)."""
+    models = [root]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        named = [model for model in models if model.__name__ == part]
+        if named:
+            models = named
+            continue
+        models = [found for model in models for name, info in model.model_fields.items() if part in (name, info.alias)
+                  for found in _models_in(info.annotation)]
+    return [info.alias or name for model in models for name, info in model.model_fields.items()]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The models an annotation holds, through Optional, unions, Annotated, lists and dicts."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
 
 
 def json_schema() -> dict:

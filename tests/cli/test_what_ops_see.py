@@ -38,6 +38,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
                           env={**clean, **(env or {})})
 
 
+def logical_lines(timeline: str) -> list[str]:
+    """The timeline's lines with each wrapped outcome joined back onto its line."""
+    joined: list[str] = []
+    for line in timeline.splitlines():
+        if line.startswith(" " * 27) and joined:
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line)
+    return joined
+
+
 def scenario_file(tmp_path: Path, steps: list, world: dict | None = None, name: str = "case") -> Path:
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"name": name, "world": world or {}, "steps": steps}))
@@ -52,8 +63,8 @@ def test_given_the_default_rehearsal_when_run_without_verbose_then_stderr_is_qui
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "DEBUG" not in result.stderr and "INFO" not in result.stderr
-    guard_lines = [line for line in result.stdout.splitlines() if " guard " in line]
-    assert any("300/600 dedicated" in line and "AllocationTimedout" in line and "resized" in line for line in guard_lines), result.stdout
+    guard_lines = [line for line in logical_lines(result.stdout) if " guard " in line]
+    assert any("300/600 nodes after AllocationTimedout -> resized" in line for line in guard_lines), result.stdout
     assert any("waiting" in line for line in guard_lines) and any("at target" in line for line in guard_lines)
     summary = next(line for line in result.stdout.splitlines() if line.startswith("ARM calls:"))
     assert "pipeline" in summary and "guard" in summary and "protection" in summary
@@ -98,9 +109,10 @@ def test_given_alerts_when_the_timeline_is_rendered_then_each_shows_its_severity
     rehearsal = Rehearsal(Scenario.model_validate(json.loads((PROJECT_ROOT / "examples" / "guard-quota-error.json").read_text()))).run()
     text = render_timeline(build_report(rehearsal))
 
-    [alert] = [line for line in text.splitlines() if " alert " in line]
+    [alert] = [line for line in logical_lines(text) if " alert " in line]
     assert "error CustomImagePool.PoolCannotReachTarget" in alert and "pools: pool teambatch/quota-pool" in alert
-    assert any("needs a person" in line for line in text.splitlines() if " guard " in line)
+    assert "runbook: Fix the cause named by errorCode" in alert
+    assert any("needs a person" in line for line in logical_lines(text) if " guard " in line)
 
 
 def test_given_a_terminal_when_rendered_then_colour_is_used_and_no_color_turns_it_off(monkeypatch):
@@ -240,7 +252,7 @@ def test_given_no_settings_when_status_or_submit_run_then_all_missing_ones_are_n
     status = run_cli("status")
 
     assert submit.returncode == status.returncode == cli_main.EXIT_SETTINGS
-    assert "missing settings: SERVICEBUS__fullyQualifiedNamespace, POOL_REQUESTS_QUEUE" in submit.stderr
+    assert "missing settings: SERVICEBUS__fullyQualifiedNamespace (or azd's SERVICEBUS_NAMESPACE), POOL_REQUESTS_QUEUE" in submit.stderr
     assert "missing setting: LEDGER_TABLE_ENDPOINT" in status.stderr and "ALLOWED_SCOPES" not in status.stderr
     assert "hint:" in submit.stderr and "az functionapp config appsettings list" in submit.stderr
     assert "--queue" not in run_cli("submit", str(request), "--queue", "q").stderr.split("missing")[-1].split("\n")[0]
@@ -275,7 +287,8 @@ def test_given_a_bad_duration_in_a_scenario_when_rehearsed_then_the_error_names_
 
     assert result.returncode == cli_main.EXIT_INVALID
     [error, hint] = result.stderr.strip().splitlines()
-    assert error.count(";") == 0 and "steps[0].advance: Input should be a valid timedelta" in error
+    assert error.count(";") == 0 and "steps[0].advance: not a duration" in error
+    assert "write an ISO 8601 duration such as PT25M" in error
     assert hint.startswith("hint:")
 
 
