@@ -55,22 +55,24 @@ ACCOUNT_CONCURRENCY = 8
 
 @dataclass
 class SweepReport:
-    """What one sweep (or one check) did; counts per outcome."""
+    """What one sweep (or one check) did: the pools and requests per outcome, logged by the timer."""
 
-    pools_seen: int = 0
     # Pools and accounts this sweep listed in full (resource keys): a request's pool missing from a listed account is gone.
     seen_pools: set[str] = field(default_factory=set)
     listed_accounts: set[str] = field(default_factory=set)
     resized: list[str] = field(default_factory=list)
     alerted: list[str] = field(default_factory=list)
+    # Requests whose pool reached its target (READY).
     finished: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Pools (or accounts) whose handling failed; the sweep went on without them.
     failed: list[str] = field(default_factory=list)
-    below_target: list[str] = field(default_factory=list)
-    reconciled: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
+    reconciled: list[str] = field(default_factory=list)
+    deferred_requests: int = 0
     # Requests ended FAILED because their pool was deleted; final outcomes sent late.
     failed_pools_gone: list[str] = field(default_factory=list)
     replies_sent: list[str] = field(default_factory=list)
@@ -79,7 +81,6 @@ class SweepReport:
     # In-use resources whose lock the sweep found gone, or whose delete it found refused (where events may not say).
     protection_removed: list[str] = field(default_factory=list)
     deletion_blocked: list[str] = field(default_factory=list)
-    deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, item: str) -> None:
@@ -94,9 +95,15 @@ class SweepReport:
         with self._lock:
             self.listed_accounts.add(resource_key(account_id))
 
-    @property
-    def acted(self) -> bool:
-        return bool(self.resized or self.alerted or self.finished or self.reconciled)
+    def summary(self) -> dict[str, int]:
+        """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
+        counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
+        for name in ("resized", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
+                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
+            head, *rest = name.split("_")
+            counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
+        counts["deferredRequests"] = self.deferred_requests
+        return counts
 
 
 class PoolGuard:
@@ -177,7 +184,6 @@ class PoolGuard:
         try:
             pools = self._deps.clients.batch(account.subscription).pool.list_by_batch_account(account.resource_group, account.name)
             for pool in pools:
-                report.pools_seen += 1
                 report.seen(pool.id or "")
                 try:
                     self.handle_pool(PoolView.from_sdk(pool), guarded, report)
@@ -225,8 +231,6 @@ class PoolGuard:
                     "currentDedicated": view.current_dedicated, "targetDedicated": targets.dedicated,
                     "currentLowPriority": view.current_low_priority, "targetLowPriority": targets.low_priority,
                 }})
-        if decision.action is not Action.AT_TARGET and decision.action is not Action.SKIP:
-            report.add("below_target", view.id)
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:

@@ -101,11 +101,6 @@ def users_of(deps: Dependencies, resource_id: str) -> ResourceUsers | None:
     return ResourceUsers(summary.data["resourceId"], pools) if pools else None
 
 
-def is_recorded(deps: Dependencies, pool_id: str, image_id: str) -> bool:
-    """Whether ``pool_id`` is already recorded as using ``image_id`` (so its protection is in place)."""
-    return recorded_lineage(deps, pool_id, image_id) is not None
-
-
 def recorded_request(deps: Dependencies, pool_id: str) -> str | None:
     """The request a protected pool was made for, as recorded (one store read, no ARM call); None when not recorded."""
     record = deps.records.get(POOL_USE, pool_id)

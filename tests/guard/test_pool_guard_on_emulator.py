@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+
+from azure.functions.timer import TimerRequest
 
 from emulator.store import ArmResource
 from rehearsal.runner import CHECKS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+from shared import dependencies
 from shared.arm.pools import PoolView
 from shared.guard.sweep import PoolGuard, SweepReport
 from shared.naming import METADATA_GUARD_STATE
@@ -145,3 +149,21 @@ class TestBadInput:
         outside = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.Batch/batchAccounts/x/pools/p"
         report = PoolGuard(rehearsal.dependencies).check(outside)
         assert report.resized == [] and rehearsal.emulator.calls == {}
+
+
+class TestTheTimerSaysWhatItDid:
+    def test_given_a_timed_out_pool_when_the_timer_fires_then_one_info_line_counts_what_the_sweep_did(self, caplog):
+        rehearsal = world_with([{"id": f"{POOLS}/big", "targetDedicatedNodes": 600}, {"id": f"{POOLS}/done", "targetDedicatedNodes": 100}])
+        rehearsal.emulator.advance(26 * MINUTE)
+        [timer] = rehearsal.host.names("timerTrigger")
+        dependencies.install(rehearsal.dependencies)
+        try:
+            with caplog.at_level(logging.INFO, logger="handlers.guard_timer"):
+                rehearsal.host.call(timer, TimerRequest(past_due=False))
+        finally:
+            dependencies.install(None)
+        [line] = [record for record in caplog.records if record.name == "handlers.guard_timer"]
+        summary = line.sweepReport
+        assert summary["poolsSeen"] == 2 and summary["accountsListed"] == 1
+        assert summary["resized"] == 1 and summary["failed"] == 0 and summary["alerted"] == 0
+        assert '"resized": 1' in line.getMessage()
