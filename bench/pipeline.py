@@ -112,7 +112,7 @@ def polling_baseline() -> dict:
 
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
     emulator = rehearsal.emulator
-    clients = rehearsal.dependencies.clients
+    clients = rehearsal.clients
     request = default_request()["pool"]
     vm_id, gallery, account = (parse_arm_id(DEFAULT_VM_ID, VIRTUAL_MACHINE), parse_arm_id(DEFAULT_GALLERY_ID, GALLERY),
                                parse_arm_id(DEFAULT_ACCOUNT_ID, BATCH_ACCOUNT))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from shared.alerts import DELETION_BLOCKED, IN_USE_IMAGE_DELETED, PROTECTION_REMOVED
 from shared.arm.ids import resource_key, try_parse
 from shared.arm.pools import PoolView
+from shared.gateway.sdk import SdkGateway
 from shared.naming import LOCK_NAME, LOCK_NOTES_MARKER, METADATA_GUARD_STATE, TAG_REQUEST
 from shared.protection.lineage import LineageReader, lineage_resource
 from shared.protection.locks import IMAGE_USE
@@ -94,7 +95,7 @@ def inventory(
     for record in ledger.list_recent(1000):
         if record.pool_id:
             accounts.setdefault(record.pool_id.rsplit("/pools/", 1)[0])
-    lineage = LineageReader(clients)
+    lineage = LineageReader(SdkGateway(clients).compute)
     for pool in _pools(clients, list(accounts)):
         if not pool.image_id:
             continue

@@ -100,7 +100,7 @@ class Rehearsal:
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
             }
         )
-        clients = AzureClients(
+        self.clients = clients = AzureClients(
             settings,
             credential=StaticTokenCredential(),
             message_sender=self.emulator.servicebus,

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from .alerts import AlertLog, Alerts, EventGridAlertPublisher
 from .clients import AzureClients
+from .gateway.protocol import AzureGateway
+from .gateway.sdk import SdkGateway
 from .messaging import MessageSender
 from .settings import Settings
 from .store.ledger import Ledger
@@ -27,10 +29,10 @@ def _utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """Settings, clients, the ledger and its records, the message sender, the alerts, and the clock."""
+    """Settings, the Azure gateway, the ledger and its records, the message sender, the alerts, and the clock."""
 
     settings: Settings
-    clients: AzureClients
+    gateway: AzureGateway
     ledger: Ledger
     records: RecordStore
     sender: MessageSender
@@ -47,14 +49,14 @@ class Dependencies:
         sender: MessageSender,
         now: Callable[[], datetime] = _utc_now,
     ) -> Dependencies:
-        """Dependencies whose records live in ``ledger``'s store and whose alerts go to the alerts topic."""
+        """Dependencies on ``clients``: records in ``ledger``'s store, alerts to the alerts topic."""
         records = ledger.records()
         alerts = Alerts(
             EventGridAlertPublisher(clients.alerts_publisher),
             AlertLog(records, timedelta(minutes=settings.alert_dedup_minutes)),
             now,
         )
-        return cls(settings=settings, clients=clients, ledger=ledger, records=records, sender=sender, alerts=alerts, now=now)
+        return cls(settings=settings, gateway=SdkGateway(clients), ledger=ledger, records=records, sender=sender, alerts=alerts, now=now)
 
 
 _installed: Dependencies | None = None

@@ -13,17 +13,15 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON
-from ..arm.calls import get_or_none
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
-from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
+from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..dependencies import Dependencies
 from ..eventfacts.findings import read_findings
+from ..gateway.protocol import FixedScale, PoolUpdate
 from ..messaging import PoolCheck, schedule_pool_check
-from ..model.plan import iso_duration
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
@@ -113,7 +111,7 @@ class PoolGuard:
         self._deps = deps
         self._policy = Policy(max_resizes_without_progress=deps.settings.guard_max_resizes_without_progress)
         # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
-        self._lineage = LineageReader(deps.clients)
+        self._lineage = LineageReader(deps.gateway.compute)
         self._guarded = {resource_key(a) for a in deps.settings.guarded_batch_accounts}
         # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
         self.in_use: list[KeyedRecord] | None = None
@@ -145,12 +143,10 @@ class PoolGuard:
             log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", pool_id)
             return report
         account = pool.parent()
-        batch = self._deps.clients.batch(pool.subscription)
-        found = get_or_none(f"read pool {pool.name}", lambda: batch.pool.get(pool.resource_group, account.name, pool.name))
-        if found is None:
+        view = self._deps.gateway.batch.pool(pool)
+        if view is None:
             log.info("pool check for %s: the pool no longer exists", pool_id)
             return report
-        view = PoolView.from_sdk(found)
         now = self._deps.now()
         pace = pace_since(view, seen_nodes, seen_at, now, pace)
         if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
@@ -182,14 +178,13 @@ class PoolGuard:
     def _sweep_account(self, account: ArmId, report: SweepReport) -> Exception | None:
         guarded = account.key() in self._guarded
         try:
-            pools = self._deps.clients.batch(account.subscription).pool.list_by_batch_account(account.resource_group, account.name)
-            for pool in pools:
-                report.seen(pool.id or "")
+            for pool in self._deps.gateway.batch.pools(account):
+                report.seen(pool.id)
                 try:
-                    self.handle_pool(PoolView.from_sdk(pool), guarded, report)
+                    self.handle_pool(pool, guarded, report)
                 except Exception:  # noqa: BLE001 - one pool's failure never stops the sweep
-                    log.exception("pool guard: pool %s failed; the sweep goes on", getattr(pool, "id", "?"))
-                    report.add("failed", getattr(pool, "id", "?"))
+                    log.exception("pool guard: pool %s failed; the sweep goes on", pool.id)
+                    report.add("failed", pool.id)
         except Exception as exc:  # noqa: BLE001 - one account's failure never stops the others
             log.exception("pool guard: listing pools of %s failed", account.id)
             return exc
@@ -251,7 +246,7 @@ class PoolGuard:
         try:
             self.in_use = in_use_summaries(self._deps)
             if self.in_use:
-                self._lineage.prefetch([summary.data["resourceId"] for summary in self.in_use])
+                self._lineage.prefetch([summary.data["resourceId"] for summary in self.in_use], self._deps.gateway.graph)
         except Exception:  # noqa: BLE001 - the per-pool point reads still confirm every image
             log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
 
@@ -277,7 +272,7 @@ class PoolGuard:
         state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
         if state is None or targets is None or timeout is None:
             raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
-        if self._patch(view, state, (targets, timeout)):
+        if self._patch(view, state, FixedScale(targets, timeout)):
             deps = self._deps
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
             now = deps.now()
@@ -331,42 +326,22 @@ class PoolGuard:
             report.add("adopted", view.id)
             log.info("pool guard: %s was resized to %s by someone else; that is now its target", view.id, targets.signature)
 
-    def _patch(self, view: PoolView, state: GuardState, resize: tuple[Targets, timedelta] | None,
+    def _patch(self, view: PoolView, state: GuardState, resize: FixedScale | None,
                metadata_changes: dict[str, str] | None = None) -> bool:
         """One conditional PATCH: the guard state, and new targets when resizing; False when the pool moved on."""
-        # Azure SDK: first use (cold start)
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-
-        metadata = {**view.metadata, **(metadata_changes or {}), METADATA_GUARD_STATE: state.to_metadata_value()}
-        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
-        if resize is not None:
-            targets, timeout = resize
-            properties["scaleSettings"] = {"fixedScale": {
-                "targetDedicatedNodes": targets.dedicated,
-                "targetLowPriorityNodes": targets.low_priority,
-                "resizeTimeout": iso_duration(timeout),
-            }}
         pool = try_parse(view.id, BATCH_POOL)
         if pool is None:
             log.warning("pool guard: %r is not a canonical pool id; left alone", view.id)
             return False
-        batch = self._deps.clients.batch(pool.subscription)
-        try:
-            batch.pool.update(pool.resource_group, pool.parent().name, pool.name, {"properties": properties},
-                              etag=view.etag, match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
+        metadata = {**view.metadata, **(metadata_changes or {}), METADATA_GUARD_STATE: state.to_metadata_value()}
+        outcome = self._deps.gateway.batch.update_pool(pool, view.etag, metadata, resize)
+        if outcome is PoolUpdate.CHANGED:
             log.info("pool guard: %s changed since it was read (412); skipped this round", view.id)
-            return False
-        except ResourceNotFoundError:
+        elif outcome is PoolUpdate.GONE:
             log.info("pool guard: %s was deleted before it could be updated", view.id)
-            return False
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                log.info("pool guard: %s refused the update (409 %s); skipped this round", view.id, getattr(exc.error, "code", ""))
-                return False
-            raise
-        return True
+        elif outcome is PoolUpdate.REFUSED:
+            log.info("pool guard: %s refused the update (409); skipped this round", view.id)
+        return outcome is PoolUpdate.UPDATED
 
     def _finish_request(self, view: PoolView, report: SweepReport) -> None:
         if view.request_id is None:

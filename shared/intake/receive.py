@@ -13,10 +13,12 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..arm.calls import StepFailed, get_or_none
 from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
+from ..arm.values import region_key
+from ..arm.views import GENERALIZED
 from ..dependencies import Dependencies
 from ..errors import TransientError
+from ..gateway.failures import StepFailed
 from ..messaging import MAX_REQUEST_ATTEMPTS, Redelivery, retry_later
 from ..model.plan import ResourcePlan, replica_count, security_type_of
 from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
@@ -42,7 +44,7 @@ from ..store.ledger import (
 )
 from .authorization import NotAuthorised, authorise
 from .sources import SourceFacts, read_source
-from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, region_key
+from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,9 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
         return _reject_conflict(deps, pipeline, message, reply_to, request_id)
     try:
         ids = authorise(request, deps.settings.allowed_scopes)
-        source = read_source(request, ids, deps.clients)
+        source = read_source(request, ids, deps.gateway.compute)
         _check_source_disks(request, source, deps)
-        account = read_account(request, ids["pool.batchAccountId"], deps.clients)
+        account = read_account(request, ids["pool.batchAccountId"], deps.gateway.batch)
         _check_target(request, ids, source, account, deps)
     except (NotAuthorised, RequestRejected, StepFailed) as exc:
         return _reject(deps, pipeline, message, reply_to, request_id, request.to_wire(), str(exc))
@@ -234,7 +236,7 @@ def _check_target(request: PoolRequest, ids: dict[str, ArmId], source: SourceFac
     if request.image.legacy_managed_image:
         _check_legacy(request, ids, source, account, deps)
         return
-    check_core_quotas(request, account, read_vm_sizes(account, deps.clients))
+    check_core_quotas(request, account, read_vm_sizes(account, deps.gateway.batch))
     if source.security_type and request.image.hyper_v_generation != "V2":
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
@@ -264,22 +266,20 @@ def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFac
 def _check_gallery(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, deps: Dependencies) -> None:
     """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
     gallery = ids["image.galleryId"]
-    compute = deps.clients.compute(gallery.subscription)
-    if get_or_none("read gallery", lambda: compute.galleries.get(gallery.resource_group, gallery.name)) is None:
+    compute = deps.gateway.compute
+    if compute.gallery(gallery) is None:
         raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
     if request.image.image_definition is None:
         return
     name = request.image.image_definition
-    definition = get_or_none("read image definition", lambda: compute.gallery_images.get(gallery.resource_group, gallery.name, name))
+    definition = compute.image_definition(gallery.child("images", name))
     if definition is None:
         return  # the pipeline creates it
-    features = {f.name.lower(): f.value for f in definition.features or [] if f.name}
     wanted = {
-        "osType": (str(getattr(definition.os_type, "value", definition.os_type)), source.os_type),
-        "osState": (str(getattr(definition.os_state, "value", definition.os_state)), "Generalized"),
-        "hyperVGeneration": (str(getattr(definition.hyper_v_generation, "value", definition.hyper_v_generation) or "V1"),
-                             "V2" if source.security_type else request.image.hyper_v_generation),
-        "securityType": (security_type_of(features.get("securitytype")) or "Standard", source.security_type or "Standard"),
+        "osType": (definition.os_type, source.os_type),
+        "osState": (definition.os_state, GENERALIZED),
+        "hyperVGeneration": (definition.hyper_v_generation or "V1", "V2" if source.security_type else request.image.hyper_v_generation),
+        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", source.security_type or "Standard"),
     }
     misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
     if misfits:
@@ -335,7 +335,7 @@ def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -
 
 def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
     """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
-    lineage_reader = LineageReader(deps.clients)
+    lineage_reader = LineageReader(deps.gateway.compute)
     lineage = {s.snapshot.key() for s in facts.snapshots}
     if "source.managedImageId" in ids:
         image_id = ids["source.managedImageId"].id

@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from ..arm.calls import get_or_none
 from ..arm.ids import ArmId
 from ..dependencies import Dependencies
 from ..messaging import RequestCheck
@@ -81,8 +80,7 @@ def fail_requests_whose_pool_is_gone(deps: Dependencies, seen_pools: set[str], l
 
 
 def _pool_exists(deps: Dependencies, pool: ArmId) -> bool:
-    batch = deps.clients.batch(pool.subscription)
-    return get_or_none("read pool", lambda: batch.pool.get(pool.resource_group, pool.parent().name, pool.name)) is not None
+    return deps.gateway.batch.pool(pool) is not None
 
 
 def send_pending_replies(deps: Dependencies) -> list[str]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from ..arm.calls import get_or_none
 from ..arm.events import ArmEvent
 from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, try_parse
-from ..arm.pools import PoolView
 from ..dependencies import Dependencies
 from ..eventfacts.probe import probe_of, record_probe_event
 from ..naming import LOCK_NAME, TAG_REQUEST, request_id_from_image_name, request_id_from_snapshot_name
@@ -115,29 +113,19 @@ def _request_id(resource: ArmId, deps: Dependencies) -> str | None:
     if not any(resource.is_within(scope) for scope in deps.settings.allowed_scopes):
         return None
     if resource.resource_type == GALLERY_IMAGE:
-        compute = deps.clients.compute(resource.subscription)
-        definition = get_or_none(
-            "read image definition",
-            lambda: compute.gallery_images.get(resource.resource_group, resource.parent().name, resource.name),
-        )
-        return (definition.tags or {}).get(TAG_REQUEST) if definition is not None else None
+        definition = deps.gateway.compute.image_definition(resource)
+        return definition.tags.get(TAG_REQUEST) if definition is not None else None
     if resource.resource_type == GALLERY_IMAGE_VERSION:
         from_definition = request_id_from_image_name(resource.parent().name)
         if from_definition is not None:
             return from_definition
-        definition = resource.parent()
-        compute = deps.clients.compute(resource.subscription)
-        version = get_or_none(
-            "read image version",
-            lambda: compute.gallery_image_versions.get(resource.resource_group, definition.parent().name, definition.name, resource.name),
-        )
-        return (version.tags or {}).get(TAG_REQUEST) if version is not None else None
+        version = deps.gateway.compute.image_version(resource)
+        return version.tags.get(TAG_REQUEST) if version is not None else None
     if resource.resource_type == BATCH_POOL:
         # A pool already protected names its request in the usage records: its later writes (resizes) cost no read.
         recorded = recorded_request(deps, resource.id)
         if recorded is not None:
             return recorded
-        batch = deps.clients.batch(resource.subscription)
-        pool = get_or_none("read pool", lambda: batch.pool.get(resource.resource_group, resource.parent().name, resource.name))
-        return PoolView.from_sdk(pool).request_id if pool is not None else None
+        pool = deps.gateway.batch.pool(resource)
+        return pool.request_id if pool is not None else None
     return None

@@ -16,13 +16,13 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
 from ..arm.ids import ArmId, resource_key
-from ..arm.pools import PoolView
+from ..arm.values import region_key
+from ..arm.views import ResourceView
 from ..dependencies import Dependencies
 from ..eventfacts.findings import read_findings
+from ..gateway.failures import StepFailed, TransientAzureError, Waiting
 from ..messaging import MAX_REQUEST_LOOKS, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
 from ..model.plan import (
     PlannedSnapshot,
@@ -51,24 +51,12 @@ from ..store.ledger import (
 log = logging.getLogger(__name__)
 
 
-def region_key(name: str | None) -> str:
-    """A region as ARM compares them: ``West Europe`` and ``westeurope`` are one region."""
-    return (name or "").replace(" ", "").lower()
-
-
-def replicas_by_region(version) -> dict[str, int]:
-    """A gallery version's replicas per region, as it reports them."""
-    publishing = version.publishing_profile
-    default = (publishing.replica_count if publishing is not None else None) or 1
-    return {region_key(r.name): r.regional_replica_count or default
-            for r in (publishing.target_regions if publishing is not None else None) or []}
-
-
 def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) -> list[tuple[str, int]]:
     """The planned regions, then every other region the version is already in (a reused version loses none)."""
     names = [name for name, _ in planned] + [name for name in has if name not in {region_key(n) for n, _ in planned}]
     counts = {region_key(name): count for name, count in planned}
     return [(name, counts.get(region_key(name), 0)) for name in names]
+
 
 _MAX_STAGE_RACES = 5
 # Interim replies remembered per request (the conditions a pool hit while growing).
@@ -252,7 +240,7 @@ class PoolPipeline:
         newly: list[str] = []
         lost: list[PlannedSnapshot] = []
         for planned in self._to_read(pending, lambda p: p.snapshot.id):
-            snapshot = self._get_snapshot(planned.snapshot)
+            snapshot = self._deps.gateway.compute.snapshot(planned.snapshot)
             if snapshot is None:
                 if planned.source_disk_id is None:
                     raise StepFailed(f"snapshot {planned.snapshot.id} no longer exists")
@@ -285,7 +273,7 @@ class PoolPipeline:
             return claimed or record, Waiting("image")
         if not self._to_read([image_id.id], lambda i: i):
             return record, Waiting("image")
-        image = get_or_none("read image", lambda: self._compute(image_id).images.get(image_id.resource_group, image_id.name))
+        image = self._deps.gateway.compute.image(image_id)
         if image is None and not plan.snapshots:
             raise StepFailed(f"managed image {image_id.id} no longer exists")
         record, done = self._settled(record, image, "managed image", image_id, "image", lambda: self._put_image(plan, request, record))
@@ -296,15 +284,11 @@ class PoolPipeline:
         if plan.reuses_version:
             return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
-        compute = self._compute(version_id)
-        gallery = definition_id.parent()
+        compute = self._deps.gateway.compute
         if not self._confirmed(record, definition_id.id):
             if not self._claimed(record, "image-definition"):
                 return self._start_definition(record, plan, request), Waiting("image definition")
-            definition = get_or_none(
-                "read gallery image definition",
-                lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
-            )
+            definition = compute.image_definition(definition_id)
             record, done = self._settled(record, definition, "gallery image definition", definition_id, "image-definition",
                                          lambda: self._put_definition(plan, request, record))
             if not done:
@@ -314,10 +298,7 @@ class PoolPipeline:
             return claimed or record, Waiting("image version")
         if not self._to_read([version_id.id], lambda i: i):
             return record, Waiting("image version")
-        version = get_or_none(
-            "read gallery image version",
-            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
-        )
+        version = compute.image_version(version_id)
         record, done = self._settled(record, version, "gallery image version", version_id, "image-version", lambda: self._put_version(plan))
         return record, Stage.CREATING_POOL if done else Waiting("image version")
 
@@ -331,13 +312,8 @@ class PoolPipeline:
         """A reused version gets the replicas the pool needs where the Batch account is (it keeps the others)."""
         assert plan.image_version is not None
         version_id = plan.image_version
-        definition_id = version_id.parent()
-        compute = self._compute(version_id)
-        gallery = definition_id.parent().name
-        version = get_or_none(
-            "read gallery image version",
-            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery, definition_id.name, version_id.name),
-        )
+        compute = self._deps.gateway.compute
+        version = compute.image_version(version_id)
         if version is None:
             raise StepFailed(f"gallery image version {version_id.id} no longer exists")
         if version.provisioning_state == "Failed":
@@ -345,20 +321,11 @@ class PoolPipeline:
         if version.provisioning_state != "Succeeded":
             self._in_progress.append(version_id.id)
             return record, Waiting("image version replication")
-        has = replicas_by_region(version)
+        has = version.replicas
         if all(has.get(region_key(name), 0) >= count for name, count in plan.target_regions):
             return record, Stage.CREATING_POOL
-        body = version.as_dict()
-        body["properties"]["publishingProfile"]["targetRegions"] = [
-            {"name": name, "regionalReplicaCount": max(count, has.get(region_key(name), 0))}
-            for name, count in merged_regions(plan.target_regions, has)
-        ]
-        for read_only in ("provisioningState", "replicationStatus"):
-            body["properties"].pop(read_only, None)
-        claimed = self._send_once(record, "image-version-replicas", lambda: call_arm(
-            f"replicate gallery image version {version_id.name}",
-            lambda: compute.gallery_image_versions.begin_create_or_update(
-                version_id.resource_group, gallery, definition_id.name, version_id.name, body, polling=False)))
+        regions = [(name, max(count, has.get(region_key(name), 0))) for name, count in merged_regions(plan.target_regions, has)]
+        claimed = self._send_once(record, "image-version-replicas", lambda: compute.replicate_image_version(version_id, version, regions))
         return claimed or record, Waiting("image version replication")
 
     def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
@@ -369,12 +336,10 @@ class PoolPipeline:
             return claimed or record, Waiting("pool")
         if not self._to_read([pool_id.id], lambda i: i):
             return record, Waiting("pool")
-        batch = self._deps.clients.batch(pool_id.subscription)
-        found = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, pool_id.parent().name, pool_id.name))
-        if found is None:
+        pool = self._deps.gateway.batch.pool(pool_id)
+        if pool is None:
             claimed = self._send_once(record, "pool", lambda: self._create_pool(plan, request))
             return claimed or record, Waiting("pool")
-        pool = PoolView.from_sdk(found)
         if pool.request_id != record.request_id:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
@@ -385,10 +350,7 @@ class PoolPipeline:
 
     # -- reads and writes ---------------------------------------------------------
 
-    def _compute(self, arm_id: ArmId):
-        return self._deps.clients.compute(arm_id.subscription)
-
-    def _settled(self, record: RequestRecord, found: Any, what: str, resource: ArmId, claim: str,
+    def _settled(self, record: RequestRecord, found: ResourceView | None, what: str, resource: ArmId, claim: str,
                  create: Callable[[], None]) -> tuple[RequestRecord, bool]:
         """Whether ``found`` (``resource`` as just read) is Succeeded, and the record confirming it.
 
@@ -409,58 +371,28 @@ class PoolPipeline:
             raise StepFailed(f"request {record.request_id} has no recorded OS type")
         return os_type
 
-    def _get_snapshot(self, snapshot_id: ArmId):
-        return get_or_none(
-            "read snapshot",
-            lambda: self._compute(snapshot_id).snapshots.get(snapshot_id.resource_group, snapshot_id.name),
-        )
-
     def _put_snapshots(self, plan: ResourcePlan, planned: list[PlannedSnapshot]) -> None:
         for snapshot in planned:
-            target, body = snapshot.snapshot, snapshot_body(plan, snapshot)
-            call_arm(
-                f"create snapshot {target.name}",
-                lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),  # noqa: B023 - called at once
-            )
+            self._deps.gateway.compute.create_snapshot(snapshot.snapshot, snapshot_body(plan, snapshot))
 
     def _put_image(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
-        image_id = plan.image
-        assert image_id is not None
-        body = image_body(plan, request, self._os_type(record))
-        call_arm(f"create image {image_id.name}", lambda: self._compute(image_id).images.begin_create_or_update(
-            image_id.resource_group, image_id.name, body, polling=False))
+        assert plan.image is not None
+        self._deps.gateway.compute.create_image(plan.image, image_body(plan, request, self._os_type(record)))
 
     def _put_definition(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
-        definition_id = plan.image_definition
-        assert definition_id is not None
-        body = image_definition_body(plan, request, self._os_type(record))
-        call_arm(f"create gallery image definition {definition_id.name}", lambda: self._compute(definition_id).gallery_images.begin_create_or_update(
-            definition_id.resource_group, definition_id.parent().name, definition_id.name, body, polling=False))
+        assert plan.image_definition is not None
+        self._deps.gateway.compute.create_image_definition(plan.image_definition, image_definition_body(plan, request, self._os_type(record)))
 
     def _put_version(self, plan: ResourcePlan) -> None:
-        version_id = plan.image_version
-        assert version_id is not None
-        definition_id = version_id.parent()
-        body = image_version_body(plan)
-        call_arm(f"create gallery image version {version_id.name}", lambda: self._compute(version_id).gallery_image_versions.begin_create_or_update(
-            version_id.resource_group, definition_id.parent().name, definition_id.name, version_id.name, body, polling=False))
+        assert plan.image_version is not None
+        self._deps.gateway.compute.create_image_version(plan.image_version, image_version_body(plan))
 
     def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
-        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
-
-        pool_id = plan.pool
-        body = pool_body(plan, request)
-        batch = self._deps.clients.batch(pool_id.subscription)
-        outcome = call_arm(
-            f"create pool {pool_id.name}",
-            lambda: batch.pool.create(
-                pool_id.resource_group, pool_id.parent().name, pool_id.name, body, match_condition=MatchConditions.IfMissing
-            ),
-        )
-        if not isinstance(outcome, Waiting):
+        outcome = self._deps.gateway.batch.create_pool(plan.pool, pool_body(plan, request))
+        if outcome is None:
             # The creation is the pool's first resize: look again when it times out, not a timer period later.
             deps = self._deps
-            look_after_creation(deps.sender, deps.settings.pool_checks_queue, pool_id.id, deps.now())
+            look_after_creation(deps.sender, deps.settings.pool_checks_queue, plan.pool.id, deps.now())
         return Waiting("pool")
 
     # -- replies -------------------------------------------------------------------

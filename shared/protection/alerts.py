@@ -21,7 +21,6 @@ from ..alerts import (
     PoolImpact,
     resource_alert,
 )
-from ..arm.calls import get_or_none
 from ..arm.ids import BATCH_POOL, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView
 from ..dependencies import Dependencies
@@ -65,7 +64,7 @@ def on_resource_deleted(deps: Dependencies, resource_id: str, *, known_gone: boo
         users = ResourceUsers(resource.id, {resource_key(seen_by["id"]): seen_by})
     if users is None or deps.alerts.recently_sent(IN_USE_IMAGE_DELETED, users.resource_id):
         return False
-    if not known_gone and LineageReader(deps.clients).exists(resource_id):
+    if not known_gone and LineageReader(deps.gateway.compute).exists(resource_id):
         # The event is a hint: the resource is there (re-created, or a stale event).
         return False
     return _alert(deps, IN_USE_IMAGE_DELETED, users)
@@ -97,11 +96,9 @@ def _impact(deps: Dependencies, entry: dict) -> PoolImpact | None:
     pool_id = try_parse(entry.get("id", ""), BATCH_POOL)
     if pool_id is None:
         return None
-    batch = deps.clients.batch(pool_id.subscription)
-    found = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, pool_id.parent().name, pool_id.name))
-    if found is None:
+    pool = deps.gateway.batch.pool(pool_id)
+    if pool is None:
         return None
-    pool = PoolView.from_sdk(found)
     return PoolImpact(
         id=pool.id,
         current_dedicated=pool.current_dedicated,

@@ -24,7 +24,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..arm.calls import call_arm
 from ..arm.ids import resource_key
 from ..dependencies import Dependencies
 from ..eventfacts.findings import EventFindings
@@ -43,7 +42,6 @@ ACTIVITY_LOG_LAG = timedelta(minutes=20)
 FIRST_LOOKBACK = timedelta(hours=1)
 # Refused deletes remembered per resource group (enough for the overlap between two looks).
 _REMEMBERED = 200
-_SELECT = "eventTimestamp,operationName,status,resourceId,eventDataId"
 
 
 @dataclass
@@ -82,10 +80,9 @@ def _removed_locks(deps: Dependencies, locked: list[KeyedRecord], report: AuditR
         assert resource is not None
         by_subscription[resource.subscription.lower()].append(resource.id)
     for subscription, resources in sorted(by_subscription.items()):
-        locks = deps.clients.locks(subscription).management_locks
-        pages = call_arm("list the management locks (protection audit)", lambda: list(locks.list_at_subscription_level().by_page()))  # noqa: B023 - called at once
-        report.lock_lists += len(pages)
-        present = {resource_key(lock.id) for page in pages for lock in page if lock.id}
+        locks = deps.gateway.locks.subscription_locks(subscription)
+        report.lock_lists += locks.pages
+        present = {resource_key(lock.id) for lock in locks.items if lock.id}
         for resource_id in resources:
             lock_id = f"{resource_id}/providers/Microsoft.Authorization/locks/{LOCK_NAME}"
             if resource_key(lock_id) in present:
@@ -109,14 +106,10 @@ def _refused_deletes(deps: Dependencies, summaries: list[KeyedRecord], report: A
         read_until = state.data.get("activityReadUntil") if state is not None else None
         start = (datetime.fromisoformat(read_until) - ACTIVITY_LOG_LAG) if isinstance(read_until, str) else now - FIRST_LOOKBACK
         seen = list(state.data.get("alerted") or []) if state is not None else []
-        query = f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{now.isoformat()}' and resourceGroupName eq '{group}'"
-        monitor = deps.clients.monitor(subscription).activity_logs
-        pages = call_arm("read the Activity Log (protection audit)", lambda: list(monitor.list(filter=query, select=_SELECT).by_page()))  # noqa: B023
-        report.activity_reads += len(pages)
-        for entry in (item for page in pages for item in page):
-            operation = (entry.operation_name.value if entry.operation_name else "") or ""
-            status = (entry.status.value if entry.status else "") or ""
-            if status != "Failed" or not operation.lower().endswith("/delete") or resource_key(entry.resource_id or "") not in in_use:
+        activity = deps.gateway.monitor.activity_log(subscription, group, start, now)
+        report.activity_reads += activity.pages
+        for entry in activity.items:
+            if entry.status != "Failed" or not entry.operation.lower().endswith("/delete") or resource_key(entry.resource_id) not in in_use:
                 continue
             if entry.event_data_id in seen:
                 continue

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..arm.calls import StepFailed, call_arm, get_or_none
 from ..arm.ids import resource_key
 from ..dependencies import Dependencies
+from ..gateway.failures import StepFailed
 from ..naming import LOCK_NAME, LOCK_NOTES_MARKER
 from ..store.records import KeyedRecord, RecordConflict, delete_record, member_key, update_record
 from .lineage import lineage_resource
@@ -245,14 +245,10 @@ def _sync_lock(deps: Dependencies, resource_id: str, summary: dict[str, Any]) ->
 
 
 def _place_lock(deps: Dependencies, resource_id: str, notes: str) -> bool:
-    from azure.mgmt.resource.locks.models import ManagementLockObject  # Azure SDK: first use (cold start)
-
     parsed = lineage_resource(resource_id)
     assert parsed is not None
-    locks = deps.clients.locks(parsed.subscription).management_locks
     try:
-        call_arm(f"lock {resource_id}", lambda: locks.create_or_update_by_scope(
-            parsed.id, LOCK_NAME, ManagementLockObject(level="CanNotDelete", notes=notes)))
+        deps.gateway.locks.create_lock(parsed, LOCK_NAME, notes)
     except StepFailed as exc:
         log.warning("image protection: %s could not be locked: %s", resource_id, exc)
         return False
@@ -262,15 +258,15 @@ def _place_lock(deps: Dependencies, resource_id: str, notes: str) -> bool:
 def _remove_our_lock(deps: Dependencies, resource_id: str) -> bool:
     parsed = lineage_resource(resource_id)
     assert parsed is not None
-    locks = deps.clients.locks(parsed.subscription).management_locks
+    locks = deps.gateway.locks
     try:
-        lock = get_or_none(f"read lock on {resource_id}", lambda: locks.get_by_scope(parsed.id, LOCK_NAME))
+        lock = locks.lock(parsed, LOCK_NAME)
         if lock is None:
             return False
-        if not (lock.notes or "").startswith(LOCK_NOTES_MARKER):
+        if not lock.notes.startswith(LOCK_NOTES_MARKER):
             log.info("image protection: lock %s was not placed by us; left in place", lock.id)
             return False
-        call_arm(f"unlock {resource_id}", lambda: locks.delete_by_scope(parsed.id, LOCK_NAME))
+        locks.delete_lock(parsed, LOCK_NAME)
     except StepFailed as exc:
         log.warning("image protection: the lock on %s could not be released: %s", resource_id, exc)
         return False

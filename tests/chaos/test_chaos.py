@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -18,7 +19,6 @@ from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
 from shared import dependencies
 from shared.messaging import OutgoingMessage
-from shared.pipeline import stages as pipeline_module
 
 REQUESTS = 20
 OUTSIDE_SCOPE_ACCOUNT = DEFAULT_ACCOUNT_ID.replace("rg-batch", "rg-elsewhere")
@@ -38,15 +38,21 @@ def rejected_request() -> dict:
 
 class CrashOnceAfter:
     """A worker dying between two ARM calls: after the first call whose description starts with ``prefix``
-    went through (the image PUT, before the stage write), the delivery raises, once."""
+    went through (the image PUT, before the stage write), the delivery raises, once.
 
-    def __init__(self, prefix: str) -> None:
+    Wraps the Compute gateway: its managed-image PUT is the call that goes through first."""
+
+    def __init__(self, prefix: str, compute) -> None:
         self.prefix = prefix
         self.crashed_after: str | None = None
-        self._call_arm = pipeline_module.call_arm
+        self._compute = compute
 
-    def __call__(self, description, action):
-        result = self._call_arm(description, action)
+    def __getattr__(self, name):
+        return getattr(self._compute, name)
+
+    def create_image(self, image, body):
+        result = self._compute.create_image(image, body)
+        description = f"create image {image.name}"
         if self.crashed_after is None and description.startswith(self.prefix):
             self.crashed_after = description
             raise RuntimeError(f"worker crashed after {description} (injected)")
@@ -57,9 +63,18 @@ class CrashOnceAfter:
         return self.crashed_after.removeprefix(self.prefix + "cip-")
 
 
+class GatewayWith:
+    """The rehearsal's gateway with one service replaced."""
+
+    def __init__(self, gateway, **services) -> None:
+        self._gateway, self._services = gateway, services
+
+    def __getattr__(self, name):
+        return self._services.get(name) or getattr(self._gateway, name)
+
+
 @pytest.fixture(scope="module")
 def chaos(request):
-    monkeypatch = pytest.MonkeyPatch()
     rehearsal = Rehearsal(Scenario.model_validate({
         "seed": 7,
         "world": {"eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}, "replyQueues": ["chaos-replies"]},
@@ -73,8 +88,9 @@ def chaos(request):
     emulator.faults.add(FaultRule("*", FaultKind.UNAVAILABLE, rate=0.05, retry_after_seconds=1))
     # One long-running operation ends Failed.
     emulator.faults.add(FaultRule("PUT Microsoft.Compute/galleries/images/versions", FaultKind.LRO_FAILED, limit=1))
-    crash = CrashOnceAfter("create image ")
-    monkeypatch.setattr(pipeline_module, "call_arm", crash)
+    gateway = rehearsal.dependencies.gateway
+    crash = CrashOnceAfter("create image ", gateway.compute)
+    rehearsal.dependencies = replace(rehearsal.dependencies, gateway=GatewayWith(gateway, compute=crash))
     dependencies.install(rehearsal.dependencies)
     try:
         bodies = [chaos_request(i) for i in range(REQUESTS)] + [rejected_request()]
@@ -86,7 +102,6 @@ def chaos(request):
         rehearsal.run_until_idle()
     finally:
         dependencies.install(None)
-        monkeypatch.undo()
     return rehearsal, crash, pump
 
 
@@ -189,7 +204,7 @@ def ledger_outage():
     outage = OutageLedger(inner, lambda: start <= rehearsal.emulator.now() < start + timedelta(minutes=10))
     deps = rehearsal.dependencies
     # The functions see the outage; the rehearsal's own bookkeeping reads the same ledger behind it.
-    rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=deps.clients, ledger=outage, sender=deps.sender, now=deps.now)
+    rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=rehearsal.clients, ledger=outage, sender=deps.sender, now=deps.now)
     dependencies.install(rehearsal.dependencies)
     try:
         submit_all(rehearsal, 10)

@@ -287,7 +287,7 @@ def play_and_list(*extra_steps: dict, unused_only: bool = False) -> list[dict]:
         {"submit": default_request()}, {"runUntilIdle": True}, *extra_steps]})).run()
     deps = rehearsal.dependencies
     groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
-    return inventory(deps.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
+    return inventory(rehearsal.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
                      now=rehearsal.emulator.now(), unused_only=unused_only)
 
 

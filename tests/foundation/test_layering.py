@@ -22,6 +22,7 @@ LAYERS: list[list[str]] = [
     ["shared.protection"],
     ["shared.eventfacts"],
     ["shared.dependencies"],
+    ["shared.gateway"],
     ["shared.alerts", "shared.clients"],
     ["shared.settings"],
     ["shared.store"],

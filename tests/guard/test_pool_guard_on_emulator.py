@@ -126,7 +126,7 @@ class TestBadInput:
     def test_a_concurrent_change_412_skips_the_round_without_a_resize(self):
         rehearsal = world_with([{"id": f"{POOLS}/busy", "targetDedicatedNodes": 600}])
         rehearsal.emulator.advance(26 * MINUTE)
-        batch = rehearsal.dependencies.clients.batch(SUB)
+        batch = rehearsal.clients.batch(SUB)
         listed = PoolView.from_sdk(batch.pool.get("rg-batch", "teambatch", "busy"))
         # GIVEN someone else changed the pool after the guard read it
         batch.pool.update("rg-batch", "teambatch", "busy", {"properties": {"metadata": [{"name": "owner", "value": "ops"}]}})
@@ -138,7 +138,7 @@ class TestBadInput:
     def test_a_pool_deleted_between_list_and_patch_is_skipped(self):
         rehearsal = world_with([{"id": f"{POOLS}/gone", "targetDedicatedNodes": 600}])
         rehearsal.emulator.advance(26 * MINUTE)
-        listed = PoolView.from_sdk(rehearsal.dependencies.clients.batch(SUB).pool.get("rg-batch", "teambatch", "gone"))
+        listed = PoolView.from_sdk(rehearsal.clients.batch(SUB).pool.get("rg-batch", "teambatch", "gone"))
         rehearsal.emulator.store.remove(f"{POOLS}/gone")
         report = SweepReport()
         PoolGuard(rehearsal.dependencies).handle_pool(listed, True, report)

@@ -7,8 +7,8 @@ import json
 from emulator.store import ArmResource
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+from shared.gateway import graph as graph_module
 from shared.guard.sweep import PoolGuard
-from shared.protection import lineage as lineage_module
 from shared.protection.alerts import on_resource_deleted
 from shared.protection.lineage import LineageReader
 from shared.protection.locks import IMAGE_USE, IMAGE_USER, POOL_USE, ImageUse, protect, release, users_of
@@ -67,9 +67,10 @@ class TestFleetLineageCheck:
     def test_given_more_ids_than_a_page_when_prefetched_then_one_query_per_page_and_no_point_read(self, monkeypatch):
         rehearsal = world([])
         ids = [put_image(rehearsal, f"img{i:03d}")[0] for i in range(25)]
-        monkeypatch.setattr(lineage_module, "IDS_PER_QUERY", 10)
-        reader = LineageReader(rehearsal.dependencies.clients)
-        used = calls_during(rehearsal, lambda: reader.prefetch(ids))
+        monkeypatch.setattr(graph_module, "IDS_PER_QUERY", 10)
+        gateway = rehearsal.dependencies.gateway
+        reader = LineageReader(gateway.compute)
+        used = calls_during(rehearsal, lambda: reader.prefetch(ids, gateway.graph))
         assert used == {GRAPH: 3} and reader.graph_queries == 3
         assert calls_during(rehearsal, lambda: [reader.exists(i) for i in ids]) == {}
 
@@ -78,8 +79,9 @@ class TestFleetLineageCheck:
         rehearsal = world([])
         image, _ = put_image(rehearsal, "fresh")
         gone = f"{IMAGING}/images/gone"
-        reader = LineageReader(rehearsal.dependencies.clients)
-        reader.prefetch([image, gone])
+        gateway = rehearsal.dependencies.gateway
+        reader = LineageReader(gateway.compute)
+        reader.prefetch([image, gone], gateway.graph)
         assert calls_during(rehearsal, lambda: reader.exists(gone)) == {"GET Microsoft.Compute/images": 1}
         assert reader.exists(gone) is False and reader.exists(image) is True
 

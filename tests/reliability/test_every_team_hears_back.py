@@ -296,7 +296,7 @@ class TestLedgerOutage:
         # The functions see the outage; the rehearsal itself reads the same ledger behind it.
         rehearsal = world(steps + [{"runUntilIdle": True}], ledger=ledger.inner)
         deps = rehearsal.dependencies
-        rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=deps.clients, ledger=ledger, sender=deps.sender, now=deps.now)
+        rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=rehearsal.clients, ledger=ledger, sender=deps.sender, now=deps.now)
         holder["r"] = rehearsal
         rehearsal.run()
         records = {r.request_id: r for r in ledger.inner.list_recent(100)}
