@@ -8,6 +8,8 @@ accounts), compared case-insensitively.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..arm.ids import (
     BATCH_ACCOUNT,
     GALLERY,
@@ -27,6 +29,20 @@ class NotAuthorised(PermanentError, ValueError):
     """The request names a resource outside the allowed scopes (or a malformed id)."""
 
 
+@dataclass(frozen=True)
+class RequestIds:
+    """Every resource id a request names, parsed and authorised; None (or empty) where it names none."""
+
+    batch_account: ArmId
+    virtual_machine: ArmId | None = None
+    os_disk_snapshot: ArmId | None = None
+    # In the order of ``source.snapshots.dataDisks``.
+    data_disk_snapshots: tuple[ArmId, ...] = ()
+    managed_image: ArmId | None = None
+    gallery_image_version: ArmId | None = None
+    gallery: ArmId | None = None
+
+
 def _expected_type(field_path: str) -> str:
     if field_path.startswith("source.snapshots"):
         return SNAPSHOT
@@ -39,11 +55,10 @@ def _expected_type(field_path: str) -> str:
     }[field_path]
 
 
-def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> dict[str, ArmId]:
+def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> RequestIds:
     """Parse every id the request names and check it against ``allowed_scopes``.
 
-    Returns the parsed ids by field path; the first problem raises
-    :class:`NotAuthorised` naming the field and the rule.
+    The first problem raises :class:`NotAuthorised` naming the field and the rule.
     """
     parsed: dict[str, ArmId] = {}
     for field_path, value in request.resource_ids().items():
@@ -54,4 +69,13 @@ def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> dict[str
         if not any(arm_id.is_within(scope) for scope in allowed_scopes):
             raise NotAuthorised(f"{field_path}: {value} is outside the allowed scopes")
         parsed[field_path] = arm_id
-    return parsed
+    data_disks = request.source.snapshots.data_disks if request.source.snapshots is not None else []
+    return RequestIds(
+        batch_account=parsed["pool.batchAccountId"],
+        virtual_machine=parsed.get("source.virtualMachineId"),
+        os_disk_snapshot=parsed.get("source.snapshots.osDiskSnapshotId"),
+        data_disk_snapshots=tuple(parsed[f"source.snapshots.dataDisks[{index}].snapshotId"] for index in range(len(data_disks))),
+        managed_image=parsed.get("source.managedImageId"),
+        gallery_image_version=parsed.get("source.galleryImageVersionId"),
+        gallery=parsed.get("image.galleryId"),
+    )

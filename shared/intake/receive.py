@@ -31,18 +31,15 @@ from ..naming import (
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
+from ..store import progress
 from ..store.ledger import (
-    ANSWERS_REQUEST_DETAIL,
-    OS_TYPE_DETAIL,
-    PLAN_DETAIL,
-    REPLY_REFUSED_DETAIL,
     RecordTooLarge,
     RequestAlreadyExists,
     RequestNotFound,
     RequestRecord,
     Stage,
 )
-from .authorization import NotAuthorised, authorise
+from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
 
@@ -112,7 +109,7 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
         ids = authorise(request, deps.settings.allowed_scopes)
         source = read_source(request, ids, deps.gateway.compute)
         _check_source_disks(request, source, deps)
-        account = read_account(request, ids["pool.batchAccountId"], deps.gateway.batch)
+        account = read_account(request, ids.batch_account, deps.gateway.batch)
         _check_target(request, ids, source, account, deps)
     except (NotAuthorised, RequestRejected, StepFailed) as exc:
         return _reject(deps, pipeline, message, reply_to, request_id, request.to_wire(), str(exc))
@@ -123,7 +120,7 @@ def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestReco
         stage=_first_stage(request, plan, source, account),
         body=request.to_wire(),
         reply_to=reply_to,
-        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: source.os_type, **_refused_reply(message, reply_to)},
+        details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
         now=deps.now(),
     )
     try:
@@ -153,8 +150,9 @@ def _reply_queue(message: IncomingMessage, deps: Dependencies) -> str | None:
     return message.reply_to
 
 
-def _refused_reply(message: IncomingMessage, reply_to: str | None) -> dict:
-    return {REPLY_REFUSED_DETAIL: (message.reply_to or "")[:260]} if message.reply_to and reply_to is None else {}
+def _unanswered_reply_to(message: IncomingMessage, reply_to: str | None) -> str | None:
+    """The message's ReplyTo when it is never sent to (not a reply queue of this deployment)."""
+    return message.reply_to if message.reply_to and reply_to is None else None
 
 
 def _reject(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None, request_id: str,
@@ -170,7 +168,7 @@ def _reject(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage
             return pipeline.reply(existing)
         return _reject_conflict(deps, pipeline, message, reply_to, request_id)
     record = RequestRecord.new(request_id=request_id, stage=Stage.REJECTED, body=body, reply_to=reply_to,
-                               details=_refused_reply(message, reply_to), now=deps.now(), reason=reason)
+                               details=progress.refused_reply(_unanswered_reply_to(message, reply_to)), now=deps.now(), reason=reason)
     try:
         record = deps.ledger.create(record)
     except RecordTooLarge:
@@ -192,7 +190,7 @@ def _reject_conflict(deps: Dependencies, pipeline: PoolPipeline, message: Incomi
     if existing is not None:
         return pipeline.reply(existing)
     record = RequestRecord.new(request_id=conflict_id, stage=Stage.REJECTED, body=body, reply_to=reply_to, now=deps.now(),
-                               details={ANSWERS_REQUEST_DETAIL: taken_id, **_refused_reply(message, reply_to)}, reason=reason)
+                               details=progress.conflict(taken_id, _unanswered_reply_to(message, reply_to)), reason=reason)
     try:
         record = deps.ledger.create(record)
     except RequestAlreadyExists:
@@ -230,7 +228,7 @@ def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, 
     return Stage.CREATING_POOL if source.version_replicas.get(account.region, 0) >= needed else Stage.PUBLISHING
 
 
-def _check_target(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
     """Everything the request would collide with, before any write."""
     check_pool_name_free(request, account)
     if request.image.legacy_managed_image:
@@ -241,11 +239,11 @@ def _check_target(request: PoolRequest, ids: dict[str, ArmId], source: SourceFac
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
-    if request.image.gallery_id is not None:
-        _check_gallery(request, ids, source, deps)
+    if ids.gallery is not None:
+        _check_gallery(request, ids.gallery, source, deps)
 
 
-def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
     """A pool straight from a managed image: the seed's prerequisites for one."""
     field_path = "source.managedImageId" if request.source.managed_image_id is not None else f"source.{request.source.kind}"
     if source.security_type:
@@ -263,9 +261,8 @@ def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFac
     _check_node_limits(request, ids, source, account, deps)
 
 
-def _check_gallery(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, deps: Dependencies) -> None:
+def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, deps: Dependencies) -> None:
     """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
-    gallery = ids["image.galleryId"]
     compute = deps.gateway.compute
     if compute.gallery(gallery) is None:
         raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
@@ -286,21 +283,23 @@ def _check_gallery(request: PoolRequest, ids: dict[str, ArmId], source: SourceFa
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
 
 
-def _plan(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
+def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
     request_id = request.id
-    pool = ids["pool.batchAccountId"].child("pools", request.pool.pool_name)
+    pool = ids.batch_account.child("pools", request.pool.pool_name)
     kind = request.source.kind
     image = definition = version = None
     from_snapshots = source.security_type is not None and not request.image.legacy_managed_image
     if kind in ("virtualMachineId", "snapshots") and not from_snapshots:
-        anchor = ids.get("source.virtualMachineId") or ids["source.snapshots.osDiskSnapshotId"]
+        anchor = ids.virtual_machine or ids.os_disk_snapshot
+        assert anchor is not None, "the source is a VM or its snapshots"
         image = anchor.sibling(IMAGE, image_name(request_id))
     elif kind == "managedImageId":
-        image = ids["source.managedImageId"]
+        image = ids.managed_image
     elif kind == "galleryImageVersionId":
-        version = ids["source.galleryImageVersionId"]
+        version = ids.gallery_image_version
     if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
-        gallery = ids["image.galleryId"]
+        gallery = ids.gallery
+        assert gallery is not None, "a request off the legacy path names its gallery"
         definition = gallery.child("images", request.image.image_definition or image_name(request_id))
         version = definition.child("versions", image_version_name(request_id, submitted_at))
     elif version is not None:
@@ -333,12 +332,12 @@ def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -
     return tuple((name, regions[name]) for name in ordered)
 
 
-def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_node_limits(request: PoolRequest, ids: RequestIds, facts: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
     """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
     lineage_reader = LineageReader(deps.gateway.compute)
     lineage = {s.snapshot.key() for s in facts.snapshots}
-    if "source.managedImageId" in ids:
-        image_id = ids["source.managedImageId"].id
+    if ids.managed_image is not None:
+        image_id = ids.managed_image.id
         lineage |= {resource_key(image_id)} | {resource_key(r) for r in lineage_reader.lineage(image_id)}
     if not lineage:
         return

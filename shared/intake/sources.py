@@ -15,6 +15,7 @@ from ..gateway.protocol import ComputeGateway
 from ..model.plan import PlannedSnapshot, security_type_of
 from ..model.request import PoolRequest, RequestRejected
 from ..naming import snapshot_name
+from .authorization import RequestIds
 from .prerequisites import unmet_prerequisites
 
 
@@ -34,15 +35,16 @@ class SourceFacts:
     version_replicas: dict[str, int] = field(default_factory=dict)
 
 
-def read_source(request: PoolRequest, ids: dict[str, ArmId], compute: ComputeGateway) -> SourceFacts:
+def read_source(request: PoolRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
     """Read the request's source; the VM prerequisites are checked here (plans allowed on the gallery path)."""
-    if request.source.virtual_machine_id is not None:
-        return _virtual_machine(request, ids["source.virtualMachineId"], compute)
-    if request.source.snapshots is not None:
-        return _snapshots(request, ids, compute)
-    if request.source.managed_image_id is not None:
-        return _managed_image(request, ids["source.managedImageId"], compute)
-    return _gallery_version(request, ids["source.galleryImageVersionId"], compute)
+    if ids.virtual_machine is not None:
+        return _virtual_machine(request, ids.virtual_machine, compute)
+    if ids.os_disk_snapshot is not None:
+        return _snapshots(request, ids.os_disk_snapshot, ids.data_disk_snapshots, compute)
+    if ids.managed_image is not None:
+        return _managed_image(request, ids.managed_image, compute)
+    assert ids.gallery_image_version is not None, "a request names exactly one source"
+    return _gallery_version(request, ids.gallery_image_version, compute)
 
 
 def _virtual_machine(request: PoolRequest, vm_id: ArmId, compute: ComputeGateway) -> SourceFacts:
@@ -65,17 +67,15 @@ def _virtual_machine(request: PoolRequest, vm_id: ArmId, compute: ComputeGateway
     )
 
 
-def _snapshots(request: PoolRequest, ids: dict[str, ArmId], compute: ComputeGateway) -> SourceFacts:
+def _snapshots(request: PoolRequest, os_id: ArmId, data_ids: tuple[ArmId, ...], compute: ComputeGateway) -> SourceFacts:
     assert request.source.snapshots is not None
-    os_id = ids["source.snapshots.osDiskSnapshotId"]
     os_snapshot = compute.snapshot(os_id)
     if os_snapshot is None:
         raise RequestRejected(f"source.snapshots.osDiskSnapshotId: {os_id.id} does not exist", request.id)
     if not os_snapshot.os_type:
         raise RequestRejected("source.snapshots.osDiskSnapshotId: the snapshot has no osType (not an OS disk)", request.id)
     snapshots = [PlannedSnapshot(os_id, None, None)]
-    for index, disk in enumerate(request.source.snapshots.data_disks):
-        snapshots.append(PlannedSnapshot(ids[f"source.snapshots.dataDisks[{index}].snapshotId"], disk.lun, None))
+    snapshots += [PlannedSnapshot(snapshot, disk.lun, None) for snapshot, disk in zip(data_ids, request.source.snapshots.data_disks, strict=True)]
     return SourceFacts(
         location=os_snapshot.location,
         subscription=os_id.subscription,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from ..arm.ids import ArmId, resource_key
 from ..arm.values import region_key
@@ -37,16 +37,14 @@ from ..model.request import PoolRequest
 from ..protection.alerts import on_request_failed
 from ..protection.locks import ImageUse, protect
 from ..store.ledger import (
-    ANSWERS_REQUEST_DETAIL,
     FINAL_STAGES,
-    INTERIM_REPLIES_DETAIL,
-    REPLIED_DETAIL,
     FinalStageError,
     RequestNotFound,
     RequestRecord,
     Stage,
     StaleRecord,
 )
+from ..store.progress import replied
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +59,6 @@ def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) ->
 _MAX_STAGE_RACES = 5
 # Interim replies remembered per request (the conditions a pool hit while growing).
 _MAX_INTERIM_REPLIES = 20
-# Details key of the step claims: step name -> when a delivery claimed it (ISO 8601).
-CLAIMS_DETAIL = "claims"
-# Details key of the resources read as Succeeded (resource keys).
-SUCCEEDED_DETAIL = "succeeded"
 # A claimed PUT not visible in Azure after this long belongs to a delivery that died before sending it.
 CLAIM_LEASE = timedelta(minutes=2)
 
@@ -172,19 +166,17 @@ class PoolPipeline:
 
     def _claimed(self, record: RequestRecord, step: str) -> bool:
         """Whether a delivery ever claimed ``step`` (so its PUT may have been sent)."""
-        return step in (record.details.get(CLAIMS_DETAIL) or {})
+        return record.progress.claimed(step)
 
     def _confirmed(self, record: RequestRecord, resource_id: str) -> bool:
         """Whether ``resource_id`` was already read as Succeeded."""
-        return resource_key(resource_id) in (record.details.get(SUCCEEDED_DETAIL) or [])
+        return record.progress.confirmed(resource_id)
 
     def _confirm(self, record: RequestRecord, resource_ids: list[str]) -> RequestRecord:
         """Remember resources read as Succeeded, so no later event reads them again (a lost race: read again later)."""
         if not resource_ids:
             return record
-        known = list(record.details.get(SUCCEEDED_DETAIL) or [])
-        known += [resource_key(r) for r in resource_ids if resource_key(r) not in known]
-        return self._advance(record, record.stage, details={SUCCEEDED_DETAIL: known}) or record
+        return self._advance(record, record.stage, details=record.progress.confirm(resource_ids)) or record
 
     def _to_read(self, items: list, resource_id: Callable) -> list:
         """The items to read now: all of them, or only the one the event named (none when it named something else)."""
@@ -196,11 +188,10 @@ class PoolPipeline:
         """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
         None when another delivery claimed it within the lease or changed the record first."""
         now = self._deps.now()
-        claims = record.details.get(CLAIMS_DETAIL) or {}
-        claimed_at = claims.get(step)
-        if isinstance(claimed_at, str) and now - datetime.fromisoformat(claimed_at) < CLAIM_LEASE:
+        claimed_at = record.progress.claimed_at(step)
+        if claimed_at is not None and now - claimed_at < CLAIM_LEASE:
             return None
-        return self._advance(record, stage or record.stage, details={CLAIMS_DETAIL: {**claims, step: now.isoformat()}})
+        return self._advance(record, stage or record.stage, details=record.progress.claim(step, now))
 
     def _send_once(self, record: RequestRecord, step: str, send: Callable[[], object],
                    stage: Stage | None = None) -> RequestRecord | None:
@@ -214,8 +205,7 @@ class PoolPipeline:
         try:
             send()
         except TransientAzureError:
-            claims = {k: v for k, v in (claimed.details.get(CLAIMS_DETAIL) or {}).items() if k != step}
-            self._advance(claimed, claimed.stage, details={CLAIMS_DETAIL: claims})
+            self._advance(claimed, claimed.stage, details=claimed.progress.release(step))
             raise
         return claimed
 
@@ -408,9 +398,8 @@ class PoolPipeline:
             return record
         if not self._deps.settings.may_reply_to(record.reply_to):
             return self._record_reply(record, f"refused: {record.reply_to[:260]} is not a reply queue of this deployment")
-        answers = record.details.get(ANSWERS_REQUEST_DETAIL)
         message = outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id,
-                                answers_request_id=answers if isinstance(answers, str) else None)
+                                answers_request_id=record.progress.answers_request_id)
         self._deps.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
 
@@ -427,22 +416,22 @@ class PoolPipeline:
         if record.stage is not Stage.SCALING or record.reply_to is None or not self._deps.settings.may_reply_to(record.reply_to):
             return
         digest = hashlib.sha256(condition_key.encode()).hexdigest()[:16]
-        sent = [key for key in record.details.get(INTERIM_REPLIES_DETAIL) or [] if isinstance(key, str)]
-        if digest in sent:
+        progress = record.progress
+        if digest in progress.interim_replies:
             return
-        claimed = self._advance(record, record.stage, details={INTERIM_REPLIES_DETAIL: [*sent, digest][-_MAX_INTERIM_REPLIES:]})
+        claimed = self._advance(record, record.stage, details=progress.interim_reply(digest, _MAX_INTERIM_REPLIES))
         if claimed is None:
             return
         try:
             self._deps.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
         except Exception:
-            self._advance(claimed, claimed.stage, details={INTERIM_REPLIES_DETAIL: sent})
+            self._advance(claimed, claimed.stage, details=progress.interim_replies_as_read())
             raise
 
-    def _record_reply(self, record: RequestRecord, replied: object) -> RequestRecord:
+    def _record_reply(self, record: RequestRecord, outcome: bool | str) -> RequestRecord:
         for _ in range(_MAX_STAGE_RACES):
             try:
-                return self._deps.ledger.advance(record, record.stage, details={REPLIED_DETAIL: replied}, now=self._deps.now())
+                return self._deps.ledger.advance(record, record.stage, details=replied(outcome), now=self._deps.now())
             except StaleRecord:
                 record = self._deps.ledger.get(record.request_id)
                 if not record.reply_pending:
