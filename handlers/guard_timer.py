@@ -16,8 +16,7 @@ log = logging.getLogger(__name__)
 def pool_guard_sweep(timer: func.TimerRequest) -> None:
     """Re-drive stuck requests and keep every guarded pool resizing towards its target; log what the sweep did."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
-    from shared import dependencies
-    from shared.guard.sweep import run_sweep
+    from shared import bootstrap
 
-    summary = run_sweep(dependencies.current()).summary()
+    summary = bootstrap.current().guard().run_sweep().summary()
     log.info("pool guard sweep: %s", json.dumps(summary, sort_keys=True), extra={"sweepReport": summary})

@@ -16,12 +16,12 @@ bp = func.Blueprint()
 def pool_requests(message: func.ServiceBusMessage) -> None:
     """Validate, authorise, record and start one pool request."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
-    from shared import dependencies
-    from shared.intake.receive import IncomingMessage, receive_with_retry
+    from shared import bootstrap
+    from shared.intake.receive import IncomingMessage
     from shared.messaging import Redelivery
 
     redelivery = Redelivery.from_properties(message.application_properties)
-    receive_with_retry(
+    bootstrap.current().intake().receive_with_retry(
         IncomingMessage(
             body=message.get_body(),
             message_id=message.message_id,
@@ -30,6 +30,5 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
             attempt=redelivery.attempt,
             original_message_id=redelivery.original_message_id,
             original_enqueued_at=redelivery.original_enqueued_at,
-        ),
-        dependencies.current(),
+        )
     )

@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from ..alerts import Alerts
 from ..arm.ids import ArmId, resource_key
 from ..arm.values import region_key
 from ..arm.views import ResourceView
-from ..dependencies import Dependencies
 from ..eventfacts.findings import read_findings
 from ..gateway.failures import StepFailed, TransientAzureError, Waiting
-from ..messaging import MAX_REQUEST_LOOKS, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
+from ..gateway.protocol import AzureGateway
+from ..messaging import MAX_REQUEST_LOOKS, MessageSender, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
 from ..model.plan import (
     PlannedSnapshot,
     ResourcePlan,
@@ -36,15 +38,18 @@ from ..model.plan import (
 from ..model.request import PoolRequest
 from ..protection.alerts import on_request_failed
 from ..protection.locks import ImageUse, protect
+from ..settings import Settings
 from ..store.ledger import (
     FINAL_STAGES,
     FinalStageError,
+    Ledger,
     RequestNotFound,
     RequestRecord,
     Stage,
     StaleRecord,
 )
 from ..store.progress import replied
+from ..store.records import RecordStore
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +68,42 @@ _MAX_INTERIM_REPLIES = 20
 CLAIM_LEASE = timedelta(minutes=2)
 
 
+@dataclass(kw_only=True)
 class PoolPipeline:
-    """Moves requests through their stages. Plain code: dependencies come in, nothing global."""
+    """Moves requests through their stages. Plain code: what it uses comes in, nothing global.
 
-    def __init__(self, deps: Dependencies, look: int = 0) -> None:
-        self._deps = deps
-        self._hint: str | None = None
-        # Which look at an in-progress resource this drive is (0: an event's or the timer's), and the
-        # resources it read as still in progress.
-        self._look = look
-        self._in_progress: list[str] = []
+    One per invocation: a drive keeps the resource its event named and those it read still in progress
+    on the instance, so one pipeline's drives run one after another (replies and finishes keep nothing).
+    """
+
+    # Reads and writes the request's resources, and locks its image's lineage once its pool exists.
+    gateway: AzureGateway
+    # Where the request stands; the usage records (protection) and the probe's findings beside it.
+    ledger: Ledger
+    records: RecordStore
+    # A request that fails alerts ops.
+    alerts: Alerts
+    # Replies to the team, and schedules looks at resources still in progress.
+    sender: MessageSender
+    settings: Settings
+    now: Callable[[], datetime]
+    # The drive under way: the resource its event named, which look it is (0: an event's or the timer's),
+    # and the resources it read as still in progress.
+    _hint: str | None = field(default=None, init=False)
+    _look: int = field(default=0, init=False)
+    _in_progress: list[str] = field(default_factory=list, init=False)
 
     # -- the stage machine ------------------------------------------------
 
-    def drive(self, record: RequestRecord, hint: str | None = None) -> RequestRecord:
+    def drive(self, record: RequestRecord, hint: str | None = None, look: int = 0) -> RequestRecord:
         """Take every step that is possible now; return the record as it stands after them.
 
         ``hint``: the resource an event named. A step then reads only that resource, not every
         resource of its stage (each snapshot event would otherwise re-read every snapshot).
+        ``look``: which scheduled look at a resource still in progress this drive is (0: an event's or the timer's).
         """
         self._hint = resource_key(hint) if hint else None
+        self._look, self._in_progress = look, []
         for _ in range(_MAX_STAGE_RACES * 8):
             if record.stage in FINAL_STAGES:
                 # A final request delivered again still owes its team the reply, if that never went out.
@@ -96,12 +117,23 @@ class PoolPipeline:
                 return record
             advanced = self._advance(record, next_stage)
             if advanced is None:
-                record = self._deps.ledger.get(record.request_id)
+                record = self.ledger.get(record.request_id)
             else:
                 record = advanced
             # The event's resource was for the stage just left: the next stage reads what it needs.
             self._hint = None
         return record
+
+    def look_at(self, check: RequestCheck) -> None:
+        """A scheduled look at one resource of a request that was still in progress after its write event."""
+        try:
+            record = self.ledger.get(check.request_id)
+        except RequestNotFound:
+            log.info("request check for %s ignored: the ledger does not know it", check.request_id)
+            return
+        if record.stage in FINAL_STAGES:
+            return
+        self.drive(record, hint=check.resource_id, look=check.attempt)
 
     def _look_again_later(self, record: RequestRecord) -> None:
         """Schedule a look at each resource read as still in progress, unless its finish is known to raise an event.
@@ -112,12 +144,11 @@ class PoolPipeline:
         """
         if not self._in_progress or self._look >= MAX_REQUEST_LOOKS:
             return
-        deps = self._deps
-        if not read_findings(deps.records).pipeline_rechecks_writes:
+        if not read_findings(self.records).pipeline_rechecks_writes:
             return
         for resource_id in dict.fromkeys(self._in_progress):
-            schedule_request_check(deps.sender, deps.settings.pool_checks_queue,
-                                   RequestCheck(record.request_id, resource_id, self._look + 1), deps.now())
+            schedule_request_check(self.sender, self.settings.pool_checks_queue,
+                                   RequestCheck(record.request_id, resource_id, self._look + 1), self.now())
 
     def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
         """The next stage (or why not yet), with the record as this step left it (a claim rewrites it)."""
@@ -139,7 +170,7 @@ class PoolPipeline:
                  details: dict | None = None) -> RequestRecord | None:
         """Conditional write; None when another delivery moved the request first."""
         try:
-            return self._deps.ledger.advance(record, stage, reason=reason, details=details, now=self._deps.now())
+            return self.ledger.advance(record, stage, reason=reason, details=details, now=self.now())
         except (StaleRecord, FinalStageError):
             return None
 
@@ -152,7 +183,7 @@ class PoolPipeline:
         False when the failure is about a resource the request does not own.
         """
         if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
-            on_request_failed(self._deps, record, reason, owns_subject=owns_subject)
+            on_request_failed(self.alerts, record, reason, owns_subject=owns_subject)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
                 return self.reply(record)
@@ -161,7 +192,7 @@ class PoolPipeline:
                 # READY is routine (INFO); FAILED and REJECTED are what an alert rule on warnings should catch.
                 log.log(logging.INFO if stage is Stage.READY else logging.WARNING, "request %s %s: %s", record.request_id, stage.value, reason)
                 return self.reply(advanced)
-            record = self._deps.ledger.get(record.request_id)
+            record = self.ledger.get(record.request_id)
         return record
 
     def _claimed(self, record: RequestRecord, step: str) -> bool:
@@ -187,7 +218,7 @@ class PoolPipeline:
     def _claim(self, record: RequestRecord, step: str, stage: Stage | None = None) -> RequestRecord | None:
         """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
         None when another delivery claimed it within the lease or changed the record first."""
-        now = self._deps.now()
+        now = self.now()
         claimed_at = record.progress.claimed_at(step)
         if claimed_at is not None and now - claimed_at < CLAIM_LEASE:
             return None
@@ -230,7 +261,7 @@ class PoolPipeline:
         newly: list[str] = []
         lost: list[PlannedSnapshot] = []
         for planned in self._to_read(pending, lambda p: p.snapshot.id):
-            snapshot = self._deps.gateway.compute.snapshot(planned.snapshot)
+            snapshot = self.gateway.compute.snapshot(planned.snapshot)
             if snapshot is None:
                 if planned.source_disk_id is None:
                     raise StepFailed(f"snapshot {planned.snapshot.id} no longer exists")
@@ -263,7 +294,7 @@ class PoolPipeline:
             return claimed or record, Waiting("image")
         if not self._to_read([image_id.id], lambda i: i):
             return record, Waiting("image")
-        image = self._deps.gateway.compute.image(image_id)
+        image = self.gateway.compute.image(image_id)
         if image is None and not plan.snapshots:
             raise StepFailed(f"managed image {image_id.id} no longer exists")
         record, done = self._settled(record, image, "managed image", image_id, "image", lambda: self._put_image(plan, request, record))
@@ -274,7 +305,7 @@ class PoolPipeline:
         if plan.reuses_version:
             return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
-        compute = self._deps.gateway.compute
+        compute = self.gateway.compute
         if not self._confirmed(record, definition_id.id):
             if not self._claimed(record, "image-definition"):
                 return self._start_definition(record, plan, request), Waiting("image definition")
@@ -302,7 +333,7 @@ class PoolPipeline:
         """A reused version gets the replicas the pool needs where the Batch account is (it keeps the others)."""
         assert plan.image_version is not None
         version_id = plan.image_version
-        compute = self._deps.gateway.compute
+        compute = self.gateway.compute
         version = compute.image_version(version_id)
         if version is None:
             raise StepFailed(f"gallery image version {version_id.id} no longer exists")
@@ -326,7 +357,7 @@ class PoolPipeline:
             return claimed or record, Waiting("pool")
         if not self._to_read([pool_id.id], lambda i: i):
             return record, Waiting("pool")
-        pool = self._deps.gateway.batch.pool(pool_id)
+        pool = self.gateway.batch.pool(pool_id)
         if pool is None:
             claimed = self._send_once(record, "pool", lambda: self._create_pool(plan, request))
             return claimed or record, Waiting("pool")
@@ -334,7 +365,7 @@ class PoolPipeline:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
             return record, Waiting("pool")
-        protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
+        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
         # The pool guard finishes a pool still growing (large pools need several resizes).
         return record, Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
 
@@ -363,26 +394,25 @@ class PoolPipeline:
 
     def _put_snapshots(self, plan: ResourcePlan, planned: list[PlannedSnapshot]) -> None:
         for snapshot in planned:
-            self._deps.gateway.compute.create_snapshot(snapshot.snapshot, snapshot_body(plan, snapshot))
+            self.gateway.compute.create_snapshot(snapshot.snapshot, snapshot_body(plan, snapshot))
 
     def _put_image(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
         assert plan.image is not None
-        self._deps.gateway.compute.create_image(plan.image, image_body(plan, request, self._os_type(record)))
+        self.gateway.compute.create_image(plan.image, image_body(plan, request, self._os_type(record)))
 
     def _put_definition(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
         assert plan.image_definition is not None
-        self._deps.gateway.compute.create_image_definition(plan.image_definition, image_definition_body(plan, request, self._os_type(record)))
+        self.gateway.compute.create_image_definition(plan.image_definition, image_definition_body(plan, request, self._os_type(record)))
 
     def _put_version(self, plan: ResourcePlan) -> None:
         assert plan.image_version is not None
-        self._deps.gateway.compute.create_image_version(plan.image_version, image_version_body(plan))
+        self.gateway.compute.create_image_version(plan.image_version, image_version_body(plan))
 
     def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
-        outcome = self._deps.gateway.batch.create_pool(plan.pool, pool_body(plan, request))
+        outcome = self.gateway.batch.create_pool(plan.pool, pool_body(plan, request))
         if outcome is None:
             # The creation is the pool's first resize: look again when it times out, not a timer period later.
-            deps = self._deps
-            look_after_creation(deps.sender, deps.settings.pool_checks_queue, plan.pool.id, deps.now())
+            look_after_creation(self.sender, self.settings.pool_checks_queue, plan.pool.id, self.now())
         return Waiting("pool")
 
     # -- replies -------------------------------------------------------------------
@@ -396,11 +426,11 @@ class PoolPipeline:
         """
         if not record.reply_pending or record.reply_to is None:
             return record
-        if not self._deps.settings.may_reply_to(record.reply_to):
+        if not self.settings.may_reply_to(record.reply_to):
             return self._record_reply(record, f"refused: {record.reply_to[:260]} is not a reply queue of this deployment")
         message = outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id,
                                 answers_request_id=record.progress.answers_request_id)
-        self._deps.sender.send(record.reply_to, message)
+        self.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
 
     def interim_reply(self, request_id: str, reason: str, alert_type: str, condition_key: str) -> None:
@@ -410,10 +440,10 @@ class PoolPipeline:
         send fails (which then raises), so concurrent sweeps and checks send it once.
         """
         try:
-            record = self._deps.ledger.get(request_id)
+            record = self.ledger.get(request_id)
         except RequestNotFound:
             return
-        if record.stage is not Stage.SCALING or record.reply_to is None or not self._deps.settings.may_reply_to(record.reply_to):
+        if record.stage is not Stage.SCALING or record.reply_to is None or not self.settings.may_reply_to(record.reply_to):
             return
         digest = hashlib.sha256(condition_key.encode()).hexdigest()[:16]
         progress = record.progress
@@ -423,7 +453,7 @@ class PoolPipeline:
         if claimed is None:
             return
         try:
-            self._deps.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
+            self.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
         except Exception:
             self._advance(claimed, claimed.stage, details=progress.interim_replies_as_read())
             raise
@@ -431,9 +461,9 @@ class PoolPipeline:
     def _record_reply(self, record: RequestRecord, outcome: bool | str) -> RequestRecord:
         for _ in range(_MAX_STAGE_RACES):
             try:
-                return self._deps.ledger.advance(record, record.stage, details=replied(outcome), now=self._deps.now())
+                return self.ledger.advance(record, record.stage, details=replied(outcome), now=self.now())
             except StaleRecord:
-                record = self._deps.ledger.get(record.request_id)
+                record = self.ledger.get(record.request_id)
                 if not record.reply_pending:
                     return record
         return record

@@ -17,7 +17,7 @@ from emulator.faults import FaultKind, FaultRule
 from rehearsal.pump import ConcurrentPump
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from shared.messaging import OutgoingMessage
 
 REQUESTS = 20
@@ -88,10 +88,10 @@ def chaos(request):
     emulator.faults.add(FaultRule("*", FaultKind.UNAVAILABLE, rate=0.05, retry_after_seconds=1))
     # One long-running operation ends Failed.
     emulator.faults.add(FaultRule("PUT Microsoft.Compute/galleries/images/versions", FaultKind.LRO_FAILED, limit=1))
-    gateway = rehearsal.dependencies.gateway
+    gateway = rehearsal.services.gateway
     crash = CrashOnceAfter("create image ", gateway.compute)
-    rehearsal.dependencies = replace(rehearsal.dependencies, gateway=GatewayWith(gateway, compute=crash))
-    dependencies.install(rehearsal.dependencies)
+    rehearsal.services = replace(rehearsal.services, gateway=GatewayWith(gateway, compute=crash))
+    bootstrap.install(rehearsal.services)
     try:
         bodies = [chaos_request(i) for i in range(REQUESTS)] + [rejected_request()]
         for index, body in enumerate(bodies):
@@ -101,7 +101,7 @@ def chaos(request):
         # Then the guard's own timer, until nothing is pending and the world is quiet.
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal, crash, pump
 
 
@@ -194,7 +194,7 @@ def submit_all(rehearsal: Rehearsal, count: int) -> None:
 def ledger_outage():
     from datetime import timedelta
 
-    from shared.dependencies import Dependencies
+    from shared.bootstrap import Services
     from shared.store.memory import InMemoryLedger
     from tests.support import OutageLedger
 
@@ -202,16 +202,16 @@ def ledger_outage():
     rehearsal = chaos_variant(13, {}, ledger=inner)
     start = rehearsal.emulator.now()
     outage = OutageLedger(inner, lambda: start <= rehearsal.emulator.now() < start + timedelta(minutes=10))
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     # The functions see the outage; the rehearsal's own bookkeeping reads the same ledger behind it.
-    rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=rehearsal.clients, ledger=outage, sender=deps.sender, now=deps.now)
-    dependencies.install(rehearsal.dependencies)
+    rehearsal.services = Services.on_clients(settings=deps.settings, clients=rehearsal.clients, ledger=outage, sender=deps.sender, now=deps.now)
+    bootstrap.install(rehearsal.services)
     try:
         submit_all(rehearsal, 10)
         ConcurrentPump(rehearsal, workers=4, seed=5).run()
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal
 
 
@@ -232,7 +232,7 @@ class TestLedgerDownForTenMinutes:
 @pytest.fixture(scope="module")
 def pools_deleted_by_batch_api():
     rehearsal = chaos_variant(17, {})
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         for index in range(6):
             body = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=600)
@@ -247,7 +247,7 @@ def pools_deleted_by_batch_api():
             rehearsal.emulator.store.remove(f"{DEFAULT_ACCOUNT_ID}/pools/chaos-pool-{index:02d}")
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal
 
 

@@ -285,7 +285,7 @@ def test_given_a_bad_duration_in_a_scenario_when_rehearsed_then_the_error_names_
 def play_and_list(*extra_steps: dict, unused_only: bool = False) -> list[dict]:
     rehearsal = Rehearsal(Scenario.model_validate({"steps": [
         {"submit": default_request()}, {"runUntilIdle": True}, *extra_steps]})).run()
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
     return inventory(rehearsal.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
                      now=rehearsal.emulator.now(), unused_only=unused_only)
