@@ -9,6 +9,7 @@ the state it left, not the calls. :meth:`FakeAzure.fail` makes the next call of 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -134,7 +135,7 @@ class FakeAzure:
             tuple(d.get("id") or d["source"]["id"] for d in disks if d), dict(body.get("tags", {})), body=body))
 
     def replicate_image_version(self, version: ArmId, as_read: ImageVersionView, regions: Sequence[tuple[str, int]]) -> Waiting | None:
-        body = as_read.rest_body()
+        body: dict[str, Any] = copy.deepcopy(dict(as_read.body))
         body["properties"]["publishingProfile"]["targetRegions"] = [{"name": n, "regionalReplicaCount": c} for n, c in regions]
         return self.create_image_version(version, body)
 

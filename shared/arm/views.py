@@ -8,7 +8,6 @@ object. A view returned by :mod:`shared.gateway` is the whole answer to a read.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -145,11 +144,7 @@ class ImageVersionView(ResourceView):
     sources: tuple[str, ...]
     tags: dict[str, str]
     # The resource as ARM returned it (REST shape): a change of its regions is sent back with everything else it holds.
-    body: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
-
-    def rest_body(self) -> dict[str, Any]:
-        """A copy of the resource as ARM returned it, to change and send back."""
-        return copy.deepcopy(dict(self.body))
+    body: Mapping[str, object] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_sdk(cls, version: Any) -> ImageVersionView:

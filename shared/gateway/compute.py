@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,7 @@ class SdkCompute:
         return self._put_version(version, f"create gallery image version {version.name}", body)
 
     def replicate_image_version(self, version: ArmId, as_read: ImageVersionView, regions: Sequence[tuple[str, int]]) -> Waiting | None:
-        body = as_read.rest_body()
+        body: dict[str, Any] = copy.deepcopy(dict(as_read.body))
         properties = body.setdefault("properties", {})
         properties.setdefault("publishingProfile", {})["targetRegions"] = [
             {"name": name, "regionalReplicaCount": count} for name, count in regions]

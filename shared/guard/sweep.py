@@ -2,9 +2,9 @@
 
 A sweep lists each Batch account once (paged), checks each distinct image at
 most once, and PATCHes only pools it resizes or alerts about. Every resize
-schedules a check message for the moment its timeout expires (plus a margin),
-so a timed-out resize is retried within about a minute; the timer sweep is the
-safety net. The rules live in :mod:`shared.guard.rules`; this module does I/O.
+schedules a check message for when its nodes should be there, and at the
+latest 30 seconds after its timeout (:func:`shared.guard.rules.next_look`);
+the timer sweep is the safety net. The rules live in :mod:`shared.guard.rules`; this module does I/O.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The alerts about protected images and their lineage, and about failed requests.
 
-Each function decides whether its condition holds, reads the affected pools'
+Each ``on_*`` decides whether its condition holds, reads the affected pools'
 node counts (ARM reads only when the condition is real) and raises one alert
 through :meth:`shared.alerts.Alerts.raise_alert` (deduplicated; a failed
 publish raises, so the delivery is retried).
