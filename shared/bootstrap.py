@@ -82,8 +82,8 @@ class Services:
 
     def route_event(self, event: ArmEvent) -> RequestRecord | None:
         """Route one ARM event (:func:`~shared.pipeline.routing.handle_resource_event`)."""
-        return handle_resource_event(event, ledger=self.ledger, records=self.records, gateway=self.gateway, pipeline=self.pipeline(),
-                                     protection_alerts=self.protection_alerts(), settings=self.settings, now=self.now)
+        return handle_resource_event(event, ledger=self.ledger, records=self.records, gateway=self.gateway, pipeline=self.pipeline,
+                                     protection_alerts=self.protection_alerts, settings=self.settings, now=self.now)
 
     def guard(self) -> PoolGuard:
         """The pool guard, for one sweep or one pool check."""

@@ -31,9 +31,14 @@ _PROTECTED_TYPES = {t.lower(): t for t in (SNAPSHOT, IMAGE, GALLERY_IMAGE_VERSIO
 _LOCK_TYPE = "microsoft.authorization/locks"
 
 
-def handle_resource_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore, gateway: AzureGateway, pipeline: PoolPipeline,
-                          protection_alerts: ProtectionAlerts, settings: Settings, now: Callable[[], datetime]) -> RequestRecord | None:
-    """Advance the request an ARM write event concerns, or react to a delete; None when no request moved."""
+def handle_resource_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore, gateway: AzureGateway,
+                          pipeline: Callable[[], PoolPipeline], protection_alerts: Callable[[], ProtectionAlerts], settings: Settings,
+                          now: Callable[[], datetime]) -> RequestRecord | None:
+    """Advance the request an ARM write event concerns, or react to a delete; None when no request moved.
+
+    ``pipeline`` and ``protection_alerts`` are built only for an event that concerns a request or a
+    protected resource: most events a subscription's topic delivers concern neither.
+    """
     if not event.is_resource_event:
         return None
     probe = probe_of(event)
@@ -42,8 +47,8 @@ def handle_resource_event(event: ArmEvent, *, ledger: Ledger, records: RecordSto
         record_probe_event(records, probe, event, event.event_time, now())
         return None
     if event.action == "Delete":
-        handle_delete_event(event, ledger=ledger, records=records, locks=gateway.locks, pipeline=pipeline, protection_alerts=protection_alerts,
-                            keep_locks=settings.keep_image_locks)
+        handle_delete_event(event, ledger=ledger, records=records, locks=gateway.locks, pipeline=pipeline,
+                            protection_alerts=protection_alerts, keep_locks=settings.keep_image_locks)
         return None
     if event.action != "Write":
         return None
@@ -61,11 +66,11 @@ def handle_resource_event(event: ArmEvent, *, ledger: Ledger, records: RecordSto
     except RequestNotFound:
         log.info("event %s names request %s, which the ledger does not know", event.id, request_id)
         return None
-    return pipeline.drive(record, hint=resource.id)
+    return pipeline().drive(record, hint=resource.id)
 
 
-def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore, locks: LockGateway, pipeline: PoolPipeline,
-                        protection_alerts: ProtectionAlerts, keep_locks: bool) -> None:
+def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore, locks: LockGateway, pipeline: Callable[[], PoolPipeline],
+                        protection_alerts: Callable[[], ProtectionAlerts], keep_locks: bool) -> None:
     """Protection and alerts for a delete: of a pool (release its image), of a protected resource, of our lock.
 
     Routing is by the event alone; the only read for an event that may matter
@@ -76,7 +81,7 @@ def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore
     if resource_type == _LOCK_TYPE:
         scoped = lock_scope(event.resource_id)
         if scoped is not None and event.outcome == "Success":
-            protection_alerts.on_protection_removed(event.resource_id, *scoped)
+            protection_alerts().on_protection_removed(event.resource_id, *scoped)
             if scoped[1].lower() == LOCK_NAME:
                 forget_lock(records, scoped[0])
         return
@@ -84,7 +89,7 @@ def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore
         pool = try_parse(event.resource_id, BATCH_POOL)
         if pool is not None and event.outcome == "Success":
             release(records, locks, pool.id, keep_locks=keep_locks)
-            _fail_request_of_deleted_pool(ledger, pipeline, pool)
+            _fail_request_of_deleted_pool(ledger, pipeline(), pool)
         return
     if resource_type not in _PROTECTED_TYPES:
         return
@@ -92,9 +97,9 @@ def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore
     if resource is None:
         return
     if event.outcome == "Success":
-        protection_alerts.on_resource_deleted(resource.id)
+        protection_alerts().on_resource_deleted(resource.id)
     elif event.outcome == "Failure":
-        protection_alerts.on_deletion_blocked(resource.id)
+        protection_alerts().on_deletion_blocked(resource.id)
 
 
 def _fail_request_of_deleted_pool(ledger: Ledger, pipeline: PoolPipeline, pool: ArmId) -> None:
