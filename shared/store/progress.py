@@ -104,8 +104,7 @@ class Progress:
     def confirm(self, resource_ids: Iterable[str]) -> Details:
         """Remember ``resource_ids`` as read Succeeded."""
         known = list(self.succeeded)
-        known += [resource_key(r) for r in resource_ids if resource_key(r) not in known]
-        return {SUCCEEDED_DETAIL: known}
+        return {SUCCEEDED_DETAIL: known + [key for key in dict.fromkeys(resource_key(r) for r in resource_ids) if key not in known]}
 
     def interim_reply(self, digest: str, keep: int) -> Details:
         """Remember an interim reply about condition ``digest`` (the last ``keep`` are kept)."""
