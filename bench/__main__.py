@@ -123,12 +123,12 @@ def event_routing(count: int = 40_000) -> dict:
     from rehearsal.host import event_grid_event
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import Scenario
-    from shared import dependencies
+    from shared import bootstrap
 
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
     bodies = irrelevant_event_bodies()
     events = [event_grid_event(bodies[i % len(bodies)]) for i in range(count)]
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         function = rehearsal.host.indexed("resource_events")
         function(events[0])  # first call: the lazy imports
@@ -137,7 +137,7 @@ def event_routing(count: int = 40_000) -> dict:
             function(event)
         wall = time.perf_counter() - started
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return {"eventsPerSecond": round(count / wall), "armCalls": sum(rehearsal.emulator.calls.values())}
 
 
@@ -157,12 +157,12 @@ def _submit_until_pool_created() -> dict:
     from rehearsal.pump import ConcurrentPump
     from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
     from rehearsal.scenario import Scenario, default_request
-    from shared import dependencies
+    from shared import bootstrap
     from shared.messaging import OutgoingMessage
 
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
     request = default_request()
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         pump = ConcurrentPump(rehearsal, workers=1)
         started = time.perf_counter()
@@ -170,7 +170,7 @@ def _submit_until_pool_created() -> dict:
         done = pump.run(until=lambda: rehearsal.ledger.get(request["requestId"]).stage.value in ("SCALING", "READY"))
         wall = time.perf_counter() - started
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     if not done:
         raise RuntimeError("the request never reached its pool")
     calls = dict(sorted(rehearsal.emulator.calls.items()))

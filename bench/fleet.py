@@ -47,13 +47,12 @@ def guarded_accounts(dedicated_core_quota: int):
 
 def timed_sweep(rehearsal, after_seconds: int, label: str = "sweep") -> tuple[dict[str, int], float]:
     """Let ``after_seconds`` pass, then one guard sweep that must resize every pool: its ARM calls and wall seconds."""
-    from shared.guard.sweep import PoolGuard
 
     emulator = rehearsal.emulator
     emulator.advance(after_seconds)
     emulator.calls.clear()
     started = time.perf_counter()
-    report = PoolGuard(rehearsal.dependencies).sweep()
+    report = rehearsal.services.guard().sweep()
     wall = time.perf_counter() - started
     if len(report.resized) != ACCOUNTS * POOLS_PER_ACCOUNT:
         raise RuntimeError(f"{label}: expected every pool resized, got {len(report.resized)} ({len(report.failed)} failed)")
@@ -123,13 +122,14 @@ def _audit(rehearsal) -> dict:
     from shared.eventfacts.findings import EventFindings
     from shared.protection.audit import audit_protection
 
-    emulator = rehearsal.emulator
+    emulator, services = rehearsal.emulator, rehearsal.services
     audits = {}
     for name in ("firstAudit", "steadyAudit"):
         emulator.advance(5 * MINUTE)
         emulator.calls.clear()
         started = time.perf_counter()
-        report = audit_protection(rehearsal.dependencies, EventFindings())
+        report = audit_protection(EventFindings(), records=services.records, locks=services.gateway.locks, monitor=services.gateway.monitor,
+                                  alerts=services.protection_alerts(), now=services.now)
         wall = time.perf_counter() - started
         audits[name] = {"lockListPages": report.lock_lists, "activityLogPages": report.activity_reads,
                         "reads": sum(n for op, n in emulator.calls.items() if is_read(op)),
@@ -152,11 +152,11 @@ def shared_image() -> dict:
         "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshot}}}}))
     emulator.calls.clear()
     pools = ACCOUNTS * POOLS_PER_ACCOUNT
+    records, locks = rehearsal.services.records, rehearsal.services.gateway.locks
     started = time.perf_counter()
     for p in range(pools):
-        protect(rehearsal.dependencies, ImageUse(f"{DEFAULT_ACCOUNT_ID}/pools/pool{p:04d}", image, (snapshot,), f"request-{p:04d}"))
+        protect(records, locks, ImageUse(f"{DEFAULT_ACCOUNT_ID}/pools/pool{p:04d}", image, (snapshot,), f"request-{p:04d}"))
     wall = time.perf_counter() - started
-    records = rehearsal.dependencies.records
     largest = max(len(json.dumps(r.data)) for kind in ("image-use", "image-user", "pool-use") for r in records.list(kind))
     return {"pools": pools, "lineageResources": 2, "lockWrites": emulator.calls.get(LOCK_WRITES, 0),
             "maxRecordBytes": largest, "protectSecondsTotal": round(wall, 3)}

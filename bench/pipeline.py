@@ -53,7 +53,7 @@ def to_pool_created() -> dict:
     from rehearsal.pump import ConcurrentPump
     from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
     from rehearsal.scenario import Scenario, default_request
-    from shared import dependencies
+    from shared import bootstrap
     from shared.messaging import OutgoingMessage
 
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
@@ -61,12 +61,12 @@ def to_pool_created() -> dict:
     pool_id = f"{request['pool']['batchAccountId']}/pools/{request['pool']['poolName']}"
     counted = CallsUntil("PUT Microsoft.Batch/batchAccounts/pools")
     rehearsal.emulator.calls = counted
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(request), message_id="bench-pool"))
         ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None)
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     plan = rehearsal.ledger.get(request["requestId"]).plan
     assert plan is not None and counted.at_first is not None
     seconds = rehearsal.emulator.clock.elapsed_seconds
@@ -89,7 +89,7 @@ def to_ready(probed: bool = True) -> dict:
 
     rehearsal = Rehearsal(default_scenario())
     if probed:
-        write_findings(rehearsal.dependencies.records, EventFindings(True, True, "completion"))
+        write_findings(rehearsal.services.records, EventFindings(True, True, "completion"))
     rehearsal.run()
     emulator = rehearsal.emulator
     [ready_at] = [entry.at for entry in rehearsal.timeline if entry.stage == "READY"]
@@ -112,7 +112,7 @@ def polling_baseline() -> dict:
 
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
     emulator = rehearsal.emulator
-    clients = rehearsal.dependencies.clients
+    clients = rehearsal.clients
     request = default_request()["pool"]
     vm_id, gallery, account = (parse_arm_id(DEFAULT_VM_ID, VIRTUAL_MACHINE), parse_arm_id(DEFAULT_GALLERY_ID, GALLERY),
                                parse_arm_id(DEFAULT_ACCOUNT_ID, BATCH_ACCOUNT))

@@ -133,8 +133,8 @@ def _images(args: argparse.Namespace) -> int:
 
     if args.rehearsal or args.scenario:
         rehearsal = _play(args.scenario)
-        deps = rehearsal.dependencies
-        items = inventory(deps.clients, deps.ledger, deps.records, resource_groups=_rehearsal_groups(rehearsal, args.resource_group),
+        deps = rehearsal.services
+        items = inventory(rehearsal.clients, deps.ledger, deps.records, resource_groups=_rehearsal_groups(rehearsal, args.resource_group),
                           batch_accounts=_accounts(deps.settings), now=rehearsal.emulator.now(), alert_window_minutes=deps.settings.alert_dedup_minutes,
                           unused_only=args.unused)
     else:

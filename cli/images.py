@@ -18,16 +18,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.alerts import (
+    ALERT_KINDS,
     ALERT_LOG_KIND,
-    DELETION_BLOCKED,
     IN_USE_IMAGE_DELETED,
-    POOL_NEEDS_A_PERSON,
-    PROTECTION_REMOVED,
-    REQUEST_FAILED,
     Severity,
 )
 from shared.arm.ids import resource_key, try_parse
 from shared.arm.pools import PoolView
+from shared.gateway.sdk import SdkGateway
 from shared.naming import LOCK_NAME, LOCK_NOTES_MARKER, TAG_REQUEST
 from shared.protection.lineage import LineageReader, lineage_resource
 from shared.protection.locks import IMAGE_USE, IMAGE_USER, POOL_USE
@@ -38,8 +36,7 @@ if TYPE_CHECKING:
     from shared.store.records import RecordStore
 
 # The alert log keys its records in lower case: the type and severity of each kind, by its lower-case type.
-_KINDS = {kind.type.lower(): kind for kind in (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED,
-                                             POOL_NEEDS_A_PERSON)}
+_KINDS = {kind.type.lower(): kind for kind in ALERT_KINDS}
 _SEVERITY_ORDER = {Severity.CRITICAL: 0, Severity.ERROR: 1, Severity.WARNING: 2}
 
 
@@ -110,7 +107,7 @@ def inventory(
     for record in ledger.list_recent(1000):
         if record.pool_id:
             accounts.setdefault(record.pool_id.rsplit("/pools/", 1)[0])
-    lineage = LineageReader(clients)
+    lineage = LineageReader(SdkGateway(clients).compute)
     listed: dict[str, dict[str, Any]] = {}
     for pool in _pools(clients, list(accounts)):
         if not pool.image_id:

@@ -16,15 +16,15 @@ bp = func.Blueprint()
 def pool_requests(message: func.ServiceBusMessage) -> None:
     """Validate, authorise, record and start one pool request."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
-    from shared import dependencies
-    from shared.intake.receive import IncomingMessage, receive_with_retry
+    from shared import bootstrap
+    from shared.intake.receive import IncomingMessage
     from shared.messaging import Redelivery
 
-    deps = dependencies.current()
+    services = bootstrap.current()
     body = message.get_body()
     redelivery = Redelivery.from_message(message.application_properties, body=body, message_id=message.message_id,
-                                         key=deps.settings.message_signing_key)
-    receive_with_retry(
+                                         key=services.settings.message_signing_key)
+    services.intake().receive_with_retry(
         IncomingMessage(
             body=body,
             message_id=message.message_id,
@@ -33,6 +33,5 @@ def pool_requests(message: func.ServiceBusMessage) -> None:
             attempt=redelivery.attempt,
             original_message_id=redelivery.original_message_id,
             original_enqueued_at=redelivery.original_enqueued_at,
-        ),
-        deps,
+        )
     )

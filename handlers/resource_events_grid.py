@@ -10,12 +10,11 @@ bp = func.Blueprint()
 def resource_events(event: func.EventGridEvent) -> None:
     """Route one ARM event; events about anything else are ignored."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
-    from shared import dependencies
+    from shared import bootstrap
     from shared.arm.events import ArmEvent
-    from shared.pipeline.routing import handle_resource_event
 
     view = ArmEvent.from_parts(id=event.id, event_type=event.event_type, subject=event.subject, data=event.get_json(),
                                event_time=event.event_time)
     if not view.is_resource_event:
         return
-    handle_resource_event(view, dependencies.current())
+    bootstrap.current().route_event(view)

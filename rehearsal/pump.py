@@ -24,7 +24,7 @@ _MAX_ROUNDS = 100_000
 class ConcurrentPump:
     """Delivers a rehearsal's due messages and events from ``workers`` threads, in shuffled order.
 
-    The rehearsal's dependencies must be installed (``shared.dependencies.install``).
+    The rehearsal's services must be installed (``shared.bootstrap.install``).
     """
 
     def __init__(self, rehearsal: Rehearsal, *, workers: int = 4, seed: int = 0) -> None:

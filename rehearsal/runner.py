@@ -1,4 +1,4 @@
-"""Plays a scenario: seeds the emulator, installs emulator-backed dependencies,
+"""Plays a scenario: seeds the emulator, installs emulator-backed services,
 delivers messages and events to the registered functions and moves virtual time.
 """
 
@@ -15,12 +15,12 @@ from emulator.events import DeliveryOptions, EventBehaviour
 from emulator.faults import FaultKind, FaultRule
 from emulator.router import is_read
 from emulator.world import AzureEmulator
-from shared import dependencies
+from shared import bootstrap
 from shared import settings as setting_names
 from shared.arm.ids import resource_key
 from shared.arm.pools import BadPoolMetadata, PoolView, metadata_items
+from shared.bootstrap import Services
 from shared.clients import AzureClients
-from shared.dependencies import Dependencies
 from shared.guard.rules import desired_targets
 from shared.messaging import REQUEST_CHECK_SUBJECT, OutgoingMessage
 from shared.protection.audit import ACTIVITY_LOG_LAG
@@ -102,7 +102,7 @@ class Rehearsal:
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
             }
         )
-        clients = AzureClients(
+        self.clients = clients = AzureClients(
             settings,
             credential=StaticTokenCredential(),
             message_sender=self.emulator.servicebus,
@@ -110,7 +110,7 @@ class Rehearsal:
             polling_interval=10,
         )
         self.ledger = self.ledger or InMemoryLedger()
-        self.dependencies = Dependencies.assemble(
+        self.services = Services.on_clients(
             settings=settings, clients=clients, ledger=self.ledger, sender=self.emulator.servicebus, now=self.emulator.now
         )
         self.host = FunctionHost()
@@ -183,15 +183,15 @@ class Rehearsal:
     # -- playing ------------------------------------------------------------
 
     def run(self) -> Rehearsal:
-        """Play every step; the installed dependencies are restored afterwards."""
-        previous = dependencies.installed()
-        dependencies.install(self.dependencies)
+        """Play every step; the installed services are restored afterwards."""
+        previous = bootstrap.installed()
+        bootstrap.install(self.services)
         try:
             with self.function_log.installed():
                 for step in self.scenario.steps:
                     self._play(step)
         finally:
-            dependencies.install(previous)
+            bootstrap.install(previous)
         return self
 
     def _play(self, step) -> None:
@@ -320,7 +320,7 @@ class Rehearsal:
         last_call = self._last_operator_call
         if last_call is not None and self.emulator.now() - last_call <= ACTIVITY_LOG_LAG + self._timer.period:
             return True
-        guarded = {resource_key(a) for a in self.dependencies.settings.guarded_batch_accounts}
+        guarded = {resource_key(a) for a in self.services.settings.guarded_batch_accounts}
         for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):
             # Read the pool as the guard does: the SDK's model of what ARM would return, through the one pool view.
             view = PoolView.from_sdk(Pool(pool.to_dict()))

@@ -1,8 +1,8 @@
 """Alerts for operators: the catalogue of alert types, and how one is raised.
 
-Every alert type is one entry of the catalogue below (CloudEvent type, severity,
-source, runbook), keyed by its ``condition``; adding an alert type means adding
-an entry here and calling :meth:`Alerts.raise_alert` where the condition is seen.
+Every alert type is one :class:`AlertKind` below (its condition, CloudEvent type,
+severity, source and runbook); adding an alert type means adding one here and
+calling :meth:`Alerts.raise_alert` where the condition is seen.
 Alerts are CloudEvents 1.0 on the alerts topic; ``subject`` is the resource the
 alert is about and ``data`` carries what a person needs to act. Every published
 alert is also one structured log line at its severity's level.
@@ -108,11 +108,9 @@ POOL_CIRCUIT_OPEN = AlertKind(
     "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
     f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.")
 
-CATALOGUE: dict[str, AlertKind] = {
-    kind.condition: kind
-    for kind in (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED, POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN)
-}
-
+# Every kind of alert: what the ops notifications and the image inventory read alerts against.
+ALERT_KINDS: tuple[AlertKind, ...] = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED, POOL_NEEDS_A_PERSON,
+                                      POOL_CIRCUIT_OPEN)
 
 @dataclass(frozen=True)
 class Alert:

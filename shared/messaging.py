@@ -30,8 +30,6 @@ REPLY_SUBJECT = "PoolRequestOutcome"
 POOL_CHECK_SUBJECT = "PoolCheck"
 # More checks than the guard ever schedules for one resize: a larger attempt was not written by it.
 MAX_CHECK_ATTEMPT = 1000
-# A check arrives this long after the resize timeout: the service needs a moment to go Steady.
-CHECK_MARGIN = timedelta(seconds=30)
 # The first look after a resize starts: long enough for nodes to arrive, so the next look can be timed by them.
 FIRST_LOOK = timedelta(minutes=2)
 

@@ -1,1 +1,1 @@
-"""Azure Resource Manager, the way the project reads it: strict ids, one call policy, typed event and pool views."""
+"""Azure Resource Manager, the way the project reads it: strict ids, typed views of events and resources."""

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 ARM_EVENT_PREFIX = "Microsoft.Resources.Resource"
-SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Values read from azure-mgmt models, as ARM sent them.
+"""Values read from azure-mgmt models, as ARM sent them, and compared as ARM compares them.
 
 The SDKs type many fields as enums whose ``str()`` in Python 3.11 is the member's
 name (``OperatingSystemTypes.LINUX``), not the wire value (``Linux``): writing that
@@ -15,3 +15,8 @@ def wire_text(value: Any) -> str:
     if value is None:
         return ""
     return str(getattr(value, "value", value))
+
+
+def region_key(location: str | None) -> str:
+    """A region name as ARM compares them: ``West Europe`` and ``westeurope`` are one region."""
+    return (location or "").replace(" ", "").lower()

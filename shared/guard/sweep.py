@@ -2,37 +2,36 @@
 
 A sweep lists each Batch account once (paged), checks each distinct image at
 most once, and PATCHes only pools it resizes or alerts about. Every resize
-schedules a check message for the moment its timeout expires (plus a margin),
-so a timed-out resize is retried within about a minute; the timer sweep is the
-safety net. The rules live in :mod:`shared.guard.rules`; this module does I/O.
+schedules a check message for when its nodes should be there, and at the
+latest 30 seconds after its timeout (:func:`shared.guard.rules.next_look`);
+the timer sweep is the safety net. The rules live in :mod:`shared.guard.rules`; this module does I/O.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
-from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON
-from ..arm.calls import get_or_none
+from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, Alerts
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
-from ..arm.pools import BadPoolMetadata, PoolView, Targets, metadata_items
-from ..dependencies import Dependencies
+from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
-from ..messaging import PoolCheck, schedule_pool_check
-from ..model.plan import iso_duration
+from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
+from ..messaging import MessageSender, PoolCheck, schedule_pool_check
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
-from ..protection.alerts import on_resource_deleted
+from ..protection.alerts import ProtectionAlerts
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
-from ..store.ledger import LedgerError, RequestNotFound, Stage
-from ..store.records import KeyedRecord
+from ..settings import Settings
+from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
+from ..store.records import KeyedRecord, RecordStore
 from .rules import (
     Action,
     Condition,
@@ -55,22 +54,24 @@ ACCOUNT_CONCURRENCY = 8
 
 @dataclass
 class SweepReport:
-    """What one sweep (or one check) did; counts per outcome."""
+    """What one sweep (or one check) did: the pools and requests per outcome, logged by the timer."""
 
-    pools_seen: int = 0
     # Pools and accounts this sweep listed in full (resource keys): a request's pool missing from a listed account is gone.
     seen_pools: set[str] = field(default_factory=set)
     listed_accounts: set[str] = field(default_factory=set)
     resized: list[str] = field(default_factory=list)
     alerted: list[str] = field(default_factory=list)
+    # Requests whose pool reached its target (READY).
     finished: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Pools (or accounts) whose handling failed; the sweep went on without them.
     failed: list[str] = field(default_factory=list)
-    below_target: list[str] = field(default_factory=list)
-    reconciled: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
+    reconciled: list[str] = field(default_factory=list)
+    deferred_requests: int = 0
     # Requests ended FAILED because their pool was deleted; final outcomes sent late.
     failed_pools_gone: list[str] = field(default_factory=list)
     replies_sent: list[str] = field(default_factory=list)
@@ -79,7 +80,6 @@ class SweepReport:
     # In-use resources whose lock the sweep found gone, or whose delete it found refused (where events may not say).
     protection_removed: list[str] = field(default_factory=list)
     deletion_blocked: list[str] = field(default_factory=list)
-    deferred_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, item: str) -> None:
@@ -94,22 +94,45 @@ class SweepReport:
         with self._lock:
             self.listed_accounts.add(resource_key(account_id))
 
-    @property
-    def acted(self) -> bool:
-        return bool(self.resized or self.alerted or self.finished or self.reconciled)
+    def summary(self) -> dict[str, int]:
+        """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
+        counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
+        for name in ("resized", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
+                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
+            head, *rest = name.split("_")
+            counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
+        counts["deferredRequests"] = self.deferred_requests
+        return counts
 
 
+@dataclass(kw_only=True)
 class PoolGuard:
-    """Sweeps and single-pool checks. Plain code: dependencies come in, nothing global."""
+    """Sweeps and single-pool checks, one guard per sweep or check (its lineage reader remembers what it read).
+    Plain code: what it uses comes in, nothing global."""
 
-    def __init__(self, deps: Dependencies) -> None:
-        self._deps = deps
-        self._policy = Policy(max_resizes_without_progress=deps.settings.guard_max_resizes_without_progress)
+    # Lists and reads pools, resizes them (a conditional PATCH), and checks and locks their images' lineage.
+    gateway: AzureGateway
+    # The requests still scaling (their accounts are swept too; READY once their pool reaches its target).
+    ledger: Ledger
+    # The usage records: which pools use which image, read once per sweep.
+    records: RecordStore
+    # A pool that cannot reach its target alerts ops; an in-use image gone alerts them critically.
+    alerts: Alerts
+    protection_alerts: ProtectionAlerts
+    # Finishes a request, and tells its team when its pool needs a person.
+    pipeline: PoolPipeline
+    # Schedules the next look at a resizing pool.
+    sender: MessageSender
+    settings: Settings
+    now: Callable[[], datetime]
+    # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
+    in_use: list[KeyedRecord] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._policy = Policy(max_resizes_without_progress=self.settings.guard_max_resizes_without_progress)
         # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
-        self._lineage = LineageReader(deps.clients)
-        self._guarded = {resource_key(a) for a in deps.settings.guarded_batch_accounts}
-        # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
-        self.in_use: list[KeyedRecord] | None = None
+        self._lineage = LineageReader(self.gateway.compute)
+        self._guarded = {resource_key(a) for a in self.settings.guarded_batch_accounts}
 
     # -- entry points ---------------------------------------------------------
 
@@ -122,6 +145,35 @@ class PoolGuard:
             for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts), strict=True):
                 if outcome is not None:
                     report.add("failed", account.id)
+        return report
+
+    def run_sweep(self) -> SweepReport:
+        """The timer's work: re-drive stuck requests, sweep every guarded pool, look for removed locks and refused
+        deletes where no event may say, end requests whose pool is gone, send the replies that never went out, and
+        age out old final records."""
+        report = SweepReport()
+        ledger, pipeline, settings = self.ledger, self.pipeline, self.settings
+        try:
+            reconciled = reconcile_stuck_requests(ledger, pipeline, settings, self.now())
+            report.reconciled.extend(reconciled.advanced)
+            report.deferred_requests = reconciled.not_yet_stuck
+        except LedgerError:
+            log.exception("reconcile: the ledger failed; the pool sweep goes on")
+        self.sweep(report)
+        try:
+            audited = audit_protection(read_findings(self.records), records=self.records, locks=self.gateway.locks,
+                                       monitor=self.gateway.monitor, alerts=self.protection_alerts, now=self.now, in_use=self.in_use)
+            report.protection_removed.extend(audited.protection_removed)
+            report.deletion_blocked.extend(audited.deletion_blocked)
+        except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
+            log.exception("protection audit failed; the next sweep looks again")
+        try:
+            report.failed_pools_gone.extend(
+                fail_requests_whose_pool_is_gone(ledger, pipeline, self.gateway.batch, report.seen_pools, report.listed_accounts))
+            report.replies_sent.extend(send_pending_replies(ledger, pipeline, self.now))
+            report.aged_out.extend(age_out_final_records(ledger, self.records, settings, self.now()))
+        except LedgerError:
+            log.exception("reconcile: the ledger failed; pools gone, pending replies and retention wait for the next sweep")
         return report
 
     def check(self, pool_id: str, attempt: int = 0, seen_nodes: int | None = None, seen_at: datetime | None = None,
@@ -138,18 +190,15 @@ class PoolGuard:
             log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", pool_id)
             return report
         account = pool.parent()
-        batch = self._deps.clients.batch(pool.subscription)
-        found = get_or_none(f"read pool {pool.name}", lambda: batch.pool.get(pool.resource_group, account.name, pool.name))
-        if found is None:
+        view = self.gateway.batch.pool(pool)
+        if view is None:
             log.info("pool check for %s: the pool no longer exists", pool_id)
             return report
-        view = PoolView.from_sdk(found)
-        now = self._deps.now()
+        now = self.now()
         pace = pace_since(view, seen_nodes, seen_at, now, pace)
         if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
-            deps = self._deps
             nodes = view.current_dedicated + view.current_low_priority
-            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, PoolCheck(pool.id, attempt + 1, nodes, now, pace),
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, PoolCheck(pool.id, attempt + 1, nodes, now, pace),
                                 next_look(view, pace, now))
             report.add("waiting", pool.id)
             return report
@@ -160,11 +209,11 @@ class PoolGuard:
     def accounts_to_sweep(self) -> list[ArmId]:
         """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling."""
         accounts: dict[str, ArmId] = {}
-        for scope in (*self._deps.settings.guarded_batch_accounts, *self._deps.settings.allowed_scopes):
+        for scope in (*self.settings.guarded_batch_accounts, *self.settings.allowed_scopes):
             account = try_parse(scope, BATCH_ACCOUNT)
             if account is not None:
                 accounts.setdefault(account.key(), account)
-        for record in self._deps.ledger.list_by_stage(Stage.SCALING):
+        for record in self.ledger.list_by_stage(Stage.SCALING):
             if record.plan is not None:
                 account = record.plan.pool.parent()
                 accounts.setdefault(account.key(), account)
@@ -175,15 +224,13 @@ class PoolGuard:
     def _sweep_account(self, account: ArmId, report: SweepReport) -> Exception | None:
         guarded = account.key() in self._guarded
         try:
-            pools = self._deps.clients.batch(account.subscription).pool.list_by_batch_account(account.resource_group, account.name)
-            for pool in pools:
-                report.pools_seen += 1
-                report.seen(pool.id or "")
+            for pool in self.gateway.batch.pools(account):
+                report.seen(pool.id)
                 try:
-                    self.handle_pool(PoolView.from_sdk(pool), guarded, report)
+                    self.handle_pool(pool, guarded, report)
                 except Exception:  # noqa: BLE001 - one pool's failure never stops the sweep
-                    log.exception("pool guard: pool %s failed; the sweep goes on", getattr(pool, "id", "?"))
-                    report.add("failed", getattr(pool, "id", "?"))
+                    log.exception("pool guard: pool %s failed; the sweep goes on", pool.id)
+                    report.add("failed", pool.id)
         except Exception as exc:  # noqa: BLE001 - one account's failure never stops the others
             log.exception("pool guard: listing pools of %s failed", account.id)
             return exc
@@ -191,7 +238,7 @@ class PoolGuard:
         return None
 
     def _may_touch(self, pool: ArmId) -> bool:
-        scopes = (*self._deps.settings.allowed_scopes, *self._deps.settings.guarded_batch_accounts)
+        scopes = (*self.settings.allowed_scopes, *self.settings.guarded_batch_accounts)
         return any(pool.is_within(scope) for scope in scopes)
 
     def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
@@ -213,7 +260,7 @@ class PoolGuard:
             return
         if confirm_lineage:
             self._protect_and_confirm_image(view)
-        decision = decide(view, targets, self._deps.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
+        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
         # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
         # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
         routine = decision.action in (Action.AT_TARGET, Action.SKIP)
@@ -225,8 +272,6 @@ class PoolGuard:
                     "currentDedicated": view.current_dedicated, "targetDedicated": targets.dedicated,
                     "currentLowPriority": view.current_low_priority, "targetLowPriority": targets.low_priority,
                 }})
-        if decision.action is not Action.AT_TARGET and decision.action is not Action.SKIP:
-            report.add("below_target", view.id)
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
@@ -245,9 +290,9 @@ class PoolGuard:
         Without it each pool would cost a GET per lineage resource. A failure only costs those GETs: the sweep goes on.
         """
         try:
-            self.in_use = in_use_summaries(self._deps)
+            self.in_use = in_use_summaries(self.records)
             if self.in_use:
-                self._lineage.prefetch([summary.data["resourceId"] for summary in self.in_use])
+                self._lineage.prefetch([summary.data["resourceId"] for summary in self.in_use], self.gateway.graph)
         except Exception:  # noqa: BLE001 - the per-pool point reads still confirm every image
             log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
 
@@ -256,29 +301,28 @@ class PoolGuard:
         if not view.image_id or lineage_resource(view.image_id) is None:
             return
         # A recorded pool's lineage comes from its record (one store read), never from ARM again.
-        recorded = recorded_lineage(self._deps, view.id, view.image_id)
+        recorded = recorded_lineage(self.records, view.id, view.image_id)
         if recorded is not None:
             self._lineage.remember(view.image_id, recorded)
         missing = self._lineage.missing(view.image_id, deep=True)
         if not missing and recorded is None:
-            protect(self._deps, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
+            protect(self.records, self.gateway.locks, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
         self._alert_missing(view, missing)
 
     def _alert_missing(self, view: PoolView, missing) -> None:
         seen_by = {"id": view.id, "requestId": view.request_id, "imageId": view.image_id}
         for resource_id in missing:
-            on_resource_deleted(self._deps, resource_id, known_gone=True, seen_by=seen_by)
+            self.protection_alerts.on_resource_deleted(resource_id, known_gone=True, seen_by=seen_by)
 
     def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None) -> None:
         state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
         if state is None or targets is None or timeout is None:
             raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
-        if self._patch(view, state, (targets, timeout)):
-            deps = self._deps
+        if self._patch(view, state, FixedScale(targets, timeout)):
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
-            now = deps.now()
+            now = self.now()
             look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace)
-            schedule_pool_check(deps.sender, deps.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
 
@@ -312,11 +356,11 @@ class PoolGuard:
                 "missingResources": list(decision.missing),
             }
             # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
-            self._deps.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
+            self.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
         if view.request_id is not None:
             # The request's team hears it too, once per condition: its pool will not reach the target without help.
-            PoolPipeline(self._deps).interim_reply(view.request_id, view.id, decision.reason, alert_type,
-                                                   decision.state.alerted or decision.reason)
+            self.pipeline.interim_reply(view.request_id, view.id, decision.reason, alert_type,
+                                        decision.state.alerted or decision.reason)
         if self._patch(view, decision.state, None):
             report.add("alerted", view.id)
 
@@ -328,48 +372,28 @@ class PoolGuard:
             report.add("adopted", view.id)
             log.info("pool guard: %s was resized to %s by someone else; that is now its target", view.id, targets.signature)
 
-    def _patch(self, view: PoolView, state: GuardState, resize: tuple[Targets, timedelta] | None,
+    def _patch(self, view: PoolView, state: GuardState, resize: FixedScale | None,
                metadata_changes: dict[str, str] | None = None) -> bool:
         """One conditional PATCH: the guard state, and new targets when resizing; False when the pool moved on."""
-        # Azure SDK: first use (cold start)
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
-
-        metadata = {**view.metadata, **(metadata_changes or {}), METADATA_GUARD_STATE: state.to_metadata_value()}
-        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
-        if resize is not None:
-            targets, timeout = resize
-            properties["scaleSettings"] = {"fixedScale": {
-                "targetDedicatedNodes": targets.dedicated,
-                "targetLowPriorityNodes": targets.low_priority,
-                "resizeTimeout": iso_duration(timeout),
-            }}
         pool = try_parse(view.id, BATCH_POOL)
         if pool is None:
             log.warning("pool guard: %r is not a canonical pool id; left alone", view.id)
             return False
-        batch = self._deps.clients.batch(pool.subscription)
-        try:
-            batch.pool.update(pool.resource_group, pool.parent().name, pool.name, {"properties": properties},
-                              etag=view.etag, match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
+        metadata = {**view.metadata, **(metadata_changes or {}), METADATA_GUARD_STATE: state.to_metadata_value()}
+        outcome = self.gateway.batch.update_pool(pool, view.etag, metadata, resize)
+        if outcome is PoolUpdate.CHANGED:
             log.info("pool guard: %s changed since it was read (412); skipped this round", view.id)
-            return False
-        except ResourceNotFoundError:
+        elif outcome is PoolUpdate.GONE:
             log.info("pool guard: %s was deleted before it could be updated", view.id)
-            return False
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                log.info("pool guard: %s refused the update (409 %s); skipped this round", view.id, getattr(exc.error, "code", ""))
-                return False
-            raise
-        return True
+        elif outcome is PoolUpdate.REFUSED:
+            log.info("pool guard: %s refused the update (409); skipped this round", view.id)
+        return outcome is PoolUpdate.UPDATED
 
     def _finish_request(self, view: PoolView, report: SweepReport) -> None:
         if view.request_id is None:
             return
         try:
-            record = self._deps.ledger.get(view.request_id)
+            record = self.ledger.get(view.request_id)
         except RequestNotFound:
             return
         except LedgerError:
@@ -377,7 +401,7 @@ class PoolGuard:
             return
         if record.stage is not Stage.SCALING or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
             return
-        finished = PoolPipeline(self._deps).finish(
+        finished = self.pipeline.finish(
             record, Stage.READY, f"pool reached its target: {view.current_dedicated} dedicated, {view.current_low_priority} low-priority nodes")
         if finished.stage is Stage.READY:
             report.add("finished", record.request_id)
@@ -386,29 +410,3 @@ class PoolGuard:
 _ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT_OPEN: POOL_CIRCUIT_OPEN}
 
 
-def run_sweep(deps: Dependencies) -> SweepReport:
-    """The timer's work: re-drive stuck requests, sweep every guarded pool, look for removed locks and refused
-    deletes where no event may say, end requests whose pool is gone, send the replies that never went out, and
-    age out old final records."""
-    report = SweepReport()
-    try:
-        reconciled = reconcile_stuck_requests(deps)
-        report.reconciled.extend(reconciled.advanced)
-        report.deferred_requests = reconciled.not_yet_stuck
-    except LedgerError:
-        log.exception("reconcile: the ledger failed; the pool sweep goes on")
-    guard = PoolGuard(deps)
-    guard.sweep(report)
-    try:
-        audited = audit_protection(deps, read_findings(deps.records), guard.in_use)
-        report.protection_removed.extend(audited.protection_removed)
-        report.deletion_blocked.extend(audited.deletion_blocked)
-    except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
-        log.exception("protection audit failed; the next sweep looks again")
-    try:
-        report.failed_pools_gone.extend(fail_requests_whose_pool_is_gone(deps, report.seen_pools, report.listed_accounts))
-        report.replies_sent.extend(send_pending_replies(deps))
-        report.aged_out.extend(age_out_final_records(deps))
-    except LedgerError:
-        log.exception("reconcile: the ledger failed; pools gone, pending replies and retention wait for the next sweep")
-    return report

@@ -8,6 +8,8 @@ accounts), compared case-insensitively.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..arm.ids import (
     BATCH_ACCOUNT,
     GALLERY,
@@ -27,6 +29,20 @@ class NotAuthorised(PermanentError, ValueError):
     """The request names a resource outside the allowed scopes (or a malformed id)."""
 
 
+@dataclass(frozen=True)
+class RequestIds:
+    """Every resource id a request names, parsed and authorised; None (or empty) where it names none."""
+
+    batch_account: ArmId
+    virtual_machine: ArmId | None = None
+    os_disk_snapshot: ArmId | None = None
+    # In the order of ``source.snapshots.dataDisks``.
+    data_disk_snapshots: tuple[ArmId, ...] = ()
+    managed_image: ArmId | None = None
+    gallery_image_version: ArmId | None = None
+    gallery: ArmId | None = None
+
+
 def _expected_type(field_path: str) -> str:
     if field_path.startswith("source.snapshots"):
         return SNAPSHOT
@@ -39,16 +55,15 @@ def _expected_type(field_path: str) -> str:
     }[field_path]
 
 
-def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> dict[str, ArmId]:
+def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> RequestIds:
     """Parse every id the request names and check it against ``allowed_scopes``.
 
-    Returns the parsed ids by field path; the first problem raises
-    :class:`NotAuthorised` naming the field and the rule.
+    The first problem raises :class:`NotAuthorised` naming the field and the rule.
     """
     parsed, problems = check_ids(request, allowed_scopes)
     if problems:
         raise NotAuthorised(problems[0])
-    return parsed
+    return _request_ids(request, parsed)
 
 
 def check_ids(request: PoolRequest, allowed_scopes: tuple[str, ...] | None) -> tuple[dict[str, ArmId], list[str]]:
@@ -69,3 +84,17 @@ def check_ids(request: PoolRequest, allowed_scopes: tuple[str, ...] | None) -> t
             continue
         parsed[field_path] = arm_id
     return parsed, problems
+
+
+def _request_ids(request: PoolRequest, parsed: dict[str, ArmId]) -> RequestIds:
+    """The ids :func:`check_ids` parsed, by what each is to the request."""
+    data_disks = request.source.snapshots.data_disks if request.source.snapshots is not None else []
+    return RequestIds(
+        batch_account=parsed["pool.batchAccountId"],
+        virtual_machine=parsed.get("source.virtualMachineId"),
+        os_disk_snapshot=parsed.get("source.snapshots.osDiskSnapshotId"),
+        data_disk_snapshots=tuple(parsed[f"source.snapshots.dataDisks[{index}].snapshotId"] for index in range(len(data_disks))),
+        managed_image=parsed.get("source.managedImageId"),
+        gallery_image_version=parsed.get("source.galleryImageVersionId"),
+        gallery=parsed.get("image.galleryId"),
+    )

@@ -7,7 +7,7 @@ the requester's to meet.
 
 from __future__ import annotations
 
-from typing import Any
+from ..arm.views import VirtualMachineView
 
 # Publishers whose Marketplace images are first-party (Microsoft or endorsed
 # distributions without a purchase plan), lower-case.
@@ -28,7 +28,7 @@ FIRST_PARTY_PUBLISHERS = frozenset(
 )
 
 
-def unmet_prerequisites(vm: Any, *, allow_purchase_plan: bool = False) -> list[str]:
+def unmet_prerequisites(vm: VirtualMachineView, *, allow_purchase_plan: bool = False) -> list[str]:
     """Every prerequisite the VM fails, each as ``check: what was found``; empty when it qualifies.
 
     ``allow_purchase_plan``: the gallery path may start from a Marketplace image with purchase terms
@@ -36,25 +36,20 @@ def unmet_prerequisites(vm: Any, *, allow_purchase_plan: bool = False) -> list[s
     VM with a plan passes the Marketplace checks there; a managed image cannot carry a plan.
     """
     failures: list[str] = []
-    storage = vm.storage_profile
-    os_disk = storage.os_disk
-    if os_disk.managed_disk is None or not os_disk.managed_disk.id:
+    if vm.os_disk.managed_disk_id is None:
         failures.append("managedDisks: the OS disk is not a managed disk")
-    unmanaged = [str(disk.lun) for disk in storage.data_disks or [] if disk.managed_disk is None or not disk.managed_disk.id]
+    unmanaged = [str(disk.lun) for disk in vm.data_disks if disk.managed_disk_id is None]
     if unmanaged:
         failures.append(f"managedDisks: data disks at LUN {', '.join(unmanaged)} are not managed disks")
-    extensions = [extension.name for extension in vm.resources or []]
-    if extensions:
-        failures.append(f"noExtensions: the VM has extensions installed ({', '.join(extensions)})")
-    encryption = os_disk.encryption_settings
-    if encryption is not None and encryption.enabled:
+    if vm.extensions:
+        failures.append(f"noExtensions: the VM has extensions installed ({', '.join(vm.extensions)})")
+    if vm.os_disk.encrypted:
         failures.append("osDiskNotEncrypted: the OS disk is encrypted (Azure Disk Encryption)")
-    reference = storage.image_reference
     with_plan = vm.plan is not None and allow_purchase_plan
-    if reference is None or reference.id or reference.shared_gallery_image_id or reference.community_gallery_image_id:
+    if not vm.from_marketplace_image:
         failures.append("firstPartyMarketplaceImage: the VM was not created from a Marketplace image")
-    elif (reference.publisher or "").lower() not in FIRST_PARTY_PUBLISHERS and not with_plan:
-        failures.append(f"firstPartyMarketplaceImage: publisher '{reference.publisher}' is not a first-party publisher")
+    elif vm.image_publisher.lower() not in FIRST_PARTY_PUBLISHERS and not with_plan:
+        failures.append(f"firstPartyMarketplaceImage: publisher '{vm.image_publisher}' is not a first-party publisher")
     if vm.plan is not None and not allow_purchase_plan:
         failures.append(
             f"noPurchasePlan: the base image has a purchase plan ({vm.plan.publisher}/{vm.plan.product}/{vm.plan.name}); "

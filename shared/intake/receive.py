@@ -10,14 +10,17 @@ so Service Bus redelivers the message and finally dead-letters it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..arm.calls import StepFailed, get_or_none
 from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
-from ..dependencies import Dependencies
+from ..arm.values import region_key
+from ..arm.views import GENERALIZED
 from ..errors import TransientError
-from ..messaging import MAX_REQUEST_ATTEMPTS, Redelivery, retry_later
+from ..gateway.failures import StepFailed
+from ..gateway.protocol import AzureGateway, BatchGateway, ComputeGateway
+from ..messaging import MAX_REQUEST_ATTEMPTS, MessageSender, Redelivery, retry_later
 from ..model.plan import ResourcePlan, replica_count, security_type_of
 from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
@@ -29,20 +32,19 @@ from ..naming import (
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
+from ..settings import Settings
+from ..store import progress
 from ..store.ledger import (
-    ANSWERS_REQUEST_DETAIL,
-    OS_TYPE_DETAIL,
-    PLAN_DETAIL,
-    REPLY_REFUSED_DETAIL,
+    Ledger,
     RecordTooLarge,
     RequestAlreadyExists,
     RequestNotFound,
     RequestRecord,
     Stage,
 )
-from .authorization import NotAuthorised, authorise
+from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
-from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, region_key
+from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
 
 log = logging.getLogger(__name__)
 
@@ -63,159 +65,169 @@ class IncomingMessage:
     original_enqueued_at: datetime | None = None
 
 
-def receive_with_retry(message: IncomingMessage, deps: Dependencies) -> RequestRecord | None:
-    """:func:`receive_request`, with transient failures (the ledger or Azure down) retried later, not at once.
+@dataclass(frozen=True, kw_only=True)
+class Intake:
+    """Receives pool request messages. Plain code: what it uses comes in, nothing global; one per invocation (its
+    pipeline is)."""
 
-    Service Bus would redeliver at once and dead-letter after a few deliveries: an outage of a few
-    minutes would lose every request that arrives. Instead the message goes back to its queue,
-    scheduled with a growing delay; after :data:`~shared.messaging.MAX_REQUEST_ATTEMPTS` the failure
-    propagates and the platform's redelivery, then dead-lettering, take over (the reason is logged).
-    """
-    try:
-        return receive_request(message, deps)
-    except TransientError as exc:
-        redelivery = Redelivery(message.attempt, message.original_message_id, message.original_enqueued_at)
-        if redelivery.attempt >= MAX_REQUEST_ATTEMPTS:
-            log.error("request message %s failed %d times (%s); leaving it to the platform's retries and dead-lettering",
-                      message.message_id, redelivery.attempt + 1, exc)
-            raise
-        when = retry_later(deps.sender, deps.settings.pool_requests_queue, message.body, message.message_id, message.reply_to,
-                           message.enqueued_at, redelivery, deps.now(), key=deps.settings.message_signing_key)
-        log.warning("request message %s: %s; trying again at %s", message.message_id, exc, when.isoformat(), exc_info=exc)
-        return None
+    # Reads the source, the Batch account and what the request could collide with; nothing is written here.
+    gateway: AzureGateway
+    # Records the request (a conditional insert), or its rejection.
+    ledger: Ledger
+    # Starts an accepted request; answers a rejected one.
+    pipeline: PoolPipeline
+    # Sends a message back to its queue for later when Azure or the ledger is down.
+    sender: MessageSender
+    settings: Settings
+    now: Callable[[], datetime]
+
+    def receive_with_retry(self, message: IncomingMessage) -> RequestRecord | None:
+        """:meth:`receive`, with transient failures (the ledger or Azure down) retried later, not at once.
+
+        Service Bus would redeliver at once and dead-letter after a few deliveries: an outage of a few
+        minutes would lose every request that arrives. Instead the message goes back to its queue,
+        scheduled with a growing delay; after :data:`~shared.messaging.MAX_REQUEST_ATTEMPTS` the failure
+        propagates and the platform's redelivery, then dead-lettering, take over (the reason is logged).
+        """
+        try:
+            return self.receive(message)
+        except TransientError as exc:
+            redelivery = Redelivery(message.attempt, message.original_message_id, message.original_enqueued_at)
+            if redelivery.attempt >= MAX_REQUEST_ATTEMPTS:
+                log.error("request message %s failed %d times (%s); leaving it to the platform's retries and dead-lettering",
+                          message.message_id, redelivery.attempt + 1, exc)
+                raise
+            when = retry_later(self.sender, self.settings.pool_requests_queue, message.body, message.message_id, message.reply_to,
+                               message.enqueued_at, redelivery, self.now(), key=self.settings.message_signing_key)
+            log.warning("request message %s: %s; trying again at %s", message.message_id, exc, when.isoformat(), exc_info=exc)
+            return None
+
+    def receive(self, message: IncomingMessage) -> RequestRecord:
+        """Handle one pool request message; returns the request's record as it stands.
+
+        A message never changes another request's record: a body that is malformed,
+        or different from the one already recorded under its ``requestId``, is
+        recorded under an id of its own and answered as a conflict.
+        """
+        reply_to = self._reply_queue(message)
+        try:
+            request = parse_request(message.body, message.original_message_id or message.message_id)
+        except RequestRejected as rejected:
+            return self._reject(message, reply_to, rejected.request_id, {"raw": _printable(message.body)}, rejected.reason)
+
+        request_id = request.id
+        existing = self._existing(request_id)
+        if existing is not None:
+            if existing.body == request.to_wire():
+                # The same request delivered again: carry on from where it stands (a final one gets its reply, once).
+                return self.pipeline.drive(existing)
+            return self._reject_conflict(message, reply_to, request_id)
+        compute, batch = self.gateway.compute, self.gateway.batch
+        try:
+            ids = authorise(request, self.settings.allowed_scopes)
+            source = read_source(request, ids, compute)
+            _check_source_disks(request, source, self.settings.allowed_scopes)
+            account = read_account(request, ids.batch_account, batch)
+            _check_target(request, ids, source, account, batch, compute)
+        except (NotAuthorised, RequestRejected, StepFailed) as exc:
+            return self._reject(message, reply_to, request_id, request.to_wire(), str(exc))
+
+        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now())
+        record = RequestRecord.new(
+            request_id=request_id,
+            stage=_first_stage(request, plan, source, account),
+            body=request.to_wire(),
+            reply_to=reply_to,
+            details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
+            now=self.now(),
+        )
+        try:
+            record = self.ledger.create(record)
+        except RequestAlreadyExists:
+            # Another delivery recorded it first: the same request drives on, a different one is a conflict.
+            winner = self.ledger.get(request_id)
+            if winner.body != record.body:
+                return self._reject_conflict(message, reply_to, request_id)
+            record = winner
+        return self.pipeline.drive(record)
+
+    def _existing(self, request_id: str) -> RequestRecord | None:
+        try:
+            return self.ledger.get(request_id)
+        except RequestNotFound:
+            return None
+
+    def _reply_queue(self, message: IncomingMessage) -> str | None:
+        """The message's ReplyTo when it is one of the teams' reply queues; any other queue is never sent to."""
+        if message.reply_to is not None and not self.settings.may_reply_to(message.reply_to):
+            log.warning("ReplyTo %.100r of message %s is not a reply queue of this deployment: no reply is sent", message.reply_to,
+                        message.message_id)
+            return None
+        return message.reply_to
+
+    def _reject(self, message: IncomingMessage, reply_to: str | None, request_id: str, body: dict, reason: str) -> RequestRecord:
+        """Record a rejection with one conditional insert of a final record, and answer it.
+
+        When ``request_id`` is taken, the taken record is never touched: the same rejected message
+        delivered again is answered once; any other message is a conflict, recorded apart.
+        """
+        existing = self._existing(request_id)
+        if existing is not None:
+            if existing.stage is Stage.REJECTED and existing.body == body:
+                return self.pipeline.reply(existing)
+            return self._reject_conflict(message, reply_to, request_id)
+        record = RequestRecord.new(request_id=request_id, stage=Stage.REJECTED, body=body, reply_to=reply_to,
+                                   details=progress.refused_reply(_unanswered_reply_to(message, reply_to)), now=self.now(), reason=reason)
+        try:
+            record = self.ledger.create(record)
+        except RecordTooLarge:
+            # Only a body we can store is kept; the reason (bounded) is what the sender needs.
+            record = self.ledger.create(replace(record, body={"raw": _printable(message.body, 1024)}))
+        except RequestAlreadyExists:
+            return self._reject(message, reply_to, request_id, body, reason)
+        log.warning("request %s REJECTED: %s", request_id, record.reason)
+        return self.pipeline.reply(record)
+
+    def _reject_conflict(self, message: IncomingMessage, reply_to: str | None, taken_id: str) -> RequestRecord:
+        """A message whose ``requestId`` belongs to another request: recorded under an id of its own, answered, nothing else.
+
+        Never answered in the reply queue of the request that owns the id: Service Bus does not say who sent a
+        message, so a ReplyTo naming the owner's queue would make this automation tell that team its own live
+        request was refused. The refusal is recorded (``replyToRefused``) and logged instead.
+        """
+        owner = self._existing(taken_id)
+        if reply_to is not None and owner is not None and owner.reply_to is not None and owner.reply_to.lower() == reply_to.lower():
+            log.warning("message %s reuses requestId %s with ReplyTo %.100r, the queue of the request that owns the id: "
+                        "not answered there", message.message_id, taken_id, reply_to)
+            reply_to = None
+        conflict_id = conflict_request_id(message.original_message_id or message.message_id, taken_id)
+        reason = f"requestId: {taken_id} is already used by another request"
+        body = {"raw": _printable(message.body), "conflictsWith": taken_id}
+        existing = self._existing(conflict_id)
+        if existing is not None:
+            return self.pipeline.reply(existing)
+        record = RequestRecord.new(request_id=conflict_id, stage=Stage.REJECTED, body=body, reply_to=reply_to, now=self.now(),
+                                   details=progress.conflict(taken_id, _unanswered_reply_to(message, reply_to)), reason=reason)
+        try:
+            record = self.ledger.create(record)
+        except RequestAlreadyExists:
+            record = self.ledger.get(conflict_id)
+        log.warning("message %s REJECTED: %s", message.message_id, reason)
+        return self.pipeline.reply(record)
 
 
-def receive_request(message: IncomingMessage, deps: Dependencies) -> RequestRecord:
-    """Handle one pool request message; returns the request's record as it stands.
-
-    A message never changes another request's record: a body that is malformed,
-    or different from the one already recorded under its ``requestId``, is
-    recorded under an id of its own and answered as a conflict.
-    """
-    pipeline = PoolPipeline(deps)
-    reply_to = _reply_queue(message, deps)
-    try:
-        request = parse_request(message.body, message.original_message_id or message.message_id)
-    except RequestRejected as rejected:
-        return _reject(deps, pipeline, message, reply_to, rejected.request_id, {"raw": _printable(message.body)}, rejected.reason)
-
-    request_id = request.id
-    existing = _existing(deps, request_id)
-    if existing is not None:
-        if existing.body == request.to_wire():
-            # The same request delivered again: carry on from where it stands (a final one gets its reply, once).
-            return pipeline.drive(existing)
-        return _reject_conflict(deps, pipeline, message, reply_to, request_id)
-    try:
-        ids = authorise(request, deps.settings.allowed_scopes)
-        source = read_source(request, ids, deps.clients)
-        _check_source_disks(request, source, deps)
-        account = read_account(request, ids["pool.batchAccountId"], deps.clients)
-        _check_target(request, ids, source, account, deps)
-    except (NotAuthorised, RequestRejected, StepFailed) as exc:
-        return _reject(deps, pipeline, message, reply_to, request_id, request.to_wire(), str(exc))
-
-    plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or deps.now())
-    record = RequestRecord.new(
-        request_id=request_id,
-        stage=_first_stage(request, plan, source, account),
-        body=request.to_wire(),
-        reply_to=reply_to,
-        details={PLAN_DETAIL: plan.to_details(), OS_TYPE_DETAIL: source.os_type, **_refused_reply(message, reply_to)},
-        now=deps.now(),
-    )
-    try:
-        record = deps.ledger.create(record)
-    except RequestAlreadyExists:
-        # Another delivery recorded it first: the same request drives on, a different one is a conflict.
-        winner = deps.ledger.get(request_id)
-        if winner.body != record.body:
-            return _reject_conflict(deps, pipeline, message, reply_to, request_id)
-        record = winner
-    return pipeline.drive(record)
+def _unanswered_reply_to(message: IncomingMessage, reply_to: str | None) -> str | None:
+    """The message's ReplyTo when it is never sent to (not a reply queue of this deployment)."""
+    return message.reply_to if message.reply_to and reply_to is None else None
 
 
-def _existing(deps: Dependencies, request_id: str) -> RequestRecord | None:
-    try:
-        return deps.ledger.get(request_id)
-    except RequestNotFound:
-        return None
-
-
-def _reply_queue(message: IncomingMessage, deps: Dependencies) -> str | None:
-    """The message's ReplyTo when it is one of the teams' reply queues; any other queue is never sent to."""
-    if message.reply_to is not None and not deps.settings.may_reply_to(message.reply_to):
-        log.warning("ReplyTo %.100r of message %s is not a reply queue of this deployment: no reply is sent", message.reply_to,
-                    message.message_id)
-        return None
-    return message.reply_to
-
-
-def _refused_reply(message: IncomingMessage, reply_to: str | None) -> dict:
-    return {REPLY_REFUSED_DETAIL: (message.reply_to or "")[:260]} if message.reply_to and reply_to is None else {}
-
-
-def _reject(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None, request_id: str,
-            body: dict, reason: str) -> RequestRecord:
-    """Record a rejection with one conditional insert of a final record, and answer it.
-
-    When ``request_id`` is taken, the taken record is never touched: the same rejected message
-    delivered again is answered once; any other message is a conflict, recorded apart.
-    """
-    existing = _existing(deps, request_id)
-    if existing is not None:
-        if existing.stage is Stage.REJECTED and existing.body == body:
-            return pipeline.reply(existing)
-        return _reject_conflict(deps, pipeline, message, reply_to, request_id)
-    record = RequestRecord.new(request_id=request_id, stage=Stage.REJECTED, body=body, reply_to=reply_to,
-                               details=_refused_reply(message, reply_to), now=deps.now(), reason=reason)
-    try:
-        record = deps.ledger.create(record)
-    except RecordTooLarge:
-        # Only a body we can store is kept; the reason (bounded) is what the sender needs.
-        record = deps.ledger.create(replace(record, body={"raw": _printable(message.body, 1024)}))
-    except RequestAlreadyExists:
-        return _reject(deps, pipeline, message, reply_to, request_id, body, reason)
-    log.warning("request %s REJECTED: %s", request_id, record.reason)
-    return pipeline.reply(record)
-
-
-def _reject_conflict(deps: Dependencies, pipeline: PoolPipeline, message: IncomingMessage, reply_to: str | None,
-                     taken_id: str) -> RequestRecord:
-    """A message whose ``requestId`` belongs to another request: recorded under an id of its own, answered, nothing else.
-
-    Never answered in the reply queue of the request that owns the id: Service Bus does not say who sent a
-    message, so a ReplyTo naming the owner's queue would make this automation tell that team its own live
-    request was refused. The refusal is recorded (``replyToRefused``) and logged instead.
-    """
-    owner = _existing(deps, taken_id)
-    if reply_to is not None and owner is not None and owner.reply_to is not None and owner.reply_to.lower() == reply_to.lower():
-        log.warning("message %s reuses requestId %s with ReplyTo %.100r, the queue of the request that owns the id: "
-                    "not answered there", message.message_id, taken_id, reply_to)
-        reply_to = None
-    conflict_id = conflict_request_id(message.original_message_id or message.message_id, taken_id)
-    reason = f"requestId: {taken_id} is already used by another request"
-    body = {"raw": _printable(message.body), "conflictsWith": taken_id}
-    existing = _existing(deps, conflict_id)
-    if existing is not None:
-        return pipeline.reply(existing)
-    record = RequestRecord.new(request_id=conflict_id, stage=Stage.REJECTED, body=body, reply_to=reply_to, now=deps.now(),
-                               details={ANSWERS_REQUEST_DETAIL: taken_id, **_refused_reply(message, reply_to)}, reason=reason)
-    try:
-        record = deps.ledger.create(record)
-    except RequestAlreadyExists:
-        record = deps.ledger.get(conflict_id)
-    log.warning("message %s REJECTED: %s", message.message_id, reason)
-    return pipeline.reply(record)
-
-
-def _check_source_disks(request: PoolRequest, source: SourceFacts, deps: Dependencies) -> None:
+def _check_source_disks(request: PoolRequest, source: SourceFacts, allowed_scopes: tuple[str, ...]) -> None:
     """Every disk the pipeline will copy lies inside the allowed scopes too, not only the VM that names it."""
     for planned in source.snapshots:
         if planned.source_disk_id is None:
             continue
         disk = try_parse(planned.source_disk_id, DISK)
-        if disk is None or not any(disk.is_within(scope) for scope in deps.settings.allowed_scopes):
+        if disk is None or not any(disk.is_within(scope) for scope in allowed_scopes):
             where = "the OS disk" if planned.lun is None else f"the data disk at LUN {planned.lun}"
             raise RequestRejected(
                 f"source.virtualMachineId: {where} ({planned.source_disk_id}) is outside the allowed scopes", request.id)
@@ -238,22 +250,23 @@ def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, 
     return Stage.CREATING_POOL if source.version_replicas.get(account.region, 0) >= needed else Stage.PUBLISHING
 
 
-def _check_target(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, batch: BatchGateway,
+                  compute: ComputeGateway) -> None:
     """Everything the request would collide with, before any write."""
     check_pool_name_free(request, account)
     if request.image.legacy_managed_image:
-        _check_legacy(request, ids, source, account, deps)
+        _check_legacy(request, ids, source, account, compute)
         return
-    check_core_quotas(request, account, read_vm_sizes(account, deps.clients))
+    check_core_quotas(request, account, read_vm_sizes(account, batch))
     if source.security_type and request.image.hyper_v_generation != "V2":
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
-    if request.image.gallery_id is not None:
-        _check_gallery(request, ids, source, deps)
+    if ids.gallery is not None:
+        _check_gallery(request, ids.gallery, source, compute)
 
 
-def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, compute: ComputeGateway) -> None:
     """A pool straight from a managed image: the seed's prerequisites for one."""
     field_path = "source.managedImageId" if request.source.managed_image_id is not None else f"source.{request.source.kind}"
     if source.security_type:
@@ -268,49 +281,47 @@ def _check_legacy(request: PoolRequest, ids: dict[str, ArmId], source: SourceFac
             f"{field_path}: the managed image would be in {source.location} (subscription {source.subscription}); a legacy "
             f"managed-image pool needs it in the Batch account's region {account.location} and subscription "
             f"{account.id.subscription}", request.id)
-    _check_node_limits(request, ids, source, account, deps)
+    _check_node_limits(request, ids, source, account, compute)
 
 
-def _check_gallery(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, deps: Dependencies) -> None:
+def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> None:
     """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
-    gallery = ids["image.galleryId"]
-    compute = deps.clients.compute(gallery.subscription)
-    if get_or_none("read gallery", lambda: compute.galleries.get(gallery.resource_group, gallery.name)) is None:
+    if compute.gallery(gallery) is None:
         raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
     if request.image.image_definition is None:
         return
     name = request.image.image_definition
-    definition = get_or_none("read image definition", lambda: compute.gallery_images.get(gallery.resource_group, gallery.name, name))
+    definition = compute.image_definition(gallery.child("images", name))
     if definition is None:
         return  # the pipeline creates it
-    features = {f.name.lower(): f.value for f in definition.features or [] if f.name}
     wanted = {
-        "osType": (str(getattr(definition.os_type, "value", definition.os_type)), source.os_type),
-        "osState": (str(getattr(definition.os_state, "value", definition.os_state)), "Generalized"),
-        "hyperVGeneration": (str(getattr(definition.hyper_v_generation, "value", definition.hyper_v_generation) or "V1"),
-                             "V2" if source.security_type else request.image.hyper_v_generation),
-        "securityType": (security_type_of(features.get("securitytype")) or "Standard", source.security_type or "Standard"),
+        "osType": (definition.os_type, source.os_type),
+        "osState": (definition.os_state, GENERALIZED),
+        "hyperVGeneration": (definition.hyper_v_generation or "V1", "V2" if source.security_type else request.image.hyper_v_generation),
+        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", source.security_type or "Standard"),
     }
     misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
     if misfits:
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
 
 
-def _plan(request: PoolRequest, ids: dict[str, ArmId], source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
+def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
     request_id = request.id
-    pool = ids["pool.batchAccountId"].child("pools", request.pool.pool_name)
+    pool = ids.batch_account.child("pools", request.pool.pool_name)
     kind = request.source.kind
     image = definition = version = None
     from_snapshots = source.security_type is not None and not request.image.legacy_managed_image
     if kind in ("virtualMachineId", "snapshots") and not from_snapshots:
-        anchor = ids.get("source.virtualMachineId") or ids["source.snapshots.osDiskSnapshotId"]
+        anchor = ids.virtual_machine or ids.os_disk_snapshot
+        assert anchor is not None, "the source is a VM or its snapshots"
         image = anchor.sibling(IMAGE, image_name(request_id))
     elif kind == "managedImageId":
-        image = ids["source.managedImageId"]
+        image = ids.managed_image
     elif kind == "galleryImageVersionId":
-        version = ids["source.galleryImageVersionId"]
+        version = ids.gallery_image_version
     if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
-        gallery = ids["image.galleryId"]
+        gallery = ids.gallery
+        assert gallery is not None, "a request off the legacy path names its gallery"
         definition = gallery.child("images", request.image.image_definition or image_name(request_id))
         version = definition.child("versions", image_version_name(request_id, submitted_at))
     elif version is not None:
@@ -343,12 +354,12 @@ def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -
     return tuple((name, regions[name]) for name in ordered)
 
 
-def _check_node_limits(request: PoolRequest, ids: dict[str, ArmId], facts: SourceFacts, account: AccountFacts, deps: Dependencies) -> None:
+def _check_node_limits(request: PoolRequest, ids: RequestIds, facts: SourceFacts, account: AccountFacts, compute: ComputeGateway) -> None:
     """Managed-image pools: nodes across pools sharing the image lineage stay within Batch's limits."""
-    lineage_reader = LineageReader(deps.clients)
+    lineage_reader = LineageReader(compute)
     lineage = {s.snapshot.key() for s in facts.snapshots}
-    if "source.managedImageId" in ids:
-        image_id = ids["source.managedImageId"].id
+    if ids.managed_image is not None:
+        image_id = ids.managed_image.id
         lineage |= {resource_key(image_id)} | {resource_key(r) for r in lineage_reader.lineage(image_id)}
     if not lineage:
         return

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..arm.calls import call_arm, get_or_none
 from ..arm.ids import ArmId
 from ..arm.pools import PoolView
-from ..clients import AzureClients
+from ..arm.values import region_key
+from ..arm.views import VmSkuView
+from ..gateway.protocol import BatchGateway
 from ..model.request import PoolRequest, RequestRejected
 
 
@@ -34,48 +35,25 @@ class AccountFacts:
         return region_key(self.location)
 
 
-@dataclass(frozen=True)
-class VmSize:
-    name: str
-    family: str
-    cores: int
-
-
-def region_key(location: str | None) -> str:
-    """A region name as ARM compares them: ``West Europe`` and ``westeurope`` are one region."""
-    return (location or "").replace(" ", "").lower()
-
-
-def read_account(request: PoolRequest, account_id: ArmId, clients: AzureClients) -> AccountFacts:
+def read_account(request: PoolRequest, account_id: ArmId, batch: BatchGateway) -> AccountFacts:
     """The Batch account and its pools (one GET, one paged list)."""
-    batch = clients.batch(account_id.subscription)
-    account = get_or_none("read Batch account", lambda: batch.batch_account.get(account_id.resource_group, account_id.name))
+    account = batch.account(account_id)
     if account is None:
         raise RequestRejected(f"pool.batchAccountId: {account_id.id} does not exist", request.id)
-    pools = call_arm("list pools", lambda: list(batch.pool.list_by_batch_account(account_id.resource_group, account_id.name)))
-    props = account.properties if getattr(account, "properties", None) is not None else account
     return AccountFacts(
         id=account_id,
         location=account.location,
-        dedicated_core_quota=getattr(props, "dedicated_core_quota", None),
-        low_priority_core_quota=getattr(props, "low_priority_core_quota", None),
-        family_core_quotas={q.name.lower(): q.core_quota or 0 for q in getattr(props, "dedicated_core_quota_per_vm_family", None) or [] if q.name},
-        family_quotas_enforced=bool(getattr(props, "dedicated_core_quota_per_vm_family_enforced", False)),
-        pools=tuple(PoolView.from_sdk(pool) for pool in pools),
+        dedicated_core_quota=account.dedicated_core_quota,
+        low_priority_core_quota=account.low_priority_core_quota,
+        family_core_quotas=dict(account.family_core_quotas),
+        family_quotas_enforced=account.family_quotas_enforced,
+        pools=tuple(batch.pools(account_id)),
     )
 
 
-def read_vm_sizes(account: AccountFacts, clients: AzureClients) -> dict[str, VmSize]:
-    """The VM sizes Batch offers in the account's region, by lower-case name (Location_ListSupportedVirtualMachineSkus)."""
-    batch = clients.batch(account.id.subscription)
-    skus = call_arm("list Batch VM sizes", lambda: list(batch.location.list_supported_virtual_machine_skus(account.region)))
-    sizes: dict[str, VmSize] = {}
-    for sku in skus:
-        capabilities = {c.name.lower(): c.value for c in sku.capabilities or [] if c.name}
-        cores = capabilities.get("vcpus", "")
-        if sku.name and cores.isdigit():
-            sizes[sku.name.lower()] = VmSize(sku.name, sku.family_name or "", int(cores))
-    return sizes
+def read_vm_sizes(account: AccountFacts, batch: BatchGateway) -> dict[str, VmSkuView]:
+    """The VM sizes Batch offers in the account's region with their cores, by lower-case name."""
+    return {sku.name.lower(): sku for sku in batch.vm_skus(account.id.subscription, account.region) if sku.name and sku.cores is not None}
 
 
 def check_pool_name_free(request: PoolRequest, account: AccountFacts) -> None:
@@ -87,7 +65,7 @@ def check_pool_name_free(request: PoolRequest, account: AccountFacts) -> None:
             raise RequestRejected(f"pool.poolName: {request.pool.pool_name} is already used in {account.id.name} (by {owner})", request.id)
 
 
-def check_core_quotas(request: PoolRequest, account: AccountFacts, sizes: dict[str, VmSize]) -> None:
+def check_core_quotas(request: PoolRequest, account: AccountFacts, sizes: dict[str, VmSkuView]) -> None:
     """The pool fits in what the account's core quotas leave after its other pools (Batch service quotas and limits).
 
     Dedicated nodes count against the account's dedicated quota (and its VM family's, where the account
@@ -105,8 +83,8 @@ def check_core_quotas(request: PoolRequest, account: AccountFacts, sizes: dict[s
         used_low_priority += cores * max(pool.current_low_priority, pool.target_low_priority)
         if _pool_family(pool, sizes) == size.family.lower():
             used_family += cores * max(pool.current_dedicated, pool.target_dedicated)
-    wanted_dedicated = size.cores * request.pool.target_dedicated_nodes
-    wanted_low_priority = size.cores * request.pool.target_low_priority_nodes
+    wanted_dedicated = (size.cores or 0) * request.pool.target_dedicated_nodes
+    wanted_low_priority = (size.cores or 0) * request.pool.target_low_priority_nodes
     nodes = f"{request.pool.target_dedicated_nodes} dedicated / {request.pool.target_low_priority_nodes} low-priority {size.name} nodes"
     if account.dedicated_core_quota is not None and used_dedicated + wanted_dedicated > account.dedicated_core_quota:
         raise RequestRejected(
@@ -123,11 +101,11 @@ def check_core_quotas(request: PoolRequest, account: AccountFacts, sizes: dict[s
             f"{account.low_priority_core_quota} with {used_low_priority} in use", request.id)
 
 
-def _pool_cores(pool: PoolView, sizes: dict[str, VmSize]) -> int:
+def _pool_cores(pool: PoolView, sizes: dict[str, VmSkuView]) -> int:
     size = sizes.get((pool.vm_size or "").lower())
-    return size.cores if size is not None else 0
+    return (size.cores or 0) if size is not None else 0
 
 
-def _pool_family(pool: PoolView, sizes: dict[str, VmSize]) -> str:
+def _pool_family(pool: PoolView, sizes: dict[str, VmSkuView]) -> str:
     size = sizes.get((pool.vm_size or "").lower())
     return size.family.lower() if size is not None else ""

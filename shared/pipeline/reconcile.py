@@ -11,15 +11,14 @@ request when a snapshot, image or version failed or vanished.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from ..arm.calls import get_or_none
-from ..arm.ids import ArmId
-from ..dependencies import Dependencies
-from ..messaging import RequestCheck
-from ..store.ledger import FINAL_STAGES, PIPELINE_STAGES, RequestNotFound, Stage, StaleRecord
-from ..store.records import RecordConflict
+from ..gateway.protocol import BatchGateway
+from ..settings import Settings
+from ..store.ledger import PIPELINE_STAGES, Ledger, Stage, StaleRecord
+from ..store.records import RecordConflict, RecordStore
 from .stages import PoolPipeline
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,11 @@ class ReconcileReport:
     failed: list[str] = field(default_factory=list)
 
 
-def reconcile_stuck_requests(deps: Dependencies) -> ReconcileReport:
+def reconcile_stuck_requests(ledger: Ledger, pipeline: PoolPipeline, settings: Settings, now: datetime) -> ReconcileReport:
     """Drive every request that sat in one pipeline stage longer than the configured threshold."""
     report = ReconcileReport()
-    threshold = deps.now() - timedelta(minutes=deps.settings.stuck_request_minutes)
-    pipeline = PoolPipeline(deps)
-    for record in deps.ledger.list_in_stages(PIPELINE_STAGES):
+    threshold = now - timedelta(minutes=settings.stuck_request_minutes)
+    for record in ledger.list_in_stages(PIPELINE_STAGES):
         if record.updated_at > threshold:
             report.not_yet_stuck += 1
             continue
@@ -59,17 +57,17 @@ def reconcile_stuck_requests(deps: Dependencies) -> ReconcileReport:
 REPLY_GRACE = timedelta(minutes=2)
 
 
-def fail_requests_whose_pool_is_gone(deps: Dependencies, seen_pools: set[str], listed_accounts: set[str]) -> list[str]:
+def fail_requests_whose_pool_is_gone(ledger: Ledger, pipeline: PoolPipeline, batch: BatchGateway, seen_pools: set[str],
+                                     listed_accounts: set[str]) -> list[str]:
     """End FAILED every SCALING request whose pool is gone: deleted through ARM or the Batch service API
     (which raises no ARM event). Only accounts listed in full count; each absence is confirmed by a read."""
     failed: list[str] = []
-    pipeline = PoolPipeline(deps)
-    for record in deps.ledger.list_by_stage(Stage.SCALING):
+    for record in ledger.list_by_stage(Stage.SCALING):
         plan = record.plan
         if plan is None or plan.pool.key() in seen_pools or plan.pool.parent().key() not in listed_accounts:
             continue
         pool = plan.pool
-        if _pool_exists(deps, pool):
+        if batch.pool(pool) is not None:
             continue  # created or listed a moment after the sweep's listing
         try:
             pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
@@ -80,17 +78,11 @@ def fail_requests_whose_pool_is_gone(deps: Dependencies, seen_pools: set[str], l
     return failed
 
 
-def _pool_exists(deps: Dependencies, pool: ArmId) -> bool:
-    batch = deps.clients.batch(pool.subscription)
-    return get_or_none("read pool", lambda: batch.pool.get(pool.resource_group, pool.parent().name, pool.name)) is not None
-
-
-def send_pending_replies(deps: Dependencies) -> list[str]:
+def send_pending_replies(ledger: Ledger, pipeline: PoolPipeline, now: Callable[[], datetime]) -> list[str]:
     """Send the final outcomes that never reached their ReplyTo (a send that failed after the final write)."""
     sent: list[str] = []
-    pipeline = PoolPipeline(deps)
-    for record in deps.ledger.list_reply_pending():
-        if deps.now() - record.updated_at < REPLY_GRACE:
+    for record in ledger.list_reply_pending():
+        if now() - record.updated_at < REPLY_GRACE:
             continue
         try:
             if not pipeline.reply(record).reply_pending:
@@ -107,52 +99,39 @@ RETENTION_KEY = "last-pass"
 MAX_AGED_OUT_PER_SWEEP = 500
 
 
-def age_out_final_records(deps: Dependencies) -> list[str]:
+def age_out_final_records(ledger: Ledger, records: RecordStore, settings: Settings, now: datetime) -> list[str]:
     """Once a day, drop the body and details of answered final records older than ``LEDGER_RETENTION_DAYS``.
 
     Their ids, stages, reasons and times stay: an id is never freed (see :meth:`Ledger.age_out`).
     """
-    now = deps.now()
     today = now.date().isoformat()
-    marker = deps.records.get(RETENTION_KIND, RETENTION_KEY)
+    marker = records.get(RETENTION_KIND, RETENTION_KEY)
     if marker is not None and marker.data.get("day") == today:
         return []
     # Records still owed a reply wait for the pending-reply pass; leaving them in the batch would fill it with the
     # same records every sweep and the rest of a backlog would never age out.
-    candidates = [record for record in deps.ledger.list_final_before(now - timedelta(days=deps.settings.ledger_retention_days))
+    candidates = [record for record in ledger.list_final_before(now - timedelta(days=settings.ledger_retention_days))
                   if not record.reply_pending]
     aged: list[str] = []
     for record in candidates[:MAX_AGED_OUT_PER_SWEEP]:
         try:
-            deps.ledger.age_out(record, now)
+            ledger.age_out(record, now)
         except StaleRecord:
             continue  # changed meanwhile: the next pass looks again
         aged.append(record.request_id)
     if len(candidates) <= MAX_AGED_OUT_PER_SWEEP:
-        _mark_retention_pass(deps, today)
+        _mark_retention_pass(records, today)
     if aged:
-        log.info("reconcile: %d final records older than %d days aged out", len(aged), deps.settings.ledger_retention_days)
+        log.info("reconcile: %d final records older than %d days aged out", len(aged), settings.ledger_retention_days)
     return aged
 
 
-def _mark_retention_pass(deps: Dependencies, day: str) -> None:
-    marker = deps.records.get(RETENTION_KIND, RETENTION_KEY)
+def _mark_retention_pass(records: RecordStore, day: str) -> None:
+    marker = records.get(RETENTION_KIND, RETENTION_KEY)
     try:
         if marker is None:
-            deps.records.insert(RETENTION_KIND, RETENTION_KEY, {"day": day})
+            records.insert(RETENTION_KIND, RETENTION_KEY, {"day": day})
         else:
-            deps.records.replace(marker, {"day": day})
+            records.replace(marker, {"day": day})
     except RecordConflict:
         pass  # another sweep marked it
-
-
-def look_at_request(deps: Dependencies, check: RequestCheck) -> None:
-    """A scheduled look at one resource of a request that was still in progress after its write event."""
-    try:
-        record = deps.ledger.get(check.request_id)
-    except RequestNotFound:
-        log.info("request check for %s ignored: the ledger does not know it", check.request_id)
-        return
-    if record.stage in FINAL_STAGES:
-        return
-    PoolPipeline(deps, look=check.attempt).drive(record, hint=check.resource_id)

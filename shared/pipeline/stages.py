@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from ..arm.calls import StepFailed, TransientAzureError, Waiting, call_arm, get_or_none
+from ..alerts import Alerts
 from ..arm.ids import ArmId, resource_key
-from ..arm.pools import PoolView
-from ..dependencies import Dependencies
+from ..arm.values import region_key
+from ..arm.views import ResourceView
 from ..eventfacts.findings import read_findings
-from ..messaging import MAX_REQUEST_LOOKS, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
+from ..gateway.failures import StepFailed, TransientAzureError, Waiting
+from ..gateway.protocol import AzureGateway
+from ..messaging import MAX_REQUEST_LOOKS, MessageSender, RequestCheck, interim_reply, look_after_creation, outcome_reply, schedule_request_check
 from ..model.plan import (
     PlannedSnapshot,
     ResourcePlan,
@@ -36,32 +38,20 @@ from ..model.plan import (
 from ..model.request import PoolRequest
 from ..protection.alerts import on_request_failed
 from ..protection.locks import ImageUse, protect
+from ..settings import Settings
 from ..store.ledger import (
-    ANSWERS_REQUEST_DETAIL,
     FINAL_STAGES,
-    INTERIM_REPLIES_DETAIL,
-    REPLIED_DETAIL,
     FinalStageError,
+    Ledger,
     RequestNotFound,
     RequestRecord,
     Stage,
     StaleRecord,
 )
+from ..store.progress import replied
+from ..store.records import RecordStore
 
 log = logging.getLogger(__name__)
-
-
-def region_key(name: str | None) -> str:
-    """A region as ARM compares them: ``West Europe`` and ``westeurope`` are one region."""
-    return (name or "").replace(" ", "").lower()
-
-
-def replicas_by_region(version) -> dict[str, int]:
-    """A gallery version's replicas per region, as it reports them."""
-    publishing = version.publishing_profile
-    default = (publishing.replica_count if publishing is not None else None) or 1
-    return {region_key(r.name): r.regional_replica_count or default
-            for r in (publishing.target_regions if publishing is not None else None) or []}
 
 
 def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) -> list[tuple[str, int]]:
@@ -70,37 +60,50 @@ def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) ->
     counts = {region_key(name): count for name, count in planned}
     return [(name, counts.get(region_key(name), 0)) for name in names]
 
+
 _MAX_STAGE_RACES = 5
 # Interim replies remembered per request (the conditions a pool hit while growing).
 _MAX_INTERIM_REPLIES = 20
-# Details key of the step claims: step name -> when a delivery claimed it (ISO 8601).
-CLAIMS_DETAIL = "claims"
-# Details key of the resources read as Succeeded (resource keys).
-SUCCEEDED_DETAIL = "succeeded"
 # A claimed PUT not visible in Azure after this long belongs to a delivery that died before sending it.
 CLAIM_LEASE = timedelta(minutes=2)
 
 
+@dataclass(kw_only=True)
 class PoolPipeline:
-    """Moves requests through their stages. Plain code: dependencies come in, nothing global."""
+    """Moves requests through their stages. Plain code: what it uses comes in, nothing global.
 
-    def __init__(self, deps: Dependencies, look: int = 0) -> None:
-        self._deps = deps
-        self._hint: str | None = None
-        # Which look at an in-progress resource this drive is (0: an event's or the timer's), and the
-        # resources it read as still in progress.
-        self._look = look
-        self._in_progress: list[str] = []
+    One per invocation: a drive keeps the resource its event named and those it read still in progress
+    on the instance, so one pipeline's drives run one after another (replies and finishes keep nothing).
+    """
+
+    # Reads and writes the request's resources, and locks its image's lineage once its pool exists.
+    gateway: AzureGateway
+    # Where the request stands; the usage records (protection) and the probe's findings beside it.
+    ledger: Ledger
+    records: RecordStore
+    # A request that fails alerts ops.
+    alerts: Alerts
+    # Replies to the team, and schedules looks at resources still in progress.
+    sender: MessageSender
+    settings: Settings
+    now: Callable[[], datetime]
+    # The drive under way: the resource its event named, which look it is (0: an event's or the timer's),
+    # and the resources it read as still in progress.
+    _hint: str | None = field(default=None, init=False)
+    _look: int = field(default=0, init=False)
+    _in_progress: list[str] = field(default_factory=list, init=False)
 
     # -- the stage machine ------------------------------------------------
 
-    def drive(self, record: RequestRecord, hint: str | None = None) -> RequestRecord:
+    def drive(self, record: RequestRecord, hint: str | None = None, look: int = 0) -> RequestRecord:
         """Take every step that is possible now; return the record as it stands after them.
 
         ``hint``: the resource an event named. A step then reads only that resource, not every
         resource of its stage (each snapshot event would otherwise re-read every snapshot).
+        ``look``: which scheduled look at a resource still in progress this drive is (0: an event's or the timer's).
         """
         self._hint = resource_key(hint) if hint else None
+        self._look, self._in_progress = look, []
         for _ in range(_MAX_STAGE_RACES * 8):
             if record.stage in FINAL_STAGES:
                 # A final request delivered again still owes its team the reply, if that never went out.
@@ -114,12 +117,23 @@ class PoolPipeline:
                 return record
             advanced = self._advance(record, next_stage)
             if advanced is None:
-                record = self._deps.ledger.get(record.request_id)
+                record = self.ledger.get(record.request_id)
             else:
                 record = advanced
             # The event's resource was for the stage just left: the next stage reads what it needs.
             self._hint = None
         return record
+
+    def look_at(self, check: RequestCheck) -> None:
+        """A scheduled look at one resource of a request that was still in progress after its write event."""
+        try:
+            record = self.ledger.get(check.request_id)
+        except RequestNotFound:
+            log.info("request check for %s ignored: the ledger does not know it", check.request_id)
+            return
+        if record.stage in FINAL_STAGES:
+            return
+        self.drive(record, hint=check.resource_id, look=check.attempt)
 
     def _look_again_later(self, record: RequestRecord) -> None:
         """Schedule a look at each resource read as still in progress, unless its finish is known to raise an event.
@@ -130,12 +144,11 @@ class PoolPipeline:
         """
         if not self._in_progress or self._look >= MAX_REQUEST_LOOKS:
             return
-        deps = self._deps
-        if not read_findings(deps.records).pipeline_rechecks_writes:
+        if not read_findings(self.records).pipeline_rechecks_writes:
             return
         for resource_id in dict.fromkeys(self._in_progress):
-            schedule_request_check(deps.sender, deps.settings.pool_checks_queue,
-                                   RequestCheck(record.request_id, resource_id, self._look + 1), deps.now())
+            schedule_request_check(self.sender, self.settings.pool_checks_queue,
+                                   RequestCheck(record.request_id, resource_id, self._look + 1), self.now())
 
     def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
         """The next stage (or why not yet), with the record as this step left it (a claim rewrites it)."""
@@ -157,7 +170,7 @@ class PoolPipeline:
                  details: dict | None = None) -> RequestRecord | None:
         """Conditional write; None when another delivery moved the request first."""
         try:
-            return self._deps.ledger.advance(record, stage, reason=reason, details=details, now=self._deps.now())
+            return self.ledger.advance(record, stage, reason=reason, details=details, now=self.now())
         except (StaleRecord, FinalStageError):
             return None
 
@@ -170,7 +183,7 @@ class PoolPipeline:
         False when the failure is about a resource the request does not own.
         """
         if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
-            on_request_failed(self._deps, record, reason, owns_subject=owns_subject)
+            on_request_failed(self.alerts, record, reason, owns_subject=owns_subject)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
                 return self.reply(record)
@@ -179,16 +192,16 @@ class PoolPipeline:
                 # READY is routine (INFO); FAILED and REJECTED are what an alert rule on warnings should catch.
                 log.log(logging.INFO if stage is Stage.READY else logging.WARNING, "request %s %s: %s", record.request_id, stage.value, reason)
                 return self.reply(advanced)
-            record = self._deps.ledger.get(record.request_id)
+            record = self.ledger.get(record.request_id)
         return record
 
     def _claimed(self, record: RequestRecord, step: str) -> bool:
         """Whether a delivery ever claimed ``step`` (so its PUT may have been sent)."""
-        return step in (record.details.get(CLAIMS_DETAIL) or {})
+        return record.progress.claimed(step)
 
     def _confirmed(self, record: RequestRecord, resource_id: str) -> bool:
         """Whether ``resource_id`` was already read as Succeeded."""
-        return resource_key(resource_id) in (record.details.get(SUCCEEDED_DETAIL) or [])
+        return record.progress.confirmed(resource_id)
 
     def _confirm(self, record: RequestRecord, resource_ids: list[str]) -> RequestRecord:
         """Remember resources read as Succeeded, so no later event reads them again.
@@ -197,21 +210,18 @@ class PoolPipeline:
         loses the ledger race re-reads the record and adds its confirmation to the winner's, or the
         confirmation would be lost and no event would come to repeat it.
         """
-        keys = [resource_key(r) for r in resource_ids]
         for _ in range(_MAX_STAGE_RACES):
-            known = list(record.details.get(SUCCEEDED_DETAIL) or [])
-            missing = [key for key in dict.fromkeys(keys) if key not in known]
-            if not missing:
+            if all(record.progress.confirmed(resource_id) for resource_id in resource_ids):
                 return record
             stage = record.stage
-            advanced = self._advance(record, stage, details={SUCCEEDED_DETAIL: known + missing})
+            advanced = self._advance(record, stage, details=record.progress.confirm(resource_ids))
             if advanced is not None:
                 return advanced
-            record = self._deps.ledger.get(record.request_id)
+            record = self.ledger.get(record.request_id)
             if record.stage is not stage:
                 # Another delivery moved the request on: what this one read belongs to a stage left behind.
                 return record
-        raise StaleRecord(f"request {record.request_id}: lost the ledger race {_MAX_STAGE_RACES} times confirming {keys}")
+        raise StaleRecord(f"request {record.request_id}: lost the ledger race {_MAX_STAGE_RACES} times confirming {resource_ids}")
 
     def _to_read(self, items: list, resource_id: Callable) -> list:
         """The items to read now: all of them, or only the one the event named (none when it named something else)."""
@@ -223,18 +233,17 @@ class PoolPipeline:
         """The record with ``step`` claimed by this delivery (moved to ``stage`` in the same write), or
         None when another delivery claimed it within the lease or changed the record first."""
         for _ in range(_MAX_STAGE_RACES):
-            now = self._deps.now()
-            claims = record.details.get(CLAIMS_DETAIL) or {}
-            claimed_at = claims.get(step)
-            if isinstance(claimed_at, str) and now - datetime.fromisoformat(claimed_at) < CLAIM_LEASE:
+            now = self.now()
+            claimed_at = record.progress.claimed_at(step)
+            if claimed_at is not None and now - claimed_at < CLAIM_LEASE:
                 return None
             seen_stage = record.stage
-            claimed = self._advance(record, stage or seen_stage, details={CLAIMS_DETAIL: {**claims, step: now.isoformat()}})
+            claimed = self._advance(record, stage or seen_stage, details=record.progress.claim(step, now))
             if claimed is not None:
                 return claimed
             # The record changed: another delivery may have claimed the step, or only confirmed a resource
             # (then nobody would send this PUT). Read again and decide on what is there now.
-            record = self._deps.ledger.get(record.request_id)
+            record = self.ledger.get(record.request_id)
             if record.stage is not seen_stage:
                 return None
         return None
@@ -251,8 +260,7 @@ class PoolPipeline:
         try:
             send()
         except TransientAzureError:
-            claims = {k: v for k, v in (claimed.details.get(CLAIMS_DETAIL) or {}).items() if k != step}
-            self._advance(claimed, claimed.stage, details={CLAIMS_DETAIL: claims})
+            self._advance(claimed, claimed.stage, details=claimed.progress.release(step))
             raise
         return claimed
 
@@ -277,7 +285,7 @@ class PoolPipeline:
         newly: list[str] = []
         lost: list[PlannedSnapshot] = []
         for planned in self._to_read(pending, lambda p: p.snapshot.id):
-            snapshot = self._get_snapshot(planned.snapshot)
+            snapshot = self.gateway.compute.snapshot(planned.snapshot)
             if snapshot is None:
                 if planned.source_disk_id is None:
                     raise StepFailed(f"snapshot {planned.snapshot.id} no longer exists")
@@ -310,7 +318,7 @@ class PoolPipeline:
             return claimed or record, Waiting("image")
         if not self._to_read([image_id.id], lambda i: i):
             return record, Waiting("image")
-        image = get_or_none("read image", lambda: self._compute(image_id).images.get(image_id.resource_group, image_id.name))
+        image = self.gateway.compute.image(image_id)
         if image is None and not plan.snapshots:
             raise StepFailed(f"managed image {image_id.id} no longer exists")
         record, done = self._settled(record, image, "managed image", image_id, "image", lambda: self._put_image(plan, request, record))
@@ -321,15 +329,11 @@ class PoolPipeline:
         if plan.reuses_version:
             return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
-        compute = self._compute(version_id)
-        gallery = definition_id.parent()
+        compute = self.gateway.compute
         if not self._confirmed(record, definition_id.id):
             if not self._claimed(record, "image-definition"):
                 return self._start_definition(record, plan, request), Waiting("image definition")
-            definition = get_or_none(
-                "read gallery image definition",
-                lambda: compute.gallery_images.get(definition_id.resource_group, gallery.name, definition_id.name),
-            )
+            definition = compute.image_definition(definition_id)
             record, done = self._settled(record, definition, "gallery image definition", definition_id, "image-definition",
                                          lambda: self._put_definition(plan, request, record))
             if not done:
@@ -339,10 +343,7 @@ class PoolPipeline:
             return claimed or record, Waiting("image version")
         if not self._to_read([version_id.id], lambda i: i):
             return record, Waiting("image version")
-        version = get_or_none(
-            "read gallery image version",
-            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery.name, definition_id.name, version_id.name),
-        )
+        version = compute.image_version(version_id)
         record, done = self._settled(record, version, "gallery image version", version_id, "image-version", lambda: self._put_version(plan))
         return record, Stage.CREATING_POOL if done else Waiting("image version")
 
@@ -356,13 +357,8 @@ class PoolPipeline:
         """A reused version gets the replicas the pool needs where the Batch account is (it keeps the others)."""
         assert plan.image_version is not None
         version_id = plan.image_version
-        definition_id = version_id.parent()
-        compute = self._compute(version_id)
-        gallery = definition_id.parent().name
-        version = get_or_none(
-            "read gallery image version",
-            lambda: compute.gallery_image_versions.get(version_id.resource_group, gallery, definition_id.name, version_id.name),
-        )
+        compute = self.gateway.compute
+        version = compute.image_version(version_id)
         if version is None:
             raise StepFailed(f"gallery image version {version_id.id} no longer exists")
         if version.provisioning_state == "Failed":
@@ -370,20 +366,11 @@ class PoolPipeline:
         if version.provisioning_state != "Succeeded":
             self._in_progress.append(version_id.id)
             return record, Waiting("image version replication")
-        has = replicas_by_region(version)
+        has = version.replicas
         if all(has.get(region_key(name), 0) >= count for name, count in plan.target_regions):
             return record, Stage.CREATING_POOL
-        body = version.as_dict()
-        body["properties"]["publishingProfile"]["targetRegions"] = [
-            {"name": name, "regionalReplicaCount": max(count, has.get(region_key(name), 0))}
-            for name, count in merged_regions(plan.target_regions, has)
-        ]
-        for read_only in ("provisioningState", "replicationStatus"):
-            body["properties"].pop(read_only, None)
-        claimed = self._send_once(record, "image-version-replicas", lambda: call_arm(
-            f"replicate gallery image version {version_id.name}",
-            lambda: compute.gallery_image_versions.begin_create_or_update(
-                version_id.resource_group, gallery, definition_id.name, version_id.name, body, polling=False)))
+        regions = [(name, max(count, has.get(region_key(name), 0))) for name, count in merged_regions(plan.target_regions, has)]
+        claimed = self._send_once(record, "image-version-replicas", lambda: compute.replicate_image_version(version_id, version, regions))
         return claimed or record, Waiting("image version replication")
 
     def _pool_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
@@ -394,26 +381,21 @@ class PoolPipeline:
             return claimed or record, Waiting("pool")
         if not self._to_read([pool_id.id], lambda i: i):
             return record, Waiting("pool")
-        batch = self._deps.clients.batch(pool_id.subscription)
-        found = get_or_none("read pool", lambda: batch.pool.get(pool_id.resource_group, pool_id.parent().name, pool_id.name))
-        if found is None:
+        pool = self.gateway.batch.pool(pool_id)
+        if pool is None:
             claimed = self._send_once(record, "pool", lambda: self._create_pool(plan, request))
             return claimed or record, Waiting("pool")
-        pool = PoolView.from_sdk(found)
         if pool.request_id != record.request_id:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
             return record, Waiting("pool")
-        protect(self._deps, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
+        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
         # The pool guard finishes a pool still growing (large pools need several resizes).
         return record, Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
 
     # -- reads and writes ---------------------------------------------------------
 
-    def _compute(self, arm_id: ArmId):
-        return self._deps.clients.compute(arm_id.subscription)
-
-    def _settled(self, record: RequestRecord, found: Any, what: str, resource: ArmId, claim: str,
+    def _settled(self, record: RequestRecord, found: ResourceView | None, what: str, resource: ArmId, claim: str,
                  create: Callable[[], None]) -> tuple[RequestRecord, bool]:
         """Whether ``found`` (``resource`` as just read) is Succeeded, and the record confirming it.
 
@@ -434,58 +416,27 @@ class PoolPipeline:
             raise StepFailed(f"request {record.request_id} has no recorded OS type")
         return os_type
 
-    def _get_snapshot(self, snapshot_id: ArmId):
-        return get_or_none(
-            "read snapshot",
-            lambda: self._compute(snapshot_id).snapshots.get(snapshot_id.resource_group, snapshot_id.name),
-        )
-
     def _put_snapshots(self, plan: ResourcePlan, planned: list[PlannedSnapshot]) -> None:
         for snapshot in planned:
-            target, body = snapshot.snapshot, snapshot_body(plan, snapshot)
-            call_arm(
-                f"create snapshot {target.name}",
-                lambda: self._compute(target).snapshots.begin_create_or_update(target.resource_group, target.name, body, polling=False),  # noqa: B023 - called at once
-            )
+            self.gateway.compute.create_snapshot(snapshot.snapshot, snapshot_body(plan, snapshot))
 
     def _put_image(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
-        image_id = plan.image
-        assert image_id is not None
-        body = image_body(plan, request, self._os_type(record))
-        call_arm(f"create image {image_id.name}", lambda: self._compute(image_id).images.begin_create_or_update(
-            image_id.resource_group, image_id.name, body, polling=False))
+        assert plan.image is not None
+        self.gateway.compute.create_image(plan.image, image_body(plan, request, self._os_type(record)))
 
     def _put_definition(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
-        definition_id = plan.image_definition
-        assert definition_id is not None
-        body = image_definition_body(plan, request, self._os_type(record))
-        call_arm(f"create gallery image definition {definition_id.name}", lambda: self._compute(definition_id).gallery_images.begin_create_or_update(
-            definition_id.resource_group, definition_id.parent().name, definition_id.name, body, polling=False))
+        assert plan.image_definition is not None
+        self.gateway.compute.create_image_definition(plan.image_definition, image_definition_body(plan, request, self._os_type(record)))
 
     def _put_version(self, plan: ResourcePlan) -> None:
-        version_id = plan.image_version
-        assert version_id is not None
-        definition_id = version_id.parent()
-        body = image_version_body(plan)
-        call_arm(f"create gallery image version {version_id.name}", lambda: self._compute(version_id).gallery_image_versions.begin_create_or_update(
-            version_id.resource_group, definition_id.parent().name, definition_id.name, version_id.name, body, polling=False))
+        assert plan.image_version is not None
+        self.gateway.compute.create_image_version(plan.image_version, image_version_body(plan))
 
     def _create_pool(self, plan: ResourcePlan, request: PoolRequest) -> Waiting:
-        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
-
-        pool_id = plan.pool
-        body = pool_body(plan, request)
-        batch = self._deps.clients.batch(pool_id.subscription)
-        outcome = call_arm(
-            f"create pool {pool_id.name}",
-            lambda: batch.pool.create(
-                pool_id.resource_group, pool_id.parent().name, pool_id.name, body, match_condition=MatchConditions.IfMissing
-            ),
-        )
-        if not isinstance(outcome, Waiting):
+        outcome = self.gateway.batch.create_pool(plan.pool, pool_body(plan, request))
+        if outcome is None:
             # The creation is the pool's first resize: look again when it times out, not a timer period later.
-            deps = self._deps
-            look_after_creation(deps.sender, deps.settings.pool_checks_queue, pool_id.id, deps.now())
+            look_after_creation(self.sender, self.settings.pool_checks_queue, plan.pool.id, self.now())
         return Waiting("pool")
 
     # -- replies -------------------------------------------------------------------
@@ -499,12 +450,11 @@ class PoolPipeline:
         """
         if not record.reply_pending or record.reply_to is None:
             return record
-        if not self._deps.settings.may_reply_to(record.reply_to):
+        if not self.settings.may_reply_to(record.reply_to):
             return self._record_reply(record, f"refused: {record.reply_to[:260]} is not a reply queue of this deployment")
-        answers = record.details.get(ANSWERS_REQUEST_DETAIL)
         message = outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id,
-                                answers_request_id=answers if isinstance(answers, str) else None)
-        self._deps.sender.send(record.reply_to, message)
+                                answers_request_id=record.progress.answers_request_id)
+        self.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
 
     def interim_reply(self, request_id: str, pool_id: str, reason: str, alert_type: str, condition_key: str) -> None:
@@ -516,34 +466,34 @@ class PoolPipeline:
         send fails (which then raises), so concurrent sweeps and checks send it once.
         """
         try:
-            record = self._deps.ledger.get(request_id)
+            record = self.ledger.get(request_id)
         except RequestNotFound:
             return
         if record.pool_id is None or resource_key(record.pool_id) != resource_key(pool_id):
             log.warning("pool %s names request %s, whose pool is %s: its team is not told about this pool", pool_id,
                         request_id, record.pool_id)
             return
-        if record.stage is not Stage.SCALING or record.reply_to is None or not self._deps.settings.may_reply_to(record.reply_to):
+        if record.stage is not Stage.SCALING or record.reply_to is None or not self.settings.may_reply_to(record.reply_to):
             return
         digest = hashlib.sha256(condition_key.encode()).hexdigest()[:16]
-        sent = [key for key in record.details.get(INTERIM_REPLIES_DETAIL) or [] if isinstance(key, str)]
-        if digest in sent:
+        progress = record.progress
+        if digest in progress.interim_replies:
             return
-        claimed = self._advance(record, record.stage, details={INTERIM_REPLIES_DETAIL: [*sent, digest][-_MAX_INTERIM_REPLIES:]})
+        claimed = self._advance(record, record.stage, details=progress.interim_reply(digest, _MAX_INTERIM_REPLIES))
         if claimed is None:
             return
         try:
-            self._deps.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
+            self.sender.send(record.reply_to, interim_reply(request_id, reason, alert_type, condition_key))
         except Exception:
-            self._advance(claimed, claimed.stage, details={INTERIM_REPLIES_DETAIL: sent})
+            self._advance(claimed, claimed.stage, details=progress.interim_replies_as_read())
             raise
 
-    def _record_reply(self, record: RequestRecord, replied: object) -> RequestRecord:
+    def _record_reply(self, record: RequestRecord, outcome: bool | str) -> RequestRecord:
         for _ in range(_MAX_STAGE_RACES):
             try:
-                return self._deps.ledger.advance(record, record.stage, details={REPLIED_DETAIL: replied}, now=self._deps.now())
+                return self.ledger.advance(record, record.stage, details=replied(outcome), now=self.now())
             except StaleRecord:
-                record = self._deps.ledger.get(record.request_id)
+                record = self.ledger.get(record.request_id)
                 if not record.reply_pending:
                     return record
         return record

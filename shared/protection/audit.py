@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..arm.calls import call_arm
 from ..arm.ids import resource_key
-from ..dependencies import Dependencies
 from ..eventfacts.findings import EventFindings
+from ..gateway.protocol import LockGateway, MonitorGateway
 from ..naming import LOCK_NAME
-from ..store.records import KeyedRecord, update_record
-from .alerts import on_deletion_blocked, on_protection_removed
+from ..store.records import KeyedRecord, RecordStore, update_record
+from .alerts import ProtectionAlerts
 from .lineage import lineage_resource
 from .locks import forget_lock, in_use_summaries
 
@@ -43,7 +43,6 @@ ACTIVITY_LOG_LAG = timedelta(minutes=20)
 FIRST_LOOKBACK = timedelta(hours=1)
 # Refused deletes remembered per resource group (enough for the overlap between two looks).
 _REMEMBERED = 200
-_SELECT = "eventTimestamp,operationName,status,resourceId,eventDataId"
 
 
 @dataclass
@@ -56,7 +55,8 @@ class AuditReport:
     deletion_blocked: list[str] = field(default_factory=list)
 
 
-def audit_protection(deps: Dependencies, findings: EventFindings, in_use: list[KeyedRecord] | None = None) -> AuditReport:
+def audit_protection(findings: EventFindings, *, records: RecordStore, locks: LockGateway, monitor: MonitorGateway, alerts: ProtectionAlerts,
+                     now: Callable[[], datetime], in_use: list[KeyedRecord] | None = None) -> AuditReport:
     """Look for removed locks and refused deletes of in-use resources, as far as ``findings`` leave it to us.
 
     ``in_use``: the usage summaries as the sweep read them at its start (read here when not given). They
@@ -65,62 +65,57 @@ def audit_protection(deps: Dependencies, findings: EventFindings, in_use: list[K
     report = AuditReport()
     if not (findings.sweep_checks_locks or findings.sweep_checks_refused_deletes):
         return report
-    summaries = [s for s in (in_use_summaries(deps) if in_use is None else in_use) if lineage_resource(s.data["resourceId"])]
+    summaries = [s for s in (in_use_summaries(records) if in_use is None else in_use) if lineage_resource(s.data["resourceId"])]
     if not summaries:
         return report
     if findings.sweep_checks_locks:
-        _removed_locks(deps, [s for s in summaries if s.data.get("notes")], report)
+        _removed_locks(records, locks, alerts, [s for s in summaries if s.data.get("notes")], report)
     if findings.sweep_checks_refused_deletes:
-        _refused_deletes(deps, summaries, report)
+        _refused_deletes(records, monitor, alerts, now(), summaries, report)
     return report
 
 
-def _removed_locks(deps: Dependencies, locked: list[KeyedRecord], report: AuditReport) -> None:
+def _removed_locks(records: RecordStore, locks: LockGateway, alerts: ProtectionAlerts, locked: list[KeyedRecord], report: AuditReport) -> None:
     by_subscription: dict[str, list[str]] = defaultdict(list)
     for summary in locked:
         resource = lineage_resource(summary.data["resourceId"])
         assert resource is not None
         by_subscription[resource.subscription.lower()].append(resource.id)
     for subscription, resources in sorted(by_subscription.items()):
-        locks = deps.clients.locks(subscription).management_locks
-        pages = call_arm("list the management locks (protection audit)", lambda: list(locks.list_at_subscription_level().by_page()))  # noqa: B023 - called at once
-        report.lock_lists += len(pages)
-        present = {resource_key(lock.id) for page in pages for lock in page if lock.id}
+        listed = locks.subscription_locks(subscription)
+        report.lock_lists += listed.pages
+        present = {resource_key(lock.id) for lock in listed.items if lock.id}
         for resource_id in resources:
             lock_id = f"{resource_id}/providers/Microsoft.Authorization/locks/{LOCK_NAME}"
             if resource_key(lock_id) in present:
                 continue
             log.warning("protection audit: the %s lock on %s is gone", LOCK_NAME, resource_id)
-            if on_protection_removed(deps, lock_id, resource_id, LOCK_NAME):
+            if alerts.on_protection_removed(lock_id, resource_id, LOCK_NAME):
                 report.protection_removed.append(resource_id)
-            forget_lock(deps, resource_id)
+            forget_lock(records, resource_id)
 
 
-def _refused_deletes(deps: Dependencies, summaries: list[KeyedRecord], report: AuditReport) -> None:
+def _refused_deletes(records: RecordStore, monitor: MonitorGateway, alerts: ProtectionAlerts, now: datetime, summaries: list[KeyedRecord],
+                     report: AuditReport) -> None:
     groups: dict[tuple[str, str], set[str]] = defaultdict(set)
     for summary in summaries:
         resource = lineage_resource(summary.data["resourceId"])
         assert resource is not None
         groups[(resource.subscription.lower(), resource.resource_group.lower())].add(resource.key())
-    now = deps.now()
     for (subscription, group), in_use in sorted(groups.items()):
         key = f"/subscriptions/{subscription}/resourcegroups/{group}"
-        state = deps.records.get(AUDIT_KIND, key)
+        state = records.get(AUDIT_KIND, key)
         read_until = state.data.get("activityReadUntil") if state is not None else None
         start = (datetime.fromisoformat(read_until) - ACTIVITY_LOG_LAG) if isinstance(read_until, str) else now - FIRST_LOOKBACK
         seen = list(state.data.get("alerted") or []) if state is not None else []
-        query = f"eventTimestamp ge '{start.isoformat()}' and eventTimestamp le '{now.isoformat()}' and resourceGroupName eq '{group}'"
-        monitor = deps.clients.monitor(subscription).activity_logs
-        pages = call_arm("read the Activity Log (protection audit)", lambda: list(monitor.list(filter=query, select=_SELECT).by_page()))  # noqa: B023
-        report.activity_reads += len(pages)
-        for entry in (item for page in pages for item in page):
-            operation = (entry.operation_name.value if entry.operation_name else "") or ""
-            status = (entry.status.value if entry.status else "") or ""
-            if status != "Failed" or not operation.lower().endswith("/delete") or resource_key(entry.resource_id or "") not in in_use:
+        activity = monitor.activity_log(subscription, group, start, now)
+        report.activity_reads += activity.pages
+        for entry in activity.items:
+            if entry.status != "Failed" or not entry.operation.lower().endswith("/delete") or resource_key(entry.resource_id) not in in_use:
                 continue
             if entry.event_data_id in seen:
                 continue
-            if on_deletion_blocked(deps, entry.resource_id):
+            if alerts.on_deletion_blocked(entry.resource_id):
                 report.deletion_blocked.append(entry.resource_id)
             seen.append(entry.event_data_id)
-        update_record(deps.records, AUDIT_KIND, key, lambda _: {"activityReadUntil": now.isoformat(), "alerted": seen[-_REMEMBERED:]})  # noqa: B023
+        update_record(records, AUDIT_KIND, key, lambda _: {"activityReadUntil": now.isoformat(), "alerted": seen[-_REMEMBERED:]})  # noqa: B023

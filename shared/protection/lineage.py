@@ -22,16 +22,10 @@ false critical alert about a resource just created.
 from __future__ import annotations
 
 import threading
-from functools import partial
-from typing import Any
 
-from ..arm.calls import call_arm, get_or_none
 from ..arm.ids import GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, resource_key, try_parse
-from ..clients import AzureClients
-
-# Ids per Resource Graph query: a page of results holds at most 1,000 rows ($top's maximum, resourcegraph.json
-# 2021-03-01 QueryRequestOptions), so one query per 1,000 ids answers in one page.
-IDS_PER_QUERY = 1000
+from ..arm.views import DELETING, ImageVersionView, ImageView, SnapshotView
+from ..gateway.protocol import ComputeGateway, ResourceGraphGateway
 
 
 def lineage_resource(resource_id: str) -> ArmId | None:
@@ -42,8 +36,8 @@ def lineage_resource(resource_id: str) -> ArmId | None:
 class LineageReader:
     """Existence and sources of lineage resources, each read once (thread-safe: a sweep checks accounts in parallel)."""
 
-    def __init__(self, clients: AzureClients) -> None:
-        self._clients = clients
+    def __init__(self, compute: ComputeGateway) -> None:
+        self._compute = compute
         self._found: dict[str, tuple[bool, tuple[str, ...]]] = {}
         # Known to exist (Resource Graph said so) though not read: what it was made from is read only if asked.
         self._present: set[str] = set()
@@ -53,41 +47,23 @@ class LineageReader:
         self._lock = threading.Lock()
         self.graph_queries = 0
 
-    def prefetch(self, resource_ids: list[str]) -> None:
-        """Learn which of ``resource_ids`` exist with one Resource Graph query per page of ids (no point reads).
+    def prefetch(self, resource_ids: list[str], graph: ResourceGraphGateway) -> None:
+        """Learn which of ``resource_ids`` exist from Resource Graph, one query per page of ids (no point reads).
 
         Found ids count as existing from now on; an id not returned is left to a point read
         when asked (Resource Graph lags ARM a little: "not found" there is only a hint).
         """
-        # Azure SDK: first use (cold start)
-        from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
-
         wanted: dict[str, ArmId] = {}
         for resource_id in resource_ids:
             parsed = lineage_resource(resource_id)
             if parsed is not None and parsed.key() not in self._found:
                 wanted.setdefault(parsed.key(), parsed)
-        ids = sorted(wanted)
-        graph = self._clients.resource_graph()
-        for start in range(0, len(ids), IDS_PER_QUERY):
-            chunk = [wanted[key] for key in ids[start : start + IDS_PER_QUERY]]
-            listed = ", ".join(_kql_string(a.id) for a in chunk)
-            request = QueryRequest(
-                subscriptions=sorted({a.subscription.lower() for a in chunk}),
-                query=f"Resources | where id in~ ({listed}) | project id, provisioningState = tostring(properties.provisioningState)",
-                options=QueryRequestOptions(top=IDS_PER_QUERY),
-            )
-            while True:
-                self.graph_queries += 1
-                page = call_arm("check the in-use image lineage (Resource Graph)", partial(graph.resources, request))
-                for row in page.data or []:
-                    if isinstance(row, dict) and row.get("id") and row.get("provisioningState") != "Deleting":
-                        with self._lock:
-                            self._present.add(resource_key(row["id"]))
-                if not page.skip_token:
-                    break
-                request = QueryRequest(subscriptions=request.subscriptions, query=request.query,
-                                       options=QueryRequestOptions(top=IDS_PER_QUERY, skip_token=page.skip_token))
+        if not wanted:
+            return
+        answer = graph.present(list(wanted.values()))
+        with self._lock:
+            self.graph_queries += answer.queries
+            self._present |= answer.present
 
     def remember(self, image_id: str, lineage: tuple[str, ...]) -> None:
         """``image_id`` was made from ``lineage`` (as recorded when a pool using it was protected)."""
@@ -145,36 +121,14 @@ class LineageReader:
         if parsed is None:
             # Not an id we know how to read (a shared or community gallery image): assume it exists.
             return True, ()
-        compute = self._clients.compute(parsed.subscription)
+        found: SnapshotView | ImageView | ImageVersionView | None
         if parsed.resource_type == GALLERY_IMAGE_VERSION:
-            gallery, definition, version = parsed.names
-            found = get_or_none(f"read {parsed.id}", lambda: compute.gallery_image_versions.get(
-                parsed.resource_group, gallery, definition, version))
+            found = self._compute.image_version(parsed)
         elif parsed.resource_type == IMAGE:
-            found = get_or_none(f"read {parsed.id}", lambda: compute.images.get(parsed.resource_group, parsed.name))
+            found = self._compute.image(parsed)
         else:
-            found = get_or_none(f"read {parsed.id}", lambda: compute.snapshots.get(parsed.resource_group, parsed.name))
-        if found is None or getattr(found, "provisioning_state", None) == "Deleting":
+            found = self._compute.snapshot(parsed)
+        if found is None or found.provisioning_state == DELETING:
             return False, ()
-        return True, _sources(parsed, found)
-
-
-def _sources(parsed: ArmId, found: Any) -> tuple[str, ...]:
-    profile = getattr(found, "storage_profile", None)
-    if profile is None:
-        return ()
-    if parsed.resource_type == GALLERY_IMAGE_VERSION:
-        # From a managed image (source.id), or straight from snapshots or disks (osDiskImage / dataDiskImages).
-        disks = [getattr(profile, "os_disk_image", None), *(getattr(profile, "data_disk_images", None) or [])]
-        sources = [getattr(getattr(profile, "source", None), "id", None)]
-        sources += [getattr(getattr(disk, "source", None), "id", None) for disk in disks if disk is not None]
-        return tuple(source for source in sources if source)
-    if parsed.resource_type == IMAGE:
-        disks = [profile.os_disk, *(profile.data_disks or [])]
-        return tuple(d.snapshot.id for d in disks if d is not None and d.snapshot is not None and d.snapshot.id)
-    return ()
-
-
-def _kql_string(value: str) -> str:
-    """A KQL string literal: single-quoted, with quotes and backslashes escaped (ids never hold them, but a query is code)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        # A version is made from a managed image, or straight from snapshots or disks; an image from snapshots.
+        return True, found.sources if not isinstance(found, SnapshotView) else ()

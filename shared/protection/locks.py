@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..arm.calls import StepFailed, call_arm, get_or_none
 from ..arm.ids import resource_key
-from ..dependencies import Dependencies
+from ..gateway.failures import StepFailed
+from ..gateway.protocol import LockGateway
 from ..naming import LOCK_NAME, LOCK_NOTES_MARKER
-from ..store.records import KeyedRecord, RecordConflict, delete_record, member_key, update_record
+from ..store.records import KeyedRecord, RecordConflict, RecordStore, delete_record, member_key, update_record
 from .lineage import lineage_resource
 
 log = logging.getLogger(__name__)
@@ -86,50 +86,45 @@ def lock_scope(lock_id: str) -> tuple[str, str] | None:
     return (lock_id[:at], name) if name and "/" not in name else None
 
 
-def users_of(deps: Dependencies, resource_id: str) -> ResourceUsers | None:
+def users_of(records: RecordStore, resource_id: str) -> ResourceUsers | None:
     """Every pool recorded as using ``resource_id`` (no ARM call); None when none.
 
     One point read of the resource's summary answers "not in use" (every delete event of
     a resource nobody uses); only a resource in use costs the query of its per-pool rows.
     """
-    summary = deps.records.get(IMAGE_USE, resource_id)
+    summary = records.get(IMAGE_USE, resource_id)
     if summary is None:
         return None
     pools = dict(summary.data.get("pools") or {})  # a summary written before per-pool rows listed its pools itself
-    for row in deps.records.list(IMAGE_USER, resource_id):
+    for row in records.list(IMAGE_USER, resource_id):
         pools[resource_key(row.data["id"])] = {k: row.data.get(k) for k in ("id", "requestId", "imageId")}
     return ResourceUsers(summary.data["resourceId"], pools) if pools else None
 
 
-def is_recorded(deps: Dependencies, pool_id: str, image_id: str) -> bool:
-    """Whether ``pool_id`` is already recorded as using ``image_id`` (so its protection is in place)."""
-    return recorded_lineage(deps, pool_id, image_id) is not None
-
-
-def recorded_request(deps: Dependencies, pool_id: str) -> str | None:
+def recorded_request(records: RecordStore, pool_id: str) -> str | None:
     """The request a protected pool was made for, as recorded (one store read, no ARM call); None when not recorded."""
-    record = deps.records.get(POOL_USE, pool_id)
+    record = records.get(POOL_USE, pool_id)
     request_id = record.data.get("requestId") if record is not None else None
     return request_id if isinstance(request_id, str) else None
 
 
-def recorded_lineage(deps: Dependencies, pool_id: str, image_id: str) -> tuple[str, ...] | None:
+def recorded_lineage(records: RecordStore, pool_id: str, image_id: str) -> tuple[str, ...] | None:
     """What ``image_id`` was made from, as recorded when ``pool_id`` was protected; None when not recorded for that image.
 
     One store read: after its first protection a pool's lineage never needs an ARM read again.
     """
-    record = deps.records.get(POOL_USE, pool_id)
+    record = records.get(POOL_USE, pool_id)
     if record is None or resource_key(str(record.data.get("imageId", ""))) != resource_key(image_id):
         return None
     return tuple(r for r in record.data.get("resources", []) if resource_key(r) != resource_key(image_id))
 
 
-def in_use_summaries(deps: Dependencies) -> list[KeyedRecord]:
+def in_use_summaries(records: RecordStore) -> list[KeyedRecord]:
     """The usage summary of every resource some pool is recorded as using: one query, no ARM call."""
-    return [record for record in deps.records.list(IMAGE_USE) if record.data.get("resourceId")]
+    return [record for record in records.list(IMAGE_USE) if record.data.get("resourceId")]
 
 
-def protect(deps: Dependencies, use: ImageUse) -> list[str]:
+def protect(records: RecordStore, locks: LockGateway, use: ImageUse) -> list[str]:
     """Record the use and lock every resource of it; the ids locked now. Idempotent.
 
     Bounded whatever the number of pools: one row per (resource, pool), a small summary per
@@ -137,7 +132,6 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
     times in a resource's life). A scope we may not lock (403, gone) is logged and skipped:
     protection never fails a pool. Transient ARM errors raise, so the delivery is retried.
     """
-    records = deps.records
     resources = [r for r in use.resources if lineage_resource(r) is not None]
     update_record(records, POOL_USE, use.pool_id, lambda data: {
         "poolId": use.pool_id, "imageId": use.image_id, "resources": resources, "requestId": use.request_id})
@@ -146,14 +140,13 @@ def protect(deps: Dependencies, use: ImageUse) -> list[str]:
     for resource in resources:
         update_record(records, IMAGE_USER, member_key(resource, use.pool_id), _row({"resourceId": resource, **entry}))
         summary = update_record(records, IMAGE_USE, resource, _with_pool(resource, use.pool_id))
-        if _sync_lock(deps, resource, summary):
+        if _sync_lock(records, locks, resource, summary):
             locked.append(resource)
     return locked
 
 
-def release(deps: Dependencies, pool_id: str) -> list[str]:
-    """Forget a deleted pool; unlock each resource no pool uses any more. The ids unlocked."""
-    records = deps.records
+def release(records: RecordStore, locks: LockGateway, pool_id: str, *, keep_locks: bool) -> list[str]:
+    """Forget a deleted pool; unlock each resource no pool uses any more (unless ``keep_locks``). The ids unlocked."""
     pool_record = records.get(POOL_USE, pool_id)
     if pool_record is None:
         return []
@@ -163,23 +156,23 @@ def release(deps: Dependencies, pool_id: str) -> list[str]:
         remaining = [row.data["id"] for row in records.list(IMAGE_USER, resource)]
         data = update_record(records, IMAGE_USE, resource, _without_pool(resource, pool_id, remaining))
         if data.get("named") or data.get("pools"):
-            _sync_lock(deps, resource, data)
+            _sync_lock(records, locks, resource, data)
             continue
         # The record goes first: the lock's delete event must not read as "protection removed".
         delete_record(records, IMAGE_USE, resource, only_if=lambda d: not d.get("named") and not d.get("pools"))
-        if not deps.settings.keep_image_locks and _remove_our_lock(deps, resource):
+        if not keep_locks and _remove_our_lock(locks, resource):
             unlocked.append(resource)
     delete_record(records, POOL_USE, pool_id)
     return unlocked
 
 
-def forget_lock(deps: Dependencies, resource_id: str) -> None:
+def forget_lock(records: RecordStore, resource_id: str) -> None:
     """Our lock on an in-use resource is gone: forget its notes, so it is alerted once and the next protect places it again."""
-    current = deps.records.get(IMAGE_USE, resource_id)
+    current = records.get(IMAGE_USE, resource_id)
     if current is None or "notes" not in current.data:
         return
     try:
-        deps.records.replace(current, {k: v for k, v in current.data.items() if k != "notes"})
+        records.replace(current, {k: v for k, v in current.data.items() if k != "notes"})
     except RecordConflict:
         pass  # changed meanwhile (a protect re-synced the lock, or a release): nothing left to forget
 
@@ -231,51 +224,46 @@ def _notes(summary: dict[str, Any]) -> str:
     return text if len(text) <= _MAX_NOTES else text[: _MAX_NOTES - 3] + "..."
 
 
-def _sync_lock(deps: Dependencies, resource_id: str, summary: dict[str, Any]) -> bool:
+def _sync_lock(records: RecordStore, locks: LockGateway, resource_id: str, summary: dict[str, Any]) -> bool:
     """Write the lock when its notes would change (the summary remembers what was last written); True when written."""
     notes = _notes(summary)
     if summary.get("notes") == notes:
         return False
-    if not _place_lock(deps, resource_id, notes):
+    if not _place_lock(locks, resource_id, notes):
         return False
     # Only if nothing changed the notes meanwhile: a concurrent writer's newer notes must not be marked as written,
     # nor a summary released meanwhile brought back. A lost race leaves it unmarked: the next protect compares again.
-    current = deps.records.get(IMAGE_USE, resource_id)
+    current = records.get(IMAGE_USE, resource_id)
     if current is not None and _notes(current.data) == notes and current.data.get("notes") != notes:
         try:
-            deps.records.replace(current, {**current.data, "notes": notes})
+            records.replace(current, {**current.data, "notes": notes})
         except RecordConflict:
             pass
     return True
 
 
-def _place_lock(deps: Dependencies, resource_id: str, notes: str) -> bool:
-    from azure.mgmt.resource.locks.models import ManagementLockObject  # Azure SDK: first use (cold start)
-
+def _place_lock(locks: LockGateway, resource_id: str, notes: str) -> bool:
     parsed = lineage_resource(resource_id)
     assert parsed is not None
-    locks = deps.clients.locks(parsed.subscription).management_locks
     try:
-        call_arm(f"lock {resource_id}", lambda: locks.create_or_update_by_scope(
-            parsed.id, LOCK_NAME, ManagementLockObject(level="CanNotDelete", notes=notes)))
+        locks.create_lock(parsed, LOCK_NAME, notes)
     except StepFailed as exc:
         log.warning("image protection: %s could not be locked: %s", resource_id, exc)
         return False
     return True
 
 
-def _remove_our_lock(deps: Dependencies, resource_id: str) -> bool:
+def _remove_our_lock(locks: LockGateway, resource_id: str) -> bool:
     parsed = lineage_resource(resource_id)
     assert parsed is not None
-    locks = deps.clients.locks(parsed.subscription).management_locks
     try:
-        lock = get_or_none(f"read lock on {resource_id}", lambda: locks.get_by_scope(parsed.id, LOCK_NAME))
+        lock = locks.lock(parsed, LOCK_NAME)
         if lock is None:
             return False
-        if not (lock.notes or "").startswith(LOCK_NOTES_MARKER):
+        if not lock.notes.startswith(LOCK_NOTES_MARKER):
             log.info("image protection: lock %s was not placed by us; left in place", lock.id)
             return False
-        call_arm(f"unlock {resource_id}", lambda: locks.delete_by_scope(parsed.id, LOCK_NAME))
+        locks.delete_lock(parsed, LOCK_NAME)
     except StepFailed as exc:
         log.warning("image protection: the lock on %s could not be released: %s", resource_id, exc)
         return False

@@ -28,6 +28,14 @@ from ..arm.ids import ArmIdError
 from ..errors import PermanentError, TransientError
 from ..model.plan import ResourcePlan
 from ..model.request import PoolRequest
+from .progress import (
+    AGED_OUT_DETAIL,
+    ANSWERS_REQUEST_DETAIL,
+    PLAN_DETAIL,
+    REPLIED_DETAIL,
+    REPLY_REFUSED_DETAIL,
+    Progress,
+)
 
 if TYPE_CHECKING:
     from .records import RecordStore
@@ -56,19 +64,6 @@ FINAL_STAGES: frozenset[Stage] = frozenset({Stage.READY, Stage.FAILED, Stage.REJ
 # Stages the pipeline drives; SCALING belongs to the pool guard.
 PIPELINE_STAGES: tuple[Stage, ...] = (Stage.RECEIVED, Stage.SNAPSHOTTING, Stage.IMAGING, Stage.PUBLISHING, Stage.CREATING_POOL)
 
-# Keys of RequestRecord.details.
-PLAN_DETAIL = "plan"
-OS_TYPE_DETAIL = "osType"
-# True once the final outcome was sent to the request's ReplyTo (or why it never will be).
-REPLIED_DETAIL = "replied"
-# A ReplyTo that is not one of the teams' reply queues: recorded, never sent to.
-REPLY_REFUSED_DETAIL = "replyToRefused"
-# Conditions (hashed) a SCALING request's team was told about in an interim reply.
-INTERIM_REPLIES_DETAIL = "interimReplies"
-# A conflicting message's record answers in the name of the requestId it tried to use.
-ANSWERS_REQUEST_DETAIL = "answersRequestId"
-# Set (to when) on a final record whose body and details were dropped after the ledger's retention.
-AGED_OUT_DETAIL = "agedOut"
 # What an aged-out record keeps of its details: small, and what tells ops which resources the id named.
 _KEPT_WHEN_AGED_OUT = (PLAN_DETAIL, REPLIED_DETAIL, REPLY_REFUSED_DETAIL, ANSWERS_REQUEST_DETAIL)
 # A reason longer than this is cut: a reason must fit the record however long the field names in it are.
@@ -111,8 +106,8 @@ class LedgerUnavailable(LedgerError, TransientError):
 class RequestRecord:
     """One request as the ledger holds it.
 
-    ``body`` is the validated request and ``details`` free progress information
-    (resource ids and the like), both JSON-able. Times are timezone-aware UTC;
+    ``body`` is the validated request and ``details`` its plan and progress, both JSON-able
+    (read through :attr:`plan` and :attr:`progress`, written through :mod:`shared.store.progress`). Times are timezone-aware UTC;
     ``etag`` is None until the record is stored.
     """
 
@@ -159,13 +154,18 @@ class RequestRecord:
     @cached_property
     def plan(self) -> ResourcePlan | None:
         """What the request creates, as planned at intake; None before (or without) a plan."""
-        stored = self.details.get("plan")
+        stored = self.details.get(PLAN_DETAIL)
         if not isinstance(stored, dict):
             return None
         try:
             return ResourcePlan.from_details(self.request_id, stored)
         except (KeyError, TypeError, ArmIdError):
             return None
+
+    @cached_property
+    def progress(self) -> Progress:
+        """The steps claimed, the resources confirmed and the replies sent, as the details say."""
+        return Progress.of(self.details)
 
     @property
     def pool_id(self) -> str | None:
@@ -175,13 +175,12 @@ class RequestRecord:
     @property
     def reply_pending(self) -> bool:
         """Final, with a reply queue, and the outcome not yet sent there."""
-        return self.stage.is_final and self.reply_to is not None and not self.details.get(REPLIED_DETAIL)
+        return self.stage.is_final and self.reply_to is not None and not self.progress.replied
 
     @property
     def source_os_type(self) -> str | None:
         """The source's OS type as intake read it (``Linux`` / ``Windows``)."""
-        value = self.details.get(OS_TYPE_DETAIL)
-        return value if isinstance(value, str) else None
+        return self.progress.os_type
 
 
 class Ledger(ABC):
@@ -258,7 +257,7 @@ class Ledger(ABC):
     def list_final_before(self, cutoff: datetime) -> list[RequestRecord]:
         """Final records last updated before ``cutoff`` that have not aged out yet, oldest update first."""
         cutoff = utc(cutoff, "cutoff")
-        found = [r for r in self._final_before(cutoff) if r.updated_at < cutoff and not r.details.get(AGED_OUT_DETAIL)]
+        found = [r for r in self._final_before(cutoff) if r.updated_at < cutoff and r.progress.aged_out is None]
         return sorted(found, key=lambda r: (r.updated_at, r.request_id))
 
     def _final_before(self, cutoff: datetime) -> list[RequestRecord]:

@@ -21,7 +21,7 @@ from rehearsal.scenario import (
     Scenario,
     default_request,
 )
-from shared import dependencies
+from shared import bootstrap
 
 OTHER_SUBSCRIPTION = "0b7e4c1a-3f2d-4a5b-8c9d-1e2f3a4b5c6d"
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
@@ -77,11 +77,11 @@ HOSTILE = [
 @pytest.fixture
 def world():
     rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         yield rehearsal
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
 
 
 def submit(rehearsal: Rehearsal, body: dict, message_id: str = "auth-1"):

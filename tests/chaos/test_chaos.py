@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -16,9 +17,8 @@ from emulator.faults import FaultKind, FaultRule
 from rehearsal.pump import ConcurrentPump
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from shared.messaging import OutgoingMessage
-from shared.pipeline import stages as pipeline_module
 
 REQUESTS = 20
 OUTSIDE_SCOPE_ACCOUNT = DEFAULT_ACCOUNT_ID.replace("rg-batch", "rg-elsewhere")
@@ -38,15 +38,21 @@ def rejected_request() -> dict:
 
 class CrashOnceAfter:
     """A worker dying between two ARM calls: after the first call whose description starts with ``prefix``
-    went through (the image PUT, before the stage write), the delivery raises, once."""
+    went through (the image PUT, before the stage write), the delivery raises, once.
 
-    def __init__(self, prefix: str) -> None:
+    Wraps the Compute gateway: its managed-image PUT is the call that goes through first."""
+
+    def __init__(self, prefix: str, compute) -> None:
         self.prefix = prefix
         self.crashed_after: str | None = None
-        self._call_arm = pipeline_module.call_arm
+        self._compute = compute
 
-    def __call__(self, description, action):
-        result = self._call_arm(description, action)
+    def __getattr__(self, name):
+        return getattr(self._compute, name)
+
+    def create_image(self, image, body):
+        result = self._compute.create_image(image, body)
+        description = f"create image {image.name}"
         if self.crashed_after is None and description.startswith(self.prefix):
             self.crashed_after = description
             raise RuntimeError(f"worker crashed after {description} (injected)")
@@ -57,9 +63,18 @@ class CrashOnceAfter:
         return self.crashed_after.removeprefix(self.prefix + "cip-")
 
 
+class GatewayWith:
+    """The rehearsal's gateway with one service replaced."""
+
+    def __init__(self, gateway, **services) -> None:
+        self._gateway, self._services = gateway, services
+
+    def __getattr__(self, name):
+        return self._services.get(name) or getattr(self._gateway, name)
+
+
 @pytest.fixture(scope="module")
 def chaos(request):
-    monkeypatch = pytest.MonkeyPatch()
     rehearsal = Rehearsal(Scenario.model_validate({
         "seed": 7,
         "world": {"eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}, "replyQueues": ["chaos-replies"]},
@@ -73,9 +88,10 @@ def chaos(request):
     emulator.faults.add(FaultRule("*", FaultKind.UNAVAILABLE, rate=0.05, retry_after_seconds=1))
     # One long-running operation ends Failed.
     emulator.faults.add(FaultRule("PUT Microsoft.Compute/galleries/images/versions", FaultKind.LRO_FAILED, limit=1))
-    crash = CrashOnceAfter("create image ")
-    monkeypatch.setattr(pipeline_module, "call_arm", crash)
-    dependencies.install(rehearsal.dependencies)
+    gateway = rehearsal.services.gateway
+    crash = CrashOnceAfter("create image ", gateway.compute)
+    rehearsal.services = replace(rehearsal.services, gateway=GatewayWith(gateway, compute=crash))
+    bootstrap.install(rehearsal.services)
     try:
         bodies = [chaos_request(i) for i in range(REQUESTS)] + [rejected_request()]
         for index, body in enumerate(bodies):
@@ -85,8 +101,7 @@ def chaos(request):
         # Then the guard's own timer, until nothing is pending and the world is quiet.
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
-        monkeypatch.undo()
+        bootstrap.install(None)
     return rehearsal, crash, pump
 
 
@@ -179,7 +194,7 @@ def submit_all(rehearsal: Rehearsal, count: int) -> None:
 def ledger_outage():
     from datetime import timedelta
 
-    from shared.dependencies import Dependencies
+    from shared.bootstrap import Services
     from shared.store.memory import InMemoryLedger
     from tests.support import OutageLedger
 
@@ -187,16 +202,16 @@ def ledger_outage():
     rehearsal = chaos_variant(13, {}, ledger=inner)
     start = rehearsal.emulator.now()
     outage = OutageLedger(inner, lambda: start <= rehearsal.emulator.now() < start + timedelta(minutes=10))
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     # The functions see the outage; the rehearsal's own bookkeeping reads the same ledger behind it.
-    rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=deps.clients, ledger=outage, sender=deps.sender, now=deps.now)
-    dependencies.install(rehearsal.dependencies)
+    rehearsal.services = Services.on_clients(settings=deps.settings, clients=rehearsal.clients, ledger=outage, sender=deps.sender, now=deps.now)
+    bootstrap.install(rehearsal.services)
     try:
         submit_all(rehearsal, 10)
         ConcurrentPump(rehearsal, workers=4, seed=5).run()
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal
 
 
@@ -217,7 +232,7 @@ class TestLedgerDownForTenMinutes:
 @pytest.fixture(scope="module")
 def pools_deleted_by_batch_api():
     rehearsal = chaos_variant(17, {})
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         for index in range(6):
             body = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=600)
@@ -232,7 +247,7 @@ def pools_deleted_by_batch_api():
             rehearsal.emulator.store.remove(f"{DEFAULT_ACCOUNT_ID}/pools/chaos-pool-{index:02d}")
         rehearsal.run_until_idle()
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal
 
 

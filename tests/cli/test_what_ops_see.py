@@ -298,9 +298,9 @@ def test_given_a_bad_duration_in_a_scenario_when_rehearsed_then_the_error_names_
 def play_and_list(*extra_steps: dict, unused_only: bool = False) -> list[dict]:
     rehearsal = Rehearsal(Scenario.model_validate({"steps": [
         {"submit": default_request()}, {"runUntilIdle": True}, *extra_steps]})).run()
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
-    return inventory(deps.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
+    return inventory(rehearsal.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
                      now=rehearsal.emulator.now(), unused_only=unused_only)
 
 
@@ -340,10 +340,10 @@ def test_given_the_command_line_when_images_runs_on_the_rehearsal_then_it_prints
 def test_given_the_image_of_a_growing_pool_deleted_when_images_are_listed_then_its_snapshots_are_kept_and_the_critical_alert_shows():
     # GIVEN the guard-image-deleted example: the pool's managed image unlocked and deleted mid-growth
     rehearsal = cli_main._play(str(PROJECT_ROOT / "examples" / "guard-image-deleted.json"))
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
     # WHEN the inventory is read
-    items = inventory(deps.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
+    items = inventory(rehearsal.clients, deps.ledger, deps.records, resource_groups=groups, batch_accounts=[POOL_ID.rsplit("/pools/", 1)[0]],
                       now=rehearsal.emulator.now())
     snapshots = [i for i in items if i["kind"] == "snapshot"]
     # THEN the snapshots that can restore the image are in use by the pool and not safe to delete

@@ -38,7 +38,7 @@ def play_default(behaviour: EventBehaviourSpec, findings: EventFindings | None) 
     scenario = scenario.model_copy(update={"world": scenario.world.model_copy(update={"event_behaviour": behaviour})})
     rehearsal = Rehearsal(scenario)
     if findings is not None:
-        write_findings(rehearsal.dependencies.records, findings)
+        write_findings(rehearsal.services.records, findings)
     return rehearsal.run()
 
 

@@ -15,7 +15,7 @@ from cli.probe import run_probe
 from emulator.credentials import StaticTokenCredential
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import EventBehaviourSpec, Scenario
-from shared import dependencies
+from shared import bootstrap
 from shared import settings as names
 from shared.eventfacts.findings import EventFindings, read_findings
 from tests.support import VALID_SETTINGS
@@ -30,13 +30,13 @@ def probe(behaviour: EventBehaviourSpec) -> tuple[Rehearsal, str, object]:
     rehearsal = Rehearsal(scenario)
     environ = {**VALID_SETTINGS, names.ALLOWED_SCOPES: ",".join(scenario.world.allowed_scopes), "AZURE_LOCATION": "westeurope"}
     out = io.StringIO()
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         result = run_probe(environ, StaticTokenCredential("operator-token"), out, records=rehearsal.ledger.records(),
                            now=rehearsal.emulator.now, sleep=lambda seconds: rehearsal.advance(timedelta(seconds=seconds)),
                            transport=rehearsal.emulator.transport())
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal, out.getvalue(), result
 
 
@@ -81,12 +81,12 @@ def test_given_events_that_never_reach_the_function_when_probed_then_nothing_is_
     rehearsal = Rehearsal(scenario)
     environ = {**VALID_SETTINGS, names.ALLOWED_SCOPES: ",".join(scenario.world.allowed_scopes)}
     out = io.StringIO()
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         result = run_probe(environ, StaticTokenCredential("operator-token"), out, records=rehearsal.ledger.records(),
                            now=rehearsal.emulator.now, sleep=lambda seconds: rehearsal.advance(timedelta(seconds=seconds)),
                            transport=rehearsal.emulator.transport(), wait=timedelta(minutes=5))
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     assert not result.written and "events are not flowing" in (result.problem or "")
     assert read_findings(rehearsal.ledger.records()) == EventFindings()

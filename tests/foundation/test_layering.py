@@ -17,11 +17,12 @@ from tests.support import PROJECT_ROOT
 LAYERS: list[list[str]] = [
     ["function_app"],
     ["handlers"],
+    ["shared.bootstrap"],
     ["shared.intake", "shared.guard"],
     ["shared.pipeline"],
     ["shared.protection"],
     ["shared.eventfacts"],
-    ["shared.dependencies"],
+    ["shared.gateway"],
     ["shared.alerts", "shared.clients"],
     ["shared.settings"],
     ["shared.store"],

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from rehearsal.host import event_grid_event, service_bus_message
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from tests.support import load_fixture
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
@@ -49,9 +49,9 @@ def world():
     """A world that has run one request to READY (pool, image, locks exist): events can name real resources."""
     rehearsal = Rehearsal(Scenario.model_validate({"steps": [{"submit": default_request()}, {"runUntilIdle": True}]})).run()
     assert rehearsal.ledger.get("team-a-render-001").stage.value == "READY"
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     yield rehearsal
-    dependencies.install(None)
+    bootstrap.install(None)
 
 
 def deliver_request(world: Rehearsal, body: bytes, message_id: str):

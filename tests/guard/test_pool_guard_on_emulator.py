@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+
+from azure.functions.timer import TimerRequest
 
 from emulator.store import ArmResource
 from rehearsal.runner import CHECKS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
+from shared import bootstrap
 from shared.arm.pools import PoolView
-from shared.guard.sweep import PoolGuard, SweepReport
+from shared.guard.sweep import SweepReport
 from shared.naming import METADATA_GUARD_STATE
 
 SUB = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
@@ -43,7 +47,7 @@ def patches(rehearsal: Rehearsal) -> int:
 
 
 def sweep(rehearsal: Rehearsal) -> SweepReport:
-    return PoolGuard(rehearsal.dependencies).sweep()
+    return rehearsal.services.guard().sweep()
 
 
 class TestResizing:
@@ -122,26 +126,44 @@ class TestBadInput:
     def test_a_concurrent_change_412_skips_the_round_without_a_resize(self):
         rehearsal = world_with([{"id": f"{POOLS}/busy", "targetDedicatedNodes": 600}])
         rehearsal.emulator.advance(26 * MINUTE)
-        batch = rehearsal.dependencies.clients.batch(SUB)
+        batch = rehearsal.clients.batch(SUB)
         listed = PoolView.from_sdk(batch.pool.get("rg-batch", "teambatch", "busy"))
         # GIVEN someone else changed the pool after the guard read it
         batch.pool.update("rg-batch", "teambatch", "busy", {"properties": {"metadata": [{"name": "owner", "value": "ops"}]}})
         report = SweepReport()
-        PoolGuard(rehearsal.dependencies).handle_pool(listed, True, report)
+        rehearsal.services.guard().handle_pool(listed, True, report)
         assert report.resized == [] and props(rehearsal, "busy")["allocationState"] == "Steady"
         assert rehearsal.emulator.servicebus.queue(CHECKS_QUEUE).active == []
 
     def test_a_pool_deleted_between_list_and_patch_is_skipped(self):
         rehearsal = world_with([{"id": f"{POOLS}/gone", "targetDedicatedNodes": 600}])
         rehearsal.emulator.advance(26 * MINUTE)
-        listed = PoolView.from_sdk(rehearsal.dependencies.clients.batch(SUB).pool.get("rg-batch", "teambatch", "gone"))
+        listed = PoolView.from_sdk(rehearsal.clients.batch(SUB).pool.get("rg-batch", "teambatch", "gone"))
         rehearsal.emulator.store.remove(f"{POOLS}/gone")
         report = SweepReport()
-        PoolGuard(rehearsal.dependencies).handle_pool(listed, True, report)
+        rehearsal.services.guard().handle_pool(listed, True, report)
         assert report.resized == [] and report.failed == []
 
     def test_a_check_message_for_a_pool_outside_the_scopes_touches_nothing(self):
         rehearsal = world_with([])
         outside = f"/subscriptions/{SUB}/resourceGroups/rg-other/providers/Microsoft.Batch/batchAccounts/x/pools/p"
-        report = PoolGuard(rehearsal.dependencies).check(outside)
+        report = rehearsal.services.guard().check(outside)
         assert report.resized == [] and rehearsal.emulator.calls == {}
+
+
+class TestTheTimerSaysWhatItDid:
+    def test_given_a_timed_out_pool_when_the_timer_fires_then_one_info_line_counts_what_the_sweep_did(self, caplog):
+        rehearsal = world_with([{"id": f"{POOLS}/big", "targetDedicatedNodes": 600}, {"id": f"{POOLS}/done", "targetDedicatedNodes": 100}])
+        rehearsal.emulator.advance(26 * MINUTE)
+        [timer] = rehearsal.host.names("timerTrigger")
+        bootstrap.install(rehearsal.services)
+        try:
+            with caplog.at_level(logging.INFO, logger="handlers.guard_timer"):
+                rehearsal.host.call(timer, TimerRequest(past_due=False))
+        finally:
+            bootstrap.install(None)
+        [line] = [record for record in caplog.records if record.name == "handlers.guard_timer"]
+        summary = line.sweepReport
+        assert summary["poolsSeen"] == 2 and summary["accountsListed"] == 1
+        assert summary["resized"] == 1 and summary["failed"] == 0 and summary["alerted"] == 0
+        assert '"resized": 1' in line.getMessage()

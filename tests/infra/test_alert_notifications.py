@@ -17,7 +17,7 @@ import pytest
 
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import Scenario, default_request, load_scenario
-from shared.alerts import ALERT_LOG_FIELD, CATALOGUE, Severity
+from shared.alerts import ALERT_KINDS, ALERT_LOG_FIELD, Severity
 from tests.support import PROJECT_ROOT
 
 QUERY = (PROJECT_ROOT / "infra" / "app" / "alert-lines.kql").read_text()
@@ -79,7 +79,7 @@ def test_given_real_alert_log_lines_when_the_query_reads_them_then_every_alert_t
         for field in re.findall(r"alert\.(\w+)", QUERY):
             assert isinstance(alert.get(field), str) and alert[field], (field, alert.get("type"))
         types.add(alert["type"])
-    assert types == {kind.type for kind in CATALOGUE.values()}
+    assert types == {kind.type for kind in ALERT_KINDS}
 
 
 def test_given_an_alert_line_then_its_summary_fields_name_the_pools_at_risk_and_the_details(alert_messages):

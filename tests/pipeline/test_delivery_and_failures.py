@@ -11,7 +11,7 @@ from rehearsal.host import event_grid_event, service_bus_message
 from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import DEFAULT_RG, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from tests.support import load_fixture
 
 
@@ -67,11 +67,11 @@ class TestTransientAndPermanentFailures:
         rehearsal.run()
         # WHEN someone else creates a pool of that name before the pipeline reaches it
         put_foreign_pool(rehearsal, "taken")
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             rehearsal.run_until_idle()
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         report = build_report(rehearsal)
         # THEN the request fails, and its alert's subject is the request, never the other team's healthy pool
         [request] = report["requests"]
@@ -107,7 +107,7 @@ class TestDuplicatesAndConcurrency:
         # (the image definition, made alongside the snapshots, has its own event: not part of this race)
         events = [e for e in rehearsal.emulator.events.take_due() if "/snapshots/" in e.body["subject"]]
         assert len(events) == 3
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             # WHEN four threads deliver every snapshot event at once
             errors: list[Exception] = []
@@ -127,7 +127,7 @@ class TestDuplicatesAndConcurrency:
             for thread in threads:
                 thread.join()
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         # THEN the image was requested once and the request is IMAGING, without errors
         assert errors == []
         assert rehearsal.emulator.calls["PUT Microsoft.Compute/images"] == 1
@@ -154,12 +154,12 @@ class TestEventsThePipelineDoesNotCareAbout:
             unknown_request,
             odd_data,
         ]
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             for body in events:
                 rehearsal.host.call("resource_events", event_grid_event(body))
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         assert sum(rehearsal.emulator.calls.values()) == 0
         assert rehearsal.host.errors == []
 
@@ -167,10 +167,10 @@ class TestEventsThePipelineDoesNotCareAbout:
         rehearsal = rehearsal_of([])
         rehearsal.run()
         message = service_bus_message(body=b"[]", message_id="raw-1", reply_to="replies", delivery_count=1)
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             rehearsal.host.call("pool_requests", message)
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         record = rehearsal.ledger.get("raw-1")
         assert record.stage.value == "REJECTED" and record.reason == "body: must be a JSON object"

@@ -10,7 +10,6 @@ from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
 from shared.alerts import Alert, AlertInProgress, AlertLog, Severity
 from shared.arm.events import ArmEvent
-from shared.pipeline.routing import handle_resource_event
 from shared.store.memory import InMemoryRecords
 from shared.store.records import RecordConflict
 from shared.store.tables import TableRecords
@@ -37,7 +36,7 @@ def protected_world():
 def reads_and_alerts(rehearsal: Rehearsal, events: list[ArmEvent]) -> tuple[int, int]:
     before = sum(rehearsal.emulator.calls.values())
     for one in events:
-        handle_resource_event(one, rehearsal.dependencies)
+        rehearsal.services.route_event(one)
     return sum(rehearsal.emulator.calls.values()) - before, len(rehearsal.emulator.topic.received)
 
 

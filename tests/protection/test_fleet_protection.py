@@ -7,9 +7,7 @@ import json
 from emulator.store import ArmResource
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
-from shared.guard.sweep import PoolGuard
-from shared.protection import lineage as lineage_module
-from shared.protection.alerts import on_resource_deleted
+from shared.gateway import graph as graph_module
 from shared.protection.lineage import LineageReader
 from shared.protection.locks import IMAGE_USE, IMAGE_USER, POOL_USE, ImageUse, protect, release, users_of
 
@@ -53,11 +51,11 @@ class TestFleetLineageCheck:
         for name in names:
             put_image(rehearsal, name)
         rehearsal.emulator.advance(26 * MINUTE)
-        first = calls_during(rehearsal, lambda: PoolGuard(rehearsal.dependencies).sweep())
+        first = calls_during(rehearsal, lambda: rehearsal.services.guard().sweep())
         assert first["GET Microsoft.Compute/images"] == 90 and first[LOCK_PUTS] == 180
         # WHEN the next sweep runs (every pool below target again)
         rehearsal.emulator.advance(31 * MINUTE)
-        steady = calls_during(rehearsal, lambda: PoolGuard(rehearsal.dependencies).sweep())
+        steady = calls_during(rehearsal, lambda: rehearsal.services.guard().sweep())
         # THEN the 180 in-use resources cost one Resource Graph query and no point read; nothing is locked again
         assert steady[GRAPH] == 1
         assert "GET Microsoft.Compute/images" not in steady and "GET Microsoft.Compute/snapshots" not in steady
@@ -67,9 +65,10 @@ class TestFleetLineageCheck:
     def test_given_more_ids_than_a_page_when_prefetched_then_one_query_per_page_and_no_point_read(self, monkeypatch):
         rehearsal = world([])
         ids = [put_image(rehearsal, f"img{i:03d}")[0] for i in range(25)]
-        monkeypatch.setattr(lineage_module, "IDS_PER_QUERY", 10)
-        reader = LineageReader(rehearsal.dependencies.clients)
-        used = calls_during(rehearsal, lambda: reader.prefetch(ids))
+        monkeypatch.setattr(graph_module, "IDS_PER_QUERY", 10)
+        gateway = rehearsal.services.gateway
+        reader = LineageReader(gateway.compute)
+        used = calls_during(rehearsal, lambda: reader.prefetch(ids, gateway.graph))
         assert used == {GRAPH: 3} and reader.graph_queries == 3
         assert calls_during(rehearsal, lambda: [reader.exists(i) for i in ids]) == {}
 
@@ -78,8 +77,9 @@ class TestFleetLineageCheck:
         rehearsal = world([])
         image, _ = put_image(rehearsal, "fresh")
         gone = f"{IMAGING}/images/gone"
-        reader = LineageReader(rehearsal.dependencies.clients)
-        reader.prefetch([image, gone])
+        gateway = rehearsal.services.gateway
+        reader = LineageReader(gateway.compute)
+        reader.prefetch([image, gone], gateway.graph)
         assert calls_during(rehearsal, lambda: reader.exists(gone)) == {"GET Microsoft.Compute/images": 1}
         assert reader.exists(gone) is False and reader.exists(image) is True
 
@@ -87,10 +87,10 @@ class TestFleetLineageCheck:
         rehearsal = world([{"id": f"{POOLS}/p0", "imageId": f"{IMAGING}/images/base", "targetDedicatedNodes": 600}])
         image, _ = put_image(rehearsal, "base")
         rehearsal.emulator.advance(26 * MINUTE)
-        PoolGuard(rehearsal.dependencies).sweep()
+        rehearsal.services.guard().sweep()
         rehearsal.emulator.store.remove(image)  # the delete event is lost
         rehearsal.emulator.advance(5 * MINUTE)
-        PoolGuard(rehearsal.dependencies).sweep()
+        rehearsal.services.guard().sweep()
         [alert] = rehearsal.emulator.topic.received
         assert alert["type"] == "CustomImagePool.InUseImageDeleted" and alert["subject"] == image
         assert [p["id"] for p in alert["data"]["pools"]] == [f"{POOLS}/p0"]
@@ -101,17 +101,17 @@ class TestBoundedProtection:
         rehearsal = world([])
         image, snapshot = put_image(rehearsal, "base")
         use = ImageUse(f"{POOLS}/p0", image, (snapshot,), "r0")
-        assert calls_during(rehearsal, lambda: protect(rehearsal.dependencies, use)) == {LOCK_PUTS: 2}
-        etags = {kind: [r.etag for r in rehearsal.dependencies.records.list(kind)] for kind in (IMAGE_USE, IMAGE_USER, POOL_USE)}
+        assert calls_during(rehearsal, lambda: protect(rehearsal.services.records, rehearsal.services.gateway.locks, use)) == {LOCK_PUTS: 2}
+        etags = {kind: [r.etag for r in rehearsal.services.records.list(kind)] for kind in (IMAGE_USE, IMAGE_USER, POOL_USE)}
         # WHEN the same use is protected again (a redelivered event, a second sweep)
-        assert calls_during(rehearsal, lambda: protect(rehearsal.dependencies, use)) == {}
+        assert calls_during(rehearsal, lambda: protect(rehearsal.services.records, rehearsal.services.gateway.locks, use)) == {}
         # THEN no record changed either
-        assert {kind: [r.etag for r in rehearsal.dependencies.records.list(kind)] for kind in etags} == etags
+        assert {kind: [r.etag for r in rehearsal.services.records.list(kind)] for kind in etags} == etags
 
     def test_given_many_pools_on_one_image_when_protected_then_each_lock_is_written_at_most_five_times_and_its_notes_stay_short(self):
         rehearsal = world([])
         image, snapshot = put_image(rehearsal, "base")
-        used = calls_during(rehearsal, lambda: [protect(rehearsal.dependencies, ImageUse(f"{POOLS}/p{i:03d}", image, (snapshot,), f"r{i}"))
+        used = calls_during(rehearsal, lambda: [protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(f"{POOLS}/p{i:03d}", image, (snapshot,), f"r{i}"))
                                                for i in range(50)])
         assert used == {LOCK_PUTS: 10}
         notes = rehearsal.emulator.store.find(f"{image}/providers/Microsoft.Authorization/locks/cip-protect").properties["notes"]
@@ -121,12 +121,12 @@ class TestBoundedProtection:
         rehearsal = world([])
         image, snapshot = put_image(rehearsal, "base")
         for i in range(2000):
-            protect(rehearsal.dependencies, ImageUse(f"{POOLS}/pool{i:04d}", image, (snapshot,), f"request-{i:04d}"))
-        records = rehearsal.dependencies.records
+            protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(f"{POOLS}/pool{i:04d}", image, (snapshot,), f"request-{i:04d}"))
+        records = rehearsal.services.records
         largest = max(len(json.dumps(r.data)) for kind in (IMAGE_USE, IMAGE_USER, POOL_USE) for r in records.list(kind))
         assert largest < 32 * 1024
         # AND every pool is still found as a user of the image
-        users = users_of(rehearsal.dependencies, image)
+        users = users_of(rehearsal.services.records, image)
         assert users is not None and len(users.pools) == 2000
 
 
@@ -135,9 +135,9 @@ class TestAlertsNameEveryPool:
         rehearsal = world([{"id": f"{POOLS}/p{i:02d}", "imageId": f"{IMAGING}/images/base", "targetDedicatedNodes": 10} for i in range(30)])
         image, snapshot = put_image(rehearsal, "base")
         for i in range(30):
-            protect(rehearsal.dependencies, ImageUse(f"{POOLS}/p{i:02d}", image, (snapshot,), f"r{i:02d}"))
+            protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(f"{POOLS}/p{i:02d}", image, (snapshot,), f"r{i:02d}"))
         rehearsal.emulator.store.remove(image)
-        assert on_resource_deleted(rehearsal.dependencies, image)
+        assert rehearsal.services.protection_alerts().on_resource_deleted(image)
         [alert] = rehearsal.emulator.topic.received
         assert sorted(p["id"] for p in alert["data"]["pools"]) == [f"{POOLS}/p{i:02d}" for i in range(30)]
         assert len(alert["data"]["requestIds"]) == 30
@@ -147,12 +147,12 @@ class TestAlertsNameEveryPool:
         image, snapshot = put_image(rehearsal, "base")
         pools = [f"{POOLS}/p{i}" for i in range(6)]
         for pool in pools:
-            protect(rehearsal.dependencies, ImageUse(pool, image, (snapshot,), None))
+            protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(pool, image, (snapshot,), None))
         lock = f"{image}/providers/Microsoft.Authorization/locks/cip-protect"
         for pool in pools[:-1]:
-            assert release(rehearsal.dependencies, pool) == []
+            assert release(rehearsal.services.records, rehearsal.services.gateway.locks, pool, keep_locks=False) == []
         # one pool left: the notes name it alone
         assert "p5;" in rehearsal.emulator.store.find(lock).properties["notes"]
-        assert sorted(release(rehearsal.dependencies, pools[-1])) == sorted([image, snapshot])
+        assert sorted(release(rehearsal.services.records, rehearsal.services.gateway.locks, pools[-1], keep_locks=False)) == sorted([image, snapshot])
         assert rehearsal.emulator.store.find(lock) is None
-        assert all(rehearsal.dependencies.records.list(kind) == [] for kind in (IMAGE_USE, IMAGE_USER, POOL_USE))
+        assert all(rehearsal.services.records.list(kind) == [] for kind in (IMAGE_USE, IMAGE_USER, POOL_USE))

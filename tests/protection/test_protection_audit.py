@@ -22,13 +22,13 @@ def protected_world(images: int, pools_per_image: int) -> tuple[Rehearsal, list[
              for i in range(images) for p in range(pools_per_image)]
     rehearsal = Rehearsal(Scenario.model_validate({"world": {
         "pools": pools, "batchAccounts": [{"id": DEFAULT_ACCOUNT_ID, "dedicatedCoreQuota": 10_000_000}]}, "steps": []}))
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     used = []
     for i in range(images):
         image, snapshot = put_image(rehearsal, f"img{i:03d}")
         used += [image, snapshot]
         for p in range(pools_per_image):
-            protect(deps, ImageUse(f"{POOLS}/p{i:03d}-{p:03d}", image, (snapshot,), f"req-{i}-{p}"))
+            protect(deps.records, deps.gateway.locks, ImageUse(f"{POOLS}/p{i:03d}-{p:03d}", image, (snapshot,), f"req-{i}-{p}"))
     rehearsal.emulator.advance(60)
     return rehearsal, used
 
@@ -36,8 +36,14 @@ def protected_world(images: int, pools_per_image: int) -> tuple[Rehearsal, list[
 UNPROBED = EventFindings()
 
 
+def audit(services, findings: EventFindings):
+    """The sweep's audit on its own, with what the composition root gives it."""
+    return audit_protection(findings, records=services.records, locks=services.gateway.locks, monitor=services.gateway.monitor,
+                            alerts=services.protection_alerts(), now=services.now)
+
+
 def audit_calls(rehearsal: Rehearsal, findings: EventFindings = UNPROBED) -> dict[str, int]:
-    return calls_during(rehearsal, lambda: audit_protection(rehearsal.dependencies, findings))
+    return calls_during(rehearsal, lambda: audit(rehearsal.services, findings))
 
 
 def test_given_more_pools_on_the_same_images_when_audited_then_the_reads_do_not_grow():
@@ -58,10 +64,10 @@ def test_given_more_in_use_resources_when_audited_then_the_lock_list_grows_by_pa
 
 def test_given_a_probe_that_saw_every_event_when_audited_then_nothing_is_read():
     rehearsal, _ = protected_world(images=3, pools_per_image=2)
-    write_findings(rehearsal.dependencies.records, ALL_DELIVERED)
+    write_findings(rehearsal.services.records, ALL_DELIVERED)
     from shared.eventfacts.findings import read_findings
 
-    assert audit_calls(rehearsal, read_findings(rehearsal.dependencies.records)) == {}
+    assert audit_calls(rehearsal, read_findings(rehearsal.services.records)) == {}
 
 
 def test_given_a_removed_lock_when_audited_twice_then_one_protection_removed_and_the_lock_is_placed_again_on_next_use():
@@ -69,16 +75,16 @@ def test_given_a_removed_lock_when_audited_twice_then_one_protection_removed_and
     image = used[0]
     lock = f"{image}/providers/Microsoft.Authorization/locks/cip-protect"
     rehearsal._arm_delete(lock)
-    first = audit_protection(rehearsal.dependencies, EventFindings())
-    second = audit_protection(rehearsal.dependencies, EventFindings())
+    first = audit(rehearsal.services, EventFindings())
+    second = audit(rehearsal.services, EventFindings())
     assert first.protection_removed == [image] and second.protection_removed == []
     [alert] = rehearsal.emulator.topic.received
     assert alert["type"] == "CustomImagePool.ProtectionRemoved" and alert["data"]["lockId"] == lock
     assert {p["id"].rsplit("/", 1)[-1] for p in alert["data"]["pools"]} == {"p000-000", "p000-001"}
-    summary = rehearsal.dependencies.records.get(IMAGE_USE, image)
+    summary = rehearsal.services.records.get(IMAGE_USE, image)
     assert summary is not None and "notes" not in summary.data
     # The next pool to use it puts the lock back.
-    protect(rehearsal.dependencies, ImageUse(f"{POOLS}/p000-009", image, (used[1],), "req-9"))
+    protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(f"{POOLS}/p000-009", image, (used[1],), "req-9"))
     assert rehearsal.emulator.store.find(lock) is not None
 
 
@@ -87,11 +93,11 @@ def test_given_a_refused_delete_when_audited_again_later_then_it_is_not_alerted_
     snapshot = used[1]
     rehearsal._arm_delete(snapshot)
     rehearsal.emulator.advance(5 * 60)  # the Activity Log lists it a few minutes later
-    deps = rehearsal.dependencies
+    deps = rehearsal.services
     seen = []
     for _ in range(3):
         rehearsal.emulator.advance(5 * 60)
-        state = audit_protection(deps, EventFindings(lock_delete_raises_event=True))
+        state = audit(deps, EventFindings(lock_delete_raises_event=True))
         seen.append(state.deletion_blocked)
     assert seen == [[snapshot], [], []]
     assert [alert["type"] for alert in rehearsal.emulator.topic.received] == ["CustomImagePool.DeletionBlocked"]

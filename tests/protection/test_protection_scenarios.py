@@ -56,10 +56,10 @@ class TestProtection:
 
         scenario = load_scenario(EXAMPLES / "protection-unused-image-deleted.json")
         rehearsal = Rehearsal(scenario)
-        settings = rehearsal.dependencies.settings
+        settings = rehearsal.services.settings
         kept = Settings(**{**settings.__dict__, "keep_image_locks": True})
-        rehearsal.dependencies = replace(rehearsal.dependencies, settings=kept)
-        rehearsal.dependencies.clients.settings = kept
+        rehearsal.services = replace(rehearsal.services, settings=kept)
+        rehearsal.clients.settings = kept
         report = build_report(rehearsal.run())
         # THEN the image and its three snapshots stayed locked: both deletes were refused, and nobody uses them (no alert)
         assert len(report["resources"]["locks"]) == 4 and len(report["resources"]["images"]) == 1

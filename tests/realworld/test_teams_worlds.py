@@ -195,14 +195,13 @@ class TestQuotaCountsOtherPools:
 
 class TestTrustedLaunchLineageIsGuarded:
     def test_given_a_trusted_launch_pool_when_a_snapshot_it_was_published_from_vanishes_then_the_sweep_raises_the_critical_alert(self):
-        from shared.guard.sweep import PoolGuard
 
         # GIVEN a READY Trusted Launch pool, published straight from its snapshots
         rehearsal = Rehearsal(load_scenario(EXAMPLES / "trusted-launch-vm.json")).run()
         [snapshot] = [s["id"] for s in build_report(rehearsal)["resources"]["snapshots"] if s["id"].endswith("-lun1")]
         # WHEN one of those snapshots is gone without an event reaching us, and the guard sweeps
         rehearsal.emulator.store.remove(snapshot)
-        PoolGuard(rehearsal.dependencies).sweep()
+        rehearsal.services.guard().sweep()
         # THEN ops get the critical alert naming the snapshot and the pool
         [alert] = [a for a in rehearsal.emulator.topic.received if a["type"] == "CustomImagePool.InUseImageDeleted"]
         assert alert["subject"] == snapshot and alert["data"]["pools"][0]["id"].endswith("/pools/render-pool")

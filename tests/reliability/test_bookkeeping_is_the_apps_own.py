@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from rehearsal.host import service_bus_message
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, DEFAULT_RG, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from shared.messaging import RequestCheck
 from shared.store.ledger import PIPELINE_STAGES, LedgerRefused, RequestRecord, Stage
 from shared.store.tables import TableLedger
@@ -85,12 +84,12 @@ class TestPoolChecksOnlyCarryRequestIds:
         # GIVEN the deployment's functions on the emulator
         rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
         body = json.dumps({"requestId": "team/a", "resourceId": "/subscriptions/s/x", "attempt": 1}).encode()
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             # WHEN the forged check is delivered THEN the function completes (the message is settled, not redelivered)
             rehearsal.host.call("pool_checks", service_bus_message(body=body, message_id="forged", reply_to=None, delivery_count=1))
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         assert rehearsal.host.errors == []
 
 
@@ -132,7 +131,9 @@ class TestRetentionWorksOffAnyBacklog:
                                                       now=old + timedelta(hours=index), details={"replied": True}))
         # WHEN the retention pass runs on consecutive sweeps of one day
         with installed(rehearsal):
-            passes = [reconcile.age_out_final_records(rehearsal.dependencies) for _ in range(3)]
+            services = rehearsal.services
+            passes = [reconcile.age_out_final_records(services.ledger, services.records, services.settings, services.now())
+                      for _ in range(3)]
         # THEN the answered ones age out, a batch at a time, and the pass then rests until the next day
         assert passes == [["answered-0", "answered-1", "answered-2"], ["answered-3"], []]
 
@@ -152,9 +153,10 @@ class TestSettingsHaveUpperBounds:
         from shared.pipeline.reconcile import age_out_final_records
 
         rehearsal = world()
-        settings = replace(rehearsal.dependencies.settings, ledger_retention_days=3650)
+        services = rehearsal.services
+        settings = replace(services.settings, ledger_retention_days=3650)
         with installed(rehearsal):
-            assert age_out_final_records(dataclass_replace(rehearsal.dependencies, settings=settings)) == []
+            assert age_out_final_records(services.ledger, services.records, settings, services.now()) == []
 
 
 class TestInterimRepliesAreAboutTheTeamsOwnPool:

@@ -19,7 +19,7 @@ from bench.pipeline import time_to_pool_bound
 from rehearsal.pump import ConcurrentPump
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from shared.arm.ids import resource_key
 from shared.messaging import REQUEST_LOOK_MAX, OutgoingMessage
 from shared.store.ledger import RequestRecord
@@ -44,7 +44,7 @@ def deliver_concurrently(seed: int, requests: int, event_delivery: dict | None =
     rehearsal = Rehearsal(Scenario.model_validate(
         {"seed": seed, "world": {"replyQueues": ["replies"], "eventDelivery": event_delivery or {}}, "steps": []}))
     pool_ids = [f"{DEFAULT_ACCOUNT_ID}/pools/pool-{index:03d}" for index in range(requests)]
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         for index in range(requests):
             body = default_request(poolName=f"pool-{index:03d}", targetDedicatedNodes=4)
@@ -55,7 +55,7 @@ def deliver_concurrently(seed: int, requests: int, event_delivery: dict | None =
             until=lambda: all(rehearsal.emulator.store.find(pool_id) is not None for pool_id in pool_ids),
             limit=timedelta(hours=2))
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     stranded = [pool_id.rpartition("/")[2] for pool_id in pool_ids if rehearsal.emulator.store.find(pool_id) is None]
     return Outcome(rehearsal.emulator.clock.elapsed_seconds, time_to_pool_bound(rehearsal.emulator, replicas=1), stranded)
 
@@ -119,12 +119,12 @@ def pool_made_from_events_alone(ledger: InMemoryLedger) -> Rehearsal:
     rehearsal = Rehearsal(Scenario.model_validate({"world": {"replyQueues": ["replies"]}, "steps": []}), ledger=ledger)
     request = default_request(targetDedicatedNodes=4)
     pool_id = f"{DEFAULT_ACCOUNT_ID}/pools/{request['pool']['poolName']}"
-    dependencies.install(rehearsal.dependencies)
+    bootstrap.install(rehearsal.services)
     try:
         rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(request), message_id="m", reply_to="replies"))
         ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None, limit=timedelta(hours=2))
     finally:
-        dependencies.install(None)
+        bootstrap.install(None)
     return rehearsal
 
 
@@ -168,19 +168,18 @@ class TwoDeliveriesClaimTogether(InMemoryLedger):
 
 class TestAClaimIsHeldForItsLease:
     def test_a_delivery_that_loses_the_claim_to_another_within_the_lease_sends_nothing(self):
-        from shared.pipeline.stages import PoolPipeline
 
         ledger = TwoDeliveriesClaimTogether()
         rehearsal = Rehearsal(Scenario.model_validate({"world": {"replyQueues": ["replies"]}, "steps": []}), ledger=ledger)
-        ledger.second_delivery = lambda record: PoolPipeline(rehearsal.dependencies).drive(ledger.get(record.request_id))
+        ledger.second_delivery = lambda record: rehearsal.services.pipeline().drive(ledger.get(record.request_id))
         pool_id = f"{DEFAULT_ACCOUNT_ID}/pools/render-pool"
-        dependencies.install(rehearsal.dependencies)
+        bootstrap.install(rehearsal.services)
         try:
             # GIVEN two deliveries of one request that both read it, in IMAGING, before either claimed its image
             rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(default_request()), message_id="m", reply_to="replies"))
             ConcurrentPump(rehearsal, workers=1).run(until=lambda: rehearsal.emulator.store.find(pool_id) is not None, limit=timedelta(hours=2))
         finally:
-            dependencies.install(None)
+            bootstrap.install(None)
         # THEN the image is sent once: the loser re-read the record and found the claim still within its lease
         assert ledger.raced
         assert rehearsal.emulator.calls["PUT Microsoft.Compute/images"] == 1

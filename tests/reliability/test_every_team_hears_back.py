@@ -14,7 +14,7 @@ from rehearsal.host import service_bus_message
 from rehearsal.report import build_report
 from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, DEFAULT_RG, Scenario, default_request
-from shared import dependencies
+from shared import bootstrap
 from shared.messaging import MessageSender, OutgoingMessage, PoolCheck
 from shared.store.ledger import Ledger, Stage
 from shared.store.memory import InMemoryLedger
@@ -40,11 +40,11 @@ class installed:
         self._rehearsal = rehearsal
 
     def __enter__(self) -> Rehearsal:
-        dependencies.install(self._rehearsal.dependencies)
+        bootstrap.install(self._rehearsal.services)
         return self._rehearsal
 
     def __exit__(self, *exc) -> None:
-        dependencies.install(None)
+        bootstrap.install(None)
 
 
 def replies(rehearsal: Rehearsal, queue: str = "team-a-replies") -> list[dict]:
@@ -199,7 +199,7 @@ class TestExactlyOneReply:
         from dataclasses import replace
 
         rehearsal = world(ledger=ledger)
-        rehearsal.dependencies = replace(rehearsal.dependencies, sender=FailingOnce(rehearsal.emulator.servicebus, "team-a-replies"))
+        rehearsal.services = replace(rehearsal.services, sender=FailingOnce(rehearsal.emulator.servicebus, "team-a-replies"))
         with pytest.raises(ConnectionError):
             with installed(rehearsal):
                 rehearsal.host.indexed("pool_requests")(service_bus_message(body=b"{broken", message_id="m-1", reply_to="team-a-replies",
@@ -213,17 +213,16 @@ class TestExactlyOneReply:
     def test_a_failed_reply_is_sent_by_the_sweep_once_when_no_redelivery_comes(self, ledger):
         from dataclasses import replace
 
-        from shared.guard.sweep import run_sweep
 
         rehearsal = world([{"submit": default_request(targetDedicatedNodes=10), "replyTo": "team-a-replies"}], ledger=ledger)
-        rehearsal.dependencies = replace(rehearsal.dependencies, sender=FailingOnce(rehearsal.emulator.servicebus, "team-a-replies"))
+        rehearsal.services = replace(rehearsal.services, sender=FailingOnce(rehearsal.emulator.servicebus, "team-a-replies"))
         run_until_idle(rehearsal.run())
         record = rehearsal.ledger.get("team-a-render-001")
         assert record.stage is Stage.READY
         rehearsal.emulator.advance(300)
         with installed(rehearsal):
-            run_sweep(rehearsal.dependencies)
-            run_sweep(rehearsal.dependencies)
+            rehearsal.services.guard().run_sweep()
+            rehearsal.services.guard().run_sweep()
         assert [r["stage"] for r in replies(rehearsal)] == ["READY"]
         assert rehearsal.ledger.list_reply_pending() == []
 
@@ -283,7 +282,7 @@ class TestLedgerOutage:
     """Item 10: Table Storage unreachable for 10 minutes loses no request."""
 
     def test_requests_arriving_during_a_10_minute_outage_all_complete_with_one_reply_each(self):
-        from shared.dependencies import Dependencies
+        from shared.bootstrap import Services
 
         holder: dict[str, Rehearsal] = {}
         start = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
@@ -295,8 +294,8 @@ class TestLedgerOutage:
             steps += [{"submit": request, "replyTo": "team-a-replies", "messageId": f"outage-msg-{index}"}, {"advance": "PT1M"}]
         # The functions see the outage; the rehearsal itself reads the same ledger behind it.
         rehearsal = world(steps + [{"runUntilIdle": True}], ledger=ledger.inner)
-        deps = rehearsal.dependencies
-        rehearsal.dependencies = Dependencies.assemble(settings=deps.settings, clients=deps.clients, ledger=ledger, sender=deps.sender, now=deps.now)
+        deps = rehearsal.services
+        rehearsal.services = Services.on_clients(settings=deps.settings, clients=rehearsal.clients, ledger=ledger, sender=deps.sender, now=deps.now)
         holder["r"] = rehearsal
         rehearsal.run()
         records = {r.request_id: r for r in ledger.inner.list_recent(100)}
@@ -355,7 +354,6 @@ class TestOldRecordsAgeOut:
     """Final, answered records older than LEDGER_RETENTION_DAYS keep only what reserves their id."""
 
     def test_an_answered_request_past_the_retention_ages_out_and_its_id_stays_taken(self, ledger):
-        from shared.guard.sweep import run_sweep
 
         # GIVEN a request that ended READY and was answered
         rehearsal = world([{"submit": default_request(targetDedicatedNodes=10), "replyTo": "team-a-replies"}], ledger=ledger)
@@ -365,7 +363,7 @@ class TestOldRecordsAgeOut:
         # WHEN 91 days pass (the default retention is 90) and the sweep runs
         rehearsal.emulator.clock.advance(91 * 24 * 3600)
         with installed(rehearsal):
-            report = run_sweep(rehearsal.dependencies)
+            report = rehearsal.services.guard().run_sweep()
 
         # THEN its body and details are gone but its id, stage and reason stay
         aged = rehearsal.ledger.get("team-a-render-001")
@@ -391,6 +389,9 @@ class TestOldRecordsAgeOut:
             rehearsal.ledger.create(RequestRecord.new(request_id=request_id, stage=stage, body={"requestId": request_id}, now=at,
                                                       reply_to=reply_to, details={"replied": True} if reply_to else None))
 
+        def age_out(services) -> list[str]:
+            return age_out_final_records(services.ledger, services.records, services.settings, services.now())
+
         # GIVEN an old answered record, an old unanswered one, an old open one and a young final one
         record("old-answered", Stage.FAILED, old, reply_to="team-a-replies")
         rehearsal.ledger.create(RequestRecord.new(request_id="old-unanswered", stage=Stage.REJECTED, body={}, now=old, reply_to="team-a-replies"))
@@ -399,12 +400,12 @@ class TestOldRecordsAgeOut:
 
         # WHEN the retention pass runs
         with installed(rehearsal):
-            first = age_out_final_records(rehearsal.dependencies)
+            first = age_out(rehearsal.services)
             # and a record past the retention appears later the same day, and again the next day
             record("later-today", Stage.READY, old)
-            same_day = age_out_final_records(rehearsal.dependencies)
+            same_day = age_out(rehearsal.services)
             rehearsal.emulator.clock.advance(24 * 3600)
-            next_day = age_out_final_records(rehearsal.dependencies)
+            next_day = age_out(rehearsal.services)
 
         # THEN only answered final records past the retention age out, once a day
         assert (first, same_day, next_day) == (["old-answered"], [], ["later-today"])

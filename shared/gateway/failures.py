@@ -3,15 +3,19 @@
 Transient (429, 5xx, connection) -> :class:`TransientAzureError`: raise so the
 platform redelivers. Our own resource already being created (409), or a lost
 conditional-write race (412) -> a :class:`Waiting` value. Any other refusal -> :class:`StepFailed`: permanent.
+Only the gateway calls these: what leaves it is a view, a :class:`Waiting`, or one of the two exception roots.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import PermanentError, TransientError
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 class TransientAzureError(TransientError):
@@ -41,12 +45,13 @@ def _status(error: Exception) -> int | None:
     return getattr(error, "status_code", None)
 
 
-def _error_code(error: Exception) -> str:
+def error_code(error: Exception) -> str:
+    """The ARM error code of an SDK error (``ScopeLocked``, ``PoolBeingResized`` ...); "" when it has none."""
     inner = getattr(error, "error", None)
     return getattr(inner, "code", None) or ""
 
 
-def call_arm(description: str, action: Callable[[], Any]) -> Any:
+def call_arm(description: str, action: Callable[[], T]) -> T | Waiting:
     """Run one ARM call and sort its failure: transient, already under way, or permanent."""
     # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -58,8 +63,8 @@ def call_arm(description: str, action: Callable[[], Any]) -> Any:
     except HttpResponseError as exc:
         status = _status(exc)
         if status is None or status == 429 or status >= 500:
-            raise TransientAzureError(f"{description}: HTTP {status} {_error_code(exc)}") from exc
-        if status == 409 and _error_code(exc) in ("OperationNotAllowed", "Conflict", "AnotherOperationInProgress"):
+            raise TransientAzureError(f"{description}: HTTP {status} {error_code(exc)}") from exc
+        if status == 409 and error_code(exc) in ("OperationNotAllowed", "Conflict", "AnotherOperationInProgress"):
             # Our own deterministic name is already being created: that is the step under way.
             return Waiting(description)
         if status == 412:
@@ -67,17 +72,38 @@ def call_arm(description: str, action: Callable[[], Any]) -> Any:
             # delivery just created, or If-Match on a changed ETag): re-read next time.
             return Waiting(description)
         message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
-        raise StepFailed(f"{description} was refused: {_error_code(exc) or status}: {message}") from exc
+        raise StepFailed(f"{description} was refused: {error_code(exc) or status}: {message}") from exc
 
 
-def get_or_none(description: str, action: Callable[[], Any]) -> Any:
-    """Like :func:`call_arm` for a GET, with a missing resource answered as None."""
+def read_arm(description: str, action: Callable[[], T]) -> T:
+    """:func:`call_arm` for a call that answers with data (a read, a list): an answer 'under way' is transient."""
+    answer = call_arm(description, action)
+    if isinstance(answer, Waiting):
+        raise TransientAzureError(f"{description}: Azure answered that an operation is under way; read again later")
+    return answer
+
+
+def get_or_none(description: str, action: Callable[[], T]) -> T | None:
+    """:func:`read_arm` for a GET, with a missing resource answered as None."""
     # Azure SDK, loaded on first use (cold start).
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        return call_arm(description, action)
+        return read_arm(description, action)
     except StepFailed as exc:
         if isinstance(exc.__cause__, ResourceNotFoundError):
             return None
         raise
+
+
+
+def read_view(description: str, action: Callable[[], Any], view: Callable[[Any], V]) -> V | None:
+    """:func:`get_or_none`, the SDK model it answers parsed into ``view`` (a view's ``from_sdk``)."""
+    found = get_or_none(description, action)
+    return view(found) if found is not None else None
+
+
+def send(description: str, action: Callable[[], object]) -> Waiting | None:
+    """:func:`call_arm` for a write: Waiting, or None once sent (a long-running operation's poller is not waited on)."""
+    answer = call_arm(description, action)
+    return answer if isinstance(answer, Waiting) else None

@@ -1,0 +1,89 @@
+"""The Batch management plane through ``azure-mgmt-batch``: the only code that calls its operations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..arm.ids import ArmId
+from ..arm.pools import PoolView, metadata_items
+from ..arm.views import BatchAccountView, VmSkuView
+from ..model.plan import iso_duration
+from .failures import Waiting, read_arm, read_view, send
+from .protocol import ArmBody, FixedScale, PoolUpdate
+
+if TYPE_CHECKING:
+    from azure.mgmt.batch import BatchManagementClient
+
+    from ..clients import AzureClients
+
+_END = object()
+
+
+class SdkBatch:
+    """:class:`~shared.gateway.protocol.BatchGateway` on the per-subscription Batch management clients."""
+
+    def __init__(self, clients: AzureClients) -> None:
+        self._clients = clients
+
+    def _client(self, subscription: str) -> BatchManagementClient:
+        return self._clients.batch(subscription)
+
+    def account(self, account: ArmId) -> BatchAccountView | None:
+        return read_view("read Batch account", lambda: self._client(account.subscription).batch_account.get(account.resource_group, account.name),
+                         BatchAccountView.from_sdk)
+
+    def pools(self, account: ArmId) -> Iterator[PoolView]:
+        listed = iter(self._client(account.subscription).pool.list_by_batch_account(account.resource_group, account.name))
+        while True:
+            # Each step may fetch the next page: its failure is sorted like any other call.
+            pool = read_arm(f"list pools of {account.name}", lambda: next(listed, _END))
+            if pool is _END:
+                return
+            yield PoolView.from_sdk(pool)
+
+    def pool(self, pool: ArmId) -> PoolView | None:
+        account = pool.parent()
+        return read_view(f"read pool {pool.name}", lambda: self._client(pool.subscription).pool.get(pool.resource_group, account.name, pool.name),
+                         PoolView.from_sdk)
+
+    def create_pool(self, pool: ArmId, body: ArmBody) -> Waiting | None:
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+
+        account = pool.parent()
+        return send(f"create pool {pool.name}", lambda: self._client(pool.subscription).pool.create(
+            pool.resource_group, account.name, pool.name, dict(body), match_condition=MatchConditions.IfMissing))
+
+    def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
+        # Azure SDK: first use (cold start)
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
+        if scale is not None:
+            properties["scaleSettings"] = {"fixedScale": {
+                "targetDedicatedNodes": scale.targets.dedicated,
+                "targetLowPriorityNodes": scale.targets.low_priority,
+                "resizeTimeout": iso_duration(scale.resize_timeout),
+            }}
+        client = self._client(pool.subscription)
+
+        def patch() -> PoolUpdate:
+            try:
+                client.pool.update(pool.resource_group, pool.parent().name, pool.name, {"properties": properties},
+                                   etag=etag, match_condition=MatchConditions.IfNotModified)
+            except ResourceModifiedError:
+                return PoolUpdate.CHANGED
+            except ResourceNotFoundError:
+                return PoolUpdate.GONE
+            except HttpResponseError as exc:
+                if exc.status_code == 409:
+                    return PoolUpdate.REFUSED
+                raise
+            return PoolUpdate.UPDATED
+
+        return read_arm(f"update pool {pool.name}", patch)
+
+    def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
+        skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))
+        return [VmSkuView.from_sdk(sku) for sku in skus]

@@ -1,0 +1,89 @@
+"""The pipeline on the fake Azure: each stage's step, a failure, a transient refusal (fast: no emulator, no HTTP)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.gateway.failures import TransientAzureError
+from shared.intake.receive import IncomingMessage
+from shared.pipeline.reconcile import reconcile_stuck_requests
+from shared.store.ledger import RequestRecord, Stage
+from tests.unit.world import REPLIES, UnitWorld, request_body
+
+
+def submitted(world: UnitWorld) -> RequestRecord:
+    return world.services.intake().receive(IncomingMessage(json.dumps(request_body()).encode(), "m1", reply_to=REPLIES))
+
+
+def event(world: UnitWorld, record: RequestRecord) -> RequestRecord:
+    """Time passes (every operation under way ends), then an event drives the request again."""
+    world.azure.settle()
+    return world.services.pipeline().drive(world.ledger.get(record.request_id))
+
+
+class TestStages:
+    def test_given_every_operation_succeeds_when_events_arrive_then_the_request_gets_its_pool_and_protects_its_image(self):
+        world = UnitWorld()
+        record = submitted(world)
+        stages = [record.stage]
+        while not record.stage.is_final and len(stages) < 10:
+            record = event(world, record)
+            stages.append(record.stage)
+        # (The fake's pools reach their target as soon as time passes: the request is READY without the guard.)
+        assert stages == [Stage.SNAPSHOTTING, Stage.IMAGING, Stage.PUBLISHING, Stage.CREATING_POOL, Stage.READY]
+        plan = record.plan
+        assert plan is not None and plan.image is not None and plan.image_version is not None
+        pool = world.azure.pool(plan.pool)
+        assert pool is not None and pool.request_id == "r1" and pool.image_id == plan.image_version.id and pool.target_dedicated == 4
+        # The version, its managed image and the three snapshots are locked, their notes naming the pool.
+        locked = {key.split("/providers/microsoft.authorization/")[0] for key in world.azure.lock_notes}
+        assert locked == {plan.image_version.key(), plan.image.key(), *(s.snapshot.key() for s in plan.snapshots)}
+        assert all("render-pool" in notes for notes in world.azure.lock_notes.values())
+        # The pool's first look is scheduled for when its nodes may be there; the team hears READY once.
+        [look] = world.sender.to("pool-checks")
+        assert json.loads(look.body)["poolId"] == plan.pool.id
+        [reply] = world.sender.to(REPLIES)
+        assert json.loads(reply.body) == {"requestId": "r1", "stage": "READY", "reason": record.reason, "poolId": plan.pool.id}
+
+    def test_given_an_image_that_ends_failed_when_its_event_arrives_then_the_request_fails_alerts_once_and_is_answered(self):
+        world = UnitWorld()
+        record = event(world, submitted(world))
+        assert record.stage is Stage.IMAGING
+        world.azure.settle(state="Failed")
+        record = world.services.pipeline().drive(world.ledger.get("r1"))
+        assert record.stage is Stage.FAILED and record.reason is not None and "ended Failed" in record.reason
+        [alert] = world.publisher.published
+        assert alert.type == "CustomImagePool.RequestFailed" and alert.data["requestIds"] == ["r1"]
+        [reply] = world.sender.to(REPLIES)
+        assert json.loads(reply.body)["stage"] == "FAILED" and not world.ledger.get("r1").reply_pending
+
+
+class TestTransientRefusals:
+    def test_given_the_image_put_is_throttled_when_retried_then_the_claim_was_given_back_and_the_image_is_sent_once(self):
+        world = UnitWorld()
+        record = submitted(world)
+        world.azure.fail("create_image", TransientAzureError("create image cip-r1: HTTP 429 TooManyRequests"))
+        with pytest.raises(TransientAzureError):  # raised, so the platform redelivers the event
+            event(world, record)
+        assert world.ledger.get("r1").stage is Stage.IMAGING and not world.ledger.get("r1").progress.claimed("image")
+        world.services.pipeline().drive(world.ledger.get("r1"))
+        plan = record.plan
+        assert plan is not None and plan.image is not None
+        assert [target for operation, target, _ in world.azure.writes if operation == "create_image"] == [plan.image.id]
+
+
+class TestStuckRequests:
+    def test_given_two_requests_stuck_with_snapshots_in_progress_when_reconciled_then_each_looks_only_at_its_own(self):
+        world = UnitWorld()
+        for request_id in ("r1", "r2"):
+            body = request_body(request_id, pool_name=f"pool-{request_id}")
+            world.services.intake().receive(IncomingMessage(json.dumps(body).encode(), f"m-{request_id}", reply_to=REPLIES))
+        world.clock.advance(minutes=31)
+        services = world.services
+        report = reconcile_stuck_requests(services.ledger, services.pipeline(), services.settings, services.now())
+        assert report.advanced == [] and report.not_yet_stuck == 0
+        looks = [json.loads(message.body) for message in world.sender.to("pool-checks")]
+        assert sorted((look["requestId"], look["resourceId"].rsplit("/", 1)[-1]) for look in looks) == [
+            ("r1", "cip-r1-lun0"), ("r1", "cip-r1-lun1"), ("r1", "cip-r1-os"), ("r2", "cip-r2-lun0"), ("r2", "cip-r2-lun1"), ("r2", "cip-r2-os")]
