@@ -37,6 +37,7 @@ from ..model.plan import (
 )
 from ..model.request import PoolRequest
 from ..protection.alerts import on_request_failed
+from ..protection.lineage import LineageReader
 from ..protection.locks import ImageUse, protect
 from ..settings import Settings
 from ..store.ledger import (
@@ -389,9 +390,20 @@ class PoolPipeline:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
             return record, Waiting("pool")
-        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
+        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, self.lineage_of(plan), plan.request_id))
         # The pool guard finishes a pool still growing (large pools need several resizes).
         return record, Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
+
+    def lineage_of(self, plan: ResourcePlan) -> tuple[str, ...]:
+        """Everything the plan's image is made from, each resource of it a pool needs kept.
+
+        The plan knows the lineage it made down to the snapshots; an image it did not make (a reused gallery version,
+        a managed image the request named) is read from ARM: a pool on another request's version needs that version's
+        managed image and snapshots too, or deleting the other request's pool would unlock them under it.
+        """
+        if plan.snapshots:
+            return plan.image_lineage
+        return tuple(LineageReader(self.gateway.compute).lineage(plan.pool_image_id))
 
     # -- reads and writes ---------------------------------------------------------
 
