@@ -103,8 +103,8 @@ def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore
 
 
 def _fail_request_of_deleted_pool(ledger: Ledger, pipeline: PoolPipeline, pool: ArmId) -> None:
-    """A request still growing (or creating) the deleted pool will never be READY: it ends FAILED, answered."""
-    for record in ledger.list_in_stages((Stage.SCALING, Stage.CREATING_POOL)):
+    """A request still growing, creating or refreshing the deleted pool will never be READY: it ends FAILED, answered."""
+    for record in ledger.list_in_stages((Stage.SCALING, Stage.CREATING_POOL, Stage.REFRESHING)):
         if record.plan is not None and record.plan.pool.key() == pool.key():
             pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
 

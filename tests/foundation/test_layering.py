@@ -19,6 +19,7 @@ LAYERS: list[list[str]] = [
     ["handlers"],
     ["shared.bootstrap"],
     ["shared.intake", "shared.guard"],
+    ["shared.refresh"],
     ["shared.pipeline"],
     ["shared.protection"],
     ["shared.eventfacts"],
