@@ -138,6 +138,9 @@ class Rehearsal:
         for queue in world.reply_queues:
             # As the deployment creates them (infra/core/servicebus.bicep): duplicate detection on, one day.
             emulator.servicebus.detect_duplicates(queue, timedelta(days=1))
+        # The app's own queues, with duplicate detection as the deployment creates them (infra/core/servicebus.bicep).
+        emulator.servicebus.detect_duplicates(REQUESTS_QUEUE, timedelta(hours=1))
+        emulator.servicebus.detect_duplicates(CHECKS_QUEUE, timedelta(days=1))
         for vm in world.virtual_machines:
             emulator.compute.add_virtual_machine(
                 vm.id,
