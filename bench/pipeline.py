@@ -164,8 +164,45 @@ def polling_baseline() -> dict:
     return {"readySeconds": emulator.clock.elapsed_seconds, "armCalls": sum(emulator.calls.values())}
 
 
+CONCURRENT_REQUESTS = 30
+CONCURRENT_SEEDS = (1, 2, 3)
+
+
+def concurrent_delivery() -> dict:
+    """30 small requests submitted at once, every event delivered three times, shuffled, by four threads (as a
+    scaled-out Functions host delivers them), over three seeds: requests whose pool was never created, and the
+    last pool's time against the critical path of Azure's own operations (no timer: events and looks only)."""
+    from rehearsal.pump import ConcurrentPump
+    from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+    from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
+    from shared import bootstrap
+    from shared.messaging import OutgoingMessage
+
+    stranded, ratios = 0, []
+    for seed in CONCURRENT_SEEDS:
+        rehearsal = Rehearsal(Scenario.model_validate({"seed": seed, "world": {
+            "replyQueues": ["replies"], "eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}}, "steps": []}))
+        pools = [f"{DEFAULT_ACCOUNT_ID}/pools/pool-{index:03d}" for index in range(CONCURRENT_REQUESTS)]
+        bootstrap.install(rehearsal.services)
+        try:
+            for index in range(CONCURRENT_REQUESTS):
+                body = default_request(poolName=f"pool-{index:03d}", targetDedicatedNodes=4)
+                body["requestId"] = f"concurrent-{index:03d}"
+                rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"m-{index:03d}", reply_to="replies"))
+            ConcurrentPump(rehearsal, workers=4, seed=seed).run(
+                until=lambda: all(rehearsal.emulator.store.find(pool) is not None for pool in pools),  # noqa: B023 - run at once
+                limit=timedelta(hours=2))
+        finally:
+            bootstrap.install(None)
+        stranded += sum(rehearsal.emulator.store.find(pool) is None for pool in pools)
+        ratios.append(rehearsal.emulator.clock.elapsed_seconds / time_to_pool_bound(rehearsal.emulator, replicas=1))
+    return {"requests": CONCURRENT_REQUESTS, "workers": 4, "eventCopies": 3, "runs": len(CONCURRENT_SEEDS),
+            "requestsStranded": stranded, "worstSecondsToLastPoolRatioToBound": round(max(ratios), 4)}
+
+
 def figures() -> dict:
     """Every pipeline figure, in one run."""
     unprobed = to_ready(probed=False)
     return {**to_pool_created(), **to_ready(), "pollingBaseline": polling_baseline(),
-            "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")}}
+            "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")},
+            "concurrent": concurrent_delivery()}
