@@ -24,10 +24,13 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import fleet, pipeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "guard-2500-nodes.json"
+# Microsoft's published Event Grid samples, where the tests keep them (their sources are listed there).
+PUBLISHED_EVENTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "published" / "eventgrid"
 SUBSCRIPTION, ACCOUNTS, POOLS_PER_ACCOUNT = fleet.SUBSCRIPTION, fleet.ACCOUNTS, fleet.POOLS_PER_ACCOUNT
 
 
@@ -92,11 +95,11 @@ def irrelevant_event_bodies() -> list[dict]:
     import copy
 
     from rehearsal.scenario import DEFAULT_RG
-    from tests.support import load_fixture
 
-    write = load_fixture("eventgrid/eventgrid-resource-write-success.egschema.json")
-    delete = load_fixture("eventgrid/eventgrid-resource-delete-success.egschema.json")
-    [validation] = load_fixture("eventgrid/eventgrid-subscription-validation-event.egschema.json")
+    def published(name: str) -> Any:
+        return json.loads((PUBLISHED_EVENTS / f"eventgrid-{name}.egschema.json").read_text())
+
+    write, delete, [validation] = published("resource-write-success"), published("resource-delete-success"), published("subscription-validation-event")
 
     def about(sample: dict, resource_id: str, operation: str, event_type: str | None = None) -> dict:
         body = copy.deepcopy(sample)

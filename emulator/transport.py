@@ -10,7 +10,7 @@ with the same ``TypeError`` as in production), azure-core and requests
 serialise headers and bodies, the bearer-token policy insists on https, and
 retries and long-running-operation polling run unchanged. The adapter stands
 in for the socket only: it turns the ``PreparedRequest`` into an
-:class:`ArmRequest`, answers it through :func:`emulator.router.dispatch` and
+:class:`ArmRequest`, answers it through :func:`emulator.dispatch.dispatch` and
 hands back a real ``requests.Response`` whose ``raw`` is a urllib3 response
 over the body bytes, which requests reads (whole, or streamed) exactly as it
 reads one from a connection.
@@ -31,8 +31,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 from urllib3 import HTTPHeaderDict, HTTPResponse
 
+from .dispatch import dispatch
 from .http import ArmRequest, ArmResponse
-from .router import dispatch
 
 
 class VirtualTimeRequestsTransport(RequestsTransport):

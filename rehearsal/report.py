@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .colour import Palette
 from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal
 
 _SHORT_TYPES = {
@@ -113,6 +114,8 @@ def _json_or_text(body: str):
 
 _RESOURCE_WIDTH = 52
 _KIND_WIDTH = 13
+# Alert severities as the rest of the output colours them.
+SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "yellow", "info": "cyan"}
 _STAGE_COLOURS = {"READY": "green", "FAILED": "red", "REJECTED": "red"}
 _DECISION_COLOURS = {"resized": "cyan", "needs a person": "red", "breaker open": "red", "image gone": "red", "backoff": "yellow",
                      "waiting": "dim", "at target": "green", "left alone": "dim"}
@@ -124,8 +127,6 @@ def render_timeline(report: dict, colour=None) -> str:
     Ids are shortened to fit their column (``--json`` has them in full); the
     guard's pool writes are shown as the guard's decisions rather than as ARM events.
     """
-    from cli.output import SEVERITY_COLOURS, Palette
-
     paint = colour or Palette(False)
     lines = [paint.bold(f"Rehearsal: {report['scenario']}"), ""]
     start = datetime.fromisoformat(report.get("startedAt") or (report["timeline"][0]["at"] if report["timeline"] else "2000-01-01T00:00:00"))

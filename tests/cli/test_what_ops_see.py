@@ -108,7 +108,7 @@ def test_given_a_terminal_when_rendered_then_colour_is_used_and_no_color_turns_i
         def isatty(self):
             return True
 
-    from cli.output import colour_enabled
+    from rehearsal.colour import colour_enabled
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert colour_enabled(Terminal()) is True
