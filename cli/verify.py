@@ -436,7 +436,7 @@ def verify(
     *,
     as_identity: bool = False,
     canary_vm_id: str | None = None,
-    canary: Callable[..., Report] | None = None,
+    canary: Callable[..., None] | None = None,
     probe: Callable[..., Any] | None = None,
     **client_kwargs: Any,
 ) -> Report:

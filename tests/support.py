@@ -83,13 +83,14 @@ class OutageLedger(Ledger):
     def _replace(self, record, updated):  # pragma: no cover - advance delegates whole
         raise NotImplementedError
 
+    # The ledger's back-end hooks: a wrapper around a back-end delegates them.
     def _in_stages(self, stages):
         self._check()
-        return self.inner._in_stages(stages)
+        return self.inner._in_stages(stages)  # noqa: SLF001
 
     def _reply_pending(self):
         self._check()
-        return self.inner._reply_pending()
+        return self.inner._reply_pending()  # noqa: SLF001
 
     def records(self) -> RecordStore:
         return OutageRecords(self.inner.records(), self.down)

@@ -250,7 +250,7 @@ class TestPoolsThatCannotEnd:
         rehearsal = self.scaling_world()
         # WHEN a person deletes the pool through ARM (Batch pool deletion takes a while, then the event comes)
         with installed(rehearsal):
-            rehearsal._arm_delete(POOL_ID)
+            rehearsal.delete_as_operator(POOL_ID)
             rehearsal.advance(timedelta(minutes=2))
         record = rehearsal.ledger.get("team-a-render-001")
         assert record.stage is Stage.FAILED
