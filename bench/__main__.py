@@ -14,6 +14,8 @@
 - One sweep over 2,000 pools in 20 Batch accounts: ARM calls by operation, wall time.
 - Fleet scale (:mod:`bench.fleet`): first and steady sweeps over 2,000 pools each with its own
   lineage; 2,000 pools protected on one shared lineage.
+- The command line: wall seconds for ``python -m cli submit`` to fail on a namespace that does not
+  resolve (its reach check, before azure-servicebus spends about 11 s on retries).
 """
 
 from __future__ import annotations
@@ -181,6 +183,27 @@ def _submit_until_pool_created() -> dict:
             "virtualSeconds": rehearsal.emulator.clock.elapsed_seconds}
 
 
+def unreachable_namespace_seconds() -> float:
+    """Wall seconds for ``python -m cli submit`` in a fresh interpreter to fail on a Service Bus namespace that does not resolve."""
+    import os
+    import subprocess
+    import tempfile
+
+    from rehearsal.scenario import default_request
+
+    with tempfile.TemporaryDirectory() as folder:
+        request = Path(folder) / "request.json"
+        request.write_text(json.dumps(default_request()))
+        env = {**os.environ, "SERVICEBUS__fullyQualifiedNamespace": "no-such-namespace.invalid", "POOL_REQUESTS_QUEUE": "q"}
+        started = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-m", "cli", "submit", str(request)], cwd=EXAMPLE.parent.parent, capture_output=True,
+                                   text=True, env=env)
+        seconds = time.perf_counter() - started
+    if "cannot reach the Service Bus namespace" not in completed.stderr:
+        raise RuntimeError(f"the reach check did not fail the submit: {completed.stderr[-2000:]}")
+    return round(seconds, 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -204,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             "distinctImages2000": distinct,
         },
         "protection": {"sharedImage2000": shared},
+        "cli": {"unreachableNamespaceSeconds": unreachable_namespace_seconds()},
     }
     if args.json:
         print(json.dumps(results, indent=2))
@@ -227,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
               f"protection audit when unprobed {distinct['protectionAudit']}")
         print(f"2,000 pools on one lineage: {shared['lockWrites']} lock writes (target <= 10), largest record {shared['maxRecordBytes']} bytes "
               f"(target <= 32768), protect steps {shared['protectSecondsTotal']} s in all")
+        print(f"python -m cli submit to an unresolvable namespace: fails in {results['cli']['unreachableNamespaceSeconds']} s (target <= 5)")
     return 0
 
 

@@ -192,7 +192,7 @@ def test_given_the_command_line_when_asking_for_verify_help_then_it_is_registere
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "--canary VM_ID" in result.stdout and verify_module.__name__ == "cli.verify"
 
@@ -226,5 +226,5 @@ def test_given_the_command_line_when_asking_for_verify_help_then_the_probe_is_of
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "cli", "verify", "--help"], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert "--probe-events" in result.stdout and "--probe-resource-group RG_ID" in result.stdout

@@ -12,7 +12,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -32,10 +31,9 @@ from tests.support import PROJECT_ROOT, VALID_SETTINGS
 POOL_ID = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/teambatch/pools/render-pool"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in VALID_SETTINGS and k != "NO_COLOR"}
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**clean, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**clean, **(env or {})})
 
 
 def scenario_file(tmp_path: Path, steps: list, world: dict | None = None, name: str = "case") -> Path:
@@ -246,16 +244,14 @@ def test_given_no_settings_when_status_or_submit_run_then_all_missing_ones_are_n
     assert "--queue" not in run_cli("submit", str(request), "--queue", "q").stderr.split("missing")[-1].split("\n")[0]
 
 
-def test_given_an_unreachable_namespace_when_submitting_then_it_fails_within_5_seconds_with_a_hint(tmp_path):
+def test_given_an_unreachable_namespace_when_submitting_then_the_reach_check_fails_it_before_the_sdk_retries_with_a_hint(tmp_path):
+    # How fast that is (the SDK alone retries for about 11 s) is a budget: bench's cli.unreachableNamespaceSeconds.
     request = tmp_path / "request.json"
     request.write_text(json.dumps(default_request()))
 
-    started = time.monotonic()
     result = run_cli("submit", str(request), env={"SERVICEBUS__fullyQualifiedNamespace": "no-such-namespace.invalid", "POOL_REQUESTS_QUEUE": "q"})
-    elapsed = time.monotonic() - started
 
     assert result.returncode == cli_main.EXIT_FAILED
-    assert elapsed < 5, elapsed
     assert "cannot reach the Service Bus namespace" in result.stderr and "hint:" in result.stderr
 
 
@@ -264,7 +260,7 @@ def test_given_a_reader_that_closes_the_pipe_when_schema_prints_then_it_ends_qui
     assert reader.stdout is not None and reader.stderr is not None
     reader.stdout.readline()
     reader.stdout.close()
-    reader.wait(timeout=30)
+    reader.wait()
     assert "Traceback" not in reader.stderr.read().decode()
 
 

@@ -51,7 +51,7 @@ def test_given_the_package_alone_when_function_app_is_imported_then_every_functi
     )
     # -P: the working directory (the package) is the only place project modules can come from.
     result = subprocess.run([sys.executable, "-P", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec({probe!r})", str(tmp_path)],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+                            cwd=tmp_path, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     functions = result.stdout.splitlines()[0].split(",")
     assert {"pool_requests", "resource_events", "pool_guard_sweep", "pool_checks"} <= set(functions), functions

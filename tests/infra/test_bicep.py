@@ -144,7 +144,6 @@ def test_given_infra_when_checkov_scans_the_bicep_then_nothing_fails_and_every_s
         [str(CHECKOV), "--directory", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json"],
         capture_output=True,
         text=True,
-        timeout=120,
     )
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report

@@ -59,7 +59,7 @@ def advance_all_at_once(ledger: Ledger, record: RequestRecord, stages: list[Stag
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join()
     return outcomes
 
 
