@@ -10,7 +10,9 @@ functions too, so a cycle cannot hide behind a deferred import.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -119,10 +121,12 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
     return found
 
 
-def all_imports() -> list[Import]:
+@cache
+def all_imports() -> tuple[Import, ...]:
+    """Every import in the tree, read once per test process."""
     modules = project_modules(PROJECT_ROOT)
     known = set(modules)
-    return [imp for name, path in modules.items() for imp in imports_of(name, path, known)]
+    return tuple(imp for name, path in modules.items() for imp in imports_of(name, path, known))
 
 
 def unit_of(module: str) -> tuple[int, str] | None:
@@ -145,7 +149,7 @@ def is_production(module: str) -> bool:
     return package_of(module) in PRODUCTION
 
 
-def package_violations(imports: list[Import]) -> list[str]:
+def package_violations(imports: Iterable[Import]) -> list[str]:
     """Imports of another package of the tree that ``PACKAGES`` does not allow."""
     problems = []
     for imp in imports:
@@ -164,7 +168,7 @@ def broken_rules(packages: dict[str, frozenset[str]]) -> list[str]:
     ]
 
 
-def layering_violations(imports: list[Import]) -> list[str]:
+def layering_violations(imports: Iterable[Import]) -> list[str]:
     """Production imports that go up, sideways into another unit of the same layer, or into a module no layer names."""
     problems = []
     for imp in imports:
@@ -179,7 +183,7 @@ def layering_violations(imports: list[Import]) -> list[str]:
     return problems
 
 
-def cycles(imports: list[Import]) -> list[list[str]]:
+def cycles(imports: Iterable[Import]) -> list[list[str]]:
     """Strongly connected groups of more than one module (Tarjan), over every import inside the tree."""
     graph: dict[str, set[str]] = {}
     for imp in imports:
@@ -218,7 +222,7 @@ def cycles(imports: list[Import]) -> list[list[str]]:
     return found
 
 
-def unmarked_deferred_imports(imports: list[Import]) -> list[str]:
+def unmarked_deferred_imports(imports: Iterable[Import]) -> list[str]:
     """Production imports inside functions that are not for cold start: of the project's own modules in ``shared``, or unmarked.
 
     The tools (the command line, the rehearsal, the benchmarks) defer imports freely: they start faster for it.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from functools import cache
 from pathlib import Path
 
 import pytest
 
 from shared import settings
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, parsed_bicep
 
 INFRA = PROJECT_ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
@@ -47,19 +46,12 @@ DOCUMENTED_SKIPS = {
 }
 
 
-@cache
-def parsed(path: Path) -> dict:
-    from pycep import BicepParser
-
-    return BicepParser().parse(file_path=path)
-
-
 def function_app_settings() -> set[str]:
     """App setting names the Bicep gives the Function App: main.bicep's appSettings plus function.bicep's platform ones."""
-    main = parsed(INFRA / "main.bicep")
+    main = parsed_bicep(INFRA / "main.bicep")
     module = main["modules"]["functionApp"]
     app_settings = module["config"]["params"]["appSettings"]
-    function = parsed(INFRA / module["detail"]["path"])
+    function = parsed_bicep(INFRA / module["detail"]["path"])
     platform = function["variables"]["platformSettings"]["value"]
     return set(app_settings) | set(platform)
 
@@ -76,12 +68,12 @@ def test_given_infra_when_listed_then_main_azure_yaml_and_modules_exist():
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_given_a_bicep_file_when_parsed_then_it_parses(path: Path):
-    document = parsed(path)
+    document = parsed_bicep(path)
     assert document["resources"] or document["modules"] or document["outputs"]
 
 
 def test_given_main_bicep_when_modules_are_read_then_each_points_at_an_existing_file():
-    for name, module in parsed(INFRA / "main.bicep")["modules"].items():
+    for name, module in parsed_bicep(INFRA / "main.bicep")["modules"].items():
         assert (INFRA / module["detail"]["path"]).is_file(), name
 
 
@@ -106,7 +98,7 @@ def test_given_the_infra_when_searched_for_secrets_then_no_keys_or_connection_st
 
 def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
     # The roles live in access/roles.bicep (main.bicep and scripts/preprovision deploy it).
-    resources = parsed(INFRA / "access" / "roles.bicep")["resources"]
+    resources = parsed_bicep(INFRA / "access" / "roles.bicep")["resources"]
     roles = {name: r for name, r in resources.items() if r["type"] == "Microsoft.Authorization/roleDefinitions"}
     assert set(roles) == {"imagingRole", "batchRole", "batchSkusRole", "protectionAuditRole"}
     actions = [a for r in roles.values() for p in r["config"]["properties"]["permissions"] for a in p["actions"]]
@@ -122,7 +114,7 @@ def test_given_the_custom_roles_when_read_then_every_action_is_explicit():
 
 
 def test_given_the_resource_events_subscription_when_read_then_it_filters_and_dead_letters():
-    subscription = parsed(INFRA / "events" / "resource-events-subscription.bicep")["resources"]["toResourceEvents"]
+    subscription = parsed_bicep(INFRA / "events" / "resource-events-subscription.bicep")["resources"]["toResourceEvents"]
     properties = subscription["config"]["properties"]
     assert properties["destination"]["properties"]["resourceId"].endswith("/functions/resource_events")
     assert set(properties["filter"]["includedEventTypes"]) == {

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import cache
-from pathlib import Path
 
 from emulator.authorization.models import ANONYMOUS, BUILT_IN_ROLES, matches
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, example, parsed_bicep, played
 
 INFRA = PROJECT_ROOT / "infra"
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -40,12 +39,9 @@ NO_ROLE_ACTION = {"Microsoft.ResourceGraph/resources/read"}
 
 @cache
 def app_actions() -> Counter[str]:
-    from rehearsal.runner import Rehearsal
-    from rehearsal.scenario import default_scenario, load_scenario
-
     used: Counter[str] = Counter()
-    for scenario in [default_scenario(), *(load_scenario(p) for p in sorted(EXAMPLES.glob("*.json")))]:
-        emulator = Rehearsal(scenario).run().emulator
+    for name in ["default", *(p.name for p in sorted(EXAMPLES.glob("*.json")))]:
+        emulator = played(example(name)).emulator
         for (caller, action), count in emulator.actions.items():
             if caller != ANONYMOUS:
                 assert caller == APP_TOKEN, f"an unexpected caller {caller!r} made {action}"
@@ -54,9 +50,7 @@ def app_actions() -> Counter[str]:
 
 
 def role_actions() -> dict[str, set[str]]:
-    from pycep import BicepParser
-
-    resources = BicepParser().parse(file_path=Path(INFRA / "access" / "roles.bicep"))["resources"]
+    resources = parsed_bicep(INFRA / "access" / "roles.bicep")["resources"]
     return {
         name: {a for p in r["config"]["properties"]["permissions"] for a in p["actions"]}
         for name, r in resources.items()

@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 from emulator.router import is_read
-from rehearsal.report import build_report
-from rehearsal.runner import Rehearsal
-from rehearsal.scenario import load_scenario
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, example, played, played_report
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
 
 def play(name: str) -> dict:
-    return build_report(Rehearsal(load_scenario(EXAMPLES / name)).run())
+    return played_report(example(name))
 
 
 def writes(report: dict) -> dict[str, int]:
@@ -60,7 +57,7 @@ class TestGalleryPath:
         assert reply["to"] == "team-a-replies" and reply["body"]["stage"] == "READY" and reply["body"]["poolId"] == pool["id"]
 
     def test_the_pool_carries_metadata_linking_it_to_the_request_and_its_targets(self):
-        rehearsal = Rehearsal(load_scenario(EXAMPLES / "gallery-600-nodes.json")).run()
+        rehearsal = played(example("gallery-600-nodes.json"))
         [pool] = [r for r in rehearsal.emulator.store if r.type == "Microsoft.Batch/batchAccounts/pools"]
         metadata = {m["name"]: m["value"] for m in pool.properties["metadata"]}
         guard_state = json.loads(metadata.pop("cip-guard-state"))
