@@ -31,7 +31,7 @@ BODY = {"requestedBy": "team-a", "pool": {"poolName": "render", "targetDedicated
 DETAILS = {"plan": {"poolId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/b/pools/render"}}
 
 
-@pytest.fixture(params=["in-memory", "table-storage"])
+@pytest.fixture(params=["in-memory", pytest.param("table-storage", marks=pytest.mark.azurite)])
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     if request.param == "in-memory":
         return InMemoryLedger()

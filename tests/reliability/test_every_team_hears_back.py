@@ -56,7 +56,7 @@ def run_until_idle(rehearsal: Rehearsal, limit: timedelta = timedelta(days=1)) -
         rehearsal.run_until_idle(limit)
 
 
-@pytest.fixture(params=["in-memory", "table-storage"])
+@pytest.fixture(params=["in-memory", pytest.param("table-storage", marks=pytest.mark.azurite)])
 def ledger(request) -> Ledger:
     """Where the ledger is involved, each test runs on both back-ends: in memory and on Azurite."""
     if request.param == "in-memory":
