@@ -26,9 +26,12 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import fleet, pipeline
+
+if TYPE_CHECKING:
+    from rehearsal.runner import Rehearsal
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "guard-2500-nodes.json"
 # Microsoft's published Event Grid samples, where the tests keep them (their sources are listed there).
@@ -37,11 +40,15 @@ SUBSCRIPTION, ACCOUNTS, POOLS_PER_ACCOUNT = fleet.SUBSCRIPTION, fleet.ACCOUNTS, 
 
 
 def time_to_target_ratio(deliver_pool_checks: bool) -> float:
-    """(last resize end - first resize start) / sum of resize durations, for the example's pool."""
+    """:func:`ratio_to_bound` of the example (examples/guard-2500-nodes.json), with or without scheduled checks."""
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import load_scenario
 
-    rehearsal = Rehearsal(load_scenario(EXAMPLE), deliver_pool_checks=deliver_pool_checks).run()
+    return ratio_to_bound(Rehearsal(load_scenario(EXAMPLE), deliver_pool_checks=deliver_pool_checks).run())
+
+
+def ratio_to_bound(rehearsal: Rehearsal) -> float:
+    """(last resize end - first resize start) / sum of resize durations, for a finished rehearsal's one pool."""
     history = rehearsal.emulator.batch.resize_history
     [pool] = rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools")
     if pool.properties["currentDedicatedNodes"] < pool.properties["scaleSettings"]["fixedScale"]["targetDedicatedNodes"]:

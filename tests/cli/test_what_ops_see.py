@@ -137,16 +137,23 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
     for y in range(height):
         kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up, corner = previous[i], previous[i - channels] if i >= channels else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+        # Undo each row's filter (PNG spec 9.2): Up needs nothing else from its own row, so it is one zip.
+        if kind == 2:
+            line = bytearray([(value + up) & 0xFF for value, up in zip(line, previous, strict=True)])
+        elif kind == 1:
+            for i in range(channels, stride):
+                line[i] = (line[i] + line[i - channels]) & 0xFF
+        elif kind == 3:
+            for i in range(stride):
+                left = line[i - channels] if i >= channels else 0
+                line[i] = (line[i] + (left + previous[i]) // 2) & 0xFF
+        elif kind == 4:
+            for i in range(stride):
+                if i >= channels:
+                    left, corner = line[i - channels], previous[i - channels]
+                else:
+                    left = corner = 0
+                up = previous[i]
                 p = left + up - corner
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
