@@ -62,11 +62,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "azurite_table_endpoint" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.azurite)
-        # Modules that read shared scenario runs go to one worker (pytest-xdist --dist loadgroup), so each
-        # scenario is played once per test run, not once per worker.
+        # Where each test runs under pytest-xdist (--dist loadgroup): the modules that read shared scenario runs
+        # on one worker, so each scenario is played once per test run; any other test with the rest of its class
+        # (or its module's functions), so class- and module-scoped fixtures are set up once, not on every worker.
         module = getattr(item, "module", None)
         if module is not None and shared_runs & {getattr(module, name, None) for name in ("played", "played_report")}:
             item.add_marker(pytest.mark.xdist_group("shared-scenario-runs"))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("[", 1)[0].rsplit("::", 1)[0]))
     if not config.getoption("fast"):
         return
     on_azurite = [item for item in items if item.get_closest_marker("azurite")]
