@@ -105,7 +105,12 @@ def to_ready(probed: bool = True) -> dict:
 
 
 def polling_baseline() -> dict:
-    """The default request driven by a loop that polls every 30 s: seconds to READY and its ARM calls."""
+    """The default request driven by a loop that polls every 30 s: seconds to READY and its ARM calls.
+
+    Bodies are ARM's JSON handed to the SDK's models (a model takes its raw JSON as a mapping).
+    """
+    from azure.mgmt.compute.models import GalleryImage, GalleryImageVersion, Image, Snapshot
+
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import DEFAULT_ACCOUNT_ID, DEFAULT_GALLERY_ID, DEFAULT_VM_ID, Scenario, default_request
     from shared.arm.ids import BATCH_ACCOUNT, GALLERY, VIRTUAL_MACHINE, parse_arm_id
@@ -131,22 +136,22 @@ def polling_baseline() -> dict:
     disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id) for d in vm.storage_profile.data_disks]
     names = {lun: f"poll-{'os' if lun is None else f'lun{lun}'}" for lun, _ in disks}
     for lun, disk in disks:
-        compute.snapshots.begin_create_or_update(rg, names[lun], {"location": location, "properties": {
-            "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}, polling=False)
-    compute.gallery_images.begin_create_or_update(rg, gallery.name, "poll", {"location": location, "properties": {
+        compute.snapshots.begin_create_or_update(rg, names[lun], Snapshot({"location": location, "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}), polling=False)
+    compute.gallery_images.begin_create_or_update(rg, gallery.name, "poll", GalleryImage({"location": location, "properties": {
         "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-        "identifier": {"publisher": "poll", "offer": "poll", "sku": "poll"}}}, polling=False)
+        "identifier": {"publisher": "poll", "offer": "poll", "sku": "poll"}}}), polling=False)
     wait_until(lambda: all(succeeded(lambda name=name: compute.snapshots.get(rg, name)) for name in names.values()))
     snapshot_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/"
-    compute.images.begin_create_or_update(rg, "poll", {"location": location, "properties": {"hyperVGeneration": "V2", "storageProfile": {
+    compute.images.begin_create_or_update(rg, "poll", Image({"location": location, "properties": {"hyperVGeneration": "V2", "storageProfile": {
         "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshot_id + names[None]}},
-        "dataDisks": [{"lun": lun, "snapshot": {"id": snapshot_id + name}} for lun, name in names.items() if lun is not None]}}},
+        "dataDisks": [{"lun": lun, "snapshot": {"id": snapshot_id + name}} for lun, name in names.items() if lun is not None]}}}),
         polling=False)
     wait_until(lambda: succeeded(lambda: compute.images.get(rg, "poll")))
     image_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/images/poll"
-    compute.gallery_image_versions.begin_create_or_update(rg, gallery.name, "poll", "1.0.0", {"location": location, "properties": {
+    compute.gallery_image_versions.begin_create_or_update(rg, gallery.name, "poll", "1.0.0", GalleryImageVersion({"location": location, "properties": {
         "publishingProfile": {"targetRegions": [{"name": location, "regionalReplicaCount": replicas}], "replicaCount": replicas},
-        "storageProfile": {"source": {"id": image_id}}}}, polling=False)
+        "storageProfile": {"source": {"id": image_id}}}}), polling=False)
     wait_until(lambda: succeeded(lambda: compute.gallery_image_versions.get(rg, gallery.name, "poll", "1.0.0")))
     batch.pool.create(account.resource_group, account.name, "poll-pool", {"properties": {
         "vmSize": request["vmSize"],

@@ -1,21 +1,40 @@
 """Service Bus queues on the virtual clock.
 
-Implements the project's ``MessageSender`` interface and peek-lock receiving:
-scheduled enqueue times, message ids, ``ReplyTo``, delivery counts and
-dead-lettering after ``max_delivery_count`` attempts, as Service Bus does.
+Implements the project's ``MessageSender`` interface (by its shape: the
+emulator imports nothing of the project) and peek-lock receiving: scheduled
+enqueue times, message ids, ``ReplyTo``, delivery counts and dead-lettering
+after ``max_delivery_count`` attempts, as Service Bus does.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from shared.messaging import OutgoingMessage
+from typing import Protocol
 
 DEFAULT_MAX_DELIVERY_COUNT = 10
+
+
+class OutgoingMessage(Protocol):
+    """A message as a sender hands it to Service Bus: the properties of azure-servicebus's ``ServiceBusMessage``
+    the queues and their receivers read (``scheduled_enqueue_time`` is ``ServiceBusSender.schedule_messages``'s time).
+    """
+
+    @property
+    def body(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def reply_to(self) -> str | None: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def scheduled_enqueue_time(self) -> datetime | None: ...
+    @property
+    def application_properties(self) -> Mapping[str, str | int | float | bool]: ...
 
 
 @dataclass
