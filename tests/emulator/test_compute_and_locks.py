@@ -161,7 +161,7 @@ class TestImagesAndGallery:
         assert retired.publishing_profile.published_date == version.publishing_profile.published_date
         body = retired.as_dict()
         body["properties"]["publishingProfile"]["endOfLifeDate"] = "next spring"
-        answer = compute._client.send_request(HttpRequest(
+        answer = compute.send_request(HttpRequest(
             "PUT", f"https://management.azure.com{retired.id}?api-version=2024-03-03", json=body))
         assert answer.status_code == 400 and "endOfLifeDate" in answer.json()["error"]["message"]
 
