@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..arm.ids import resource_key
+from ..errors import PermanentError, TransientError
 from ..eventfacts.findings import EventFindings
 from ..gateway.failures import StepFailed, TransientAzureError
 from ..gateway.protocol import LockGateway, MonitorGateway
@@ -139,7 +140,10 @@ def _removed_locks(records: RecordStore, locks: LockGateway, alerts: ProtectionA
             if resource_key(lock_id) in present:
                 continue
             log.warning("protection audit: the %s lock on %s is gone", LOCK_NAME, resource_id)
-            if alerts.on_protection_removed(lock_id, resource_id, LOCK_NAME):
+            raised = _alerted(report, resource_id, lambda: alerts.on_protection_removed(lock_id, resource_id, LOCK_NAME))  # noqa: B023
+            if raised is None:
+                continue  # the lock is still noted: the next look finds it gone again and alerts then
+            if raised:
                 report.protection_removed.append(resource_id)
             forget_lock(records, resource_id)
 
@@ -157,6 +161,7 @@ def _refused_deletes(records: RecordStore, monitor: MonitorGateway, alerts: Prot
         read_until = state.data.get("activityReadUntil") if state is not None else None
         start = (datetime.fromisoformat(read_until) - ACTIVITY_LOG_LAG) if isinstance(read_until, str) else now - FIRST_LOOKBACK
         seen = list(state.data.get("alerted") or []) if state is not None else []
+        read_up_to: str | None = now.isoformat()
         try:
             activity = monitor.activity_log(subscription, group, start, now)
         except (StepFailed, TransientAzureError) as error:
@@ -170,7 +175,23 @@ def _refused_deletes(records: RecordStore, monitor: MonitorGateway, alerts: Prot
                 continue
             if entry.event_data_id in seen:
                 continue
-            if alerts.on_deletion_blocked(entry.resource_id):
+            raised = _alerted(report, entry.resource_id, lambda: alerts.on_deletion_blocked(entry.resource_id))  # noqa: B023
+            if raised is None:
+                # Read this window again next look (what was alerted on is remembered, so only this entry is raised again).
+                read_up_to = read_until if isinstance(read_until, str) else None
+                continue
+            if raised:
                 report.deletion_blocked.append(entry.resource_id)
             seen.append(entry.event_data_id)
-        update_record(records, AUDIT_KIND, key, lambda _: {"activityReadUntil": now.isoformat(), "alerted": seen[-_REMEMBERED:]})  # noqa: B023
+        update_record(records, AUDIT_KIND, key, lambda _: {"activityReadUntil": read_up_to, "alerted": seen[-_REMEMBERED:]})  # noqa: B023
+
+
+def _alerted(report: AuditReport, resource_id: str, raise_alert: Callable[[], bool]) -> bool | None:
+    """Whether the alert was raised; None when raising it failed (a pool at risk unreadable, the topic down): the rest
+    of the look goes on, and the next look tries this one again."""
+    try:
+        return raise_alert()
+    except (PermanentError, TransientError) as error:
+        log.warning("protection audit: could not alert about %s (tried again next look): %s", resource_id, error)
+        report.unreadable[resource_id] = f"alert: {error}"
+        return None

@@ -156,3 +156,21 @@ def test_given_one_subscription_the_app_cannot_audit_when_audited_then_the_other
     fourth = audit(deps, UNPROBED)
     assert fourth.unreadable == {} and fourth.deletion_blocked == [snapshot]
     assert deps.records.list(UNREADABLE_KIND) == []
+
+
+def test_given_an_alert_that_cannot_be_raised_when_audited_then_the_others_are_and_it_is_raised_on_a_later_look():
+    rehearsal, used = protected_world(images=2, pools_per_image=1)
+    first_image, second_image = used[0], used[2]
+    for image in (first_image, second_image):
+        rehearsal.delete_as_operator(f"{image}/providers/Microsoft.Authorization/locks/cip-protect")
+    # The pools at risk of the first alert cannot be read for now.
+    rehearsal.emulator.authorization.deny(APP_TOKEN, f"{POOLS}/p000-000", "Microsoft.Batch/batchAccounts/pools/read")
+
+    first = audit(rehearsal.services, UNPROBED)
+    assert first.protection_removed == [second_image] and list(first.unreadable) == [first_image]
+
+    rehearsal.emulator.authorization.lift_denials(APP_TOKEN)
+    second = audit(rehearsal.services, UNPROBED)
+    assert second.protection_removed == [first_image] and second.unreadable == {}
+    removed = [alert["subject"] for alert in rehearsal.emulator.topic.received if alert["type"] == "CustomImagePool.ProtectionRemoved"]
+    assert sorted(removed) == sorted([first_image, second_image])
