@@ -36,6 +36,7 @@ from .scenario import (
     DeleteResourceStep,
     DeliverEventStep,
     ResizePoolStep,
+    RevokeAppAccessStep,
     RunUntilIdleStep,
     Scenario,
     SetBatchAccountQuotaStep,
@@ -102,9 +103,12 @@ class Rehearsal:
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
             }
         )
+        credential = StaticTokenCredential()
+        # Whose calls the emulator sees as the app's (a step can take its access away).
+        self.app_principal = credential.token
         self.clients = clients = AzureClients(
             settings,
-            credential=StaticTokenCredential(),
+            credential=credential,
             message_sender=self.emulator.servicebus,
             transport=self.emulator.transport(),
             polling_interval=10,
@@ -232,6 +236,10 @@ class Rehearsal:
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
                                                 low_priority=quota.low_priority_core_quota)
             self.timeline.append(TimelineEntry(self.emulator.now(), "operator", quota.batch_account_id, "core quotas changed"))
+        elif isinstance(step, RevokeAppAccessStep):
+            access = step.revoke_app_access
+            self.emulator.authorization.deny(self.app_principal, access.scope, access.action)
+            self.timeline.append(TimelineEntry(self.emulator.now(), "operator", access.scope, f"the app's access removed ({access.action})"))
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
         """One call as an operator would make it, through ARM (locks and events apply)."""
