@@ -162,3 +162,9 @@ class OutageRecords:
             return method(*args, **kwargs)
 
         return guarded
+
+
+def error_message(error: Exception) -> str:
+    """The ARM error message of an SDK error ("" when it has none): what a test compares with Azure's wording."""
+    inner = getattr(error, "error", None)
+    return getattr(inner, "message", None) or ""

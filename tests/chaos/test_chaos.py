@@ -19,6 +19,7 @@ from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
 from shared import bootstrap
 from shared.messaging import OutgoingMessage
+from shared.store.ledger import RequestRecord
 
 REQUESTS = 20
 OUTSIDE_SCOPE_ACCOUNT = DEFAULT_ACCOUNT_ID.replace("rg-batch", "rg-elsewhere")
@@ -60,6 +61,7 @@ class CrashOnceAfter:
 
     @property
     def request_id(self) -> str:
+        assert self.crashed_after is not None, "no crash happened"
         return self.crashed_after.removeprefix(self.prefix + "cip-")
 
 
@@ -105,7 +107,7 @@ def chaos(request):
     return rehearsal, crash, pump
 
 
-def stages(rehearsal: Rehearsal) -> dict[str, object]:
+def stages(rehearsal: Rehearsal) -> dict[str, RequestRecord]:
     return {r.request_id: r for r in rehearsal.ledger.list_recent(1000)}
 
 
@@ -135,9 +137,9 @@ class TestChaos:
             assert record.stage.value in ("READY", "FAILED", "REJECTED"), (record.request_id, record.stage)
             if record.stage.value != "READY":
                 assert record.reason
-        assert records["chaos-outside"].stage.value == "REJECTED" and "pool.batchAccountId" in records["chaos-outside"].reason
+        assert records["chaos-outside"].stage.value == "REJECTED" and "pool.batchAccountId" in (records["chaos-outside"].reason or "")
         failed = [r for r in records.values() if r.stage.value == "FAILED"]
-        assert len(failed) == 1 and "ended Failed" in failed[0].reason
+        assert len(failed) == 1 and "ended Failed" in (failed[0].reason or "")
         # The crashed delivery was redelivered and the request went on (unless it is the one whose version failed).
         assert records[crash.request_id].stage.value in ("READY", "FAILED")
         assert len(resources_of(rehearsal, "Microsoft.Compute/images", f"/cip-{crash.request_id}")) == 1
@@ -264,5 +266,5 @@ class TestPoolsDeletedThroughTheBatchServiceApi:
         assert {rid: r.stage.value for rid, r in records.items()} == {
             f"chaos-req-{i:02d}": "FAILED" if i % 2 == 0 else "READY" for i in range(6)}
         for index in range(0, 6, 2):
-            assert "was deleted before it reached its target" in records[f"chaos-req-{index:02d}"].reason
+            assert "was deleted before it reached its target" in (records[f"chaos-req-{index:02d}"].reason or "")
         assert replies_by_request(rehearsal) == Counter({f"chaos-req-{i:02d}": 1 for i in range(6)})

@@ -29,15 +29,19 @@ from azure.mgmt.compute.models import (
     GalleryImage,
     GalleryImageFeature,
     GalleryImageIdentifier,
+    GalleryImageProperties,
     GalleryImageVersion,
+    GalleryImageVersionProperties,
     GalleryImageVersionPublishingProfile,
     GalleryImageVersionStorageProfile,
     GalleryOSDiskImage,
     Image,
     ImageDataDisk,
     ImageOSDisk,
+    ImageProperties,
     ImageStorageProfile,
     Snapshot,
+    SnapshotProperties,
     SubResource,
     TargetRegion,
 )
@@ -45,7 +49,8 @@ from azure.mgmt.resource.locks import ManagementLockClient
 from azure.mgmt.resource.locks.models import ManagementLockObject
 
 from emulator.world import AzureEmulator
-from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential
+from shared.gateway.failures import error_code
+from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, error_message
 
 MINUTE = 60
 VM = "builder"
@@ -84,7 +89,7 @@ def _snapshots(compute, vm: str = VM, *, location: str = "westeurope", resource_
 
     def copy(name, disk_id):
         return compute.snapshots.begin_create_or_update(resource_group, name, Snapshot(
-            location=location, creation_data=CreationData(create_option="Copy", source_resource_id=disk_id))).result()
+            location=location, properties=SnapshotProperties(creation_data=CreationData(create_option="Copy", source_resource_id=disk_id)))).result()
 
     os_snapshot = copy(f"{vm}-os", machine.storage_profile.os_disk.managed_disk.id)
     data = {d.lun: copy(f"{vm}-lun{d.lun}", d.managed_disk.id) for d in machine.storage_profile.data_disks}
@@ -94,33 +99,31 @@ def _snapshots(compute, vm: str = VM, *, location: str = "westeurope", resource_
 def _image(compute, name: str, os_snapshot, data: dict, *, location: str = "westeurope", resource_group: str = RESOURCE_GROUP,
            hyper_v: str = "V2"):
     return compute.images.begin_create_or_update(resource_group, name, Image(
-        location=location, hyper_v_generation=hyper_v, storage_profile=ImageStorageProfile(
+        location=location, properties=ImageProperties(hyper_v_generation=hyper_v, storage_profile=ImageStorageProfile(
             os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snapshot.id)),
-            data_disks=[ImageDataDisk(lun=lun, snapshot=SubResource(id=s.id)) for lun, s in data.items()]))).result()
+            data_disks=[ImageDataDisk(lun=lun, snapshot=SubResource(id=s.id)) for lun, s in data.items()])))).result()
 
 
 def _definition(compute, name: str, *, security_type: str | None = None, hyper_v: str = "V2", os_type: str = "Linux"):
     features = [GalleryImageFeature(name="SecurityType", value=security_type)] if security_type else None
     return compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, name, GalleryImage(
-        location="westeurope", os_type=os_type, os_state="Generalized", hyper_v_generation=hyper_v, features=features,
-        identifier=GalleryImageIdentifier(publisher="contoso", offer=name, sku="v1"))).result()
+        location="westeurope", properties=GalleryImageProperties(os_type=os_type, os_state="Generalized", hyper_v_generation=hyper_v, features=features,
+        identifier=GalleryImageIdentifier(publisher="contoso", offer=name, sku="v1")))).result()
 
 
 def _version_from_image(compute, definition: str, image_id: str, regions: list[str], name: str = "1.0.0"):
     return compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, definition, name, GalleryImageVersion(
-        location="westeurope",
-        publishing_profile=GalleryImageVersionPublishingProfile(
+        location="westeurope", properties=GalleryImageVersionProperties(publishing_profile=GalleryImageVersionPublishingProfile(
             target_regions=[TargetRegion(name=region, regional_replica_count=1) for region in regions]),
-        storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image_id)))).result()
+        storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image_id))))).result()
 
 
 def _version_from_snapshots(compute, definition: str, os_snapshot, data: dict, name: str = "1.0.0"):
     return compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, definition, name, GalleryImageVersion(
-        location="westeurope",
-        publishing_profile=GalleryImageVersionPublishingProfile(target_regions=[TargetRegion(name="westeurope", regional_replica_count=1)]),
+        location="westeurope", properties=GalleryImageVersionProperties(publishing_profile=GalleryImageVersionPublishingProfile(target_regions=[TargetRegion(name="westeurope", regional_replica_count=1)]),
         storage_profile=GalleryImageVersionStorageProfile(
             os_disk_image=GalleryOSDiskImage(source=GalleryDiskImageSource(id=os_snapshot.id)),
-            data_disk_images=[GalleryDataDiskImage(lun=lun, source=GalleryDiskImageSource(id=s.id)) for lun, s in data.items()]))).result()
+            data_disk_images=[GalleryDataDiskImage(lun=lun, source=GalleryDiskImageSource(id=s.id)) for lun, s in data.items()])))).result()
 
 
 def _pool(image_id: str, dedicated: int = 1, resize_timeout: timedelta | None = None) -> Pool:
@@ -150,8 +153,8 @@ class TestGalleryImageReplicaInTheAccountRegion:
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id))
         # THEN the create is refused, naming the field and the region, and no pool exists
-        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
-        assert "imageReference.id" in raised.value.error.message and "westeurope" in raised.value.error.message
+        assert raised.value.status_code == 400 and error_code(raised.value) == "InvalidPropertyValue"
+        assert "imageReference.id" in error_message(raised.value) and "westeurope" in error_message(raised.value)
         assert not emulator.store.exists(f"{ACCOUNT_ID}/pools/workers")
         assert _write_failures(emulator) == ["Microsoft.Batch/batchAccounts/pools/write"]
 
@@ -179,8 +182,8 @@ class TestManagedImageInTheAccountSubscriptionAndRegion:
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
         # THEN it is refused
-        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
-        assert "same subscription and region" in raised.value.error.message
+        assert raised.value.status_code == 400 and error_code(raised.value) == "InvalidPropertyValue"
+        assert "same subscription and region" in error_message(raised.value)
 
     def test_given_a_managed_image_in_another_subscription_when_a_pool_is_created_from_it_then_it_is_refused_with_400(self, emulator, batch):
         # GIVEN a westeurope managed image in another subscription
@@ -192,7 +195,7 @@ class TestManagedImageInTheAccountSubscriptionAndRegion:
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
         # THEN it is refused
-        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidPropertyValue"
+        assert raised.value.status_code == 400 and error_code(raised.value) == "InvalidPropertyValue"
 
     def test_given_a_managed_image_in_the_account_subscription_and_region_when_a_pool_is_created_then_it_is_accepted(self, compute, batch):
         image = _image(compute, "img", *_snapshots(compute))
@@ -235,18 +238,18 @@ class TestNoManagedImageFromTrustedLaunchOrConfidentialDisks:
         with pytest.raises(HttpResponseError) as raised:
             _image(compute, "img", os_snapshot, data)
         # THEN ARM refuses it and no image exists
-        assert raised.value.error.code == "OperationNotAllowed"
-        assert "Creation of managed images are not supported" in raised.value.error.message
+        assert error_code(raised.value) == "OperationNotAllowed"
+        assert "Creation of managed images are not supported" in error_message(raised.value)
         assert not emulator.store.exists(f"{RG_ID}/providers/Microsoft.Compute/images/img")
 
     def test_given_a_trusted_launch_os_disk_when_a_managed_image_is_made_from_the_disk_itself_then_it_is_refused(self, emulator, compute):
         emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", security_type="TrustedLaunch")
         disk_id = compute.virtual_machines.get(RESOURCE_GROUP, "secure").storage_profile.os_disk.managed_disk.id
         with pytest.raises(HttpResponseError) as raised:
-            compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", hyper_v_generation="V2",
+            compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", properties=ImageProperties(hyper_v_generation="V2",
                 storage_profile=ImageStorageProfile(os_disk=ImageOSDisk(
-                    os_type="Linux", os_state="Generalized", managed_disk=SubResource(id=disk_id))))).result()
-        assert raised.value.error.code == "OperationNotAllowed"
+                    os_type="Linux", os_state="Generalized", managed_disk=SubResource(id=disk_id)))))).result()
+        assert error_code(raised.value) == "OperationNotAllowed"
 
     def test_given_a_generation_1_vm_when_it_is_seeded_as_trusted_launch_then_seeding_fails(self, emulator):
         with pytest.raises(ValueError):
@@ -317,7 +320,7 @@ class TestVersionFromSnapshots:
                 "location": "westeurope", "properties": {"storageProfile": {
                     "osDiskImage": {"source": {"id": os_snapshot.id}},
                     "dataDiskImages": [{"source": {"id": data[0].id}}]}}}).result()
-        assert raised.value.status_code == 400 and "lun" in raised.value.error.message
+        assert raised.value.status_code == 400 and "lun" in error_message(raised.value)
 
 
 # -- rule 6: a new pool is Resizing, resizeTimeout defaults to PT15M ---------------------------
@@ -353,12 +356,12 @@ class TestLocksListedAtSubscriptionScope:
         locks.management_locks.create_or_update_by_scope(os_snapshot.id, "keep-snapshot", ManagementLockObject(level="CanNotDelete"))
         locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "keep-rg", ManagementLockObject(level="CanNotDelete"))
         # WHEN the locks are listed at subscription level
-        listed = sorted(lock.name for lock in locks.management_locks.list_at_subscription_level())
+        listed = sorted(lock.name or "" for lock in locks.management_locks.list_at_subscription_level())
         # THEN both are there; atScope() keeps only those that apply at the subscription (none)
         assert listed == ["keep-rg", "keep-snapshot"]
         assert list(locks.management_locks.list_at_subscription_level(filter="atScope()")) == []
         # AND a resource's own listing is unchanged: its lock and the resource group's
-        assert sorted(lock.name for lock in locks.management_locks.list_by_scope(os_snapshot.id)) == ["keep-rg", "keep-snapshot"]
+        assert sorted(lock.name or "" for lock in locks.management_locks.list_by_scope(os_snapshot.id)) == ["keep-rg", "keep-snapshot"]
 
 
 # -- rules 8 and 9: the scenario format and the rehearsal report ------------------------------

@@ -26,7 +26,8 @@ from emulator.batch.models import ALLOCATION_TIMED_OUT
 from emulator.faults import FaultKind, FaultRule
 from emulator.store import ArmResource
 from emulator.world import AzureEmulator
-from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, keys_missing, load_fixture, shape_of
+from shared.gateway.failures import error_code
+from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential, error_message, keys_missing, load_fixture, shape_of
 
 ACCOUNT = "teambatch"
 ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/{ACCOUNT}"
@@ -64,7 +65,7 @@ def _pool(dedicated: int = 0, low_priority: int = 0, *, resize_timeout: timedelt
     return Pool(properties=PoolProperties(
         vm_size="Standard_D4ds_v5",
         deployment_configuration=DeploymentConfiguration(virtual_machine_configuration=VirtualMachineConfiguration(
-            image_reference=ImageReference(id=image_id), node_agent_sku_id=node_agent,
+            image_reference=ImageReference(id=image_id), node_agent_sku_id=node_agent,  # type: ignore[arg-type]  # None: a pool Batch must refuse
         )),
         scale_settings=ScaleSettings(fixed_scale=FixedScaleSettings(
             target_dedicated_nodes=dedicated, target_low_priority_nodes=low_priority, resize_timeout=resize_timeout,
@@ -145,6 +146,7 @@ class TestCreateAndRead:
         # A 0/0 pool is Resizing at creation, as recorded traffic shows (see tests/emulator/test_azure_rules.py).
         batch.pool.create(RESOURCE_GROUP, ACCOUNT, "empty", _pool(0))
         auto = _pool()
+        assert auto.properties is not None
         auto.properties.scale_settings = ScaleSettings(auto_scale=AutoScaleSettings(formula="$TargetDedicatedNodes=1;"))
         auto = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "auto", auto)
         emulator.advance(30 * MINUTE)
@@ -159,7 +161,7 @@ class TestCreateAndRead:
     @pytest.mark.parametrize("field, pool", [
         ("nodeAgentSkuId", _pool(1, node_agent=None)),
         ("imageReference", Pool(properties=PoolProperties(vm_size="Standard_D4ds_v5", deployment_configuration=DeploymentConfiguration(
-            virtual_machine_configuration=VirtualMachineConfiguration(node_agent_sku_id="batch.node.ubuntu 24.04"))))),
+            virtual_machine_configuration=VirtualMachineConfiguration(node_agent_sku_id="batch.node.ubuntu 24.04"))))),  # type: ignore[call-overload]  # no image: Batch must refuse it
         ("vmSize", Pool(properties=PoolProperties(deployment_configuration=DeploymentConfiguration(virtual_machine_configuration=VirtualMachineConfiguration(
             image_reference=ImageReference(id=VERSION_ID), node_agent_sku_id="batch.node.ubuntu 24.04"))))),
         ("resizeTimeout", _pool(1, resize_timeout=timedelta(minutes=2))),
@@ -168,7 +170,7 @@ class TestCreateAndRead:
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "bad", pool)
         assert raised.value.status_code == 400
-        assert raised.value.error.code == "InvalidParameter" and field in raised.value.error.message
+        assert error_code(raised.value) == "InvalidParameter" and field in error_message(raised.value)
         assert not emulator.store.exists(f"{ACCOUNT_ID}/pools/bad")
         assert [e["data"]["operationName"] for e in _events(emulator, "Microsoft.Resources.ResourceWriteFailure")] == [
             "Microsoft.Batch/batchAccounts/pools/write"
@@ -193,7 +195,7 @@ class TestCreateAndRead:
     def test_get_of_a_missing_pool_is_a_404(self, batch):
         with pytest.raises(ResourceNotFoundError) as raised:
             batch.pool.get(RESOURCE_GROUP, ACCOUNT, "nosuchpool")
-        assert raised.value.error.code == "PoolNotFound"
+        assert error_code(raised.value) == "PoolNotFound"
 
     def test_list_pages_through_every_pool(self, emulator, batch):
         for index in range(5):
@@ -230,7 +232,7 @@ class TestUpdate:
         batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(1000))
         with pytest.raises(ResourceExistsError) as raised:
             _resize(batch, "workers", 10)
-        assert raised.value.status_code == 409 and raised.value.error.code == "PoolBeingResized"
+        assert raised.value.status_code == 409 and error_code(raised.value) == "PoolBeingResized"
         batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="k", value="v")])))
         assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").allocation_state == "Resizing"
 
@@ -276,7 +278,7 @@ class TestPoolUpdateOfTheImage:
         batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(vm_size="Standard_D8ds_v5")))
-        assert raised.value.status_code == 400 and raised.value.error.code == "PropertyCannotBeUpdated"
+        assert raised.value.status_code == 400 and error_code(raised.value) == "PropertyCannotBeUpdated"
 
     def test_given_a_pool_steady_at_zero_when_its_image_is_patched_then_the_next_resize_brings_nodes_on_the_new_image(self, emulator, batch):
         batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
@@ -300,7 +302,7 @@ class TestPoolUpdateOfTheImage:
         emulator.advance(5 * MINUTE)
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10, image_id=self.NEW_VERSION))
-        assert raised.value.status_code == 400 and raised.value.error.code == "PropertyCannotBeUpdated"
+        assert raised.value.status_code == 400 and error_code(raised.value) == "PropertyCannotBeUpdated"
 
     def test_given_a_pool_at_zero_when_patched_to_a_version_without_a_replica_in_its_region_then_it_is_refused(self, emulator, batch):
         elsewhere = VERSION_ID.replace("/versions/1.0.0", "/versions/3.0.0")
@@ -358,7 +360,7 @@ class TestDelete:
         batch.pool.begin_delete(RESOURCE_GROUP, ACCOUNT, "workers", polling=False)
         with pytest.raises(ResourceExistsError) as raised:
             _resize(batch, "workers", 3)
-        assert raised.value.status_code == 409 and raised.value.error.code == "PoolBeingDeleted"
+        assert raised.value.status_code == 409 and error_code(raised.value) == "PoolBeingDeleted"
 
     def test_an_injected_delete_failure_fails_the_poller_and_keeps_the_pool(self, emulator, batch):
         emulator.faults.add(FaultRule(f"DELETE {POOL_TYPE}", FaultKind.LRO_FAILED))
@@ -377,7 +379,7 @@ class TestDelete:
         locks.management_locks.create_or_update_by_scope(f"{ACCOUNT_ID}/pools/workers", "keep", ManagementLockObject(level="CanNotDelete"))
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.begin_delete(RESOURCE_GROUP, ACCOUNT, "workers").result()
-        assert raised.value.status_code == 409 and raised.value.error.code == "ScopeLocked"
+        assert raised.value.status_code == 409 and error_code(raised.value) == "ScopeLocked"
         assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").provisioning_state == "Succeeded"
         assert [e["data"]["operationName"] for e in _events(emulator, "Microsoft.Resources.ResourceDeleteFailure")] == ["Microsoft.Batch/batchAccounts/pools/delete"]
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.core.rest import HttpRequest
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
     CreationData,
@@ -14,14 +14,18 @@ from azure.mgmt.compute.models import (
     GalleryArtifactVersionFullSource,
     GalleryImage,
     GalleryImageIdentifier,
+    GalleryImageProperties,
     GalleryImageVersion,
+    GalleryImageVersionProperties,
     GalleryImageVersionPublishingProfile,
     GalleryImageVersionStorageProfile,
     Image,
     ImageDataDisk,
     ImageOSDisk,
+    ImageProperties,
     ImageStorageProfile,
     Snapshot,
+    SnapshotProperties,
     SubResource,
     TargetRegion,
 )
@@ -30,6 +34,7 @@ from azure.mgmt.resource.locks.models import ManagementLockObject
 
 from emulator.faults import FaultKind, FaultRule
 from emulator.world import AzureEmulator
+from shared.gateway.failures import error_code
 from tests.support import RESOURCE_GROUP, RG_ID, SUBSCRIPTION, StaticTokenCredential
 
 VM_ID = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/builder"
@@ -54,7 +59,7 @@ def locks(emulator) -> ManagementLockClient:
 
 def _snapshot(compute, name: str, disk_id: str):
     return compute.snapshots.begin_create_or_update(
-        RESOURCE_GROUP, name, Snapshot(location="westeurope", creation_data=CreationData(create_option="Copy", source_resource_id=disk_id), tags={"request": "r1"})
+        RESOURCE_GROUP, name, Snapshot(location="westeurope", tags={"request": "r1"}, properties=SnapshotProperties(creation_data=CreationData(create_option="Copy", source_resource_id=disk_id)))
     ).result()
 
 
@@ -87,10 +92,10 @@ class TestSnapshots:
     def test_put_while_creating_is_a_conflict(self, compute):
         disk_id = _os_disk_id(compute)
         # polling=False: start the operation without a poller thread advancing the clock
-        compute.snapshots.begin_create_or_update(RESOURCE_GROUP, "snap-os", Snapshot(location="westeurope", creation_data=CreationData(create_option="Copy", source_resource_id=disk_id)), polling=False)
+        compute.snapshots.begin_create_or_update(RESOURCE_GROUP, "snap-os", Snapshot(location="westeurope", properties=SnapshotProperties(creation_data=CreationData(create_option="Copy", source_resource_id=disk_id))), polling=False)
         with pytest.raises(HttpResponseError) as raised:
             _snapshot(compute, "snap-os", disk_id)
-        assert raised.value.status_code == 409 and raised.value.error.code == "OperationNotAllowed"
+        assert raised.value.status_code == 409 and error_code(raised.value) == "OperationNotAllowed"
 
     def test_list_by_resource_group_follows_next_links(self, compute):
         disk_id = _os_disk_id(compute)
@@ -119,21 +124,20 @@ class TestImagesAndGallery:
         os_snap = _snapshot(compute, "snap-os", vm.storage_profile.os_disk.managed_disk.id)
         data_snaps = {d.lun: _snapshot(compute, f"snap-lun{d.lun}", d.managed_disk.id) for d in vm.storage_profile.data_disks}
         image = compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(
-            location="westeurope", hyper_v_generation="V2",
+            location="westeurope", properties=ImageProperties(hyper_v_generation="V2",
             storage_profile=ImageStorageProfile(
                 os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snap.id)),
-                data_disks=[ImageDataDisk(lun=lun, snapshot=SubResource(id=s.id)) for lun, s in data_snaps.items()]))).result()
+                data_disks=[ImageDataDisk(lun=lun, snapshot=SubResource(id=s.id)) for lun, s in data_snaps.items()])))).result()
         assert image.provisioning_state == "Succeeded" and [d.lun for d in image.storage_profile.data_disks] == [0, 1]
 
         compute.galleries.begin_create_or_update(RESOURCE_GROUP, "gal", Gallery(location="westeurope")).result()
         compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gal", "def", GalleryImage(
-            location="westeurope", os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
-            identifier=GalleryImageIdentifier(publisher="contoso", offer="batch", sku="v1"))).result()
+            location="westeurope", properties=GalleryImageProperties(os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="batch", sku="v1")))).result()
         started = emulator.clock.elapsed_seconds
         version = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, "gal", "def", "1.0.0", GalleryImageVersion(
-            location="westeurope",
-            publishing_profile=GalleryImageVersionPublishingProfile(target_regions=[TargetRegion(name="westeurope", regional_replica_count=2)]),
-            storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id)))).result()
+            location="westeurope", properties=GalleryImageVersionProperties(publishing_profile=GalleryImageVersionPublishingProfile(target_regions=[TargetRegion(name="westeurope", regional_replica_count=2)]),
+            storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id))))).result()
         assert version.provisioning_state == "Succeeded"
         assert version.publishing_profile.target_regions[0].regional_replica_count == 2
         # Replication takes virtual time that grows with the replica count.
@@ -144,14 +148,14 @@ class TestImagesAndGallery:
     def test_a_version_put_back_excluded_from_latest_with_an_end_of_life_keeps_its_published_date(self, emulator, compute):
         vm = compute.virtual_machines.get(RESOURCE_GROUP, "builder")
         os_snap = _snapshot(compute, "snap-os", vm.storage_profile.os_disk.managed_disk.id)
-        image = compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", hyper_v_generation="V2",
-            storage_profile=ImageStorageProfile(os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snap.id))))).result()
+        image = compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", properties=ImageProperties(hyper_v_generation="V2",
+            storage_profile=ImageStorageProfile(os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snap.id)))))).result()
         compute.galleries.begin_create_or_update(RESOURCE_GROUP, "gal", Gallery(location="westeurope")).result()
         compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gal", "def", GalleryImage(
-            location="westeurope", os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
-            identifier=GalleryImageIdentifier(publisher="contoso", offer="batch", sku="v1"))).result()
+            location="westeurope", properties=GalleryImageProperties(os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="batch", sku="v1")))).result()
         version = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, "gal", "def", "1.0.0", GalleryImageVersion(
-            location="westeurope", storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id)))).result()
+            location="westeurope", properties=GalleryImageVersionProperties(storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id))))).result()
         emulator.advance(3600)
         end_of_life = datetime(2026, 6, 1, tzinfo=UTC)
         version.publishing_profile.exclude_from_latest = True
@@ -167,15 +171,15 @@ class TestImagesAndGallery:
 
     def test_image_from_a_missing_snapshot_is_rejected(self, compute):
         with pytest.raises(HttpResponseError) as raised:
-            compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", storage_profile=ImageStorageProfile(
-                os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=f"{RG_ID}/providers/Microsoft.Compute/snapshots/none"))))).result()
-        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidParameter"
+            compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", properties=ImageProperties(storage_profile=ImageStorageProfile(
+                os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=f"{RG_ID}/providers/Microsoft.Compute/snapshots/none")))))).result()
+        assert raised.value.status_code == 400 and error_code(raised.value) == "InvalidParameter"
 
     def test_version_under_a_missing_definition_is_parent_not_found(self, compute):
         with pytest.raises(ResourceNotFoundError) as raised:
             compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, "gal", "def", "1.0.0", GalleryImageVersion(
-                location="westeurope", storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id="/x")))).result()
-        assert raised.value.error.code == "ParentResourceNotFound"
+                location="westeurope", properties=GalleryImageVersionProperties(storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id="/x"))))).result()
+        assert error_code(raised.value) == "ParentResourceNotFound"
 
 
 class TestLocks:
@@ -188,7 +192,7 @@ class TestLocks:
         with pytest.raises(HttpResponseError) as raised:
             compute.snapshots.begin_delete(RESOURCE_GROUP, "snap-os").result()
         # THEN ARM answers 409 ScopeLocked, the snapshot stays and a delete failure is raised
-        assert raised.value.status_code == 409 and raised.value.error.code == "ScopeLocked"
+        assert raised.value.status_code == 409 and error_code(raised.value) == "ScopeLocked"
         assert compute.snapshots.get(RESOURCE_GROUP, "snap-os").provisioning_state == "Succeeded"
         failure = emulator.events.emitted[-1].body
         assert failure["eventType"] == "Microsoft.Resources.ResourceDeleteFailure"
@@ -215,7 +219,7 @@ class TestLocks:
         locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "rg-lock", ManagementLockObject(level="CanNotDelete"))
         with pytest.raises(HttpResponseError) as raised:
             compute.snapshots.begin_delete(RESOURCE_GROUP, "snap-os").result()
-        assert raised.value.error.code == "ScopeLocked"
+        assert error_code(raised.value) == "ScopeLocked"
 
 
 class TestArmSemantics:
@@ -223,7 +227,7 @@ class TestArmSemantics:
         from azure.core.rest import HttpRequest
         from azure.mgmt.core import ARMPipelineClient
 
-        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
+        client: ARMPipelineClient[HttpRequest, HttpResponse] = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
         response = client.send_request(HttpRequest("GET", f"https://management.azure.com{VM_ID}"))
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "MissingApiVersionParameter"
@@ -234,6 +238,6 @@ class TestArmSemantics:
 
         from emulator.router import UnknownRouteError
 
-        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
+        client: ARMPipelineClient[HttpRequest, HttpResponse] = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
         with pytest.raises(UnknownRouteError, match="GET management.azure.com/subscriptions/x/providers/Microsoft.Storage/storageAccounts"):
             client.send_request(HttpRequest("GET", "https://management.azure.com/subscriptions/x/providers/Microsoft.Storage/storageAccounts?api-version=1"))

@@ -118,4 +118,4 @@ class TestEmulatedServiceBus:
         bus.deliver_due("checks", failing)
         assert attempts == [("m1", 1, "replies"), ("m1", 2, "replies"), ("m1", 3, "replies")]
         [dead] = bus.queue("checks").dead_letters
-        assert dead.dead_letter_reason.startswith("MaxDeliveryCountExceeded: RuntimeError: transient")
+        assert (dead.dead_letter_reason or "").startswith("MaxDeliveryCountExceeded: RuntimeError: transient")

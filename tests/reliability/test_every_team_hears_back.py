@@ -112,7 +112,7 @@ class TestReservedNames:
         rehearsal = world()
         deliver(rehearsal, {**default_request(), **change}, "m-1")
         record = rehearsal.ledger.get("team-a-render-001")
-        assert record.stage is Stage.REJECTED and record.reason.startswith(field) and "reserved" in record.reason
+        assert record.stage is Stage.REJECTED and (record.reason or "").startswith(field) and "reserved" in (record.reason or "")
 
     def test_a_planted_naive_timestamp_in_the_guard_state_does_not_stop_the_pool_growing(self):
         # GIVEN a 600-node request whose pool got a planted guard state (naive time) while growing
@@ -132,7 +132,7 @@ class TestRejectionsAreStoredAndAnswered:
         rehearsal = world(ledger=ledger)
         deliver(rehearsal, {**default_request(), "x" * 33_000: 1}, "m-1")
         record = rehearsal.ledger.get("team-a-render-001")
-        assert record.stage is Stage.REJECTED and len(record.reason) <= 2000 and record.reason.startswith("body:")
+        assert record.stage is Stage.REJECTED and len(record.reason or "") <= 2000 and (record.reason or "").startswith("body:")
         assert [r["stage"] for r in replies(rehearsal)] == ["REJECTED"]
 
     def test_60_kb_of_metadata_is_rejected_naming_the_size_limit(self, ledger):
@@ -140,7 +140,7 @@ class TestRejectionsAreStoredAndAnswered:
         request = default_request(metadata={f"k{i}": "v" * 1000 for i in range(60)})
         deliver(rehearsal, request, "m-1")
         record = rehearsal.ledger.get("team-a-render-001")
-        assert record.stage is Stage.REJECTED and record.reason.startswith("body:") and "at most 16384 bytes" in record.reason
+        assert record.stage is Stage.REJECTED and (record.reason or "").startswith("body:") and "at most 16384 bytes" in (record.reason or "")
         assert [r["stage"] for r in replies(rehearsal)] == ["REJECTED"]
 
     def test_33_metadata_items_are_rejected_naming_the_count_limit(self):
@@ -242,7 +242,7 @@ class TestPoolsThatCannotEnd:
         rehearsal.emulator.store.remove(POOL_ID)
         run_until_idle(rehearsal)
         record = rehearsal.ledger.get("team-a-render-001")
-        assert record.stage is Stage.FAILED and "was deleted before it reached its target" in record.reason
+        assert record.stage is Stage.FAILED and "was deleted before it reached its target" in (record.reason or "")
         assert [r["stage"] for r in replies(rehearsal)] == ["FAILED"]
 
     def test_a_pool_deleted_through_arm_ends_its_request_failed_on_the_event(self):
@@ -287,7 +287,7 @@ class TestLedgerOutage:
         holder: dict[str, Rehearsal] = {}
         start = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
         ledger = OutageLedger(InMemoryLedger(), lambda: start <= holder["r"].emulator.now() < start + timedelta(minutes=10))
-        steps = []
+        steps: list[dict] = []
         for index in range(5):
             request = default_request(poolName=f"outage-{index}", targetDedicatedNodes=10)
             request["requestId"] = f"outage-{index}"
@@ -311,7 +311,7 @@ class TestDisksStayInScope:
 
     def test_a_vm_whose_data_disk_lives_outside_the_allowed_scopes_is_rejected_naming_the_disk(self):
         rehearsal = world()
-        vm = rehearsal.emulator.store.find(f"{DEFAULT_RG}/providers/Microsoft.Compute/virtualMachines/builder")
+        vm = rehearsal.emulator.store.get(f"{DEFAULT_RG}/providers/Microsoft.Compute/virtualMachines/builder")
         foreign = vm.properties["storageProfile"]["dataDisks"][1]["managedDisk"]["id"].replace("rg-imaging", "rg-someone-else")
         vm.properties["storageProfile"]["dataDisks"][1]["managedDisk"]["id"] = foreign
         deliver(rehearsal, default_request(), "m-1")

@@ -189,15 +189,20 @@ class TestAdmission:
         class ReadTooEarly:
             """The second claimant read the claim before the first one wrote it."""
 
+            read_the_claim = False
+
             def __getattr__(self, name: str):
                 return getattr(records, name)
 
             def get(self, kind: str, key: str):
-                return None if kind == CLAIM_KIND and not hasattr(self, "read") and not setattr(self, "read", True) else records.get(kind, key)
+                if kind == CLAIM_KIND and not self.read_the_claim:
+                    self.read_the_claim = True
+                    return None
+                return records.get(kind, key)
 
         claim_pool(records, world.ledger, pool(world), "r2", world.clock())
         with pytest.raises(RequestRejected) as raised:
-            claim_pool(ReadTooEarly(), world.ledger, pool(world), "r3", world.clock())  # type: ignore[arg-type]
+            claim_pool(ReadTooEarly(), world.ledger, pool(world), "r3", world.clock())
         assert raised.value.reason == "refresh.poolId: render-pool is being refreshed by request r2"
         claim = records.get(CLAIM_KIND, POOL_ID)
         assert claim is not None and claim.data["requestId"] == "r2"
