@@ -177,7 +177,8 @@ class Rehearsal:
             emulator.batch.create_pool(account_id, name, pool.body(), url=f"https://management.azure.com{pool.id}")
         for fault in world.faults:
             emulator.faults.add(
-                FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit)
+                FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit,
+                          fault.status, fault.code, fault.message)
             )
 
     # -- playing ------------------------------------------------------------

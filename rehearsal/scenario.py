@@ -88,11 +88,15 @@ class AllocationSpec(_Model):
 
 class FaultSpec(_Model):
     operation: str
-    kind: Literal["throttle", "server_error", "unavailable", "latency", "lro_failed"]
+    kind: Literal["throttle", "server_error", "unavailable", "latency", "lro_failed", "refuse"]
     rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     limit: int | None = None
     retry_after_seconds: int = 2
     latency_seconds: float = 0
+    # kind "refuse": the 4xx answer (status, ARM error code and message) the matching calls get.
+    status: Annotated[int, Field(ge=400, le=499)] = 409
+    code: str = "OperationNotAllowed"
+    message: str = "The operation is not allowed (injected refusal)."
 
 
 class EventDeliverySpec(_Model):

@@ -448,10 +448,13 @@ class ComputeBackend:
                    failure: ArmError | None = None, state: str | None = None, monitor_location: bool = False) -> ArmResponse:
         existing = self._store.find(resource_id)
         if existing is not None and existing.provisioning_state in ("Creating", "Updating", "Deleting"):
+            # Compute's answer to a PUT that collides with one under way, recorded for a VM PUT in Azure/azure-cli#15765
+            # (409 Conflict, this message). For disks, snapshots, images and gallery resources no recording shows the
+            # answer; the emulator gives the same one.
             raise Conflict(
-                f"Operation on '{existing.name}' is not allowed: another operation is in progress "
-                f"(provisioningState {existing.provisioning_state}).",
-                code="OperationNotAllowed",
+                "The request failed due to conflict with a concurrent request. To resolve it, please refer to "
+                "https://aka.ms/activitylog to get more details on the conflicting requests.",
+                code="Conflict",
             )
         if existing is not None and existing.location and _region(existing.location) != _region(location):
             raise InvalidParameter(f"Resource '{existing.name}' already exists in location '{existing.location}'; location cannot change.", code="LocationNotAvailableForResourceType")

@@ -396,3 +396,48 @@ class TestScenarioAndReport:
         # AND the pool shows its securityProfile (none was asked for)
         [pool] = resources["pools"]
         assert "securityProfile" in pool and pool["securityProfile"] is None
+
+
+# -- rule 10: a refusal is answered with its status, code and message; a PUT colliding with one under way is 409 Conflict
+
+
+class TestRefusals:
+    def test_given_a_refuse_fault_when_a_snapshot_is_put_then_arm_answers_its_status_code_and_message_and_a_failure_event(
+            self, emulator, compute):
+        from emulator.faults import FaultKind, FaultRule
+
+        # GIVEN Compute refusing snapshot PUTs for good
+        emulator.faults.add(FaultRule("PUT Microsoft.Compute/snapshots", FaultKind.REFUSE, status=409, code="OperationNotAllowed",
+                                      message="Operation could not be completed as it results in exceeding approved quota."))
+        disk = compute.virtual_machines.get(RESOURCE_GROUP, VM).storage_profile.os_disk.managed_disk.id
+        # WHEN a snapshot is PUT
+        with pytest.raises(HttpResponseError) as raised:
+            compute.snapshots.begin_create_or_update(RESOURCE_GROUP, "snap", Snapshot(
+                location="westeurope", creation_data=CreationData(create_option="Copy", source_resource_id=disk)), polling=False)
+        # THEN the answer is the refusal, nothing is made, and ARM raises the write failure event
+        assert (raised.value.status_code, raised.value.error.code) == (409, "OperationNotAllowed")
+        assert "exceeding approved quota" in raised.value.error.message
+        assert not emulator.store.exists(f"{RG_ID}/providers/Microsoft.Compute/snapshots/snap")
+        assert _write_failures(emulator) == ["Microsoft.Compute/snapshots/write"]
+
+    def test_given_the_gateway_when_compute_refuses_for_good_or_a_put_is_under_way_then_it_is_step_failed_or_waiting(self, emulator):
+        from emulator.faults import FaultKind, FaultRule
+        from shared.arm.ids import SNAPSHOT, parse_arm_id
+        from shared.clients import AzureClients
+        from shared.gateway.failures import StepFailed, Waiting
+        from shared.gateway.sdk import SdkGateway
+        from shared.settings import Settings
+        from tests.support import VALID_SETTINGS
+
+        gateway = SdkGateway(AzureClients(Settings.from_environ(VALID_SETTINGS), credential=StaticTokenCredential(), transport=emulator.transport()))
+        disk = emulator.store.get(VM_ID).properties["storageProfile"]["osDisk"]["managedDisk"]["id"]
+        body = {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk}}}
+        snapshot = parse_arm_id(f"{RG_ID}/providers/Microsoft.Compute/snapshots/snap", SNAPSHOT)
+        # A PUT while the first is under way: Compute's 409 Conflict "concurrent request" is the step under way
+        assert gateway.compute.create_snapshot(snapshot, body) is None
+        assert isinstance(gateway.compute.create_snapshot(snapshot, body), Waiting)
+        # A permanent 409 OperationNotAllowed is refused for good, with Azure's code and message
+        emulator.faults.add(FaultRule("PUT Microsoft.Compute/snapshots", FaultKind.REFUSE, status=409, code="OperationNotAllowed",
+                                      message="Disk d is attached to VM v."))
+        with pytest.raises(StepFailed, match="OperationNotAllowed: Disk d is attached to VM v"):
+            gateway.compute.create_snapshot(snapshot.sibling(SNAPSHOT, "other"), body)
