@@ -83,7 +83,7 @@ def _describe(kind: str, resource) -> dict:
                                  for r in regions if r]
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "imageDefinitions":
-        item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "features", "purchasePlan")})
+        item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "identifier", "features", "purchasePlan")})
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "pools":
         scale = (properties.get("scaleSettings") or {}).get("fixedScale") or {}

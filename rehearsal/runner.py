@@ -156,7 +156,7 @@ class Rehearsal:
         for definition in world.image_definitions:
             emulator.compute.add_gallery_image(
                 definition.id, location=definition.location, os_type=definition.os_type, os_state=definition.os_state,
-                hyper_v_generation=definition.hyper_v_generation, security_type=definition.security_type)
+                hyper_v_generation=definition.hyper_v_generation, security_type=definition.security_type, publisher=definition.publisher)
         for version in world.image_versions:
             emulator.compute.add_gallery_image_version(
                 version.id, location=version.location, os_type=version.os_type, target_regions=version.target_regions or None)

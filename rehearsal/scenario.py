@@ -68,7 +68,10 @@ class ImageDefinitionSpec(_Model):
     os_type: Literal["Linux", "Windows"] = "Linux"
     os_state: Literal["Generalized", "Specialized"] = "Generalized"
     hyper_v_generation: Literal["V1", "V2"] = "V2"
-    security_type: Literal["TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported"] | None = None
+    security_type: Literal["Standard", "TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported", "ConfidentialVMSupported",
+                           "TrustedLaunchAndConfidentialVmSupported"] | None = None
+    # The definition's identifier (publisher, offer, SKU); a definition a team made has its own.
+    publisher: str = "seeded"
 
 
 class ImageVersionSpec(_Model):

@@ -164,11 +164,12 @@ class ComputeBackend:
         return self._store.put(ArmResource(gallery_id, GALLERY, location, properties, created_at=self._emulator.now()))
 
     def add_gallery_image(self, definition_id: str, *, location: str = "westeurope", os_type: str = "Linux",
-                          os_state: str = "Generalized", hyper_v_generation: str = "V2", security_type: str | None = None) -> ArmResource:
+                          os_state: str = "Generalized", hyper_v_generation: str = "V2", security_type: str | None = None,
+                          publisher: str = "seeded") -> ArmResource:
         """Seed an existing gallery image definition (features SecurityType when ``security_type`` is set)."""
         name = definition_id.rsplit("/", 1)[-1]
         properties: dict = {"osType": os_type, "osState": os_state, "hyperVGeneration": hyper_v_generation,
-                            "identifier": {"publisher": "seeded", "offer": name, "sku": name}, "provisioningState": "Succeeded"}
+                            "identifier": {"publisher": publisher, "offer": name, "sku": name}, "provisioningState": "Succeeded"}
         if security_type:
             properties["features"] = [{"name": "SecurityType", "value": security_type}]
         return self._store.put(ArmResource(definition_id, GALLERY_IMAGE, location, properties, created_at=self._emulator.now()))
@@ -353,7 +354,18 @@ class ComputeBackend:
         for field_name in ("publisher", "offer", "sku"):
             if not identifier.get(field_name):
                 raise InvalidParameter(f"Required parameter 'identifier.{field_name}' is missing (null).")
-        final = {"hyperVGeneration": "V1", **properties}
+        existing = self._store.find(image_id)
+        if existing is None:
+            final = {**_new_definition_defaults(api_version), **properties}
+            features = _definition_features(properties, api_version, final["hyperVGeneration"])
+            if features:
+                final["features"] = features
+            else:
+                final.pop("features", None)
+        else:
+            _check_definition_unchanged(existing, properties)
+            final = {**existing.properties, **properties}
+            final.pop("provisioningState", None)
         return self._put_async(image_id, GALLERY_IMAGE, location, body, final, self.timings.gallery_image_seconds,
                                url=url, api_version=api_version, created_status=201)
 
@@ -457,7 +469,14 @@ class ComputeBackend:
                 code="Conflict",
             )
         if existing is not None and existing.location and _region(existing.location) != _region(location):
-            raise InvalidParameter(f"Resource '{existing.name}' already exists in location '{existing.location}'; location cannot change.", code="LocationNotAvailableForResourceType")
+            # virtual-machines/troubleshooting-shared-images: "The resource <galleryName/imageDefinitionName> already
+            # exists in location <region_1> in resource group <resourceGroup>. A resource with the same name cannot be
+            # created in location <region_2>. Please select a new resource name."; ARM answers it 409
+            # InvalidResourceLocation (the code deployments print for it).
+            group = existing.id.split("/resourceGroups/", 1)[-1].split("/", 1)[0] if "/resourceGroups/" in existing.id else ""
+            raise Conflict(f"The resource '{existing.name}' already exists in location '{existing.location}' in resource group "
+                           f"'{group}'. A resource with the same name cannot be created in location '{location}'. Please select "
+                           "a new resource name.", code="InvalidResourceLocation")
         state = state or ("Updating" if existing is not None else "Creating")
         extra = {"sku": sku} if sku else {}
         resource = ArmResource(existing.id if existing else resource_id, resource_type, location,
@@ -491,6 +510,50 @@ def _require_location(body: dict) -> str:
     if not location or not isinstance(location, str):
         raise InvalidParameter("Required parameter 'location' is missing (null).", code="LocationRequired")
     return location
+
+
+# A gallery image definition is fixed once made (virtual-machines/troubleshooting-shared-images: "Changing property
+# 'galleryImage.properties.<property>' is not allowed. Cause: You tried to change the OS type, OS state, Hyper-V
+# generation, offer, publisher, or SKU."). Status, code and target: 409 PropertyChangeNotAllowed with
+# "target": "galleryImage.properties.hyperVGeneration", as a deployment printed it (Azure/bicep-registry-modules,
+# avm/res/compute/gallery README, "Common Issues"). The identifier's parts are named the same way (identifier.publisher,
+# ...); no source shows their exact path. Whether a change of the SecurityType feature is refused no source says: the
+# emulator lets it through.
+_IMMUTABLE_DEFINITION_PROPERTIES = ("osType", "osState", "hyperVGeneration", "identifier.publisher", "identifier.offer",
+                                    "identifier.sku")
+# Compute Gallery (virtual-machines/azure-compute-gallery, "Trusted Launch validation"): "Starting with API 2025-03-03,
+# all new Compute Gallery image definitions will default to: Hyper-V Generation V2, Security Type TrustedLaunchSupported",
+# when the securityType feature is absent or null; "Standard" opts out. Before that API version the generation
+# defaulted to V1 and no feature was set.
+_TRUSTED_LAUNCH_DEFAULT_API = "2025-03-03"
+
+
+def _new_definition_defaults(api_version: str) -> dict:
+    return {"hyperVGeneration": "V2" if api_version >= _TRUSTED_LAUNCH_DEFAULT_API else "V1"}
+
+
+def _definition_features(properties: dict, api_version: str, generation: str) -> list[dict]:
+    """The features a new definition gets: as sent, with SecurityType TrustedLaunchSupported when absent or null from
+    2025-03-03 (for a V2 definition: a security type needs generation 2, trusted-launch-portal)."""
+    features = [dict(f) for f in properties.get("features") or [] if f.get("value") is not None or str(f.get("name", "")).lower() != "securitytype"]
+    if (api_version >= _TRUSTED_LAUNCH_DEFAULT_API and str(generation).upper() == "V2"
+            and not any(str(f.get("name", "")).lower() == "securitytype" for f in features)):
+        features.append({"name": "SecurityType", "value": "TrustedLaunchSupported"})
+    return features
+
+
+def _check_definition_unchanged(existing: ArmResource, properties: dict) -> None:
+    """A PUT of an existing definition may not change what a version of it must be (409 PropertyChangeNotAllowed)."""
+    for path in _IMMUTABLE_DEFINITION_PROPERTIES:
+        had, wants = _dotted(existing.properties, path), _dotted(properties, path)
+        if wants is not None and str(wants).lower() != str(had or "").lower():
+            raise Conflict(f"Changing property 'galleryImage.properties.{path}' is not allowed.", code="PropertyChangeNotAllowed")
+
+
+def _dotted(values: dict, path: str) -> object:
+    for part in path.split("."):
+        values = values.get(part) if isinstance(values, dict) else None  # type: ignore[assignment]
+    return values
 
 
 def _facts(resource: ArmResource) -> dict[str, str | None]:

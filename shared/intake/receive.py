@@ -129,10 +129,13 @@ class Intake:
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
             _check_target(request, ids, source, account, batch, compute)
+            definition = None
+            if ids.gallery is not None and not request.image.legacy_managed_image:
+                definition = _check_gallery(request, ids.gallery, source, compute)
         except (NotAuthorised, RequestRejected, StepFailed) as exc:
             return self._reject(message, reply_to, request_id, request.to_wire(), str(exc))
 
-        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now())
+        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), definition)
         record = RequestRecord.new(
             request_id=request_id,
             stage=_first_stage(request, plan, source, account),
@@ -262,8 +265,6 @@ def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
-    if ids.gallery is not None:
-        _check_gallery(request, ids.gallery, source, compute)
 
 
 def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, compute: ComputeGateway) -> None:
@@ -284,16 +285,28 @@ def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
     _check_node_limits(request, ids, source, account, compute)
 
 
-def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> None:
-    """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
+@dataclass(frozen=True)
+class ExistingDefinition:
+    """A named gallery image definition found at intake: used as it is, never PUT again."""
+
+    id: str
+    location: str
+
+
+def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> ExistingDefinition | None:
+    """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type).
+
+    A definition is fixed once made (virtual-machines/troubleshooting-shared-images: its OS type and state, generation,
+    publisher, offer and SKU can never change), so one that exists is used as it is: the request must fit it.
+    """
     if compute.gallery(gallery) is None:
         raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
     if request.image.image_definition is None:
-        return
+        return None
     name = request.image.image_definition
     definition = compute.image_definition(gallery.child("images", name))
     if definition is None:
-        return  # the pipeline creates it
+        return None  # the pipeline creates it
     wanted = {
         "osType": (definition.os_type, source.os_type),
         "osState": (definition.os_state, GENERALIZED),
@@ -303,9 +316,11 @@ def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, co
     misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
     if misfits:
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
+    return ExistingDefinition(definition.id, definition.location)
 
 
-def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
+def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime,
+          existing_definition: ExistingDefinition | None = None) -> ResourcePlan:
     request_id = request.id
     pool = ids.batch_account.child("pools", request.pool.pool_name)
     kind = request.source.kind
@@ -336,20 +351,27 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
         image_version=version,
         pool=pool,
         replica_count=replicas,
-        target_regions=_target_regions(account, source, replicas) if version is not None else (),
+        target_regions=_target_regions(account, source, replicas, existing_definition) if version is not None else (),
         security_type=source.security_type if not request.image.legacy_managed_image else None,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
+        definition_exists=existing_definition is not None,
     )
 
 
-def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -> tuple[tuple[str, int], ...]:
+def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int,
+                    existing_definition: ExistingDefinition | None = None) -> tuple[tuple[str, int], ...]:
     """Where the version lives: the pool's replicas in the Batch account's region (Batch needs one there,
-    batch-sig-images), and one in the source's region, where the gallery publishes from.
-    A reused version keeps the regions it has, with at least as many replicas as it had."""
+    batch-sig-images), and one in the source's region, where the gallery publishes from (a version is made in its
+    source's region: troubleshooting-shared-images, "Source ... is in the same region as gallery image version being
+    created"). A reused version keeps the regions it has, with at least as many replicas as it had. An existing
+    definition in another region gets a replica there too: Azure adds the definition's region to its versions'
+    replication regions itself (Azure/avdaccelerator#290), so the plan asks for it and counts it."""
     regions: dict[str, int] = dict(source.version_replicas)
     regions[account.region] = max(regions.get(account.region, 0), min(MAX_REGIONAL_REPLICAS, replicas))
     regions.setdefault(region_key(source.location), 1)
+    if existing_definition is not None and existing_definition.location:
+        regions.setdefault(region_key(existing_definition.location), 1)
     ordered = [account.region, *(name for name in regions if name != account.region)]
     return tuple((name, regions[name]) for name in ordered)
 

@@ -8,6 +8,7 @@ sends is visible and testable in one place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ class ResourcePlan:
     purchase_plan: dict[str, str] | None = None
     # True when the request reuses a gallery version someone else published: the pipeline only adds replicas to it.
     reuses_version: bool = False
+    # True when the gallery image definition existed at intake (a team's own, or one an earlier request made): it is
+    # used as it is and never PUT again (a definition is fixed once made; see image_definition_body).
+    definition_exists: bool = False
 
     @property
     def pool_image_id(self) -> str:
@@ -94,6 +98,7 @@ class ResourcePlan:
             "securityType": self.security_type,
             "purchasePlan": self.purchase_plan,
             "reusesVersion": self.reuses_version,
+            "definitionExists": self.definition_exists,
         }
 
     @classmethod
@@ -118,6 +123,7 @@ class ResourcePlan:
             security_type=details.get("securityType"),
             purchase_plan=details.get("purchasePlan"),
             reuses_version=bool(details.get("reusesVersion")),
+            definition_exists=bool(details.get("definitionExists")),
         )
 
 
@@ -171,23 +177,36 @@ def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[s
     }
 
 
+# The identifier's parts: publisher up to 128 characters, offer and SKU up to 64 (virtual-machines/troubleshooting-shared-images).
+_IDENTIFIER_PART = 64
+DEFINITION_PUBLISHER = "custom-image-pools"
+
+
+def definition_identifier(name: str) -> dict[str, str]:
+    """The identifier of a definition this automation creates: from its name alone, so every request that names it
+    sends the same one (a definition's publisher, offer and SKU can never change, and are unique in a gallery)."""
+    part = name if len(name) <= _IDENTIFIER_PART else f"{name[:_IDENTIFIER_PART - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return {"publisher": DEFINITION_PUBLISHER, "offer": part, "sku": part}
+
+
 def image_definition_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
-    """PUT Microsoft.Compute/galleries/images: the definition the version is published into.
+    """PUT Microsoft.Compute/galleries/images: the definition the version is published into, sent only when it does not exist.
 
     A Trusted Launch or confidential image needs the definition's ``SecurityType`` feature and
     Hyper-V generation V2 (learn.microsoft.com/azure/virtual-machines/trusted-launch-portal); a
     Marketplace image with purchase terms needs its plan on the definition (Batch docs, batch-sig-images).
+    The security type is always explicit: from API version 2025-03-03 a definition without one becomes
+    ``TrustedLaunchSupported`` and V2 (virtual-machines/azure-compute-gallery), and ``Standard`` keeps it as the source is.
     """
     assert plan.image_definition is not None
     properties: dict[str, Any] = {
         "osType": os_type,
         "osState": "Generalized",
         "hyperVGeneration": "V2" if plan.security_type else request.image.hyper_v_generation,
-        "identifier": {"publisher": "custom-image-pools", "offer": plan.image_definition.name, "sku": plan.request_id},
+        "identifier": definition_identifier(plan.image_definition.name),
         "description": f"Custom image for Batch pool {plan.pool.name}",
+        "features": [{"name": "SecurityType", "value": plan.security_type or "Standard"}],
     }
-    if plan.security_type:
-        properties["features"] = [{"name": "SecurityType", "value": plan.security_type}]
     if plan.purchase_plan:
         properties["purchasePlan"] = dict(plan.purchase_plan)
     return {"location": plan.location, "tags": request_tags(plan.request_id, "image-definition"), "properties": properties}

@@ -330,7 +330,7 @@ class PoolPipeline:
             return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
         compute = self.gateway.compute
-        if not self._confirmed(record, definition_id.id):
+        if not plan.definition_exists and not self._confirmed(record, definition_id.id):
             if not self._claimed(record, "image-definition"):
                 return self._start_definition(record, plan, request), Waiting("image definition")
             definition = compute.image_definition(definition_id)
@@ -348,8 +348,9 @@ class PoolPipeline:
         return record, Stage.CREATING_POOL if done else Waiting("image version")
 
     def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> RequestRecord:
-        """Create the request's own gallery image definition, once, as soon as the request starts."""
-        if plan.image_definition is None or plan.reuses_version or self._claimed(record, "image-definition"):
+        """Create the gallery image definition, once, as soon as the request starts, unless it existed at intake (a
+        definition is fixed once made: it is never PUT again, troubleshooting-shared-images)."""
+        if plan.image_definition is None or plan.reuses_version or plan.definition_exists or self._claimed(record, "image-definition"):
             return record
         return self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record)) or record
 

@@ -281,7 +281,7 @@ class TestVersionMatchesItsDefinition:
     def test_given_trusted_launch_snapshots_when_published_under_a_standard_definition_then_the_operation_fails(self, emulator, compute):
         emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", security_type="TrustedLaunch")
         os_snapshot, data = _snapshots(compute, "secure")
-        _definition(compute, "def")
+        _definition(compute, "def", security_type="Standard")
         with pytest.raises(HttpResponseError) as raised:
             _version_from_snapshots(compute, "def", os_snapshot, data)
         assert "security type ['TrustedLaunch']" in str(raised.value)
@@ -392,7 +392,9 @@ class TestScenarioAndReport:
         [definition] = resources["imageDefinitions"]
         assert definition["id"] == version["id"].rsplit("/versions/", 1)[0]
         assert (definition["osType"], definition["osState"], definition["hyperVGeneration"]) == ("Linux", "Generalized", "V2")
-        assert {"features", "purchasePlan"} <= set(definition) and definition["features"] is None
+        assert {"features", "purchasePlan"} <= set(definition)
+        # (the security type is explicit: a definition without one would become TrustedLaunchSupported)
+        assert definition["features"] == [{"name": "SecurityType", "value": "Standard"}]
         # AND the pool shows its securityProfile (none was asked for)
         [pool] = resources["pools"]
         assert "securityProfile" in pool and pool["securityProfile"] is None
@@ -441,3 +443,56 @@ class TestRefusals:
                                       message="Disk d is attached to VM v."))
         with pytest.raises(StepFailed, match="OperationNotAllowed: Disk d is attached to VM v"):
             gateway.compute.create_snapshot(snapshot.sibling(SNAPSHOT, "other"), body)
+
+
+# -- rule 11: a gallery image definition is fixed once made; a new one defaults to TrustedLaunchSupported -----------------
+
+
+class TestDefinitionsAreFixedOnceMade:
+    @pytest.mark.parametrize("change, words", [
+        ({"identifier": GalleryImageIdentifier(publisher="someone-else", offer="def", sku="v1")}, "identifier.publisher"),
+        ({"identifier": GalleryImageIdentifier(publisher="contoso", offer="def", sku="request-2")}, "identifier.sku"),
+        ({"hyper_v_generation": "V1"}, "hyperVGeneration"),
+        ({"os_state": "Specialized"}, "osState"),
+    ])
+    def test_given_a_definition_when_put_again_with_another_immutable_property_then_it_is_refused_409_property_change_not_allowed(
+            self, compute, change, words):
+        # GIVEN a definition
+        _definition(compute, "def")
+        body = {"location": "westeurope", "os_type": "Linux", "os_state": "Generalized", "hyper_v_generation": "V2",
+                "identifier": GalleryImageIdentifier(publisher="contoso", offer="def", sku="v1"), **change}
+        # WHEN it is PUT again with one fixed property changed
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", GalleryImage(**body)).result()
+        # THEN Azure's answer: 409 PropertyChangeNotAllowed naming the property, and the definition is unchanged
+        assert (raised.value.status_code, raised.value.error.code) == (409, "PropertyChangeNotAllowed")
+        assert raised.value.error.message == f"Changing property 'galleryImage.properties.{words}' is not allowed."
+        kept = compute.gallery_images.get(RESOURCE_GROUP, GALLERY, "def")
+        assert (kept.identifier.publisher, kept.identifier.sku, kept.hyper_v_generation) == ("contoso", "v1", "V2")
+
+    def test_given_a_definition_when_put_again_unchanged_then_it_is_accepted(self, compute):
+        _definition(compute, "def")
+        again = _definition(compute, "def")
+        assert again.provisioning_state == "Succeeded" and again.identifier.publisher == "contoso"
+
+    def test_given_a_definition_in_westeurope_when_put_in_northeurope_then_it_is_refused_409_invalid_resource_location(self, compute):
+        _definition(compute, "def")
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", GalleryImage(
+                location="northeurope", os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+                identifier=GalleryImageIdentifier(publisher="contoso", offer="def", sku="v1"))).result()
+        assert (raised.value.status_code, raised.value.error.code) == (409, "InvalidResourceLocation")
+        assert "already exists in location 'westeurope'" in raised.value.error.message
+
+    def test_given_no_security_type_when_a_definition_is_made_at_api_2025_03_03_or_later_then_it_is_trusted_launch_supported_v2(
+            self, compute):
+        # GIVEN / WHEN a definition PUT without SecurityType or generation (the SDK sends an api-version after 2025-03-03)
+        made = compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "bare", GalleryImage(
+            location="westeurope", os_type="Linux", os_state="Generalized",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="bare", sku="v1"))).result()
+        # THEN it is TrustedLaunchSupported and V2, as Compute Gallery now makes them
+        assert made.hyper_v_generation == "V2"
+        assert [(f.name, f.value) for f in made.features] == [("SecurityType", "TrustedLaunchSupported")]
+        # AND an explicit Standard keeps it Standard
+        standard = _definition(compute, "explicit", security_type="Standard")
+        assert [(f.name, f.value) for f in standard.features] == [("SecurityType", "Standard")]

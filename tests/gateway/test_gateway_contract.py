@@ -141,11 +141,11 @@ class TestCompute:
         compute = world.gateway.compute
         compute.create_image_definition(DEFINITION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
             "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-            "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}})
+            "identifier": {"publisher": "p", "offer": "o", "sku": "s"}, "features": [{"name": "SecurityType", "value": "Standard"}]}})
         world.settle()
         definition = compute.image_definition(DEFINITION)
         assert definition is not None and (definition.os_type, definition.hyper_v_generation) == ("Linux", "V2")
-        assert definition.tags == {"cip-request": "r1"} and definition.features == {}
+        assert definition.tags == {"cip-request": "r1"} and definition.features == {"securitytype": "Standard"}
         compute.create_image_version(VERSION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
             "publishingProfile": {"targetRegions": [{"name": "West Europe", "regionalReplicaCount": 2}], "replicaCount": 1},
             "storageProfile": {"source": {"id": IMAGE_ID.id}}}})

@@ -135,6 +135,28 @@ class TestVersionNames:
         assert image_version_name("a", early) != image_version_name("b", early)
 
 
+class TestSharedDefinitions:
+    def test_given_two_requests_naming_one_new_definition_when_both_run_then_the_definition_is_put_once(self):
+        # GIVEN a definition the first request creates; WHEN a second request names it an hour later
+        report = play("versions-in-a-shared-definition")
+        # THEN it is created once, with an identifier from its name (no request id in it), and never PUT again
+        assert [r["stage"] for r in report["requests"]] == ["READY", "READY"]
+        assert report["armCalls"]["PUT Microsoft.Compute/galleries/images"] == 1
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["identifier"] == {"publisher": "custom-image-pools", "offer": "render", "sku": "render"}
+        assert definition["features"] == [{"name": "SecurityType", "value": "Standard"}]
+
+    def test_given_a_teams_own_definition_in_another_region_when_named_then_it_is_used_as_it_is_and_replicated_to(self):
+        # GIVEN the team's definition (publisher contoso) in northeurope; WHEN two requests from a westeurope VM name it
+        report = play("team-definition-used-as-is")
+        # THEN nothing PUTs it (its publisher stays the team's), and each version also gets a replica where it is
+        assert [r["stage"] for r in report["requests"]] == ["READY", "READY"]
+        assert "PUT Microsoft.Compute/galleries/images" not in report["armCalls"]
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["identifier"]["publisher"] == "contoso"
+        assert all({r["name"] for r in v["targetRegions"]} == {"westeurope", "northeurope"} for v in report["resources"]["imageVersions"])
+
+
 class TestPurchasePlans:
     def test_given_a_plan_image_vm_on_the_gallery_path_when_the_request_runs_then_the_definition_carries_its_plan(self):
         report = play("marketplace-plan-image")

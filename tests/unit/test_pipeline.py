@@ -87,3 +87,41 @@ class TestStuckRequests:
         looks = [json.loads(message.body) for message in world.sender.to("pool-checks")]
         assert sorted((look["requestId"], look["resourceId"].rsplit("/", 1)[-1]) for look in looks) == [
             ("r1", "cip-r1-lun0"), ("r1", "cip-r1-lun1"), ("r1", "cip-r1-os"), ("r2", "cip-r2-lun0"), ("r2", "cip-r2-lun1"), ("r2", "cip-r2-os")]
+
+
+class TestDefinitions:
+    def test_given_a_named_definition_that_exists_when_the_request_runs_then_it_is_never_put_and_the_version_goes_into_it(self):
+        from shared.arm.views import ImageDefinitionView
+        from tests.unit.world import GALLERY_ID
+
+        # GIVEN the team's own definition "render" (another publisher: never ours to rewrite)
+        world = UnitWorld()
+        definition = GALLERY_ID.child("images", "render")
+        world.azure.add(ImageDefinitionView(definition.id, "westeurope", "Succeeded", "Linux", "Generalized", "V2",
+                                            {"securitytype": "Standard"}, {}))
+        body = request_body()
+        body["image"]["imageDefinition"] = "render"
+        # WHEN the request runs to its pool
+        record = world.services.intake().receive(IncomingMessage(json.dumps(body).encode(), "m1", reply_to=REPLIES))
+        assert record.plan is not None and record.plan.definition_exists
+        while not record.stage.is_final:
+            record = event(world, record)
+        # THEN nothing PUT the definition, and the version was published into it
+        assert record.stage is Stage.READY
+        assert [op for op, _, _ in world.azure.writes if op == "create_image_definition"] == []
+        [version] = [target for op, target, _ in world.azure.writes if op == "create_image_version"]
+        assert version.startswith(definition.id + "/versions/")
+
+    def test_given_two_requests_creating_one_new_definition_then_both_send_the_same_identifier_and_an_explicit_security_type(self):
+        from shared.model.plan import image_definition_body
+
+        bodies = []
+        for request_id in ("r1", "r2"):
+            world = UnitWorld()
+            body = request_body(request_id)
+            body["image"]["imageDefinition"] = "render"
+            record = world.services.intake().receive(IncomingMessage(json.dumps(body).encode(), request_id, reply_to=REPLIES))
+            assert record.plan is not None and record.request is not None and not record.plan.definition_exists
+            bodies.append(image_definition_body(record.plan, record.request, "Linux")["properties"])
+        assert bodies[0]["identifier"] == bodies[1]["identifier"] == {"publisher": "custom-image-pools", "offer": "render", "sku": "render"}
+        assert bodies[0]["features"] == [{"name": "SecurityType", "value": "Standard"}]
