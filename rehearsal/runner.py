@@ -100,6 +100,7 @@ class Rehearsal:
                 setting_names.GUARDED_BATCH_ACCOUNTS: ",".join(world.guarded_batch_accounts),
                 setting_names.STUCK_REQUEST_MINUTES: str(world.stuck_request_minutes),
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
+                setting_names.ALLOW_LEGACY_MANAGED_IMAGE_POOLS: "true" if world.allow_legacy_managed_image_pools else "false",
             }
         )
         self.clients = clients = AzureClients(

@@ -155,6 +155,9 @@ class World(_Model):
     batch_accounts: list[BatchAccountSpec] = Field(default_factory=lambda: [BatchAccountSpec(id=DEFAULT_ACCOUNT_ID)])
     galleries: list[GallerySpec] = Field(default_factory=lambda: [GallerySpec(id=DEFAULT_GALLERY_ID)])
     image_definitions: list[ImageDefinitionSpec] = Field(default_factory=list)
+    # ALLOW_LEGACY_MANAGED_IMAGE_POOLS: this deployment still accepts image.legacyManagedImage (a cloud where Batch
+    # still takes pools straight from a managed image; Batch retired them on 2026-03-31).
+    allow_legacy_managed_image_pools: bool = False
     # The teams' reply queues (REPLY_QUEUES): a ReplyTo naming any other queue is never answered.
     reply_queues: list[str] = Field(default_factory=lambda: ["team-a-replies", "team-b-replies", "replies"])
     image_versions: list[ImageVersionSpec] = Field(default_factory=list)

@@ -39,6 +39,9 @@ LOCK_NOTES_MARKER = "custom-image-pools:"
 # the image lineage (Batch docs, "Use a managed image to create a custom image pool").
 MAX_DEDICATED_NODES_PER_IMAGE = 2500
 MAX_LOW_PRIORITY_NODES_PER_IMAGE = 1000
+# Batch retired custom-image pools made straight from a managed image on this day (Batch docs,
+# batch-custom-image-pools-to-azure-compute-gallery-migration-guide): the gallery is the only path.
+LEGACY_POOLS_RETIRED = "2026-03-31"
 # One gallery replica serves about 300 pool nodes (Batch docs, batch-sig-images);
 # a gallery image version allows at most this many replicas per region.
 NODES_PER_REPLICA = 300

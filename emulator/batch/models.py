@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import isodate
 
@@ -59,6 +59,8 @@ MANAGED_IMAGE = "Microsoft.Compute/images"
 ARM_BASE_URL = "https://management.azure.com"
 
 STEADY, RESIZING, STOPPING = "Steady", "Resizing", "Stopping"
+# Batch docs (batch-custom-image-pools-to-azure-compute-gallery-migration-guide): managed-image custom pools retire on this day.
+MANAGED_IMAGE_POOLS_RETIRED = datetime(2026, 3, 31, tzinfo=UTC)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_RESIZE_TIMEOUT = timedelta(days=7)
@@ -152,6 +154,8 @@ class BatchBackend:
         # (pool id, start, end) of every finished resize: what benchmarks measure time-to-target against.
         self.resize_history: list[tuple[str, datetime, datetime]] = []
         self._resize_started: dict[str, datetime] = {}
+        # When Batch stopped accepting pools straight from a managed image; None plays a cloud that still accepts them.
+        self.managed_image_pools_retired_on: datetime | None = MANAGED_IMAGE_POOLS_RETIRED
 
     @property
     def _store(self):
@@ -384,6 +388,14 @@ class BatchBackend:
                     f"account's region '{account.location}' (target regions: {', '.join(regions)}).",
                     code="InvalidPropertyValue")
         elif kind == MANAGED_IMAGE.lower():
+            retired = self.managed_image_pools_retired_on
+            if retired is not None and self._emulator.now() >= retired:
+                # MicrosoftDocs/azure-docs, articles/batch/batch-custom-image-pools-to-azure-compute-gallery-migration-guide.md:
+                # custom-image pools made straight from a managed image are retired on 2026-03-31. No source shows the
+                # answer Batch gives afterwards: the 400 InvalidPropertyValue and its wording are the emulator's.
+                raise InvalidParameter(
+                    f"'{where}': custom image pools from a managed image ('{image.id}') were retired on {retired:%Y-%m-%d}; "
+                    "use an Azure Compute Gallery image version.", code="InvalidPropertyValue")
             # learn.microsoft.com/azure/batch/batch-custom-images ("Use a managed image to create a custom image
             # pool"): "The custom image must be a managed image resource in the same Azure subscription and
             # region as the Batch account."

@@ -24,6 +24,7 @@ from ..messaging import MAX_REQUEST_ATTEMPTS, MessageSender, Redelivery, retry_l
 from ..model.plan import ResourcePlan, replica_count, security_type_of
 from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
+    LEGACY_POOLS_RETIRED,
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
     MAX_REGIONAL_REPLICAS,
@@ -125,6 +126,7 @@ class Intake:
         compute, batch = self.gateway.compute, self.gateway.batch
         try:
             ids = authorise(request, self.settings.allowed_scopes)
+            _check_legacy_allowed(request, self.settings)
             source = read_source(request, ids, compute)
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
@@ -265,6 +267,17 @@ def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
+
+
+def _check_legacy_allowed(request: PoolRequest, settings: Settings) -> None:
+    """Batch retired custom-image pools from managed images on 2026-03-31 (MicrosoftDocs/azure-docs,
+    articles/batch/batch-custom-image-pools-to-azure-compute-gallery-migration-guide.md): refused before any ARM call,
+    unless the deployment says its cloud still accepts them (ALLOW_LEGACY_MANAGED_IMAGE_POOLS)."""
+    if request.image.legacy_managed_image and not settings.allow_legacy_managed_image_pools:
+        raise RequestRejected(
+            f"image.legacyManagedImage: Batch retired pools made straight from a managed image on {LEGACY_POOLS_RETIRED}; "
+            "send the request without it and with image.galleryId: the image is published to that Azure Compute Gallery "
+            "and the pool uses the gallery image version", request.id)
 
 
 def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, compute: ComputeGateway) -> None:

@@ -496,3 +496,23 @@ class TestDefinitionsAreFixedOnceMade:
         # AND an explicit Standard keeps it Standard
         standard = _definition(compute, "explicit", security_type="Standard")
         assert [(f.name, f.value) for f in standard.features] == [("SecurityType", "Standard")]
+
+
+# -- rule 12: Batch retired pools straight from a managed image on 2026-03-31 -------------------------------------------
+
+
+class TestManagedImagePoolsRetired:
+    def test_given_the_retirement_date_has_passed_when_a_pool_is_created_from_a_managed_image_then_it_is_refused(
+            self, emulator, compute, batch):
+        from datetime import UTC, datetime
+
+        # GIVEN a managed image in the account's region; WHEN time passes the retirement day
+        image = _image(compute, "img", *_snapshots(compute))
+        emulator.advance((datetime(2026, 3, 31, tzinfo=UTC) - emulator.now()).total_seconds())
+        # THEN a pool straight from it is refused, naming the retirement
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
+        assert raised.value.status_code == 400 and "retired on 2026-03-31" in raised.value.error.message
+        # AND on a cloud that still accepts them it is made
+        emulator.batch.managed_image_pools_retired_on = None
+        assert batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id)).provisioning_state == "Succeeded"

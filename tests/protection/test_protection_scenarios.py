@@ -61,8 +61,9 @@ class TestProtection:
         rehearsal.services = replace(rehearsal.services, settings=kept)
         rehearsal.clients.settings = kept
         report = build_report(rehearsal.run())
-        # THEN the image and its three snapshots stayed locked: both deletes were refused, and nobody uses them (no alert)
-        assert len(report["resources"]["locks"]) == 4 and len(report["resources"]["images"]) == 1
+        # THEN the version, the image and its three snapshots stayed locked: both deletes were refused, and nobody uses
+        # them (no alert)
+        assert len(report["resources"]["locks"]) == 5 and len(report["resources"]["images"]) == 1
         assert len(report["resources"]["snapshots"]) == 3 and report["alerts"] == []
 
 

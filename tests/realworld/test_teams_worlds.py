@@ -49,6 +49,13 @@ class TestRegions:
         [pool] = report["resources"]["pools"]
         assert pool["currentDedicatedNodes"] == 600
 
+    def test_given_a_default_deployment_when_legacy_mode_is_asked_then_it_is_rejected_naming_the_retirement_and_the_gallery(self):
+        # GIVEN a deployment without ALLOW_LEGACY_MANAGED_IMAGE_POOLS; WHEN a request asks for a managed-image pool
+        reason = rejected_before_any_write(play("legacy-mode-refused"), "image.legacyManagedImage")
+        # THEN it is refused before any ARM call, naming Batch's retirement date and the gallery path
+        assert "retired" in reason and "2026-03-31" in reason and "image.galleryId" in reason
+        assert play("legacy-mode-refused")["armCalls"] == {}
+
     def test_given_legacy_mode_and_an_account_in_another_region_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("legacy-account-in-another-region"), "source.virtualMachineId")
         assert "needs it in the Batch account's region northeurope" in reason
