@@ -32,6 +32,7 @@ from .host import FunctionHost, event_grid_event, service_bus_message
 from .observe import CallAttribution, FunctionLog, GuardDecision, decision_signature
 from .scenario import (
     AdvanceStep,
+    BatchApiStep,
     DeleteLockStep,
     DeleteResourceStep,
     DeliverEventStep,
@@ -226,11 +227,37 @@ class Rehearsal:
             current = {m["name"]: m["value"] for m in self.emulator.batch.get_pool(change.pool_id).properties.get("metadata") or []}
             self._arm_patch_pool(change.pool_id, {"metadata": metadata_items({**current, **change.metadata})})
             self._pump()
+        elif isinstance(step, BatchApiStep):
+            self._batch_api(step)
+            self._pump()
         elif isinstance(step, SetBatchAccountQuotaStep):
             quota = step.set_batch_account_quota
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
                                                 low_priority=quota.low_priority_core_quota)
             self.timeline.append(TimelineEntry(self.emulator.now(), "operator", quota.batch_account_id, "core quotas changed"))
+
+    def _batch_api(self, step: BatchApiStep) -> None:
+        """A call through the Batch service API: the emulator's pool changes, and no ARM event says so."""
+        from emulator.errors import ArmError
+
+        call, batch = step.batch_api, self.emulator.batch
+        pool_id = call.delete_pool or call.stop_resize or (call.resize_pool.pool_id if call.resize_pool else "")
+        try:
+            if call.delete_pool:
+                batch.data_plane_delete_pool(call.delete_pool)
+                outcome = "Batch API: pool deleted (no ARM event)"
+            elif call.stop_resize:
+                batch.data_plane_stop_resize(call.stop_resize)
+                outcome = "Batch API: resize stopped (no ARM event)"
+            else:
+                assert call.resize_pool is not None
+                batch.data_plane_resize(pool_id, call.resize_pool.target_dedicated_nodes, call.resize_pool.target_low_priority_nodes)
+                outcome = (f"Batch API: resized to {call.resize_pool.target_dedicated_nodes}/{call.resize_pool.target_low_priority_nodes}"
+                           " (no ARM event)")
+        except ArmError as refused:
+            outcome = f"Batch API: refused {refused.status} {refused.code}"
+        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", pool_id, outcome))
+        self._last_operator_call = self.emulator.now()
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
         """One call as an operator would make it, through ARM (locks and events apply)."""

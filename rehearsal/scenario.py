@@ -221,6 +221,33 @@ class SetPoolMetadataStep(_Model):
     set_pool_metadata: PoolMetadataChange
 
 
+class BatchApiResize(_Model):
+    pool_id: str
+    target_dedicated_nodes: Annotated[int, Field(ge=0)] = 0
+    target_low_priority_nodes: Annotated[int, Field(ge=0)] = 0
+
+
+class BatchApiCall(_Model):
+    """One call through the Batch service API (the account's endpoint: az batch, Batch Explorer, the Batch SDKs)."""
+
+    delete_pool: str | None = Field(None, description="The pool's id: deleted, with no ARM event.")
+    resize_pool: BatchApiResize | None = None
+    stop_resize: str | None = Field(None, description="The pool's id: its resize is stopped, with no ARM event.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BatchApiCall:
+        given = [name for name in ("delete_pool", "resize_pool", "stop_resize") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of deletePool, resizePool, stopResize")
+        return self
+
+
+class BatchApiStep(_Model):
+    """A person (or a tool) calls the Batch service API: no ARM event and no Activity Log entry follow."""
+
+    batch_api: BatchApiCall
+
+
 class AccountQuota(_Model):
     batch_account_id: str
     dedicated_core_quota: Annotated[int, Field(ge=0)] | None = None
@@ -234,11 +261,11 @@ class SetBatchAccountQuotaStep(_Model):
 
 
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | BatchApiStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "batchApi"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

@@ -295,8 +295,10 @@ class BatchBackend:
         self._emulator.emit(pool.id, "PATCH", True, url)
         return pool
 
-    def stop_resize(self, pool_id: str, *, url: str) -> ArmResource:
-        """POST stopResize: a resize in progress goes Stopping, then Steady with ``ResizeStopped``."""
+    def stop_resize(self, pool_id: str, *, url: str | None) -> ArmResource:
+        """POST stopResize: a resize in progress goes Stopping, then Steady with ``ResizeStopped``.
+
+        ``url`` None: the Batch service API's stop-resize, which raises no ARM event."""
         pool = self.get_pool(pool_id)
         self._ensure_not_deleting(pool)
         if pool.properties.get("allocationState") == RESIZING:
@@ -311,8 +313,48 @@ class BatchBackend:
                         self._finish(pool, [_error(RESIZE_STOPPED, "Desired number of nodes could not be allocated due to a stop resize operation.")])
 
             self._emulator.clock.call_later(self.allocation.stop_seconds, stopped)
-        self._emulator.emit(pool.id, "POST", True, url, "stopResize")
+        if url is not None:
+            self._emulator.emit(pool.id, "POST", True, url, "stopResize")
         return pool
+
+    # -- the Batch service API (data plane) -------------------------------------------------------------------
+    #
+    # What `az batch pool delete/resize/stop-resize`, Batch Explorer or the Batch SDKs do: calls to the account's own
+    # endpoint, not to management.azure.com. "Operations sent to the data plane (like myaccount.blob.core.windows.net) do
+    # not create events" (MicrosoftDocs/azure-docs, articles/event-grid/event-schema-resource-groups.md): no ARM event and
+    # no Activity Log entry (it lists what ARM answered); "Locks only apply to control plane Azure operations and not to
+    # data plane operations" (articles/azure-resource-manager/management/lock-resources.md), so no lock stops them.
+
+    def data_plane_delete_pool(self, pool_id: str) -> None:
+        """DELETE {accountEndpoint}/pools/{poolId}: the pool goes Deleting, then is gone; no ARM event."""
+        pool = self.get_pool(pool_id)
+        self._ensure_not_deleting(pool)
+        self._runs.pop(pool.id.lower(), None)
+        self._set_provisioning_state(pool, "Deleting")
+
+        def deleted() -> None:
+            with self._emulator.lock:
+                self._store.remove(pool.id)
+
+        self._emulator.clock.call_later(self.allocation.delete_seconds, deleted)
+
+    def data_plane_resize(self, pool_id: str, dedicated: int, low_priority: int) -> None:
+        """POST {accountEndpoint}/pools/{poolId}/resize: new fixed-scale targets, a resize starts; no ARM event.
+
+        As through ARM, a pool already resizing refuses it (409 PoolBeingResized), raised to the caller.
+        """
+        pool = self.get_pool(pool_id)
+        fixed = {**((pool.properties.get("scaleSettings") or {}).get("fixedScale") or {}),
+                 "targetDedicatedNodes": dedicated, "targetLowPriorityNodes": low_priority}
+        scale = _normalised_scale({"fixedScale": fixed})
+        self._ensure_writable(pool, {"scaleSettings": scale})
+        pool.properties["scaleSettings"] = scale
+        self._touch(pool)
+        self._resize_if_needed(pool)
+
+    def data_plane_stop_resize(self, pool_id: str) -> None:
+        """POST {accountEndpoint}/pools/{poolId}/stopresize: as the management plane's stopResize, with no ARM event."""
+        self.stop_resize(pool_id, url=None)
 
     def delete_pool(self, pool_id: str, *, url: str, api_version: str) -> ArmResponse:
         """DELETE: 202 + ``Location`` polled until the pool is gone; the delete event follows completion."""

@@ -23,12 +23,12 @@ from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
 from ..messaging import MessageSender, PoolCheck, schedule_pool_check
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
-from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
+from ..pipeline.reconcile import age_out_final_records, end_pools_that_are_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import ProtectionAlerts
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
-from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
+from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage, recorded_pools
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
 from ..store.records import KeyedRecord, RecordStore
@@ -127,6 +127,8 @@ class PoolGuard:
     now: Callable[[], datetime]
     # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
     in_use: list[KeyedRecord] | None = field(default=None, init=False)
+    # The pools recorded as using an image, read when the sweep chose its accounts: the gone-pool pass reuses them.
+    recorded_pools: list[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._policy = Policy(max_resizes_without_progress=self.settings.guard_max_resizes_without_progress)
@@ -168,8 +170,9 @@ class PoolGuard:
         except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
             log.exception("protection audit failed; the next sweep looks again")
         try:
-            report.failed_pools_gone.extend(
-                fail_requests_whose_pool_is_gone(ledger, pipeline, self.gateway.batch, report.seen_pools, report.listed_accounts))
+            report.failed_pools_gone.extend(end_pools_that_are_gone(
+                ledger, pipeline, self.gateway.batch, self.records, self.gateway.locks, report.seen_pools, report.listed_accounts,
+                keep_locks=settings.keep_image_locks, recorded=self.recorded_pools))
             report.replies_sent.extend(send_pending_replies(ledger, pipeline, self.now))
             report.aged_out.extend(age_out_final_records(ledger, self.records, settings, self.now()))
         except LedgerError:
@@ -207,12 +210,19 @@ class PoolGuard:
         return report
 
     def accounts_to_sweep(self) -> list[ArmId]:
-        """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling."""
+        """Guarded accounts, Batch accounts named in the allowed scopes, accounts of requests still scaling, and accounts
+        of pools recorded as using an image (a pool deleted through the Batch service API raises no event: only a
+        listing shows it gone)."""
         accounts: dict[str, ArmId] = {}
         for scope in (*self.settings.guarded_batch_accounts, *self.settings.allowed_scopes):
             account = try_parse(scope, BATCH_ACCOUNT)
             if account is not None:
                 accounts.setdefault(account.key(), account)
+        self.recorded_pools = recorded_pools(self.records)
+        for pool_id in self.recorded_pools:
+            pool = try_parse(pool_id, BATCH_POOL)
+            if pool is not None:
+                accounts.setdefault(pool.parent().key(), pool.parent())
         for record in self.ledger.list_by_stage(Stage.SCALING):
             if record.plan is not None:
                 account = record.plan.pool.parent()

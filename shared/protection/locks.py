@@ -119,6 +119,11 @@ def recorded_lineage(records: RecordStore, pool_id: str, image_id: str) -> tuple
     return tuple(r for r in record.data.get("resources", []) if resource_key(r) != resource_key(image_id))
 
 
+def recorded_pools(records: RecordStore) -> list[str]:
+    """Every pool recorded as using an image (one query, no ARM call)."""
+    return [str(record.data["poolId"]) for record in records.list(POOL_USE) if record.data.get("poolId")]
+
+
 def in_use_summaries(records: RecordStore) -> list[KeyedRecord]:
     """The usage summary of every resource some pool is recorded as using: one query, no ARM call."""
     return [record for record in records.list(IMAGE_USE) if record.data.get("resourceId")]
