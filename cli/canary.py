@@ -47,11 +47,12 @@ def run_canary(
                    "set CANARY_GALLERY_ID to a Compute Gallery in the allowed scopes")
         return
     request_id = f"canary-{int(time.time())}"
+    image: dict[str, object] = {"galleryId": gallery} if gallery else {"legacyManagedImage": True}
     body = {
         "requestId": request_id,
         "requestedBy": "python -m cli verify --canary",
         "source": {"virtualMachineId": vm_id},
-        "image": {"galleryId": gallery} if gallery else {"legacyManagedImage": True},
+        "image": image,
         "pool": {
             "batchAccountId": parse_arm_id(account, BATCH_ACCOUNT).id,
             "poolName": request_id,
