@@ -36,6 +36,7 @@ from .scenario import (
     DeleteLockStep,
     DeleteResourceStep,
     DeliverEventStep,
+    LockResourceStep,
     ResizePoolStep,
     RunUntilIdleStep,
     Scenario,
@@ -213,6 +214,11 @@ class Rehearsal:
             self._pump()
         elif isinstance(step, DeleteLockStep):
             self.delete_as_operator(step.delete_lock)
+            self._pump()
+        elif isinstance(step, LockResourceStep):
+            lock = step.lock_resource
+            self._arm("PUT", f"{lock.resource_id.rstrip('/')}/providers/Microsoft.Authorization/locks/{lock.name}", "2020-05-01",
+                      {"properties": {"level": lock.level, "notes": "placed by a person"}})
             self._pump()
         elif isinstance(step, AdvanceStep):
             self.advance(step.advance)

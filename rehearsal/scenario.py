@@ -189,6 +189,18 @@ class DeleteLockStep(_Model):
     delete_lock: str = Field(description="The lock's full resource id.")
 
 
+class ResourceLock(_Model):
+    resource_id: str = Field(description="The scope the lock is placed on: a resource, resource group or subscription id.")
+    level: Literal["CanNotDelete", "ReadOnly"] = "ReadOnly"
+    name: str = "operator-lock"
+
+
+class LockResourceStep(_Model):
+    """A person places a management lock through ARM (its event follows, as for any write)."""
+
+    lock_resource: ResourceLock
+
+
 class AdvanceStep(_Model):
     advance: timedelta
 
@@ -261,11 +273,11 @@ class SetBatchAccountQuotaStep(_Model):
 
 
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | BatchApiStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | BatchApiStep | LockResourceStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "batchApi"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "batchApi", "lockResource"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

@@ -268,6 +268,7 @@ class BatchBackend:
         _validate(requested, creating=True)
         self._check_image_placement(account, requested)
         if existing is not None:
+            self._emulator.locks.check_write(existing.id)
             self._replace(existing, body, requested)
             pool = existing
         else:
@@ -281,6 +282,7 @@ class BatchBackend:
         """PATCH: replace only the properties given; new fixed-scale targets start a resize."""
         pool = self.get_pool(pool_id)
         _check_preconditions(pool, if_match=if_match, if_none_match=None)
+        self._emulator.locks.check_write(pool.id)
         changes = _settable(body.get("properties"))
         _validate(changes, creating=False)
         self._ensure_writable(pool, changes)
@@ -341,14 +343,23 @@ class BatchBackend:
     def data_plane_resize(self, pool_id: str, dedicated: int, low_priority: int) -> None:
         """POST {accountEndpoint}/pools/{poolId}/resize: new fixed-scale targets, a resize starts; no ARM event.
 
-        As through ARM, a pool already resizing refuses it (409 PoolBeingResized), raised to the caller.
+        "You can only resize a Pool when its allocation state is steady. If the Pool is already resizing, the request
+        fails with status code 409" (Batch REST, Pools - Resize Pool, 2025-06-01): refused whatever the targets, unlike
+        a management-plane PATCH, with ``PoolBeingResized`` ("Conflict (409) The specified pool is being resized",
+        Batch status and error codes). A pool being deleted refuses it as the PATCH does (``PoolBeingDeleted``). "You
+        can't resize Pools which are configured for automatic scaling. If you try to do this, the Batch service returns
+        an error 409" (same page): the page names no code; ``OperationNotValidOnPool`` ("The specified operation is not
+        valid on the pool", Batch status and error codes) is the nearest there, not recorded.
         """
         pool = self.get_pool(pool_id)
+        self._ensure_not_deleting(pool)
+        if pool.properties.get("allocationState") != STEADY:
+            raise Conflict(f"The specified pool '{pool.name}' is being resized.", code="PoolBeingResized")
+        if "autoScale" in (pool.properties.get("scaleSettings") or {}):
+            raise Conflict(f"The specified pool '{pool.name}' is configured for automatic scaling.", code="OperationNotValidOnPool")
         fixed = {**((pool.properties.get("scaleSettings") or {}).get("fixedScale") or {}),
                  "targetDedicatedNodes": dedicated, "targetLowPriorityNodes": low_priority}
-        scale = _normalised_scale({"fixedScale": fixed})
-        self._ensure_writable(pool, {"scaleSettings": scale})
-        pool.properties["scaleSettings"] = scale
+        pool.properties["scaleSettings"] = _normalised_scale({"fixedScale": fixed})
         self._touch(pool)
         self._resize_if_needed(pool)
 

@@ -23,8 +23,11 @@ GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
 VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
 
-# Compute Gallery's upper bound for regionalReplicaCount per target region.
-MAX_REGIONAL_REPLICAS = 100
+# Compute Gallery's bounds (azure-docs, virtual-machines/azure-compute-gallery.md): "you can have a maximum of 50
+# replicas per region" (best practices), "There's a limit of 100 replicas per image version" (limits). The page gives
+# no error text; the answer's code and wording here are not recorded (InvalidParameter, as for other bad counts).
+MAX_REGIONAL_REPLICAS = 50
+MAX_VERSION_REPLICAS = 100
 _VERSION_NAME = re.compile(r"^\d+\.\d+\.\d+$")
 _GALLERY_NAME = re.compile(r"^[A-Za-z0-9._]{1,80}$")
 
@@ -388,6 +391,9 @@ class ComputeBackend:
             if not 1 <= count <= MAX_REGIONAL_REPLICAS:
                 raise InvalidParameter(f"regionalReplicaCount must be between 1 and {MAX_REGIONAL_REPLICAS}, got {count}.")
             replicas.append(count)
+        if sum(replicas) > MAX_VERSION_REPLICAS:
+            raise InvalidParameter(f"An image version may have at most {MAX_VERSION_REPLICAS} replicas in all; "
+                                   f"targetRegions ask for {sum(replicas)}.")
         publishing.setdefault("replicaCount", default_count)
         publishing.setdefault("targetRegions", regions)
         publishing["publishedDate"] = _iso(self._emulator.now())

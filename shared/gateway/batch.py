@@ -9,7 +9,7 @@ from ..arm.ids import ArmId
 from ..arm.pools import PoolView, metadata_items
 from ..arm.views import BatchAccountView, VmSkuView
 from ..model.plan import iso_duration
-from .failures import Waiting, read_arm, read_view, send
+from .failures import Waiting, error_code, read_arm, read_view, send
 from .protocol import ArmBody, FixedScale, PoolUpdate
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class SdkBatch:
                 return PoolUpdate.GONE
             except HttpResponseError as exc:
                 if exc.status_code == 409:
-                    return PoolUpdate.REFUSED
+                    return PoolUpdate.LOCKED if error_code(exc) == "ScopeLocked" else PoolUpdate.REFUSED
                 raise
             return PoolUpdate.UPDATED
 

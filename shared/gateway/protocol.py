@@ -50,6 +50,8 @@ class PoolUpdate(str, Enum):
     GONE = "gone"
     # Batch refused the change for now (409, e.g. PoolBeingResized).
     REFUSED = "refused"
+    # A ReadOnly lock refuses every change to the pool (409 ScopeLocked) until a person removes it.
+    LOCKED = "locked"
 
 
 @dataclass(frozen=True)

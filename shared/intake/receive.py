@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
 from ..arm.values import region_key
-from ..arm.views import GENERALIZED
+from ..arm.views import GENERALIZED, VmSkuView
 from ..errors import TransientError
 from ..gateway.failures import StepFailed
 from ..gateway.protocol import AzureGateway, BatchGateway, ComputeGateway
@@ -28,6 +28,7 @@ from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
     MAX_REGIONAL_REPLICAS,
+    MAX_VERSION_REPLICAS,
     image_name,
     image_version_name,
 )
@@ -45,7 +46,7 @@ from ..store.ledger import (
 )
 from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
-from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
+from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, reserve_cores
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,11 @@ class Intake:
         existing = self._existing(request_id)
         if existing is not None:
             if existing.body == request.to_wire():
+                sent_again = message.original_message_id or message.message_id
+                if existing.stage is Stage.FAILED and sent_again and existing.progress.message_id not in (None, sent_again):
+                    # The team sent a FAILED request again (a new message, not a redelivery): it will not run again
+                    # under that id, and the team hears so.
+                    return self.pipeline.answer_failed_again(existing, reply_to, sent_again)
                 # The same request delivered again: carry on from where it stands (a final one gets its reply, once).
                 return self.pipeline.drive(existing)
             return self._reject_conflict(message, reply_to, request_id)
@@ -130,20 +136,24 @@ class Intake:
             source = read_source(request, ids, compute)
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
-            _check_target(request, ids, source, account, batch, compute)
+            sizes = _check_target(request, ids, source, account, batch, compute)
             definition = None
             if ids.gallery is not None and not request.image.legacy_managed_image:
                 definition = _check_gallery(request, ids.gallery, source, compute)
+            plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), definition)
+            if sizes is not None:
+                # Last, once everything else passed: the cores are held for this request until its pool is listed.
+                reserve_cores(self.ledger.records(), self._stage_of, request, account, sizes, self.now())
         except (NotAuthorised, RequestRejected, StepFailed) as exc:
             return self._reject(message, reply_to, request_id, request.to_wire(), str(exc))
 
-        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), definition)
         record = RequestRecord.new(
             request_id=request_id,
             stage=_first_stage(request, plan, source, account),
             body=request.to_wire(),
             reply_to=reply_to,
-            details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
+            details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to),
+                                         message.original_message_id or message.message_id),
             now=self.now(),
         )
         try:
@@ -155,6 +165,10 @@ class Intake:
                 return self._reject_conflict(message, reply_to, request_id)
             record = winner
         return self.pipeline.drive(record)
+
+    def _stage_of(self, request_id: str) -> Stage | None:
+        existing = self._existing(request_id)
+        return existing.stage if existing is not None else None
 
     def _existing(self, request_id: str) -> RequestRecord | None:
         try:
@@ -256,17 +270,20 @@ def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, 
 
 
 def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, batch: BatchGateway,
-                  compute: ComputeGateway) -> None:
-    """Everything the request would collide with, before any write."""
+                  compute: ComputeGateway) -> dict[str, VmSkuView] | None:
+    """Everything the request would collide with, before any write; the VM sizes read for the core quotas (None on the
+    legacy path, which Batch's node limits bound instead)."""
     check_pool_name_free(request, account)
     if request.image.legacy_managed_image:
         _check_legacy(request, ids, source, account, compute)
-        return
-    check_core_quotas(request, account, read_vm_sizes(account, batch))
+        return None
+    sizes = read_vm_sizes(account, batch)
+    check_core_quotas(request, account, sizes)
     if source.security_type and request.image.hyper_v_generation != "V2":
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
+    return sizes
 
 
 def _check_legacy_allowed(request: PoolRequest, settings: Settings) -> None:
@@ -364,7 +381,7 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
         image_version=version,
         pool=pool,
         replica_count=replicas,
-        target_regions=_target_regions(account, source, replicas, existing_definition) if version is not None else (),
+        target_regions=_target_regions(account, source, replicas, request_id, existing_definition) if version is not None else (),
         security_type=source.security_type if not request.image.legacy_managed_image else None,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
@@ -372,7 +389,7 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
     )
 
 
-def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int,
+def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int, request_id: str,
                     existing_definition: ExistingDefinition | None = None) -> tuple[tuple[str, int], ...]:
     """Where the version lives: the pool's replicas in the Batch account's region (Batch needs one there,
     batch-sig-images), and one in the source's region, where the gallery publishes from (a version is made in its
@@ -386,6 +403,10 @@ def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int,
     if existing_definition is not None and existing_definition.location:
         regions.setdefault(region_key(existing_definition.location), 1)
     ordered = [account.region, *(name for name in regions if name != account.region)]
+    if sum(regions.values()) > MAX_VERSION_REPLICAS:
+        asked = ", ".join(f"{name} {regions[name]}" for name in ordered)
+        raise RequestRejected(f"source.galleryImageVersionId: the version would need {sum(regions.values())} replicas ({asked}); "
+                              f"a gallery image version may have at most {MAX_VERSION_REPLICAS} in all", request_id)
     return tuple((name, regions[name]) for name in ordered)
 
 

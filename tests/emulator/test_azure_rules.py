@@ -514,3 +514,117 @@ class TestManagedImagePoolsRetired:
         # AND on a cloud that still accepts them it is made
         emulator.batch.managed_image_pools_retired_on = None
         assert batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id)).provisioning_state == "Succeeded"
+
+
+class TestBatchServiceApiRaisesNoArmEvent:
+    """Calls to the account's own endpoint (az batch, Batch Explorer, the Batch SDKs) change the pool but raise no ARM
+    event and leave no Activity Log entry ("Operations sent to the data plane ... don't create events", Event Grid's
+    resource-group event schema), and no management lock stops them (locks apply to the control plane only)."""
+
+    def _grown_pool(self, emulator, compute, batch, dedicated: int = 1000):
+        from azure.mgmt.resource.locks import ManagementLockClient
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["westeurope"])
+        pool = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id, dedicated))
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+        locks.management_locks.create_or_update_by_scope(pool.id, "keep", ManagementLockObject(level="CanNotDelete"))
+        emulator.advance(MINUTE)
+        return pool, len(emulator.events.emitted)
+
+    def test_given_a_locked_pool_when_deleted_through_the_batch_api_then_it_is_gone_with_no_event(self, emulator, compute, batch):
+        from azure.core.exceptions import ResourceNotFoundError
+
+        pool, events_before = self._grown_pool(emulator, compute, batch)
+        # WHEN the pool is deleted through the Batch service API (its CanNotDelete lock does not apply)
+        emulator.batch.data_plane_delete_pool(pool.id)
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").provisioning_state == "Deleting"
+        emulator.advance(emulator.batch.allocation.delete_seconds)
+        # THEN it is gone, and no ARM event said so
+        with pytest.raises(ResourceNotFoundError):
+            batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert len(emulator.events.emitted) == events_before
+
+    def test_given_a_growing_pool_when_resized_and_stopped_through_the_batch_api_then_it_changes_with_no_event(
+            self, emulator, compute, batch):
+        pool, events_before = self._grown_pool(emulator, compute, batch, dedicated=100)
+        emulator.advance(10 * MINUTE)
+        # WHEN it is resized to 400 through the Batch service API, then the resize is stopped the same way
+        emulator.batch.data_plane_resize(pool.id, 400, 0)
+        resized = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert resized.allocation_state == "Resizing" and resized.scale_settings.fixed_scale.target_dedicated_nodes == 400
+        emulator.advance(20)
+        emulator.batch.data_plane_stop_resize(pool.id)
+        emulator.advance(emulator.batch.allocation.stop_seconds)
+        # THEN the resize ended ResizeStopped short of 400, and no ARM event said any of it
+        stopped = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert stopped.allocation_state == "Steady" and 100 <= stopped.current_dedicated_nodes < 400
+        assert [e.code for e in stopped.resize_operation_status.errors] == ["ResizeStopped"]
+        assert len(emulator.events.emitted) == events_before
+
+    def test_given_a_resizing_pool_when_resized_through_the_batch_api_then_it_is_refused_409_pool_being_resized(
+            self, emulator, compute, batch):
+        from emulator.errors import ArmError
+
+        pool, _ = self._grown_pool(emulator, compute, batch)
+        with pytest.raises(ArmError) as raised:
+            emulator.batch.data_plane_resize(pool.id, 400, 0)
+        assert (raised.value.status, raised.value.code) == (409, "PoolBeingResized")
+
+
+class TestReplicaLimits:
+    """Compute Gallery: "a maximum of 50 replicas per region", "a limit of 100 replicas per image version"
+    (azure-docs, virtual-machines/azure-compute-gallery.md)."""
+
+    @pytest.mark.parametrize(("regions", "accepted"), [
+        ({"westeurope": 50}, True),
+        ({"westeurope": 51}, False),
+        ({"westeurope": 50, "northeurope": 50}, True),
+        ({"westeurope": 50, "northeurope": 50, "eastus": 1}, False),
+    ])
+    def test_given_target_regions_when_a_version_is_put_then_more_than_50_in_a_region_or_100_in_all_is_refused(
+            self, compute, regions, accepted):
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = GalleryImageVersion(
+            location="westeurope",
+            publishing_profile=GalleryImageVersionPublishingProfile(
+                target_regions=[TargetRegion(name=name, regional_replica_count=count) for name, count in regions.items()]),
+            storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id)))
+        if accepted:
+            made = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", "1.0.0", version).result()
+            assert made.provisioning_state == "Succeeded"
+            return
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", "1.0.0", version).result()
+        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidParameter"
+
+
+class TestReadOnlyLocks:
+    """"ReadOnly means authorized users can read a resource, but they can't delete or update it" (lock-resources.md):
+    409 ScopeLocked "... cannot perform write operation because following scope(s) are locked ..."."""
+
+    def test_given_a_read_only_lock_on_the_resource_group_when_a_pool_is_patched_then_it_is_refused_and_unchanged(
+            self, emulator, compute, batch):
+        from azure.mgmt.batch.models import MetadataItem
+        from azure.mgmt.resource.locks import ManagementLockClient
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["westeurope"])
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id, 0))
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+        locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "frozen", ManagementLockObject(level="ReadOnly"))
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="a", value="b")])))
+        assert raised.value.status_code == 409 and raised.value.error.code == "ScopeLocked"
+        assert "cannot perform write operation because following scope(s) are locked" in raised.value.error.message
+        assert not batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").metadata
+        # AND a CanNotDelete lock lets the same PATCH through
+        locks.management_locks.delete_at_resource_group_level(RESOURCE_GROUP, "frozen")
+        locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "keep", ManagementLockObject(level="CanNotDelete"))
+        patched = batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="a", value="b")])))
+        assert [(m.name, m.value) for m in patched.metadata] == [("a", "b")]
