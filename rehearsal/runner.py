@@ -38,6 +38,7 @@ from .scenario import (
     DeliverEventStep,
     LockResourceStep,
     ResizePoolStep,
+    RevokeAppAccessStep,
     RunUntilIdleStep,
     Scenario,
     SetBatchAccountQuotaStep,
@@ -105,9 +106,12 @@ class Rehearsal:
                 setting_names.ALLOW_LEGACY_MANAGED_IMAGE_POOLS: "true" if world.allow_legacy_managed_image_pools else "false",
             }
         )
+        credential = StaticTokenCredential()
+        # Whose calls the emulator sees as the app's (a step can take its access away).
+        self.app_principal = credential.token
         self.clients = clients = AzureClients(
             settings,
-            credential=StaticTokenCredential(),
+            credential=credential,
             message_sender=self.emulator.servicebus,
             transport=self.emulator.transport(),
             polling_interval=10,
@@ -243,6 +247,10 @@ class Rehearsal:
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
                                                 low_priority=quota.low_priority_core_quota)
             self.timeline.append(TimelineEntry(self.emulator.now(), "operator", quota.batch_account_id, "core quotas changed"))
+        elif isinstance(step, RevokeAppAccessStep):
+            access = step.revoke_app_access
+            self.emulator.authorization.deny(self.app_principal, access.scope, access.action)
+            self.timeline.append(TimelineEntry(self.emulator.now(), "operator", access.scope, f"the app's access removed ({access.action})"))
 
     def _batch_api(self, step: BatchApiStep) -> None:
         """A call through the Batch service API: the emulator's pool changes, and no ARM event says so."""

@@ -81,6 +81,9 @@ class SweepReport:
     # In-use resources whose lock the sweep found gone, or whose delete it found refused (where events may not say).
     protection_removed: list[str] = field(default_factory=list)
     deletion_blocked: list[str] = field(default_factory=list)
+    # Scopes the audit could not read this sweep (read again the next), and those ops were alerted about.
+    audit_unreadable: list[str] = field(default_factory=list)
+    audit_blind: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, item: str) -> None:
@@ -99,7 +102,7 @@ class SweepReport:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
         for name in ("resized", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
-                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
+                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked", "audit_unreadable", "audit_blind"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
         counts["deferredRequests"] = self.deferred_requests
@@ -168,6 +171,8 @@ class PoolGuard:
                                        monitor=self.gateway.monitor, alerts=self.protection_alerts, now=self.now, in_use=self.in_use)
             report.protection_removed.extend(audited.protection_removed)
             report.deletion_blocked.extend(audited.deletion_blocked)
+            report.audit_unreadable.extend(audited.unreadable)
+            report.audit_blind.extend(audited.audit_blind)
         except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
             log.exception("protection audit failed; the next sweep looks again")
         try:
