@@ -159,6 +159,8 @@ class Rehearsal:
                 os_disk_encrypted=vm.os_disk_encrypted,
                 managed_disks=vm.managed_disks,
                 security_type=vm.security_type,
+                secure_boot=vm.secure_boot_enabled,
+                vtpm=vm.v_tpm_enabled,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)

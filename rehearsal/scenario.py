@@ -46,6 +46,10 @@ class VirtualMachineSpec(_Model):
     plan: dict[str, str] | None = None
     # The VM's securityProfile.securityType; null is Standard. Its OS disk and the snapshots copied from it carry it.
     security_type: Literal["TrustedLaunch", "ConfidentialVM"] | None = None
+    # Its securityProfile.uefiSettings (a Trusted Launch or confidential VM): images with unsigned drivers, common for
+    # GPU and HPC, are built on VMs with Secure Boot off.
+    secure_boot_enabled: bool = True
+    v_tpm_enabled: bool = True
 
 
 class BatchAccountSpec(_Model):

@@ -99,10 +99,13 @@ class ComputeBackend:
         managed_disks: bool = True,
         hyper_v_generation: str = "V2",
         security_type: str | None = None,
+        secure_boot: bool = True,
+        vtpm: bool = True,
     ) -> ArmResource:
         """Seed a VM with its OS disk, data disks, extensions and base image.
 
-        ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``.
+        ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``; ``secure_boot`` and ``vtpm`` its
+        ``uefiSettings`` (images with unsigned drivers are built on VMs with Secure Boot off).
         """
         if security_type not in VM_SECURITY_TYPES:
             raise ValueError(f"security_type must be one of {VM_SECURITY_TYPES}, got {security_type!r}")
@@ -145,10 +148,10 @@ class ComputeBackend:
         }
         if security_type:
             # Compute REST spec (VirtualMachine securityProfile): securityType TrustedLaunch | ConfidentialVM with
-            # uefiSettings {secureBootEnabled, vTpmEnabled}. Seeded with both on, as the deployments in
-            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal set them.
+            # uefiSettings {secureBootEnabled, vTpmEnabled}. Both on by default, as the deployments in
+            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal set them; either can be seeded off.
             properties["securityProfile"] = {"securityType": security_type,
-                                             "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+                                             "uefiSettings": {"secureBootEnabled": secure_boot, "vTpmEnabled": vtpm}}
         extra: dict = {}
         if plan:
             extra["plan"] = dict(plan)

@@ -383,6 +383,8 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
         replica_count=replicas,
         target_regions=_target_regions(account, source, replicas, request_id, existing_definition) if version is not None else (),
         security_type=source.security_type if not request.image.legacy_managed_image else None,
+        secure_boot=source.secure_boot,
+        vtpm=source.vtpm,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
         definition_exists=existing_definition is not None,

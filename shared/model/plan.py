@@ -64,6 +64,10 @@ class ResourcePlan:
     # True when the gallery image definition existed at intake (a team's own, or one an earlier request made): it is
     # used as it is and never PUT again (a definition is fixed once made; see image_definition_body).
     definition_exists: bool = False
+    # The source VM's securityProfile.uefiSettings (Trusted Launch / confidential): images with unsigned drivers (common
+    # for GPU and HPC) need Secure Boot off, as the VM they were built on had it. Both on when the source does not say.
+    secure_boot: bool = True
+    vtpm: bool = True
 
     @property
     def pool_image_id(self) -> str:
@@ -100,6 +104,8 @@ class ResourcePlan:
             "purchasePlan": self.purchase_plan,
             "reusesVersion": self.reuses_version,
             "definitionExists": self.definition_exists,
+            "secureBoot": self.secure_boot,
+            "vTpm": self.vtpm,
         }
 
     @classmethod
@@ -125,6 +131,8 @@ class ResourcePlan:
             purchase_plan=details.get("purchasePlan"),
             reuses_version=bool(details.get("reusesVersion")),
             definition_exists=bool(details.get("definitionExists")),
+            secure_boot=details.get("secureBoot") is not False,
+            vtpm=details.get("vTpm") is not False,
         )
 
 
@@ -271,7 +279,7 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
     """PUT Microsoft.Batch/batchAccounts/pools: a fixed-scale pool on the plan's image."""
     settings = request.pool
     vm_configuration: dict[str, Any] = {"imageReference": {"id": plan.pool_image_id}, "nodeAgentSkuId": settings.node_agent_sku_id}
-    vm_configuration.update(pool_security(plan.security_type))
+    vm_configuration.update(pool_security(plan.security_type, secure_boot=plan.secure_boot, vtpm=plan.vtpm))
     return {
         "properties": {
             "vmSize": settings.vm_size,
@@ -288,17 +296,17 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
     }
 
 
-def pool_security(security_type: str | None) -> dict[str, Any]:
+def pool_security(security_type: str | None, *, secure_boot: bool = True, vtpm: bool = True) -> dict[str, Any]:
     """What a pool on a Trusted Launch or confidential image adds to ``virtualMachineConfiguration``.
 
     Batch REST 2024-07-01: ``securityProfile`` {securityType trustedLaunch | confidentialVM, uefiSettings}
     (example PoolGet_SecurityProfile.json); a confidential VM also needs its OS disk's
     ``managedDisk.securityProfile.securityEncryptionType`` (VMDiskSecurityProfile: "required when using
-    Confidential VMs"). Secure Boot and vTPM are on, as the image was captured with them.
+    Confidential VMs"). Secure Boot and vTPM are as on the VM the image was built on (``uefiSettings``).
     """
     if security_type is None:
         return {}
-    uefi = {"secureBootEnabled": True, "vTpmEnabled": True}
+    uefi = {"secureBootEnabled": secure_boot, "vTpmEnabled": vtpm}
     if security_type == "ConfidentialVM":
         return {
             "securityProfile": {"securityType": "confidentialVM", "uefiSettings": uefi},

@@ -78,6 +78,14 @@ class TestTrustedLaunchAndConfidentialVms:
         # AND what the pool depends on (the version and its snapshots) is locked
         assert len(report["resources"]["locks"]) == 4
 
+    def test_given_a_trusted_launch_vm_with_secure_boot_off_when_the_request_runs_then_the_pool_has_secure_boot_off_too(self):
+        # GIVEN a Trusted Launch VM built with Secure Boot off (unsigned drivers); WHEN the request runs
+        report = play("trusted-launch-secure-boot-off")
+        # THEN the pool's nodes boot as the VM did: Secure Boot off, vTPM on
+        [pool] = report["resources"]["pools"]
+        assert only_request(report)["stage"] == "READY"
+        assert pool["securityProfile"] == {"securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": False, "vTpmEnabled": True}}
+
     def test_given_a_confidential_vm_when_the_request_runs_then_the_pool_is_a_confidential_vm_pool(self):
         report = play("confidential-vm")
         assert only_request(report)["stage"] == "READY" and report["resources"]["images"] == []
