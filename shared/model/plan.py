@@ -139,10 +139,13 @@ class ResourcePlan:
 def security_type_of(value: str | None) -> str | None:
     """A VM, disk, snapshot or definition security type as the plan keeps it: None (Standard), TrustedLaunch or ConfidentialVM.
 
-    Disks report ``ConfidentialVM_*`` variants (DiskRP DiskSecurityTypes); gallery definitions may say
-    ``TrustedLaunchSupported`` (either kind of VM may use it), which needs nothing of the pool.
+    Disks report ``ConfidentialVM_*`` variants (DiskRP DiskSecurityTypes). Gallery definitions may say
+    ``TrustedLaunchSupported``, ``ConfidentialVMSupported`` or ``TrustedLaunchAndConfidentialVmSupported``: the image
+    supports those VMs and also runs as a plain generation 2 VM ("a Trusted launch supported Gen2 ... image definition",
+    azure-docs virtual-machines/azure-compute-gallery.md; Compute's SupportedSecurityOption: "The disk supports
+    creating ..."), so they ask nothing of the pool.
     """
-    if not value or value.lower() in ("standard", "trustedlaunchsupported"):
+    if not value or value.lower() == "standard" or value.lower().endswith("supported"):
         return None
     if value.lower().startswith("confidentialvm"):
         return "ConfidentialVM"

@@ -134,6 +134,13 @@ class TestReusedVersions:
         assert report["armCalls"]["PUT Microsoft.Compute/galleries/images/versions"] == 1
         assert "PUT Microsoft.Compute/galleries/images" not in report["armCalls"]  # not our definition: never written
 
+    def test_given_a_reused_version_in_a_confidential_vm_supported_definition_then_the_pool_is_a_plain_generation_2_pool(self):
+        # GIVEN a version whose definition says ConfidentialVMSupported (supports confidential VMs, requires nothing)
+        report = play("reused-version-in-a-supported-definition")
+        # THEN the pool asks for no securityProfile, so an ordinary size serves it
+        [pool] = report["resources"]["pools"]
+        assert only_request(report)["stage"] == "READY" and pool["securityProfile"] is None
+
     def test_given_a_reused_version_near_the_replica_limit_when_it_needs_more_then_it_is_rejected_naming_the_limit(self):
         # GIVEN a version with 95 replicas across three regions; WHEN a 2,500-node pool needs 9 of them in westeurope
         reason = rejected_before_any_write(play("reused-version-over-replica-limit"), "source.galleryImageVersionId")

@@ -175,3 +175,15 @@ class TestFailedRequestSentAgain:
         world = self.failed()
         world.services.intake().receive(IncomingMessage(json.dumps(request_body()).encode(), "m1", reply_to=REPLIES))
         assert [json.loads(m.body)["stage"] for m in world.sender.to(REPLIES)] == ["FAILED"]
+
+
+class TestSecurityTypes:
+    @pytest.mark.parametrize(("value", "kept"), [
+        (None, None), ("Standard", None), ("TrustedLaunch", "TrustedLaunch"), ("ConfidentialVM", "ConfidentialVM"),
+        ("ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey", "ConfidentialVM"), ("TrustedLaunchSupported", None),
+        ("ConfidentialVMSupported", None), ("TrustedLaunchAndConfidentialVmSupported", None),
+    ])
+    def test_a_supported_type_asks_nothing_of_the_pool_and_a_required_one_is_kept(self, value, kept):
+        from shared.model.plan import security_type_of
+
+        assert security_type_of(value) == kept
