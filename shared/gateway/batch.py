@@ -55,17 +55,28 @@ class SdkBatch:
             pool.resource_group, account.name, pool.name, dict(body), match_condition=MatchConditions.IfMissing))
 
     def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
+        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
+        if scale is not None:
+            fixed: dict[str, Any] = {
+                "targetDedicatedNodes": scale.targets.dedicated,
+                "targetLowPriorityNodes": scale.targets.low_priority,
+                "resizeTimeout": iso_duration(scale.resize_timeout),
+            }
+            if scale.node_deallocation_option is not None:
+                fixed["nodeDeallocationOption"] = scale.node_deallocation_option
+            properties["scaleSettings"] = {"fixedScale": fixed}
+        return self._patch(pool, etag, properties, f"update pool {pool.name}")
+
+    def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
+        properties = {"deploymentConfiguration": {"virtualMachineConfiguration": dict(vm_configuration)}, "metadata": metadata_items(metadata)}
+        return self._patch(pool, etag, properties, f"change the image of pool {pool.name}")
+
+    def _patch(self, pool: ArmId, etag: str | None, properties: dict[str, Any], description: str) -> PoolUpdate:
+        """One conditional PATCH of the pool (If-Match ``etag``), its outcome sorted."""
         # Azure SDK: first use (cold start)
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
-        properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
-        if scale is not None:
-            properties["scaleSettings"] = {"fixedScale": {
-                "targetDedicatedNodes": scale.targets.dedicated,
-                "targetLowPriorityNodes": scale.targets.low_priority,
-                "resizeTimeout": iso_duration(scale.resize_timeout),
-            }}
         client = self._client(pool.subscription)
 
         def patch() -> PoolUpdate:
@@ -77,12 +88,17 @@ class SdkBatch:
             except ResourceNotFoundError:
                 return PoolUpdate.GONE
             except HttpResponseError as exc:
-                if exc.status_code == 409:
-                    return PoolUpdate.LOCKED if error_code(exc) == "ScopeLocked" else PoolUpdate.REFUSED
+                # 409: busy (PoolBeingResized), or a ReadOnly lock (ScopeLocked: refused until a person removes it).
+                # 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is Steady at zero nodes (its
+                # recorded refusal; see the emulator's Batch model for the sources).
+                if exc.status_code == 409 and error_code(exc) == "ScopeLocked":
+                    return PoolUpdate.LOCKED
+                if exc.status_code == 409 or (exc.status_code == 400 and error_code(exc) == "PropertyCannotBeUpdated"):
+                    return PoolUpdate.REFUSED
                 raise
             return PoolUpdate.UPDATED
 
-        return read_arm(f"update pool {pool.name}", patch)
+        return read_arm(description, patch)
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))

@@ -48,7 +48,8 @@ class PoolUpdate(str, Enum):
     CHANGED = "changed"
     # The pool is gone (404).
     GONE = "gone"
-    # Batch refused the change for now (409, e.g. PoolBeingResized).
+    # Batch refused the change for now (409, e.g. PoolBeingResized; 400 PropertyCannotBeUpdated: an image change while
+    # the pool is not Steady at zero nodes).
     REFUSED = "refused"
     # A ReadOnly lock refuses every change to the pool (409 ScopeLocked) until a person removes it.
     LOCKED = "locked"
@@ -60,6 +61,9 @@ class FixedScale:
 
     targets: Targets
     resize_timeout: timedelta
+    # What Batch does with the nodes a shrink removes and their running tasks (Requeue, Terminate, TaskCompletion,
+    # RetainedData); None leaves it to Batch (Requeue).
+    node_deallocation_option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ class ComputeGateway(Protocol):
         """Send the version back as it was read (``as_read``), with ``regions`` as its target regions and replica counts."""
         ...
 
+    def retire_image_version(self, version: ArmId, as_read: ImageVersionView, end_of_life: datetime) -> Waiting | None:
+        """Send the version back as it was read, excluded from its definition's latest and given ``end_of_life``."""
+        ...
+
 
 class BatchGateway(Protocol):
     """Microsoft.Batch management plane: accounts, their pools, and the VM sizes of a region."""
@@ -140,6 +148,12 @@ class BatchGateway(Protocol):
     def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
         """PATCH the pool's metadata (the whole list) and, when given, its fixed scale, only if its ETag is
         still ``etag`` (If-Match): a pool changed or deleted meanwhile, or busy, is left for the next round."""
+        ...
+
+    def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
+        """PATCH the pool's ``deploymentConfiguration.virtualMachineConfiguration`` (the whole object: its image, node agent,
+        security profile) and its metadata, only if its ETag is still ``etag``. Batch takes it only while the pool is Steady
+        at zero nodes (Pool - Update, 2024-07-01 or later): otherwise REFUSED."""
         ...
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:

@@ -23,6 +23,7 @@ from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
 from ..messaging import MessageSender, PoolCheck, schedule_pool_check
+from ..model.request import PoolRequest
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, end_pools_that_are_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
@@ -30,6 +31,7 @@ from ..protection.alerts import ProtectionAlerts
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_gone, recorded_lineage, recorded_pools
+from ..refresh.mover import PoolRefresher
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
 from ..store.records import KeyedRecord, RecordStore
@@ -70,6 +72,8 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Pools a refresh is moving to a new image: handed to it, never resized by the guard meanwhile.
+    refreshing: list[str] = field(default_factory=list)
     # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
     reconciled: list[str] = field(default_factory=list)
     deferred_requests: int = 0
@@ -101,8 +105,9 @@ class SweepReport:
     def summary(self) -> dict[str, int]:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
-        for name in ("resized", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
-                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked", "audit_unreadable", "audit_blind"):
+        for name in ("resized", "alerted", "adopted", "refreshing", "waiting", "skipped", "failed", "finished", "reconciled",
+                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
+                     "audit_unreadable", "audit_blind"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
         counts["deferredRequests"] = self.deferred_requests
@@ -125,6 +130,8 @@ class PoolGuard:
     protection_alerts: ProtectionAlerts
     # Finishes a request, and tells its team when its pool needs a person.
     pipeline: PoolPipeline
+    # Moves the pools being refreshed: the guard hands each such pool to it instead of guarding it.
+    refresher: PoolRefresher
     # Schedules the next look at a resizing pool.
     sender: MessageSender
     settings: Settings
@@ -133,6 +140,8 @@ class PoolGuard:
     in_use: list[KeyedRecord] | None = field(default=None, init=False)
     # The pools recorded as using an image, read when the sweep chose its accounts: the gone-pool pass reuses them.
     recorded_pools: list[str] | None = field(default=None, init=False)
+    # The pools refreshes are moving (pool key -> request), read once per sweep or check (None until read).
+    _refreshes: dict[str, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._policy = Policy(max_resizes_without_progress=self.settings.guard_max_resizes_without_progress)
@@ -166,6 +175,11 @@ class PoolGuard:
         except LedgerError:
             log.exception("reconcile: the ledger failed; the pool sweep goes on")
         self.sweep(report)
+        try:
+            # Refreshes whose pool the sweep did not meet (deleted, or in an account it could not list) look on their own.
+            report.refreshing.extend(self.refresher.drive_unseen(report.seen_pools))
+        except LedgerError:
+            log.exception("refresh: the ledger failed; the next sweep looks again")
         try:
             audited = audit_protection(read_findings(self.records), records=self.records, locks=self.gateway.locks,
                                        monitor=self.gateway.monitor, alerts=self.protection_alerts, now=self.now, in_use=self.in_use)
@@ -216,9 +230,9 @@ class PoolGuard:
         return report
 
     def accounts_to_sweep(self) -> list[ArmId]:
-        """Guarded accounts, Batch accounts named in the allowed scopes, accounts of requests still scaling, and accounts
-        of pools recorded as using an image (a pool deleted through the Batch service API raises no event: only a
-        listing shows it gone)."""
+        """Guarded accounts, Batch accounts named in the allowed scopes, accounts of requests still scaling or refreshing,
+        and accounts of pools recorded as using an image (a pool deleted through the Batch service API raises no event:
+        only a listing shows it gone)."""
         accounts: dict[str, ArmId] = {}
         for scope in (*self.settings.guarded_batch_accounts, *self.settings.allowed_scopes):
             account = try_parse(scope, BATCH_ACCOUNT)
@@ -229,7 +243,7 @@ class PoolGuard:
             pool = try_parse(pool_id, BATCH_POOL)
             if pool is not None:
                 accounts.setdefault(pool.parent().key(), pool.parent())
-        for record in self.ledger.list_by_stage(Stage.SCALING):
+        for record in self.ledger.list_in_stages((Stage.SCALING, Stage.REFRESHING)):
             if record.plan is not None:
                 account = record.plan.pool.parent()
                 accounts.setdefault(account.key(), account)
@@ -260,6 +274,8 @@ class PoolGuard:
     def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
                     confirm_lineage: bool = True) -> None:
         """Decide and act for one pool as listed (or read) a moment ago."""
+        if self._handed_to_refresh(view, report):
+            return
         try:
             targets = desired_targets(view, guarded_account=guarded_account)
         except BadPoolMetadata as exc:
@@ -307,6 +323,18 @@ class PoolGuard:
         else:
             report.add("skipped", view.id)
             log.debug("pool guard: %s left alone: %s", view.id, decision.reason)
+
+    def _handed_to_refresh(self, view: PoolView, report: SweepReport) -> bool:
+        """A pool a refresh is moving is the refresh's until it is on its new image: the guard never resizes, adopts or
+        alerts about it meanwhile (a drain would otherwise be undone), and hands the pool as it read it to the refresh."""
+        if self._refreshes is None:
+            self._refreshes = self.refresher.refreshing()
+        request_id = self._refreshes.get(resource_key(view.id))
+        if request_id is None:
+            return False
+        self.refresher.drive(request_id, view)
+        report.add("refreshing", view.id)
+        return True
 
     def _prefetch_lineage(self) -> None:
         """Ask Resource Graph once per page of ids whether every recorded in-use resource exists, before any pool is handled.
@@ -411,8 +439,8 @@ class PoolGuard:
         except (RequestNotFound, LedgerError):
             return None
         request = record.request
-        if request is None or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
-            return None
+        if not isinstance(request, PoolRequest) or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
+            return None  # (a refresh's record names the pool it moved, whose targets it kept)
         return Targets(request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes)
 
     def _restore_targets(self, view: PoolView, targets: Targets, problem: str, report: SweepReport) -> None:

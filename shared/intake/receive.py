@@ -16,13 +16,13 @@ from datetime import datetime
 
 from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
 from ..arm.values import region_key
-from ..arm.views import GENERALIZED, VmSkuView
+from ..arm.views import VmSkuView
 from ..errors import TransientError
 from ..gateway.failures import StepFailed
 from ..gateway.protocol import AzureGateway, BatchGateway, ComputeGateway
 from ..messaging import MAX_REQUEST_ATTEMPTS, MessageSender, Redelivery, retry_later
-from ..model.plan import ResourcePlan, replica_count, security_type_of
-from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
+from ..model.plan import ResourcePlan, definition_misfits, replica_count
+from ..model.request import ImageRequest, PoolRequest, RefreshRequest, Request, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
     LEGACY_POOLS_RETIRED,
     MAX_DEDICATED_NODES_PER_IMAGE,
@@ -34,6 +34,8 @@ from ..naming import (
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
+from ..refresh.admission import RefreshTarget, admit
+from ..refresh.fit import NewImage
 from ..settings import Settings
 from ..store import progress
 from ..store.ledger import (
@@ -44,6 +46,7 @@ from ..store.ledger import (
     RequestRecord,
     Stage,
 )
+from ..store.records import RecordStore
 from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, reserve_cores
@@ -76,6 +79,8 @@ class Intake:
     gateway: AzureGateway
     # Records the request (a conditional insert), or its rejection.
     ledger: Ledger
+    # Where a refresh claims its pool (a conditional insert), so two refreshes of one pool cannot both be accepted.
+    records: RecordStore
     # Starts an accepted request; answers a rejected one.
     pipeline: PoolPipeline
     # Sends a message back to its queue for later when Azure or the ledger is down.
@@ -130,18 +135,27 @@ class Intake:
                 return self.pipeline.drive(existing)
             return self._reject_conflict(message, reply_to, request_id)
         compute, batch = self.gateway.compute, self.gateway.batch
+        refresh: RefreshTarget | None = None
         try:
             ids = authorise(request, self.settings.allowed_scopes)
             _check_legacy_allowed(request, self.settings)
             source = read_source(request, ids, compute)
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
-            sizes = _check_target(request, ids, source, account, batch, compute)
-            definition = None
-            if ids.gallery is not None and not request.image.legacy_managed_image:
-                definition = _check_gallery(request, ids.gallery, source, compute)
-            plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), definition)
-            if sizes is not None:
+            sizes = None
+            definition: ExistingDefinition | None = None
+            if isinstance(request, RefreshRequest):
+                refresh = self._admit_refresh(request, ids, source, account)
+                if refresh.definition_exists:
+                    # The pool's own definition, fitted to the image by the one definition rule (admission's fit).
+                    definition = ExistingDefinition(refresh.definition.id, refresh.definition_location or "")
+            else:
+                sizes = _check_target(request, ids, source, account, batch, compute)
+                if ids.gallery is not None and not request.image.legacy_managed_image:
+                    definition = _check_gallery(request, ids.gallery, source, compute)
+            plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), refresh,
+                         definition)
+            if sizes is not None and isinstance(request, PoolRequest):
                 # Last, once everything else passed: the cores are held for this request until its pool is listed.
                 reserve_cores(self.ledger.records(), self._stage_of, request, account, sizes, self.now())
         except (NotAuthorised, RequestRejected, StepFailed) as exc:
@@ -152,8 +166,9 @@ class Intake:
             stage=_first_stage(request, plan, source, account),
             body=request.to_wire(),
             reply_to=reply_to,
-            details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to),
-                                         message.original_message_id or message.message_id),
+            details={**progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to),
+                                            message.original_message_id or message.message_id),
+                     **(refresh.details if refresh is not None else {})},
             now=self.now(),
         )
         try:
@@ -169,6 +184,13 @@ class Intake:
     def _stage_of(self, request_id: str) -> Stage | None:
         existing = self._existing(request_id)
         return existing.stage if existing is not None else None
+
+    def _admit_refresh(self, request: RefreshRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts) -> RefreshTarget:
+        """A refresh's own checks: its pool, the fit of the new image, and the pool's claim (:mod:`shared.refresh.admission`)."""
+        assert ids.pool is not None, "a refresh names its pool"
+        image = NewImage(source.os_type, source.security_type, "V2" if source.security_type else request.image.hyper_v_generation)
+        return admit(request, ids.pool, image, gallery=ids.gallery, version_source=ids.gallery_image_version, region=account.region,
+                     gateway=self.gateway, ledger=self.ledger, records=self.records, settings=self.settings, now=self.now())
 
     def _existing(self, request_id: str) -> RequestRecord | None:
         try:
@@ -240,7 +262,7 @@ def _unanswered_reply_to(message: IncomingMessage, reply_to: str | None) -> str 
     return message.reply_to if message.reply_to and reply_to is None else None
 
 
-def _check_source_disks(request: PoolRequest, source: SourceFacts, allowed_scopes: tuple[str, ...]) -> None:
+def _check_source_disks(request: ImageRequest, source: SourceFacts, allowed_scopes: tuple[str, ...]) -> None:
     """Every disk the pipeline will copy lies inside the allowed scopes too, not only the VM that names it."""
     for planned in source.snapshots:
         if planned.source_disk_id is None:
@@ -256,7 +278,7 @@ def _printable(body: bytes, limit: int = 4096) -> str:
     return body[:limit].decode("utf-8", errors="replace")
 
 
-def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:
+def _first_stage(request: Request, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:
     kind = request.source.kind
     if kind == "virtualMachineId":
         return Stage.RECEIVED
@@ -266,7 +288,9 @@ def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, 
         return Stage.CREATING_POOL if request.image.legacy_managed_image else Stage.PUBLISHING
     # A reused version: publish only if it lacks replicas in the account's region.
     needed = dict(plan.target_regions).get(account.region, 1)
-    return Stage.CREATING_POOL if source.version_replicas.get(account.region, 0) >= needed else Stage.PUBLISHING
+    if source.version_replicas.get(account.region, 0) < needed:
+        return Stage.PUBLISHING
+    return Stage.REFRESHING if plan.refreshes_pool else Stage.CREATING_POOL
 
 
 def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, batch: BatchGateway,
@@ -286,7 +310,7 @@ def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
     return sizes
 
 
-def _check_legacy_allowed(request: PoolRequest, settings: Settings) -> None:
+def _check_legacy_allowed(request: ImageRequest, settings: Settings) -> None:
     """Batch retired custom-image pools from managed images on 2026-03-31 (MicrosoftDocs/azure-docs,
     articles/batch/batch-custom-image-pools-to-azure-compute-gallery-migration-guide.md): refused before any ARM call,
     unless the deployment says its cloud still accepts them (ALLOW_LEGACY_MANAGED_IMAGE_POOLS)."""
@@ -323,7 +347,7 @@ class ExistingDefinition:
     location: str
 
 
-def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> ExistingDefinition | None:
+def _check_gallery(request: ImageRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> ExistingDefinition | None:
     """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type).
 
     A definition is fixed once made (virtual-machines/troubleshooting-shared-images: its OS type and state, generation,
@@ -337,22 +361,25 @@ def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, co
     definition = compute.image_definition(gallery.child("images", name))
     if definition is None:
         return None  # the pipeline creates it
-    wanted = {
-        "osType": (definition.os_type, source.os_type),
-        "osState": (definition.os_state, GENERALIZED),
-        "hyperVGeneration": (definition.hyper_v_generation or "V1", "V2" if source.security_type else request.image.hyper_v_generation),
-        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", source.security_type or "Standard"),
-    }
-    misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
+    misfits = definition_misfits(definition, os_type=source.os_type, security_type=source.security_type,
+                                 hyper_v_generation="V2" if source.security_type else request.image.hyper_v_generation)
     if misfits:
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
     return ExistingDefinition(definition.id, definition.location)
 
 
-def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime,
-          existing_definition: ExistingDefinition | None = None) -> ResourcePlan:
+def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime,
+          refresh: RefreshTarget | None, existing_definition: ExistingDefinition | None = None) -> ResourcePlan:
+    """What the request makes: a new pool's lineage and pool, or (``refresh``) a new version for an existing pool.
+
+    ``existing_definition``: the definition the version goes into exists (a team's own, or a refreshed pool's own): it
+    is used as it is, never PUT again, and its region gets a replica."""
     request_id = request.id
-    pool = ids.batch_account.child("pools", request.pool.pool_name)
+    if isinstance(request, PoolRequest):
+        pool, nodes = ids.batch_account.child("pools", request.pool.pool_name), request.pool.total_target_nodes
+    else:
+        assert refresh is not None and ids.pool is not None, "a refresh is admitted before it is planned"
+        pool, nodes = ids.pool, refresh.nodes
     kind = request.source.kind
     image = definition = version = None
     from_snapshots = source.security_type is not None and not request.image.legacy_managed_image
@@ -365,13 +392,16 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
     elif kind == "galleryImageVersionId":
         version = ids.gallery_image_version
     if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
-        gallery = ids.gallery
-        assert gallery is not None, "a request off the legacy path names its gallery"
-        definition = gallery.child("images", request.image.image_definition or image_name(request_id))
+        if refresh is not None:
+            definition = refresh.definition
+        else:
+            gallery = ids.gallery
+            assert gallery is not None, "a request off the legacy path names its gallery"
+            definition = gallery.child("images", request.image.image_definition or image_name(request_id))
         version = definition.child("versions", image_version_name(request_id, submitted_at))
     elif version is not None:
         definition = version.parent()
-    replicas = replica_count(request.pool.total_target_nodes)
+    replicas = replica_count(nodes)
     return ResourcePlan(
         request_id=request_id,
         location=source.location,
@@ -387,6 +417,7 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
         vtpm=source.vtpm,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
+        refreshes_pool=refresh is not None,
         definition_exists=existing_definition is not None,
     )
 

@@ -18,7 +18,8 @@ from typing import Any
 import isodate
 
 from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, parse_arm_id
-from ..arm.pools import metadata_items
+from ..arm.pools import Targets, metadata_items
+from ..arm.views import GENERALIZED, ImageDefinitionView
 from ..naming import (
     MAX_REGIONAL_REPLICAS,
     METADATA_GUARD_STATE,
@@ -29,7 +30,7 @@ from ..naming import (
     RESIZE_TIMEOUT_PER_1000_NODES,
     request_tags,
 )
-from .request import PoolRequest
+from .request import ImageRequest, PoolRequest
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class ResourcePlan:
     purchase_plan: dict[str, str] | None = None
     # True when the request reuses a gallery version someone else published: the pipeline only adds replicas to it.
     reuses_version: bool = False
+    # True for a refresh: ``pool`` exists, and once the version is published it moves to it (no pool is created).
+    refreshes_pool: bool = False
     # True when the gallery image definition existed at intake (a team's own, or one an earlier request made): it is
     # used as it is and never PUT again (a definition is fixed once made; see image_definition_body).
     definition_exists: bool = False
@@ -103,6 +106,7 @@ class ResourcePlan:
             "securityType": self.security_type,
             "purchasePlan": self.purchase_plan,
             "reusesVersion": self.reuses_version,
+            "refreshesPool": self.refreshes_pool,
             "definitionExists": self.definition_exists,
             "secureBoot": self.secure_boot,
             "vTpm": self.vtpm,
@@ -130,6 +134,7 @@ class ResourcePlan:
             security_type=details.get("securityType"),
             purchase_plan=details.get("purchasePlan"),
             reuses_version=bool(details.get("reusesVersion")),
+            refreshes_pool=bool(details.get("refreshesPool")),
             definition_exists=bool(details.get("definitionExists")),
             secure_boot=details.get("secureBoot") is not False,
             vtpm=details.get("vTpm") is not False,
@@ -152,6 +157,24 @@ def security_type_of(value: str | None) -> str | None:
     if value.lower() == "trustedlaunch":
         return "TrustedLaunch"
     return value
+
+
+def definition_misfits(definition: ImageDefinitionView, *, os_type: str, hyper_v_generation: str,
+                        security_type: str | None) -> list[str]:
+    """How an image does not fit a gallery definition that exists: ``"<property> is <has>, the image is <needs>"`` each.
+
+    A definition is fixed once made (virtual-machines/troubleshooting-shared-images: its OS type and state, generation,
+    publisher, offer and SKU can never change), so an image published into one must match it: OS type, a generalized
+    state, generation and security type (its ``...Supported`` types ask nothing, :func:`security_type_of`). One rule for
+    every request, a new pool's named definition and a refreshed pool's own alike.
+    """
+    wanted = {
+        "osType": (definition.os_type, os_type),
+        "osState": (definition.os_state, GENERALIZED),
+        "hyperVGeneration": (definition.hyper_v_generation or "V1", hyper_v_generation),
+        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", security_type or "Standard"),
+    }
+    return [f"{key} is {has}, the image is {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
 
 
 def creation_resize_timeout(requested: timedelta, total_target_nodes: int) -> timedelta:
@@ -179,7 +202,7 @@ def snapshot_body(plan: ResourcePlan, planned: PlannedSnapshot) -> dict[str, Any
     }
 
 
-def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
+def image_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
     """PUT Microsoft.Compute/images: a generalized managed image from the snapshots."""
     os_snapshot = next(s for s in plan.snapshots if s.lun is None)
     data_snapshots = sorted((s for s in plan.snapshots if s.lun is not None), key=lambda s: s.lun or 0)
@@ -208,7 +231,7 @@ def definition_identifier(name: str) -> dict[str, str]:
     return {"publisher": DEFINITION_PUBLISHER, "offer": part, "sku": part}
 
 
-def image_definition_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
+def image_definition_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
     """PUT Microsoft.Compute/galleries/images: the definition the version is published into, sent only when it does not exist.
 
     A Trusted Launch or confidential image needs the definition's ``SecurityType`` feature and
@@ -268,10 +291,17 @@ def pool_metadata(plan: ResourcePlan, request: PoolRequest) -> dict[str, str]:
     :class:`shared.guard.rules.GuardState`), so a person's later resize is told apart from
     a person's change of the ``cip-target-*`` metadata.
     """
-    targets = request.pool.targets
+    return {**request.pool.metadata, **request_metadata(plan.request_id, request.pool.targets)}
+
+
+def request_metadata(request_id: str, targets: Targets) -> dict[str, str]:
+    """The pool metadata that ties a pool to the request that made (or last refreshed) it and the targets it is kept at.
+
+    The guard's state starts afresh with those targets as the last ones set, so that a later change of the pool's
+    target is told apart as a person's.
+    """
     return {
-        **request.pool.metadata,
-        METADATA_REQUEST: plan.request_id,
+        METADATA_REQUEST: request_id,
         METADATA_TARGET_DEDICATED: str(targets.dedicated),
         METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority),
         METADATA_GUARD_STATE: json.dumps({"target": targets.signature}, separators=(",", ":")),

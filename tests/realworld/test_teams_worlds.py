@@ -204,7 +204,7 @@ class TestConflictsFoundBeforeAnyWrite:
 
     def test_given_a_named_definition_that_does_not_fit_when_submitted_then_each_misfit_is_named(self):
         reason = rejected_before_any_write(play("definition-does-not-fit"), "image.imageDefinition")
-        assert "osType is Windows, the source needs Linux" in reason and "hyperVGeneration is V1, the source needs V2" in reason
+        assert "osType is Windows, the image is Linux" in reason and "hyperVGeneration is V1, the image is V2" in reason
 
     def test_given_a_pool_name_already_used_in_the_account_when_submitted_then_it_is_rejected_naming_the_pool_name(self):
         reason = rejected_before_any_write(play("pool-name-taken"), "pool.poolName")
