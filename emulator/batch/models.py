@@ -107,13 +107,21 @@ class AllocationModel:
     cores_per_vm_size: dict[str, int] = field(default_factory=dict)
     # Sizes offered beyond OFFERED_VM_SIZES: name -> family.
     offered_vm_sizes: dict[str, str] = field(default_factory=dict)
+    # Cores per size as answered so far (the model's fields are fixed once made: configure_allocation makes a new one).
+    _cores_seen: dict[str | None, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def cores_for(self, vm_size: str | None) -> int:
+        known = self._cores_seen.get(vm_size)
+        if known is not None:
+            return known
         sizes = {k.lower(): v for k, v in self.cores_per_vm_size.items()}
         if vm_size and vm_size.lower() in sizes:
-            return sizes[vm_size.lower()]
-        found = _VM_SIZE_CORES.match(vm_size or "")
-        return int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
+            cores = sizes[vm_size.lower()]
+        else:
+            found = _VM_SIZE_CORES.match(vm_size or "")
+            cores = int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
+        self._cores_seen[vm_size] = cores
+        return cores
 
     @property
     def nodes_per_step(self) -> int:
@@ -246,8 +254,8 @@ class BatchBackend:
         return pool
 
     def list_pools(self, account_id: str) -> list[ArmResource]:
-        self.get_account(account_id)
-        return self._store.of_type(POOL, under=account_id)
+        account = self.get_account(account_id)
+        return self._store.children(POOL, account.id)
 
     # -- writes --------------------------------------------------------------
 
@@ -267,7 +275,7 @@ class BatchBackend:
             self._replace(existing, body, requested)
             pool = existing
         else:
-            if len(self._store.of_type(POOL, under=account.id)) >= int(account.properties.get("poolQuota", 100)):
+            if len(self._store.children(POOL, account.id)) >= int(account.properties.get("poolQuota", 100)):
                 raise Conflict("Pool quota for the account has been reached.", code="PoolQuotaReached")
             pool = self._new_pool(pool_id, body, requested)
         self._emulator.emit(pool.id, "PUT", True, url)
@@ -574,7 +582,7 @@ class BatchBackend:
             return 1 << 30
         used = sum(
             self.allocation.cores_for(p.properties.get("vmSize")) * int(p.properties.get(kind[0], 0))
-            for p in self._store.of_type(POOL, under=account.id)
+            for p in self._store.children(POOL, account.id)
         )
         return max(0, (int(quota) - used) // self.allocation.cores_for(pool.properties.get("vmSize")))
 
