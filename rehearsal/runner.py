@@ -171,6 +171,8 @@ class Rehearsal:
             max_nodes_per_resize=world.allocation.max_nodes_per_resize,
             nodes_per_minute=world.allocation.nodes_per_minute,
             quota_error=world.allocation.quota_error,
+            capacity_pauses=tuple((pause.after.total_seconds(), pause.for_.total_seconds() if pause.for_ is not None else None)
+                                  for pause in world.allocation.capacity_pauses),
         )
         for pool in world.pools:
             account_id, name = pool.id.rsplit("/pools/", 1)

@@ -10,11 +10,28 @@ Node allocation follows what the Batch docs describe for fixed-size pools:
   current node counts (at creation, or by PATCH/PUT while the pool is Steady);
   changing scale settings while Resizing/Stopping is 409 ``PoolBeingResized``;
 - nodes arrive in steps (``AllocationModel.step_seconds``), at most
-  ``max_nodes_per_resize`` per resize (dedicated + low-priority together);
+  ``max_nodes_per_resize`` per resize (dedicated + low-priority together):
+  batch-custom-images, "Considerations for large pools": "If you plan a pool with more than 300 compute
+  nodes, you might need to resize the pool multiple times to reach the target size"; how often nodes
+  arrive within a resize is not documented (the step is the emulator's own);
 - the resize ends Steady with no errors when the targets are reached, or with
   ``AllocationTimedout`` (the service's spelling) once ``resizeTimeout`` has
-  passed; a resize that has hit ``max_nodes_per_resize`` keeps "trying" until
-  that timeout, as the service does;
+  passed ("If Batch can't obtain the target number of nodes during the resize timeout period the pool goes
+  into a steady state and reports resize errors", batch-pool-node-error-checking); a resize that has hit
+  ``max_nodes_per_resize`` keeps "trying" until that timeout, as the service does;
+- the region can run out of capacity for a while (``AllocationModel.capacity_pauses``): no node arrives
+  during a pause, the resize keeps trying until its timeout, and nodes arrive again once capacity returns
+  (a pause with no end never ends). Allocation failures for lack of capacity and "retry later when capacity
+  frees up" are Azure's documented behaviour (learn.microsoft.com/troubleshoot/azure/virtual-machines/
+  allocation-failure); when and for how long a region runs short is not, so pauses are what a scenario says;
+- POST ``stopResize`` (Pools_StopResize, Batch management REST spec 2025-06-01, example PoolStopResize.json:
+  200 with the pool and its ETag): "This does not restore the pool to its previous state before the resize
+  operation: it only stops any further changes being made, and the pool maintains its current state. After
+  stopping, the pool stabilizes at the number of nodes it was at when the stop operation was done. During the
+  stop operation, the pool allocation state changes first to stopping and then to steady." The stopped resize
+  reports ``ResizeStopped`` (a documented resize error code: PoolResizeErrorCodes in the Batch Java SDK). How
+  long Stopping lasts is not documented (``AllocationModel.stop_seconds``); a stop of a Steady pool changes
+  nothing (the sources are silent; no recorded traffic of either was found);
 - a custom image whose lineage is gone fails the resize with ``AllocationFailed``;
   account core quotas (or a configured quota error) end it with the quota code;
 - errors stay in ``resizeOperationStatus.errors`` until the next resize
@@ -95,6 +112,8 @@ class AllocationModel:
     ``cores_per_vm_size``: cores per node for the account core-quota check;
     sizes not listed use the digits of the size name (``Standard_D16ds_v5`` -> 16),
     else ``default_cores_per_node``.
+    ``capacity_pauses``: (start, length) in virtual seconds since the emulator started, during which the region
+    has no capacity: no node arrives; a length of None means capacity never returns.
     """
 
     max_nodes_per_resize: int = 300
@@ -107,6 +126,7 @@ class AllocationModel:
     cores_per_vm_size: dict[str, int] = field(default_factory=dict)
     # Sizes offered beyond OFFERED_VM_SIZES: name -> family.
     offered_vm_sizes: dict[str, str] = field(default_factory=dict)
+    capacity_pauses: tuple[tuple[float, float | None], ...] = ()
     # Cores per size as answered so far (the model's fields are fixed once made: configure_allocation makes a new one).
     _cores_seen: dict[str | None, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -126,6 +146,11 @@ class AllocationModel:
     @property
     def nodes_per_step(self) -> int:
         return max(1, round(self.nodes_per_minute * self.step_seconds / 60))
+
+    def has_capacity(self, elapsed_seconds: float) -> bool:
+        """Whether the region can allocate nodes ``elapsed_seconds`` after the emulator started."""
+        return not any(start <= elapsed_seconds and (length is None or elapsed_seconds < start + length)
+                       for start, length in self.capacity_pauses)
 
 
 @dataclass(eq=False)
@@ -531,6 +556,10 @@ class BatchBackend:
             forced = self._forced_quota_error(pool)
             if forced:
                 self._finish(pool, [_error(forced, _quota_message(forced))])
+                return
+            if not self.allocation.has_capacity(self._emulator.clock.elapsed_seconds):
+                # No capacity now: the service keeps trying until the resize's timeout.
+                self._schedule_step(pool, run)
                 return
             allowance = self.allocation.nodes_per_step
             for kind in growing:

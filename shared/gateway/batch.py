@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..arm.ids import ArmId
@@ -55,9 +55,7 @@ class SdkBatch:
             pool.resource_group, account.name, pool.name, dict(body), match_condition=MatchConditions.IfMissing))
 
     def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
-        # Azure SDK: first use (cold start)
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
 
         properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
         if scale is not None:
@@ -67,23 +65,36 @@ class SdkBatch:
                 "resizeTimeout": iso_duration(scale.resize_timeout),
             }}
         client = self._client(pool.subscription)
+        return _pool_write(f"update pool {pool.name}", lambda: client.pool.update(
+            pool.resource_group, pool.parent().name, pool.name, {"properties": properties}, etag=etag,
+            match_condition=MatchConditions.IfNotModified))
 
-        def patch() -> PoolUpdate:
-            try:
-                client.pool.update(pool.resource_group, pool.parent().name, pool.name, {"properties": properties},
-                                   etag=etag, match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                return PoolUpdate.CHANGED
-            except ResourceNotFoundError:
-                return PoolUpdate.GONE
-            except HttpResponseError as exc:
-                if exc.status_code == 409:
-                    return PoolUpdate.REFUSED
-                raise
-            return PoolUpdate.UPDATED
-
-        return read_arm(f"update pool {pool.name}", patch)
+    def stop_resize(self, pool: ArmId) -> PoolUpdate:
+        client = self._client(pool.subscription)
+        return _pool_write(f"stop the resize of pool {pool.name}",
+                           lambda: client.pool.stop_resize(pool.resource_group, pool.parent().name, pool.name))
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))
         return [VmSkuView.from_sdk(sku) for sku in skus]
+
+
+def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
+    """One write to a pool, its refusals sorted: 412 CHANGED, 404 GONE, 409 REFUSED; anything else as :func:`read_arm` sorts it."""
+    # Azure SDK: first use (cold start)
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+    def attempt() -> PoolUpdate:
+        try:
+            write()
+        except ResourceModifiedError:
+            return PoolUpdate.CHANGED
+        except ResourceNotFoundError:
+            return PoolUpdate.GONE
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                return PoolUpdate.REFUSED
+            raise
+        return PoolUpdate.UPDATED
+
+    return read_arm(description, attempt)

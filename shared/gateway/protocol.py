@@ -140,6 +140,12 @@ class BatchGateway(Protocol):
         still ``etag`` (If-Match): a pool changed or deleted meanwhile, or busy, is left for the next round."""
         ...
 
+    def stop_resize(self, pool: ArmId) -> PoolUpdate:
+        """Stop the pool's resize in progress (Pools_StopResize): the pool keeps the nodes it has, goes Stopping, then
+        Steady with the resize error ``ResizeStopped``. UPDATED once Batch took it, GONE when the pool is gone,
+        REFUSED when Batch refuses it for now (409, e.g. a pool being deleted)."""
+        ...
+
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         """The VM sizes Batch offers in ``region`` (Location_ListSupportedVirtualMachineSkus)."""
         ...
