@@ -27,4 +27,4 @@ def pool_checks(message: func.ServiceBusMessage) -> None:
         return
     check = PoolCheck.from_body(body)
     if check is not None:
-        bootstrap.current().guard().check(check.pool_id, check.attempt, check.seen_nodes, check.seen_at, check.pace)
+        bootstrap.current().guard().look(check)

@@ -222,6 +222,10 @@ class PoolCheck:
     seen_nodes: int | None = None
     seen_at: datetime | None = None
     pace: float | None = None
+    # When a look first saw the current node count after this resize added nodes, and the longest quiet spell the
+    # resize recovered from (seconds): what the guard's stall policy judges by.
+    grew_at: datetime | None = None
+    quiet_seconds: float = 0.0
 
     @classmethod
     def from_body(cls, body: bytes) -> PoolCheck | None:
@@ -235,11 +239,12 @@ class PoolCheck:
                 raise ValueError(f"attempt {str(attempt)[:20]} is not a count of checks")
             pace = data.get("pace")
             pace = float(pace) if isinstance(pace, (int, float)) and not isinstance(pace, bool) and 0 < pace < 10**6 else None
+            grew_at, quiet = _aware(data.get("grewAt")), data.get("quietSeconds")
+            quiet = float(quiet) if isinstance(quiet, (int, float)) and not isinstance(quiet, bool) and 0 <= quiet < 10**6 else 0.0
             seen_nodes, seen_at = data.get("seenNodes"), data.get("seenAt")
             if not (isinstance(seen_nodes, int) and not isinstance(seen_nodes, bool) and 0 <= seen_nodes < 10**7 and isinstance(seen_at, str)):
-                return cls(pool_id, attempt, pace=pace)
-            moment = datetime.fromisoformat(seen_at)
-            return cls(pool_id, attempt, seen_nodes, moment if moment.tzinfo is not None else None, pace)
+                return cls(pool_id, attempt, pace=pace, grew_at=grew_at, quiet_seconds=quiet)
+            return cls(pool_id, attempt, seen_nodes, _aware(seen_at), pace, grew_at, quiet)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             log.warning("pool check message ignored: %.200s", exc)
             return None
@@ -250,11 +255,21 @@ class PoolCheck:
             json.dumps({"poolId": self.pool_id, "attempt": self.attempt,
                         **({"seenNodes": self.seen_nodes, "seenAt": self.seen_at.isoformat()}
                            if self.seen_nodes is not None and self.seen_at is not None else {}),
-                        **({"pace": round(self.pace, 3)} if self.pace else {})}),
+                        **({"pace": round(self.pace, 3)} if self.pace else {}),
+                        **({"grewAt": self.grew_at.isoformat()} if self.grew_at is not None else {}),
+                        **({"quietSeconds": round(self.quiet_seconds, 3)} if self.quiet_seconds else {})}),
             message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{when.strftime('%Y%m%dT%H%M%S')}",
             subject=POOL_CHECK_SUBJECT,
             scheduled_enqueue_time=when,
         )
+
+
+def _aware(text: object) -> datetime | None:
+    """A time with its zone from a message; None for anything else (raises ValueError for a malformed time)."""
+    if not isinstance(text, str):
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else None
 
 
 def schedule_pool_check(sender: MessageSender, queue: str, check: PoolCheck, when: datetime) -> None:

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, Alerts
-from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
+from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
@@ -31,9 +31,12 @@ from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
-from ..store.records import KeyedRecord, RecordStore
+from ..store.records import KeyedRecord, RecordStore, update_record
 from .rules import (
+    RESIZE_STOPPED,
+    SOONEST_LOOK,
     Action,
+    Arrivals,
     Condition,
     Decision,
     GuardState,
@@ -41,11 +44,17 @@ from .rules import (
     decide,
     desired_targets,
     next_look,
+    next_look_while_resizing,
     operator_targets,
     pace_since,
+    resize_key,
+    stalled,
 )
 
 log = logging.getLogger(__name__)
+
+# Per pool: the last resize the guard stopped as stalled (its start time), so its ResizeStopped is not alerted as a person's.
+STOPPED_RESIZE = "guard-stopped-resize"
 
 # Looks at one resize, at most (each timed by the nodes' arrival; the timer sweep is the safety net).
 MAX_RECHECKS = 20
@@ -69,6 +78,8 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Pools whose stalled resize the guard stopped (to resize again once Steady).
+    stopped: list[str] = field(default_factory=list)
     # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
     reconciled: list[str] = field(default_factory=list)
     deferred_requests: int = 0
@@ -97,7 +108,7 @@ class SweepReport:
     def summary(self) -> dict[str, int]:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
-        for name in ("resized", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
+        for name in ("resized", "stopped", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
                      "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
@@ -178,33 +189,68 @@ class PoolGuard:
 
     def check(self, pool_id: str, attempt: int = 0, seen_nodes: int | None = None, seen_at: datetime | None = None,
               pace: float | None = None) -> SweepReport:
-        """Handle one scheduled check message for one pool.
+        """Handle one scheduled look at one pool (see :meth:`look`)."""
+        return self.look(PoolCheck(pool_id, attempt, seen_nodes, seen_at, pace))
+
+    def look(self, check: PoolCheck) -> SweepReport:
+        """Handle one scheduled look at one pool.
 
         While the pool is resizing, the next look is timed by how fast its nodes arrive (see
         :func:`shared.guard.rules.next_look`), so a pool that reaches its target is seen within
-        moments, not at the resize's timeout or the next timer tick.
+        moments, not at the resize's timeout or the next timer tick; a resize that has stalled
+        (:func:`shared.guard.rules.stalled`) is stopped, and the pool resized again once it is Steady.
         """
         report = SweepReport()
-        pool = try_parse(pool_id, BATCH_POOL)
+        pool = try_parse(check.pool_id, BATCH_POOL)
         if pool is None or not self._may_touch(pool):
-            log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", pool_id)
+            log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", check.pool_id)
             return report
         account = pool.parent()
         view = self.gateway.batch.pool(pool)
         if view is None:
-            log.info("pool check for %s: the pool no longer exists", pool_id)
+            log.info("pool check for %s: the pool no longer exists", check.pool_id)
             return report
         now = self.now()
-        pace = pace_since(view, seen_nodes, seen_at, now, pace)
-        if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
-            nodes = view.current_dedicated + view.current_low_priority
-            schedule_pool_check(self.sender, self.settings.pool_checks_queue, PoolCheck(pool.id, attempt + 1, nodes, now, pace),
-                                next_look(view, pace, now))
+        pace = pace_since(view, check.seen_nodes, check.seen_at, now, check.pace)
+        nodes = view.current_dedicated + view.current_low_priority
+        arrivals = Arrivals(check.grew_at, timedelta(seconds=check.quiet_seconds)).seen(check.seen_nodes, check.seen_at, nodes, now)
+        if view.allocation_state.lower() in ("resizing", "stopping") and check.attempt < MAX_RECHECKS:
+            if stalled(view, arrivals, now):
+                self._stop_stalled(view, arrivals, report)
+                arrivals = Arrivals(quiet=arrivals.quiet)
+                when = now + SOONEST_LOOK
+            else:
+                when = next_look_while_resizing(view, pace, arrivals, now)
+            look = PoolCheck(pool.id, check.attempt + 1, nodes, now, pace, arrivals.grew_at, arrivals.quiet.total_seconds())
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, when)
             report.add("waiting", pool.id)
             return report
         # A check looks at one pool between sweeps: the sweeps confirm the fleet's lineage, a check need not.
-        self.handle_pool(view, account.key() in self._guarded, report, pace=pace, confirm_lineage=False)
+        self.handle_pool(view, account.key() in self._guarded, report, pace=pace, confirm_lineage=False, quiet=arrivals.quiet)
         return report
+
+    def _stop_stalled(self, view: PoolView, arrivals: Arrivals, report: SweepReport) -> None:
+        """Record the stop in the guard's store (the resize's ResizeStopped is then the guard's own), then stop the resize."""
+        pool = parse_arm_id(view.id, BATCH_POOL)
+        log.info("pool guard: %s stalled: no new node for %s (window %s); stopping the resize to resize again",
+                 view.id, self.now() - arrivals.grew_at if arrivals.grew_at else "?", arrivals.window,
+                 extra={"guardDecision": {
+                     "poolId": view.id, "requestId": view.request_id, "action": "stop-stalled-resize", "condition": None,
+                     "reason": f"no new node for {arrivals.window} while resizing", "errorCode": None,
+                     "allocationState": view.allocation_state, "currentDedicated": view.current_dedicated,
+                     "targetDedicated": view.target_dedicated, "currentLowPriority": view.current_low_priority,
+                     "targetLowPriority": view.target_low_priority}})
+        update_record(self.records, STOPPED_RESIZE, view.id, lambda _: {"poolId": view.id, "resize": resize_key(view)})
+        if self.gateway.batch.stop_resize(pool) is PoolUpdate.UPDATED:
+            report.add("stopped", view.id)
+
+    def _stopped_by_guard(self, view: PoolView) -> str | None:
+        """The resize the guard last stopped on this pool (one store read, only for a pool showing ResizeStopped)."""
+        if not any(code.lower() == RESIZE_STOPPED for code in view.error_codes):
+            return None
+        record = self.records.get(STOPPED_RESIZE, view.id)
+        resize = record.data.get("resize") if record is not None else None
+        return resize if isinstance(resize, str) else None
 
     def accounts_to_sweep(self) -> list[ArmId]:
         """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling."""
@@ -242,7 +288,7 @@ class PoolGuard:
         return any(pool.is_within(scope) for scope in scopes)
 
     def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
-                    confirm_lineage: bool = True) -> None:
+                    confirm_lineage: bool = True, quiet: timedelta = timedelta(0)) -> None:
         """Decide and act for one pool as listed (or read) a moment ago."""
         try:
             targets = desired_targets(view, guarded_account=guarded_account)
@@ -260,7 +306,8 @@ class PoolGuard:
             return
         if confirm_lineage:
             self._protect_and_confirm_image(view)
-        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep))
+        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep),
+                          self._stopped_by_guard(view))
         # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
         # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
         routine = decision.action in (Action.AT_TARGET, Action.SKIP)
@@ -275,7 +322,7 @@ class PoolGuard:
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
-            self._resize(view, decision, report, pace)
+            self._resize(view, decision, report, pace, quiet)
         elif decision.action is Action.ALERT:
             self._alert(view, targets, decision, report)
         elif decision.action is Action.WAIT:
@@ -314,14 +361,15 @@ class PoolGuard:
         for resource_id in missing:
             self.protection_alerts.on_resource_deleted(resource_id, known_gone=True, seen_by=seen_by)
 
-    def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None) -> None:
+    def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None,
+                quiet: timedelta = timedelta(0)) -> None:
         state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
         if state is None or targets is None or timeout is None:
             raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
         if self._patch(view, state, FixedScale(targets, timeout)):
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
             now = self.now()
-            look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace)
+            look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace, quiet_seconds=quiet.total_seconds())
             schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)

@@ -10,6 +10,7 @@ from shared.arm.ids import BATCH_POOL, IMAGE, parse_arm_id
 from shared.arm.pools import PoolView
 from shared.arm.views import ImageView
 from shared.guard.sweep import SweepReport
+from shared.messaging import PoolCheck
 from shared.store.ledger import RequestRecord, Stage
 from shared.store.progress import new_request
 from tests.unit.world import ACCOUNT, REPLIES, START, VM, UnitWorld
@@ -83,3 +84,78 @@ class TestFinishing:
         assert report.finished == ["r1"] and world.ledger.get("r1").stage is Stage.READY
         [reply] = world.sender.to(REPLIES)
         assert json.loads(reply.body)["stage"] == "READY"
+
+
+def resizing(current: int, target: int, started_minutes_ago: float = 5) -> PoolView:
+    """A pool Resizing towards ``target`` with ``current`` nodes, its resize started a while ago."""
+    return pool(current, target, allocation_state="Resizing", error_codes=(), resize_timeout=timedelta(minutes=25),
+                resize_started=START - timedelta(minutes=started_minutes_ago))
+
+
+def looks(world: UnitWorld) -> list[PoolCheck]:
+    checks = [PoolCheck.from_body(m.body.encode()) for m in world.sender.to("pool-checks")]
+    return [c for c in checks if c is not None]
+
+
+def look_again(world: UnitWorld, nodes: int | None = None, **minutes: float) -> SweepReport:
+    """Time passes, the pool has ``nodes`` now (when given), and the guard takes its last scheduled look."""
+    world.clock.advance(**minutes)
+    if nodes is not None:
+        world.azure.add(replace(world.azure.pool(POOL), current_dedicated=nodes))
+    return world.services.guard().look(looks(world)[-1])
+
+
+class TestStalledResizes:
+    def test_given_nodes_stopped_arriving_for_the_stall_window_then_the_resize_is_stopped_and_issued_again(self):
+        world = guarded_world()
+        world.azure.add(resizing(100, 600))
+        world.services.guard().look(PoolCheck(POOL.id, 0, 0, START - timedelta(minutes=2)))  # 100 nodes came: growing
+        assert look_again(world, 300, minutes=1).waiting == [POOL.id]  # 300 came: still growing
+        assert look_again(world, minutes=1).stopped == []  # a minute without a node is not a stall
+        # WHEN two minutes pass without a new node
+        report = look_again(world, minutes=1)
+        # THEN the resize is stopped (the pool keeps its 300 nodes)
+        assert report.stopped == [POOL.id] and world.azure.pool(POOL).allocation_state == "Stopping"
+        world.azure.settle()  # Stopping -> Steady with ResizeStopped, nodes kept
+        stopped = world.azure.pool(POOL)
+        assert (stopped.current_dedicated, stopped.error_codes) == (300, ("ResizeStopped",))
+        # AND the next look resizes it again at once, and nobody is alerted: the stop was the guard's own
+        assert look_again(world, seconds=30).resized == [POOL.id]
+        assert world.azure.pool(POOL).allocation_state == "Resizing" and world.publisher.published == []
+
+    def test_given_nodes_still_arriving_then_the_resize_is_never_stopped(self):
+        world = guarded_world()
+        world.azure.add(resizing(0, 2000, started_minutes_ago=1))
+        world.services.guard().look(PoolCheck(POOL.id, 0, 0, START))
+        for nodes in range(100, 1100, 100):
+            assert look_again(world, nodes, minutes=1).stopped == []
+        assert not any(op == "stop_resize" for op, _, _ in world.azure.writes)
+
+    def test_given_a_resize_that_added_no_node_yet_then_it_is_left_to_run_to_its_timeout(self):
+        world = guarded_world()
+        world.azure.add(resizing(300, 600, started_minutes_ago=1))  # a new resize: no node of its own yet
+        world.services.guard().look(PoolCheck(POOL.id, 0, 300, START))
+        for _ in range(6):
+            assert look_again(world, minutes=2).stopped == []
+        assert not any(op == "stop_resize" for op, _, _ in world.azure.writes)
+
+    def test_given_a_resize_that_paused_and_resumed_then_a_pause_as_long_is_not_a_stall(self):
+        world = guarded_world()
+        world.azure.add(resizing(100, 1000))
+        world.services.guard().look(PoolCheck(POOL.id, 0, 0, START - timedelta(minutes=1)))  # 100 nodes: growing
+        # a pause of at least 90 seconds (a look saw no new node), then nodes again: such pauses are this resize's way
+        assert look_again(world, seconds=90).stopped == []
+        assert look_again(world, 200, seconds=20).stopped == []
+        assert looks(world)[-1].quiet_seconds == 90
+        # WHEN the next pause lasts two minutes, the resize goes on (its stall window is now twice 90 seconds)
+        assert look_again(world, minutes=1).stopped == [] and look_again(world, minutes=1).stopped == []
+        # THEN only a pause of twice the longest one seen is a stall
+        assert look_again(world, minutes=1).stopped == [POOL.id]
+
+    def test_given_a_resize_someone_else_stopped_then_ops_hear_it_needs_a_person(self):
+        world = guarded_world()
+        world.azure.add(pool(300, 600, error_codes=("ResizeStopped",)))
+        report = world.services.guard().sweep()
+        assert report.resized == [] and report.alerted == [POOL.id]
+        [alert] = world.publisher.published
+        assert alert.data["errorCode"] == "ResizeStopped" and alert.data["condition"] == "needs-a-person"
