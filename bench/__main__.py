@@ -14,6 +14,8 @@
 - One sweep over 2,000 pools in 20 Batch accounts: ARM calls by operation, wall time.
 - Fleet scale (:mod:`bench.fleet`): first and steady sweeps over 2,000 pools each with its own
   lineage; 2,000 pools protected on one shared lineage.
+- The command line: wall seconds for ``python -m cli submit`` to fail on a namespace that does not
+  resolve (its reach check, before azure-servicebus spends about 11 s on retries).
 """
 
 from __future__ import annotations
@@ -24,19 +26,29 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import fleet, pipeline
 
+if TYPE_CHECKING:
+    from rehearsal.runner import Rehearsal
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "guard-2500-nodes.json"
+# Microsoft's published Event Grid samples, where the tests keep them (their sources are listed there).
+PUBLISHED_EVENTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "published" / "eventgrid"
 SUBSCRIPTION, ACCOUNTS, POOLS_PER_ACCOUNT = fleet.SUBSCRIPTION, fleet.ACCOUNTS, fleet.POOLS_PER_ACCOUNT
 
 
 def time_to_target_ratio(deliver_pool_checks: bool) -> float:
-    """(last resize end - first resize start) / sum of resize durations, for the example's pool."""
+    """:func:`ratio_to_bound` of the example (examples/guard-2500-nodes.json), with or without scheduled checks."""
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import load_scenario
 
-    rehearsal = Rehearsal(load_scenario(EXAMPLE), deliver_pool_checks=deliver_pool_checks).run()
+    return ratio_to_bound(Rehearsal(load_scenario(EXAMPLE), deliver_pool_checks=deliver_pool_checks).run())
+
+
+def ratio_to_bound(rehearsal: Rehearsal) -> float:
+    """(last resize end - first resize start) / sum of resize durations, for a finished rehearsal's one pool."""
     history = rehearsal.emulator.batch.resize_history
     [pool] = rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools")
     if pool.properties["currentDedicatedNodes"] < pool.properties["scaleSettings"]["fixedScale"]["targetDedicatedNodes"]:
@@ -92,11 +104,11 @@ def irrelevant_event_bodies() -> list[dict]:
     import copy
 
     from rehearsal.scenario import DEFAULT_RG
-    from tests.support import load_fixture
 
-    write = load_fixture("eventgrid/eventgrid-resource-write-success.egschema.json")
-    delete = load_fixture("eventgrid/eventgrid-resource-delete-success.egschema.json")
-    [validation] = load_fixture("eventgrid/eventgrid-subscription-validation-event.egschema.json")
+    def published(name: str) -> Any:
+        return json.loads((PUBLISHED_EVENTS / f"eventgrid-{name}.egschema.json").read_text())
+
+    write, delete, [validation] = published("resource-write-success"), published("resource-delete-success"), published("subscription-validation-event")
 
     def about(sample: dict, resource_id: str, operation: str, event_type: str | None = None) -> dict:
         body = copy.deepcopy(sample)
@@ -178,6 +190,27 @@ def _submit_until_pool_created() -> dict:
             "virtualSeconds": rehearsal.emulator.clock.elapsed_seconds}
 
 
+def unreachable_namespace_seconds() -> float:
+    """Wall seconds for ``python -m cli submit`` in a fresh interpreter to fail on a Service Bus namespace that does not resolve."""
+    import os
+    import subprocess
+    import tempfile
+
+    from rehearsal.scenario import default_request
+
+    with tempfile.TemporaryDirectory() as folder:
+        request = Path(folder) / "request.json"
+        request.write_text(json.dumps(default_request()))
+        env = {**os.environ, "SERVICEBUS__fullyQualifiedNamespace": "no-such-namespace.invalid", "POOL_REQUESTS_QUEUE": "q"}
+        started = time.perf_counter()
+        completed = subprocess.run([sys.executable, "-m", "cli", "submit", str(request)], cwd=EXAMPLE.parent.parent, capture_output=True,
+                                   text=True, env=env)
+        seconds = time.perf_counter() - started
+    if "cannot reach the Service Bus namespace" not in completed.stderr:
+        raise RuntimeError(f"the reach check did not fail the submit: {completed.stderr[-2000:]}")
+    return round(seconds, 2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -201,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             "distinctImages2000": distinct,
         },
         "protection": {"sharedImage2000": shared},
+        "cli": {"unreachableNamespaceSeconds": unreachable_namespace_seconds()},
     }
     if args.json:
         print(json.dumps(results, indent=2))
@@ -224,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
               f"protection audit when unprobed {distinct['protectionAudit']}")
         print(f"2,000 pools on one lineage: {shared['lockWrites']} lock writes (target <= 10), largest record {shared['maxRecordBytes']} bytes "
               f"(target <= 32768), protect steps {shared['protectSecondsTotal']} s in all")
+        print(f"python -m cli submit to an unresolvable namespace: fails in {results['cli']['unreachableNamespaceSeconds']} s (target <= 5)")
     return 0
 
 

@@ -105,7 +105,12 @@ def to_ready(probed: bool = True) -> dict:
 
 
 def polling_baseline() -> dict:
-    """The default request driven by a loop that polls every 30 s: seconds to READY and its ARM calls."""
+    """The default request driven by a loop that polls every 30 s: seconds to READY and its ARM calls.
+
+    Bodies are ARM's JSON handed to the SDK's models (a model takes its raw JSON as a mapping).
+    """
+    from azure.mgmt.compute.models import GalleryImage, GalleryImageVersion, Image, Snapshot
+
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import DEFAULT_ACCOUNT_ID, DEFAULT_GALLERY_ID, DEFAULT_VM_ID, Scenario, default_request
     from shared.arm.ids import BATCH_ACCOUNT, GALLERY, VIRTUAL_MACHINE, parse_arm_id
@@ -131,22 +136,22 @@ def polling_baseline() -> dict:
     disks = [(None, vm.storage_profile.os_disk.managed_disk.id)] + [(d.lun, d.managed_disk.id) for d in vm.storage_profile.data_disks]
     names = {lun: f"poll-{'os' if lun is None else f'lun{lun}'}" for lun, _ in disks}
     for lun, disk in disks:
-        compute.snapshots.begin_create_or_update(rg, names[lun], {"location": location, "properties": {
-            "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}, polling=False)
-    compute.gallery_images.begin_create_or_update(rg, gallery.name, "poll", {"location": location, "properties": {
+        compute.snapshots.begin_create_or_update(rg, names[lun], Snapshot({"location": location, "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk}}}), polling=False)
+    compute.gallery_images.begin_create_or_update(rg, gallery.name, "poll", GalleryImage({"location": location, "properties": {
         "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-        "identifier": {"publisher": "poll", "offer": "poll", "sku": "poll"}}}, polling=False)
+        "identifier": {"publisher": "poll", "offer": "poll", "sku": "poll"}}}), polling=False)
     wait_until(lambda: all(succeeded(lambda name=name: compute.snapshots.get(rg, name)) for name in names.values()))
     snapshot_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/"
-    compute.images.begin_create_or_update(rg, "poll", {"location": location, "properties": {"hyperVGeneration": "V2", "storageProfile": {
+    compute.images.begin_create_or_update(rg, "poll", Image({"location": location, "properties": {"hyperVGeneration": "V2", "storageProfile": {
         "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": snapshot_id + names[None]}},
-        "dataDisks": [{"lun": lun, "snapshot": {"id": snapshot_id + name}} for lun, name in names.items() if lun is not None]}}},
+        "dataDisks": [{"lun": lun, "snapshot": {"id": snapshot_id + name}} for lun, name in names.items() if lun is not None]}}}),
         polling=False)
     wait_until(lambda: succeeded(lambda: compute.images.get(rg, "poll")))
     image_id = f"/subscriptions/{vm_id.subscription}/resourceGroups/{rg}/providers/Microsoft.Compute/images/poll"
-    compute.gallery_image_versions.begin_create_or_update(rg, gallery.name, "poll", "1.0.0", {"location": location, "properties": {
+    compute.gallery_image_versions.begin_create_or_update(rg, gallery.name, "poll", "1.0.0", GalleryImageVersion({"location": location, "properties": {
         "publishingProfile": {"targetRegions": [{"name": location, "regionalReplicaCount": replicas}], "replicaCount": replicas},
-        "storageProfile": {"source": {"id": image_id}}}}, polling=False)
+        "storageProfile": {"source": {"id": image_id}}}}), polling=False)
     wait_until(lambda: succeeded(lambda: compute.gallery_image_versions.get(rg, gallery.name, "poll", "1.0.0")))
     batch.pool.create(account.resource_group, account.name, "poll-pool", {"properties": {
         "vmSize": request["vmSize"],
@@ -164,8 +169,45 @@ def polling_baseline() -> dict:
     return {"readySeconds": emulator.clock.elapsed_seconds, "armCalls": sum(emulator.calls.values())}
 
 
+CONCURRENT_REQUESTS = 30
+CONCURRENT_SEEDS = (1, 2, 3)
+
+
+def concurrent_delivery() -> dict:
+    """30 small requests submitted at once, every event delivered three times, shuffled, by four threads (as a
+    scaled-out Functions host delivers them), over three seeds: requests whose pool was never created, and the
+    last pool's time against the critical path of Azure's own operations (no timer: events and looks only)."""
+    from rehearsal.pump import ConcurrentPump
+    from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+    from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario, default_request
+    from shared import bootstrap
+    from shared.messaging import OutgoingMessage
+
+    stranded, ratios = 0, []
+    for seed in CONCURRENT_SEEDS:
+        rehearsal = Rehearsal(Scenario.model_validate({"seed": seed, "world": {
+            "replyQueues": ["replies"], "eventDelivery": {"copies": 3, "reorder": True, "maxDelaySeconds": 20}}, "steps": []}))
+        pools = [f"{DEFAULT_ACCOUNT_ID}/pools/pool-{index:03d}" for index in range(CONCURRENT_REQUESTS)]
+        bootstrap.install(rehearsal.services)
+        try:
+            for index in range(CONCURRENT_REQUESTS):
+                body = default_request(poolName=f"pool-{index:03d}", targetDedicatedNodes=4)
+                body["requestId"] = f"concurrent-{index:03d}"
+                rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"m-{index:03d}", reply_to="replies"))
+            ConcurrentPump(rehearsal, workers=4, seed=seed).run(
+                until=lambda: all(rehearsal.emulator.store.find(pool) is not None for pool in pools),  # noqa: B023 - run at once
+                limit=timedelta(hours=2))
+        finally:
+            bootstrap.install(None)
+        stranded += sum(rehearsal.emulator.store.find(pool) is None for pool in pools)
+        ratios.append(rehearsal.emulator.clock.elapsed_seconds / time_to_pool_bound(rehearsal.emulator, replicas=1))
+    return {"requests": CONCURRENT_REQUESTS, "workers": 4, "eventCopies": 3, "runs": len(CONCURRENT_SEEDS),
+            "requestsStranded": stranded, "worstSecondsToLastPoolRatioToBound": round(max(ratios), 4)}
+
+
 def figures() -> dict:
     """Every pipeline figure, in one run."""
     unprobed = to_ready(probed=False)
     return {**to_pool_created(), **to_ready(), "pollingBaseline": polling_baseline(),
-            "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")}}
+            "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")},
+            "concurrent": concurrent_delivery()}

@@ -154,7 +154,7 @@ def _accounts(settings) -> list[str]:
     """Batch accounts whose pools may use the images: those in the allowed scopes and the guarded ones."""
     from shared.arm.ids import BATCH_ACCOUNT, try_parse
 
-    found = {}
+    found: dict[str, str] = {}
     for scope in (*settings.allowed_scopes, *settings.guarded_batch_accounts):
         account = try_parse(scope, BATCH_ACCOUNT)
         if account is not None:

@@ -51,8 +51,8 @@ def reject_unknown(parser: Parser, extras: list[str], args: argparse.Namespace) 
     """Exit with argparse's "unrecognized arguments" error from the sub-command that was meant, naming the nearest flags."""
     command = getattr(args, "command", None)
     target = parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public list of a parser's options
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:  # noqa: SLF001 - as above
             target = action.choices[command]
     known = target.option_strings() if isinstance(target, Parser) else []
     guesses = [f"{extra} -> {guess}" for extra in extras if extra.startswith("-")

@@ -42,11 +42,12 @@ def run_canary(
         report.add("canary request", False, "no Batch account in ALLOWED_SCOPES", "add one (BATCH_ACCOUNT_IDS) and provision")
         return
     request_id = f"canary-{int(time.time())}"
+    image: dict[str, object] = {"galleryId": gallery} if gallery else {"legacyManagedImage": True}
     body = {
         "requestId": request_id,
         "requestedBy": "python -m cli verify --canary",
         "source": {"virtualMachineId": vm_id},
-        "image": {"galleryId": gallery} if gallery else {"legacyManagedImage": True},
+        "image": image,
         "pool": {
             "batchAccountId": parse_arm_id(account, BATCH_ACCOUNT).id,
             "poolName": request_id,

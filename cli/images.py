@@ -114,9 +114,9 @@ def inventory(
             continue
         entry = listed[resource_key(pool.id)] = _pool_entry(pool)
         for index, resource_id in enumerate([pool.image_id, *lineage.lineage(pool.image_id)]):
-            resource = found.get(resource_key(resource_id))
-            if resource is not None:
-                resource.pools[resource_key(pool.id)] = {**entry, "via": "image" if index == 0 else "lineage"}
+            used = found.get(resource_key(resource_id))
+            if used is not None:
+                used.pools[resource_key(pool.id)] = {**entry, "via": "image" if index == 0 else "lineage"}
     published = _published_alerts(records, now, timedelta(minutes=alert_window_minutes))
     for resource in found.values():
         _add_recorded_users(records, resource, listed)
@@ -139,27 +139,35 @@ def _created(value: Any) -> datetime | None:
     return None
 
 
+def _listed(value: str | None) -> str:
+    """An id or name of a resource ARM listed: always there (the SDK types it optional, as it is read-only)."""
+    if value is None:
+        raise ValueError("ARM listed a resource without its id or name")
+    return value
+
+
 def _list_group(clients: AzureClients, group_id: str) -> list[ImageResource]:
     parts = group_id.split("/")
     subscription, group = parts[2], parts[4]
     compute = clients.compute(subscription)
     resources = []
     for snapshot in compute.snapshots.list_by_resource_group(group):
-        resources.append(ImageResource(snapshot.id, "snapshot", (snapshot.tags or {}).get(TAG_REQUEST), snapshot.disk_size_gb,
+        resources.append(ImageResource(_listed(snapshot.id), "snapshot", (snapshot.tags or {}).get(TAG_REQUEST), snapshot.disk_size_gb,
                                        _created(snapshot.time_created)))
     for image in compute.images.list_by_resource_group(group):
         profile = image.storage_profile
         sizes = [d.disk_size_gb for d in ([profile.os_disk] if profile and profile.os_disk else []) + list((profile.data_disks if profile else None) or [])]
-        resources.append(ImageResource(image.id, "managedImage", (image.tags or {}).get(TAG_REQUEST), _total(sizes),
+        resources.append(ImageResource(_listed(image.id), "managedImage", (image.tags or {}).get(TAG_REQUEST), _total(sizes),
                                        _created(getattr(image.system_data, "created_at", None) if getattr(image, "system_data", None) else None)))
     for gallery in compute.galleries.list_by_resource_group(group):
-        for definition in compute.gallery_images.list_by_gallery(group, gallery.name):
-            for version in compute.gallery_image_versions.list_by_gallery_image(group, gallery.name, definition.name):
+        gallery_name = _listed(gallery.name)
+        for definition in compute.gallery_images.list_by_gallery(group, gallery_name):
+            for version in compute.gallery_image_versions.list_by_gallery_image(group, gallery_name, _listed(definition.name)):
                 storage = version.storage_profile
                 sizes = ([storage.os_disk_image.size_in_gb] if storage and storage.os_disk_image else []) + [
                     d.size_in_gb for d in ((storage.data_disk_images if storage else None) or [])]
                 published = version.publishing_profile.published_date if version.publishing_profile else None
-                resources.append(ImageResource(version.id, "galleryImageVersion", (version.tags or {}).get(TAG_REQUEST), _total(sizes),
+                resources.append(ImageResource(_listed(version.id), "galleryImageVersion", (version.tags or {}).get(TAG_REQUEST), _total(sizes),
                                                _created(published)))
     return resources
 
@@ -270,7 +278,7 @@ def _add_locks(clients: AzureClients, resource_groups: list[str], found: dict[st
     """One lock list per subscription: it includes the locks on resources (ManagementLocks_ListAtSubscriptionLevel)."""
     for subscription in sorted({group.split("/")[2].lower() for group in resource_groups}):
         for lock in clients.locks(subscription).management_locks.list_at_subscription_level():
-            scope = lock.id.rsplit("/providers/Microsoft.Authorization/locks/", 1)[0]
+            scope = _listed(lock.id).rsplit("/providers/Microsoft.Authorization/locks/", 1)[0]
             resource = found.get(resource_key(scope))
             if resource is None or lineage_resource(scope) is None:
                 continue

@@ -7,9 +7,9 @@ line (for shell scripts), ``table`` prints what a person reads. A command may
 give its own table for its unqueried output (a timeline, a request in
 detail); anything else shown as a table gets the generic one below.
 
-Colour: only when the stream is a terminal and ``NO_COLOR`` is unset
-(https://no-color.org). A pipe closed by the reader (``| head``) ends the
-command quietly.
+Colour (``rehearsal/colour.py``): only when the stream is a terminal and
+``NO_COLOR`` is unset (https://no-color.org). A pipe closed by the reader
+(``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
+
+from rehearsal.colour import Palette, palette
 
 FORMATS = ("json", "jsonc", "table", "tsv", "yaml", "none")
 
@@ -45,42 +47,6 @@ def resolve_output(args: argparse.Namespace) -> None:
     if hasattr(args, "output_default"):
         args.output_given = args.output is not None
         args.output = args.output or args.output_default
-
-
-# -- colour ------------------------------------------------------------------------
-
-_CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36", "dim": "2", "bold": "1"}
-
-
-def colour_enabled(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set (to anything non-empty)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
-class Palette:
-    """Wraps text in ANSI colours, or leaves it alone when colour is off."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def paint(self, text: str, colour: str) -> str:
-        return f"\033[{_CODES[colour]}m{text}\033[0m" if self.enabled and text else text
-
-    def __getattr__(self, colour: str) -> Callable[[str], str]:
-        if colour not in _CODES:
-            raise AttributeError(colour)
-        return lambda text: self.paint(text, colour)
-
-
-def palette(stream: TextIO) -> Palette:
-    return Palette(colour_enabled(stream))
-
-
-# Severities and outcomes as the rest of the output colours them.
-SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "yellow", "info": "cyan"}
 
 
 # -- formats -----------------------------------------------------------------------

@@ -217,7 +217,7 @@ def _wait_for(records: Any, clients: Any, subscription: str, probe_id: str, made
     deadline = clock.now() + wait
     monitor = clients.monitor(subscription).activity_logs
     while True:
-        seen = {}
+        seen: dict[tuple[str, str], Any] = {}
         for event in probe_events(records, probe_id):
             seen.setdefault((event.event_type, resource_key(event.resource_id)), event)
         listed = _refused_delete_listed(monitor, made.snapshot_id, started - timedelta(minutes=5), clock.now())

@@ -38,7 +38,7 @@ def check_reachable(host: str, ports: tuple[int, ...] = SERVICE_BUS_PORTS, timeo
         raise Unreachable(f"cannot reach the Service Bus namespace {host}: the name does not resolve ({exc.strerror or exc})", hint) from exc
     finally:
         pool.shutdown(wait=False)
-    address = addresses[0][4][0]
+    address = str(addresses[0][4][0])  # a host name resolves to IPv4 or IPv6 addresses, both str
     errors = []
     for port in ports:
         try:

@@ -39,8 +39,8 @@ class ArmRequest:
                 return value
         return None
 
-    def json(self) -> dict:
-        """The body as a JSON object; a malformed body is ARM's InvalidRequestContent."""
+    def json(self) -> dict | list:
+        """The body as JSON: an object (or, for Event Grid, an array of events); a malformed body is ARM's InvalidRequestContent."""
         if not self.raw_body:
             return {}
         try:

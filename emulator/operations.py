@@ -35,7 +35,7 @@ class AsyncOperation:
 
     def status_body(self) -> dict:
         """The body of the ``Azure-AsyncOperation`` status resource."""
-        body = {"name": self.id, "status": self.status, "startTime": _iso(self.start)}
+        body: dict[str, object] = {"name": self.id, "status": self.status, "startTime": _iso(self.start)}
         if self.end is not None:
             body["endTime"] = _iso(self.end)
         if self.error is not None:

@@ -28,7 +28,7 @@ def new_etag() -> str:
 def resource_group_of(resource_id: str) -> tuple[str, str]:
     """(subscription id, resource group name) of a resource id."""
     parts = parse_resource_id(resource_id)
-    return parts["subscription"], parts["resource_group"]
+    return str(parts["subscription"]), str(parts["resource_group"])
 
 
 @dataclass
@@ -150,7 +150,7 @@ def _not_found_message(resource_id: str) -> str:
         parts = parse_resource_id(resource_id)
     except (ValueError, KeyError):
         return f"The Resource '{resource_id}' was not found."
-    kind = "/".join(p for p in (parts.get("namespace"), parts.get("type"), parts.get("name")) if p)
+    kind = "/".join(str(p) for p in (parts.get("namespace"), parts.get("type"), parts.get("name")) if p)
     return (
         f"The Resource '{kind}' under resource group '{parts.get('resource_group')}' was not found. "
         "For more details please go to https://aka.ms/ARMResourceNotFoundFix"

@@ -10,7 +10,7 @@ with the same ``TypeError`` as in production), azure-core and requests
 serialise headers and bodies, the bearer-token policy insists on https, and
 retries and long-running-operation polling run unchanged. The adapter stands
 in for the socket only: it turns the ``PreparedRequest`` into an
-:class:`ArmRequest`, answers it through :func:`emulator.router.dispatch` and
+:class:`ArmRequest`, answers it through :func:`emulator.dispatch.dispatch` and
 hands back a real ``requests.Response`` whose ``raw`` is a urllib3 response
 over the body bytes, which requests reads (whole, or streamed) exactly as it
 reads one from a connection.
@@ -25,14 +25,11 @@ from typing import Any
 
 import requests
 from azure.core.pipeline.transport import RequestsTransport
-from requests.adapters import BaseAdapter
-from requests.cookies import extract_cookies_to_jar
-from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers
+from requests.adapters import HTTPAdapter
 from urllib3 import HTTPHeaderDict, HTTPResponse
 
+from .dispatch import dispatch
 from .http import ArmRequest, ArmResponse
-from .router import dispatch
 
 
 class VirtualTimeRequestsTransport(RequestsTransport):
@@ -66,8 +63,15 @@ def requests_transport(emulator: Any) -> VirtualTimeRequestsTransport:
     return transport
 
 
-class EmulatorAdapter(BaseAdapter):
-    """A ``requests`` transport adapter that answers every request from the emulator."""
+class EmulatorAdapter(HTTPAdapter):
+    """requests' own ``HTTPAdapter`` with one change: ``send`` answers from the emulator instead of a connection.
+
+    The response is built by ``HTTPAdapter.build_response`` itself, so it has
+    what a network answer has: status, reason, headers, encoding, url, request,
+    cookies, the adapter as its ``connection``, and an unread ``raw`` that
+    Session.send or the caller consumes. The adapter's connection pools are
+    never used.
+    """
 
     def __init__(self, emulator: Any) -> None:
         super().__init__()
@@ -87,27 +91,10 @@ class EmulatorAdapter(BaseAdapter):
         answer = dispatch(self.emulator, _arm_request(request))
         return self.build_response(request, _urllib3_response(request, answer))
 
-    def build_response(self, request: requests.PreparedRequest, raw: HTTPResponse) -> requests.Response:
-        # Mirrors requests' HTTPAdapter.build_response (requests/adapters.py), so the
-        # Response has what a network answer has: status, reason, headers, encoding,
-        # url, request, and an unread ``raw`` that Session.send or the caller consumes.
-        response = requests.Response()
-        response.status_code = raw.status
-        response.headers = CaseInsensitiveDict(raw.headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.raw = raw
-        response.reason = raw.reason
-        response.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
-        extract_cookies_to_jar(response.cookies, request, raw)
-        response.request = request
-        response.connection = self
-        return response
-
-    def close(self) -> None:
-        pass
-
 
 def _arm_request(request: requests.PreparedRequest) -> ArmRequest:
+    if request.method is None or request.url is None:
+        raise ValueError("only a prepared request, with its method and URL, can be sent")
     headers = {name: value.decode("latin-1") if isinstance(value, bytes) else value for name, value in request.headers.items()}
     return ArmRequest(method=request.method.upper(), url=request.url, headers=headers, raw_body=_body_bytes(request.body))
 

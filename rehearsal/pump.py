@@ -13,6 +13,9 @@ import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
+
+from emulator.servicebus.models import QueuedMessage
 
 from .host import event_grid_event, service_bus_message
 from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal
@@ -39,15 +42,15 @@ class ConcurrentPump:
         total = 0
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             while True:
-                batch: list[tuple[str, object]] = []
+                batch: list[Callable[[], None]] = []
                 for queue, function in ((REQUESTS_QUEUE, self._call_request), (CHECKS_QUEUE, self._call_check)):
                     while (message := emulator.servicebus.receive_due(queue)) is not None:
-                        batch.append((function, message))
-                batch += [(self._call_event, event.body) for event in emulator.events.take_due()]
+                        batch.append(partial(function, message))
+                batch += [partial(self._call_event, event.body) for event in emulator.events.take_due()]
                 if not batch:
                     return total
                 self._random.shuffle(batch)
-                for future in [pool.submit(function, item) for function, item in batch]:
+                for future in [pool.submit(delivery) for delivery in batch]:
                     future.result()
                 total += len(batch)
                 self.deliveries += len(batch)
@@ -74,13 +77,13 @@ class ConcurrentPump:
 
     # -- one delivery ------------------------------------------------------------
 
-    def _call_request(self, queued) -> None:
-        self._call_queue(self._rehearsal._requests_function, queued)
+    def _call_request(self, queued: QueuedMessage) -> None:
+        self._call_queue(self._rehearsal.requests_function, queued)
 
-    def _call_check(self, queued) -> None:
-        self._call_queue(self._rehearsal._checks_function, queued)
+    def _call_check(self, queued: QueuedMessage) -> None:
+        self._call_queue(self._rehearsal.checks_function, queued)
 
-    def _call_queue(self, function: str, queued) -> None:
+    def _call_queue(self, function: str, queued: QueuedMessage) -> None:
         message = service_bus_message(
             body=queued.message.body.encode(), message_id=queued.message_id, reply_to=queued.message.reply_to,
             delivery_count=queued.delivery_count, enqueued_time_utc=queued.enqueued_time,
@@ -92,7 +95,7 @@ class ConcurrentPump:
             self._rehearsal.emulator.servicebus.abandon(queued, f"{type(exc).__name__}: {exc}")
 
     def _call_event(self, body: dict) -> None:
-        for name in self._rehearsal._event_functions:
+        for name in self._rehearsal.event_functions:
             try:
                 self._rehearsal.host.call(name, event_grid_event(body))
             except Exception:  # noqa: BLE001 - Event Grid retries a failed delivery later

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from .colour import Palette
 from .runner import CHECKS_QUEUE, REQUESTS_QUEUE, Rehearsal
 
 _SHORT_TYPES = {
@@ -118,6 +119,8 @@ _KIND_WIDTH = 13
 LINE_WIDTH = 120
 _TIME_WIDTH = 13  # "  +00:17:00  "
 _CONTINUATION = " " * (_TIME_WIDTH + _KIND_WIDTH + 1)
+# Alert severities as the rest of the output colours them.
+SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "yellow", "info": "cyan"}
 _STAGE_COLOURS = {"READY": "green", "FAILED": "red", "REJECTED": "red"}
 _DECISION_COLOURS = {"resized": "cyan", "needs a person": "red", "breaker open": "red", "image gone": "red", "backoff": "yellow",
                      "waiting": "dim", "at target": "green", "left alone": "dim"}
@@ -132,8 +135,6 @@ def render_timeline(report: dict, colour=None) -> str:
     The guard's pool writes are shown as its decisions rather than as ARM events; a decision the guard repeated
     at later sweeps is one line, closed by a line at its last time when anything else happened in between.
     """
-    from cli.output import SEVERITY_COLOURS, Palette
-
     paint = colour or Palette(False)
     lines = [paint.bold(f"Rehearsal: {report['scenario']}"), ""]
     start = datetime.fromisoformat(report.get("startedAt") or (report["timeline"][0]["at"] if report["timeline"] else "2000-01-01T00:00:00"))

@@ -5,7 +5,7 @@ delivers messages and events to the registered functions and moves virtual time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from azure.mgmt.batch.models import Pool
@@ -59,19 +59,19 @@ class TimelineEntry:
     details: dict | None = None
 
 
-@dataclass
 class Rehearsal:
-    """One scenario's world, functions and record of what happened."""
+    """One scenario's world, functions and record of what happened.
 
-    scenario: Scenario
-    ledger: Ledger | None = None
-    # False: scheduled pool checks are dropped, only the timer sweeps (the benchmark's baseline).
-    deliver_pool_checks: bool = True
-    emulator: AzureEmulator = field(init=False)
-    host: FunctionHost = field(init=False)
-    timeline: list[TimelineEntry] = field(default_factory=list)
+    ``ledger``: where the functions record requests (default: a fresh one in
+    memory). ``deliver_pool_checks`` False: scheduled pool checks are dropped,
+    only the timer sweeps (the benchmark's baseline).
+    """
 
-    def __post_init__(self) -> None:
+    def __init__(self, scenario: Scenario, ledger: Ledger | None = None, deliver_pool_checks: bool = True) -> None:
+        self.scenario = scenario
+        self.ledger: Ledger = ledger or InMemoryLedger()
+        self.deliver_pool_checks = deliver_pool_checks
+        self.timeline: list[TimelineEntry] = []
         world = self.scenario.world
         delivery = world.event_delivery
         self.emulator = AzureEmulator(
@@ -109,14 +109,13 @@ class Rehearsal:
             transport=self.emulator.transport(),
             polling_interval=10,
         )
-        self.ledger = self.ledger or InMemoryLedger()
         self.services = Services.on_clients(
             settings=settings, clients=clients, ledger=self.ledger, sender=self.emulator.servicebus, now=self.emulator.now
         )
         self.host = FunctionHost()
-        self._requests_function = self.host.queue_function(setting_names.POOL_REQUESTS_QUEUE)
-        self._event_functions = self.host.names("eventGridTrigger")
-        self._checks_function = self.host.queue_function(setting_names.POOL_CHECKS_QUEUE)
+        self.requests_function = self.host.queue_function(setting_names.POOL_REQUESTS_QUEUE)
+        self.event_functions = self.host.names("eventGridTrigger")
+        self.checks_function = self.host.queue_function(setting_names.POOL_CHECKS_QUEUE)
         self._timer_functions = self.host.names("timerTrigger")
         self._timer = GuardTimer(self.emulator.now(), settings)
         self._alerts_seen = 0
@@ -138,6 +137,9 @@ class Rehearsal:
         for queue in world.reply_queues:
             # As the deployment creates them (infra/core/servicebus.bicep): duplicate detection on, one day.
             emulator.servicebus.detect_duplicates(queue, timedelta(days=1))
+        # The app's own queues, with duplicate detection as the deployment creates them (infra/core/servicebus.bicep).
+        emulator.servicebus.detect_duplicates(REQUESTS_QUEUE, timedelta(hours=1))
+        emulator.servicebus.detect_duplicates(CHECKS_QUEUE, timedelta(days=1))
         for vm in world.virtual_machines:
             emulator.compute.add_virtual_machine(
                 vm.id,
@@ -206,10 +208,10 @@ class Rehearsal:
             self.emulator.events.inject(step.deliver_event)
             self._pump()
         elif isinstance(step, DeleteResourceStep):
-            self._arm_delete(step.delete_resource)
+            self.delete_as_operator(step.delete_resource)
             self._pump()
         elif isinstance(step, DeleteLockStep):
-            self._arm_delete(step.delete_lock)
+            self.delete_as_operator(step.delete_lock)
             self._pump()
         elif isinstance(step, AdvanceStep):
             self.advance(step.advance)
@@ -221,10 +223,10 @@ class Rehearsal:
                 "targetDedicatedNodes": change.target_dedicated_nodes, "targetLowPriorityNodes": change.target_low_priority_nodes}}})
             self._pump()
         elif isinstance(step, SetPoolMetadataStep):
-            change = step.set_pool_metadata
+            edit = step.set_pool_metadata
             # As a person editing metadata does: read the pool, change the given keys, write the whole list back.
-            current = {m["name"]: m["value"] for m in self.emulator.batch.get_pool(change.pool_id).properties.get("metadata") or []}
-            self._arm_patch_pool(change.pool_id, {"metadata": metadata_items({**current, **change.metadata})})
+            current = {m["name"]: m["value"] for m in self.emulator.batch.get_pool(edit.pool_id).properties.get("metadata") or []}
+            self._arm_patch_pool(edit.pool_id, {"metadata": metadata_items({**current, **edit.metadata})})
             self._pump()
         elif isinstance(step, SetBatchAccountQuotaStep):
             quota = step.set_batch_account_quota
@@ -234,16 +236,16 @@ class Rehearsal:
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
         """One call as an operator would make it, through ARM (locks and events apply)."""
-        from azure.core.rest import HttpRequest
+        from azure.core.rest import HttpRequest, HttpResponse
         from azure.mgmt.core import ARMPipelineClient
 
-        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=self.emulator.transport(), policies=[])
+        client: ARMPipelineClient[HttpRequest, HttpResponse] = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=self.emulator.transport(), policies=[])
         with self.attribution.purpose("operator"):
             response = client.send_request(HttpRequest(method, f"https://management.azure.com{resource_id}?api-version={api_version}", json=body))
         self.timeline.append(TimelineEntry(self.emulator.now(), "operator", resource_id, f"{method} answered {response.status_code}"))
         self._last_operator_call = self.emulator.now()
 
-    def _arm_delete(self, resource_id: str) -> None:
+    def delete_as_operator(self, resource_id: str) -> None:
         """Delete as an operator would, through ARM (locks and events apply)."""
         self._arm("DELETE", resource_id, "2020-05-01" if "/Microsoft.Authorization/locks/" in resource_id else "2025-06-01")
 
@@ -361,10 +363,10 @@ class Rehearsal:
     def _deliver_check(self, queued) -> None:
         # The pool-checks queue carries the guard's pool checks and the pipeline's looks at a request's resource.
         purpose = "pipeline" if queued.message.subject == REQUEST_CHECK_SUBJECT else "guard"
-        self._deliver_message(self._checks_function, queued, purpose)
+        self._deliver_message(self.checks_function, queued, purpose)
 
     def _deliver_request(self, queued) -> None:
-        self._deliver_message(self._requests_function, queued, "pipeline")
+        self._deliver_message(self.requests_function, queued, "pipeline")
 
     def _call(self, purpose: str, function_name: str, argument) -> None:
         """Invoke one function, counting its ARM calls for ``purpose`` and noting an error it raised."""
@@ -390,11 +392,10 @@ class Rehearsal:
             self._note_stages()
 
     def _deliver_event(self, body: dict) -> None:
-        for name in self._event_functions:
+        for name in self.event_functions:
             try:
                 self._call("pipeline", name, event_grid_event(body))
-            except Exception:
-                # Event Grid retries a failed delivery later.
+            except Exception:  # noqa: BLE001 - Event Grid retries a failed delivery later
                 self.emulator.events.retry_later(body, seconds=30)
             finally:
                 self._note_stages()

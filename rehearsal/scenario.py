@@ -138,7 +138,7 @@ class PoolSpec(_Model):
     def body(self) -> dict:
         image = {"id": self.image_id} if self.image_id else {
             "publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
-        scale = {"autoScale": {"formula": self.auto_scale_formula}} if self.auto_scale_formula else {"fixedScale": {
+        scale: dict[str, dict[str, object]] = {"autoScale": {"formula": self.auto_scale_formula}} if self.auto_scale_formula else {"fixedScale": {
             "targetDedicatedNodes": self.target_dedicated_nodes,
             "targetLowPriorityNodes": self.target_low_priority_nodes,
             "resizeTimeout": self.resize_timeout,

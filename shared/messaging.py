@@ -258,7 +258,9 @@ class PoolCheck:
                         **({"pace": round(self.pace, 3)} if self.pace else {}),
                         **({"grewAt": self.grew_at.isoformat()} if self.grew_at is not None else {}),
                         **({"quietSeconds": round(self.quiet_seconds, 3)} if self.quiet_seconds else {})}),
-            message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{when.strftime('%Y%m%dT%H%M%S')}",
+            # The pool's name for people, a digest of its id so two accounts' pools of one name never share an id
+            # (the queue drops a MessageId seen within a day).
+            message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{_digest(self.pool_id.lower(), 8)}-{when.strftime('%Y%m%dT%H%M%S')}",
             subject=POOL_CHECK_SUBJECT,
             scheduled_enqueue_time=when,
         )
@@ -270,6 +272,10 @@ def _aware(text: object) -> datetime | None:
         return None
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else None
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def schedule_pool_check(sender: MessageSender, queue: str, check: PoolCheck, when: datetime) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-exported for tests
 from shared import settings as names
@@ -11,7 +14,12 @@ from shared.store.ledger import Ledger, LedgerUnavailable, RequestRecord
 from shared.store.memory import InMemoryLedger
 from shared.store.records import RecordStore
 
+if TYPE_CHECKING:
+    from rehearsal.runner import Rehearsal
+    from rehearsal.scenario import Scenario
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = PROJECT_ROOT / "examples"
 # Verbatim copies of Microsoft's published samples, with their sources in SOURCES.md there.
 FIXTURES = PROJECT_ROOT / "tests" / "data" / "published"
 
@@ -34,6 +42,50 @@ VALID_SETTINGS = {
 def load_fixture(relative_path: str) -> dict | list:
     """A published Microsoft JSON document, from the project's copies (tests/data/published)."""
     return json.loads((FIXTURES / relative_path).read_text())
+
+
+def example(name: str) -> Scenario:
+    """An example scenario by its file name in examples/, or ``"default"`` for the default rehearsal."""
+    from rehearsal.scenario import default_scenario, load_scenario
+
+    return default_scenario() if name == "default" else load_scenario(EXAMPLES / name)
+
+
+_played: dict[str, Rehearsal] = {}
+
+
+def played(scenario: Scenario) -> Rehearsal:
+    """``Rehearsal(scenario).run()``, run once per test process for the same scenario and shared by the tests that play it.
+
+    Only for tests that read the finished run (its report, resources, calls, events): a test that changes the
+    world afterwards (a sweep, a removed resource, other settings or findings) plays its own.
+    """
+    from rehearsal.runner import Rehearsal
+
+    key = scenario.model_dump_json()
+    if key not in _played:
+        _played[key] = Rehearsal(scenario).run()
+    return _played[key]
+
+
+def played_report(scenario: Scenario) -> dict:
+    """The report of :func:`played`, a copy of its own for each caller."""
+    from rehearsal.report import build_report
+
+    return copy.deepcopy(build_report(played(scenario)))
+
+
+@cache
+def _bicep_parser():
+    from pycep import BicepParser
+
+    return BicepParser()
+
+
+@cache
+def parsed_bicep(path: Path) -> dict:
+    """A Bicep file as pycep parses it, once per test process (building pycep's grammar costs more than a parse: one parser serves all)."""
+    return _bicep_parser().parse(file_path=path)
 
 
 def shape_of(value):
@@ -84,13 +136,14 @@ class OutageLedger(Ledger):
     def _replace(self, record, updated):  # pragma: no cover - advance delegates whole
         raise NotImplementedError
 
+    # The ledger's back-end hooks: a wrapper around a back-end delegates them.
     def _in_stages(self, stages):
         self._check()
-        return self.inner._in_stages(stages)
+        return self.inner._in_stages(stages)  # noqa: SLF001
 
     def _reply_pending(self):
         self._check()
-        return self.inner._reply_pending()
+        return self.inner._reply_pending()  # noqa: SLF001
 
     def records(self) -> RecordStore:
         return OutageRecords(self.inner.records(), self.down)

@@ -114,7 +114,7 @@ class ComputeBackend:
         # DiskRP REST spec, DiskSecurityProfile.securityType: "Specifies the SecurityType of the VM. Applicable for
         # OS disks only", so the data disks of a Trusted Launch / confidential VM carry none.
         self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation,
-                      security_type=_DISK_SECURITY_TYPE.get(security_type))
+                      security_type=_DISK_SECURITY_TYPE.get(security_type) if security_type else None)
         os_disk: dict = {"osType": os_type, "name": f"{vm_name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite", "diskSizeGB": 30}
         if managed_disks:
             os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS"}

@@ -1,21 +1,40 @@
 """Service Bus queues on the virtual clock.
 
-Implements the project's ``MessageSender`` interface and peek-lock receiving:
-scheduled enqueue times, message ids, ``ReplyTo``, delivery counts and
-dead-lettering after ``max_delivery_count`` attempts, as Service Bus does.
+Implements the project's ``MessageSender`` interface (by its shape: the
+emulator imports nothing of the project) and peek-lock receiving: scheduled
+enqueue times, message ids, ``ReplyTo``, delivery counts and dead-lettering
+after ``max_delivery_count`` attempts, as Service Bus does.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from shared.messaging import OutgoingMessage
+from typing import Protocol
 
 DEFAULT_MAX_DELIVERY_COUNT = 10
+
+
+class OutgoingMessage(Protocol):
+    """A message as a sender hands it to Service Bus: the properties of azure-servicebus's ``ServiceBusMessage``
+    the queues and their receivers read (``scheduled_enqueue_time`` is ``ServiceBusSender.schedule_messages``'s time).
+    """
+
+    @property
+    def body(self) -> str: ...
+    @property
+    def message_id(self) -> str | None: ...
+    @property
+    def reply_to(self) -> str | None: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def scheduled_enqueue_time(self) -> datetime | None: ...
+    @property
+    def application_properties(self) -> Mapping[str, str | int | float | bool]: ...
 
 
 @dataclass
@@ -25,6 +44,8 @@ class QueuedMessage:
     message_id: str
     enqueued_time: datetime
     sequence_number: int
+    # When it was sent (a scheduled message is sent before it is enqueued): what duplicate detection compares.
+    sent_at: datetime | None = None
     delivery_count: int = 0
     dead_letter_reason: str | None = None
 
@@ -39,7 +60,12 @@ class EmulatedQueue:
     # requiresDuplicateDetection: a message whose MessageId was sent within this window is accepted and dropped
     # (learn.microsoft.com/azure/service-bus-messaging/duplicate-detection). None: off, the queue's default.
     duplicate_detection_window: timedelta | None = None
-    duplicates_dropped: int = 0
+    # The messages duplicate detection dropped, in the order they were sent.
+    duplicates: list[QueuedMessage] = field(default_factory=list)
+
+    @property
+    def duplicates_dropped(self) -> int:
+        return len(self.duplicates)
 
 
 class ServiceBusEmulator:
@@ -60,12 +86,16 @@ class ServiceBusEmulator:
         number = next(self._sequence)
         now = self._clock.now()
         when = message.scheduled_enqueue_time or now
-        queued = QueuedMessage(queue, message, message.message_id or f"msg-{number:08d}", max(when, now), number)
+        queued = QueuedMessage(queue, message, message.message_id or f"msg-{number:08d}", max(when, now), number, sent_at=now)
         target = self.queue(queue)
         with self._lock:
             window = target.duplicate_detection_window
-            if window is not None and any(m.message_id == queued.message_id and now - m.enqueued_time < window for m in target.sent):
-                target.duplicates_dropped += 1
+            # "duplicate messages having the same MessageId and sent to the queue within" the window are discarded
+            # (QueueProperties.RequiresDuplicateDetection, Azure.Messaging.ServiceBus); the docs say nothing particular
+            # about scheduled messages, so a scheduled one counts from when it was sent, like any other.
+            if window is not None and any(m.message_id == queued.message_id and now - (m.sent_at or m.enqueued_time) < window
+                                          for m in target.sent):
+                target.duplicates.append(queued)
                 return
             target.active.append(queued)
             target.sent.append(queued)

@@ -55,6 +55,11 @@ resource poolChecks 'Microsoft.ServiceBus/namespaces/queues@2022-10-01-preview' 
     maxDeliveryCount: 10
     deadLetteringOnMessageExpiration: true
     defaultMessageTimeToLive: 'P7D'
+    // A check's MessageId names what it looks at and which look it is: the same look scheduled by several
+    // deliveries of one event is kept once (learn.microsoft.com/azure/service-bus-messaging/duplicate-detection).
+    // Set only when a queue is created: an existing queue without it must be deleted before azd provision.
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'P1D'
   }
 }
 

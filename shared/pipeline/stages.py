@@ -48,7 +48,7 @@ from ..store.ledger import (
     Stage,
     StaleRecord,
 )
-from ..store.progress import replied
+from ..store.progress import ScheduledLook, replied
 from ..store.records import RecordStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ def merged_regions(planned: tuple[tuple[str, int], ...], has: dict[str, int]) ->
 
 
 _MAX_STAGE_RACES = 5
+# A scheduled look counts as on its way until this long after it is due (Service Bus and the host deliver a scheduled
+# message late, never early): another drive in that time leaves the chain to it.
+LOOK_DELIVERY_GRACE = timedelta(minutes=2)
 # Interim replies remembered per request (the conditions a pool hit while growing).
 _MAX_INTERIM_REPLIES = 20
 # A claimed PUT not visible in Azure after this long belongs to a delivery that died before sending it.
@@ -91,6 +94,7 @@ class PoolPipeline:
     # and the resources it read as still in progress.
     _hint: str | None = field(default=None, init=False)
     _look: int = field(default=0, init=False)
+    _looking_at: str | None = field(default=None, init=False)
     _in_progress: list[str] = field(default_factory=list, init=False)
 
     # -- the stage machine ------------------------------------------------
@@ -103,7 +107,7 @@ class PoolPipeline:
         ``look``: which scheduled look at a resource still in progress this drive is (0: an event's or the timer's).
         """
         self._hint = resource_key(hint) if hint else None
-        self._look, self._in_progress = look, []
+        self._look, self._looking_at, self._in_progress = look, self._hint if look else None, []
         for _ in range(_MAX_STAGE_RACES * 8):
             if record.stage in FINAL_STAGES:
                 # A final request delivered again still owes its team the reply, if that never went out.
@@ -141,14 +145,54 @@ class PoolPipeline:
         Where ARM raises ``ResourceWriteSuccess`` when a long-running PUT is accepted (or nobody has
         measured it yet: :mod:`shared.eventfacts.findings`), no event will say the resource is done;
         without a look of our own the request would wait for the reconcile timer.
+
+        One chain of looks per resource and request, however many deliveries see it in progress: the
+        record keeps the chain's last look (which one, and when it is due); a drive continues the chain
+        only if it is that look, leaves it alone while that look is on its way, and resumes it (never
+        restarts it) when the look never came. At most :data:`MAX_REQUEST_LOOKS` per resource.
         """
-        if not self._in_progress or self._look >= MAX_REQUEST_LOOKS:
-            return
-        if not read_findings(self.records).pipeline_rechecks_writes:
+        if not self._in_progress or not read_findings(self.records).pipeline_rechecks_writes:
             return
         for resource_id in dict.fromkeys(self._in_progress):
-            schedule_request_check(self.sender, self.settings.pool_checks_queue,
-                                   RequestCheck(record.request_id, resource_id, self._look + 1), self.now())
+            record = self._schedule_look(record, resource_id)
+
+    def _next_look(self, record: RequestRecord, resource_id: str, now: datetime) -> int | None:
+        """Which look at ``resource_id`` to schedule now; None when the chain needs none from this drive."""
+        last = record.progress.look(resource_id)
+        if last is None:
+            attempt = 1
+        elif self._look == last.attempt and self._looking_at == resource_key(resource_id):
+            attempt = last.attempt + 1  # this drive is the chain's latest look: the chain goes on
+        elif now < last.due + LOOK_DELIVERY_GRACE:
+            return None  # the chain's latest look is on its way
+        else:
+            attempt = last.attempt + 1  # that look never came (lost, or its send failed): the chain resumes
+        return attempt if attempt <= MAX_REQUEST_LOOKS else None
+
+    def _schedule_look(self, record: RequestRecord, resource_id: str) -> RequestRecord:
+        """Record the chain's next look at ``resource_id``, then send it; the record as it stands after."""
+        for _ in range(_MAX_STAGE_RACES):
+            now = self.now()
+            attempt = self._next_look(record, resource_id, now)
+            if attempt is None:
+                return record
+            check = RequestCheck(record.request_id, resource_id, attempt)
+            before = record.progress
+            written = self._advance(record, record.stage, details=before.schedule_look(resource_id, ScheduledLook(attempt, now + check.delay())))
+            if written is None:
+                # Another delivery wrote first (perhaps this very look): decide again on what it wrote.
+                record = self.ledger.get(record.request_id)
+                if record.stage in FINAL_STAGES:
+                    return record
+                continue
+            try:
+                schedule_request_check(self.sender, self.settings.pool_checks_queue, check, now)
+            except Exception:
+                # Not sent: the chain is as it was, so the redelivery (or the next drive) schedules it again.
+                self._advance(written, written.stage, details=before.looks_as_read())
+                raise
+            return written
+        return record
 
     def _step(self, record: RequestRecord) -> tuple[RequestRecord, Stage | Waiting | None]:
         """The next stage (or why not yet), with the record as this step left it (a claim rewrites it)."""

@@ -33,6 +33,8 @@ AGED_OUT_DETAIL = "agedOut"
 CLAIMS_DETAIL = "claims"
 # The resources the pipeline read as Succeeded (resource keys).
 SUCCEEDED_DETAIL = "succeeded"
+# The pipeline's own looks at resources still in progress: resource key -> the last look scheduled and when it is due.
+LOOKS_DETAIL = "looks"
 
 Details = dict[str, Any]
 
@@ -55,6 +57,8 @@ class Progress:
     os_type: str | None = None
     # When the record aged out (its body and most details dropped); None while it has not.
     aged_out: str | None = None
+    # Resource key -> the last look at it the pipeline scheduled: (which look, when it is due).
+    looks: Mapping[str, ScheduledLook] = field(default_factory=dict)
 
     @classmethod
     def of(cls, details: Mapping[str, Any]) -> Progress:
@@ -69,6 +73,7 @@ class Progress:
             answers_request_id=_text(details.get(ANSWERS_REQUEST_DETAIL)),
             os_type=_text(details.get(OS_TYPE_DETAIL)),
             aged_out=_text(details.get(AGED_OUT_DETAIL)),
+            looks=_looks(details.get(LOOKS_DETAIL)),
         )
 
     # -- questions ----------------------------------------------------------------
@@ -86,6 +91,10 @@ class Progress:
             return datetime.fromisoformat(value)
         except ValueError:
             return None
+
+    def look(self, resource_id: str) -> ScheduledLook | None:
+        """The last look scheduled at ``resource_id``; None when none was."""
+        return self.looks.get(resource_key(resource_id))
 
     def confirmed(self, resource_id: str) -> bool:
         """Whether ``resource_id`` was already read as Succeeded."""
@@ -105,6 +114,16 @@ class Progress:
         """Remember ``resource_ids`` as read Succeeded."""
         known = list(self.succeeded)
         return {SUCCEEDED_DETAIL: known + [key for key in dict.fromkeys(resource_key(r) for r in resource_ids) if key not in known]}
+
+    def schedule_look(self, resource_id: str, look: ScheduledLook) -> Details:
+        """Remember ``look`` as the last one scheduled at ``resource_id`` (the chain's position)."""
+        stored = self.looks_as_read()[LOOKS_DETAIL]
+        stored[resource_key(resource_id)] = {"attempt": look.attempt, "due": look.due.isoformat()}
+        return {LOOKS_DETAIL: stored}
+
+    def looks_as_read(self) -> Details:
+        """The chains of looks as read: what a look's record is undone with when its send failed."""
+        return {LOOKS_DETAIL: {key: {"attempt": look.attempt, "due": look.due.isoformat()} for key, look in self.looks.items()}}
 
     def interim_reply(self, digest: str, keep: int) -> Details:
         """Remember an interim reply about condition ``digest`` (the last ``keep`` are kept)."""
@@ -133,6 +152,27 @@ def conflict(taken_id: str, refused_reply_to: str | None) -> Details:
 def refused_reply(refused_reply_to: str | None) -> Details:
     """A message's ReplyTo that is not one of the teams' reply queues, kept (cut short) so ops can see it; else nothing."""
     return {REPLY_REFUSED_DETAIL: refused_reply_to[:260]} if refused_reply_to else {}
+
+
+@dataclass(frozen=True)
+class ScheduledLook:
+    """One look the pipeline scheduled at a resource still in progress: which one of its chain, and when it is due."""
+
+    attempt: int
+    due: datetime
+
+
+def _looks(value: object) -> dict[str, ScheduledLook]:
+    looks: dict[str, ScheduledLook] = {}
+    for key, entry in (value.items() if isinstance(value, dict) else ()):
+        attempt = entry.get("attempt") if isinstance(entry, dict) else None
+        due = entry.get("due") if isinstance(entry, dict) else None
+        if isinstance(key, str) and isinstance(attempt, int) and not isinstance(attempt, bool) and isinstance(due, str):
+            try:
+                looks[key] = ScheduledLook(attempt, datetime.fromisoformat(due))
+            except ValueError:
+                continue
+    return looks
 
 
 def _text(value: object) -> str | None:

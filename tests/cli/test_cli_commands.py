@@ -85,7 +85,7 @@ def clients(emulator) -> AzureClients:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in VALID_SETTINGS}
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, env={**clean, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**clean, **(env or {})})
 
 
 # -- offline: help and schema ----------------------------------------------------------

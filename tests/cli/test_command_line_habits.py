@@ -146,7 +146,7 @@ def test_given_verify_with_json_output_then_stdout_is_the_report_and_the_table_g
 
 def test_given_every_command_when_its_help_is_shown_then_it_has_no_docstring_markup(capsys):
     parser = cli_main.build_parser("cip")
-    [commands] = [action for action in parser._actions if action.__class__.__name__ == "_SubParsersAction"]
+    [commands] = [action for action in parser._actions if action.__class__.__name__ == "_SubParsersAction"]  # noqa: SLF001 - argparse lists subcommands nowhere public
     for name, command in commands.choices.items():
         text = command.format_help()
         for markup in ("``", ":mod:`", ":func:`", ":class:`", ":data:`", "*caller*"):
@@ -174,7 +174,7 @@ def test_given_an_azd_environment_when_a_command_reads_the_service_bus_namespace
     monkeypatch.setenv("SERVICEBUS_NAMESPACE", "pools-prod.servicebus.windows.net")
     monkeypatch.setenv(names.POOL_REQUESTS_QUEUE, "pool-requests")
 
-    settings = cli_main._settings(names.SERVICEBUS_NAMESPACE, names.POOL_REQUESTS_QUEUE)
+    settings = cli_main._settings(names.SERVICEBUS_NAMESPACE, names.POOL_REQUESTS_QUEUE)  # noqa: SLF001 - the settings reader itself
 
     assert settings.servicebus_namespace == "pools-prod.servicebus.windows.net"
 

@@ -285,7 +285,7 @@ def test_given_no_credential_when_the_command_runs_then_it_prints_the_table_and_
 
 def test_given_a_missing_queue_when_verified_then_it_fails_naming_the_queue_with_the_fix(deployment):
     world, environ, _ = deployment
-    del world.servicebus._queues["pool-checks"]  # the emulator has no delete-queue call; the queue never existed
+    del world.servicebus._queues["pool-checks"]  # noqa: SLF001 - the emulator has no delete-queue call; the queue never existed
     ok, printed = run_verify(world, environ)
     assert not ok
     assert "FAIL    queue pool-checks exists" in printed and "fix: create it (infra/core/servicebus.bicep)" in printed

@@ -12,7 +12,6 @@ import re
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -32,10 +31,9 @@ from tests.support import PROJECT_ROOT, VALID_SETTINGS
 POOL_ID = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/teambatch/pools/render-pool"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in VALID_SETTINGS and k != "NO_COLOR"}
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**clean, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, env={**clean, **(env or {})})
 
 
 def logical_lines(timeline: str) -> list[str]:
@@ -120,7 +118,7 @@ def test_given_a_terminal_when_rendered_then_colour_is_used_and_no_color_turns_i
         def isatty(self):
             return True
 
-    from cli.output import colour_enabled
+    from rehearsal.colour import colour_enabled
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert colour_enabled(Terminal()) is True
@@ -151,16 +149,23 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
     for y in range(height):
         kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up, corner = previous[i], previous[i - channels] if i >= channels else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+        # Undo each row's filter (PNG spec 9.2): Up needs nothing else from its own row, so it is one zip.
+        if kind == 2:
+            line = bytearray([(value + up) & 0xFF for value, up in zip(line, previous, strict=True)])
+        elif kind == 1:
+            for i in range(channels, stride):
+                line[i] = (line[i] + line[i - channels]) & 0xFF
+        elif kind == 3:
+            for i in range(stride):
+                left = line[i - channels] if i >= channels else 0
+                line[i] = (line[i] + (left + previous[i]) // 2) & 0xFF
+        elif kind == 4:
+            for i in range(stride):
+                if i >= channels:
+                    left, corner = line[i - channels], previous[i - channels]
+                else:
+                    left = corner = 0
+                up = previous[i]
                 p = left + up - corner
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
@@ -258,16 +263,14 @@ def test_given_no_settings_when_status_or_submit_run_then_all_missing_ones_are_n
     assert "--queue" not in run_cli("submit", str(request), "--queue", "q").stderr.split("missing")[-1].split("\n")[0]
 
 
-def test_given_an_unreachable_namespace_when_submitting_then_it_fails_within_5_seconds_with_a_hint(tmp_path):
+def test_given_an_unreachable_namespace_when_submitting_then_the_reach_check_fails_it_before_the_sdk_retries_with_a_hint(tmp_path):
+    # How fast that is (the SDK alone retries for about 11 s) is a budget: bench's cli.unreachableNamespaceSeconds.
     request = tmp_path / "request.json"
     request.write_text(json.dumps(default_request()))
 
-    started = time.monotonic()
     result = run_cli("submit", str(request), env={"SERVICEBUS__fullyQualifiedNamespace": "no-such-namespace.invalid", "POOL_REQUESTS_QUEUE": "q"})
-    elapsed = time.monotonic() - started
 
     assert result.returncode == cli_main.EXIT_FAILED
-    assert elapsed < 5, elapsed
     assert "cannot reach the Service Bus namespace" in result.stderr and "hint:" in result.stderr
 
 
@@ -276,7 +279,7 @@ def test_given_a_reader_that_closes_the_pipe_when_schema_prints_then_it_ends_qui
     assert reader.stdout is not None and reader.stderr is not None
     reader.stdout.readline()
     reader.stdout.close()
-    reader.wait(timeout=30)
+    reader.wait()
     assert "Traceback" not in reader.stderr.read().decode()
 
 
@@ -339,7 +342,7 @@ def test_given_the_command_line_when_images_runs_on_the_rehearsal_then_it_prints
 
 def test_given_the_image_of_a_growing_pool_deleted_when_images_are_listed_then_its_snapshots_are_kept_and_the_critical_alert_shows():
     # GIVEN the guard-image-deleted example: the pool's managed image unlocked and deleted mid-growth
-    rehearsal = cli_main._play(str(PROJECT_ROOT / "examples" / "guard-image-deleted.json"))
+    rehearsal = cli_main._play(str(PROJECT_ROOT / "examples" / "guard-image-deleted.json"))  # noqa: SLF001 - the CLI's own player
     deps = rehearsal.services
     groups = ["/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging"]
     # WHEN the inventory is read

@@ -378,12 +378,10 @@ class TestScenarioAndReport:
         assert os_disk.properties["securityProfile"] == {"securityType": "TrustedLaunch"}
 
     def test_given_the_default_scenario_when_rehearsed_then_the_report_shows_arm_names_for_regions_definitions_and_pool_security(self):
-        from rehearsal.report import build_report
-        from rehearsal.runner import Rehearsal
-        from rehearsal.scenario import default_scenario
+        from tests.support import example, played_report
 
         # GIVEN / WHEN the default scenario (600 nodes, gallery path) is rehearsed
-        report = build_report(Rehearsal(default_scenario()).run())
+        report = played_report(example("default"))
         resources = report["resources"]
         # THEN the version shows its target regions with ARM's field names
         [version] = resources["imageVersions"]

@@ -80,7 +80,7 @@ def _resize(batch, name: str, dedicated: int, low_priority: int = 0, **kwargs) -
 
 def _raw(batch, method: str, path: str, body: dict | None = None, api_version: str = "2025-06-01"):
     request = HttpRequest(method, f"https://management.azure.com{path}?api-version={api_version}", json=body)
-    return batch._client.send_request(request)
+    return batch.send_request(request)
 
 
 def _events(emulator, event_type: str | None = None) -> list[dict]:

@@ -27,7 +27,7 @@ def compute(emulator) -> ComputeManagementClient:
 def _raw_put(compute, path: str, body: dict, api_version: str):
     from azure.core.rest import HttpRequest
 
-    return compute._client.send_request(
+    return compute.send_request(
         HttpRequest("PUT", f"https://management.azure.com{path}?api-version={api_version}", json=body)
     )
 
@@ -35,7 +35,7 @@ def _raw_put(compute, path: str, body: dict, api_version: str):
 def _raw_get(compute, path: str, api_version: str):
     from azure.core.rest import HttpRequest
 
-    return compute._client.send_request(HttpRequest("GET", f"https://management.azure.com{path}?api-version={api_version}"))
+    return compute.send_request(HttpRequest("GET", f"https://management.azure.com{path}?api-version={api_version}"))
 
 
 

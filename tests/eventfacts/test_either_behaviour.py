@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
-from functools import cache
 
 import pytest
 
-from rehearsal.report import build_report
-from rehearsal.runner import Rehearsal
-from rehearsal.scenario import EventBehaviourSpec, Scenario, default_scenario, load_scenario
-from tests.support import PROJECT_ROOT
+from rehearsal.scenario import EventBehaviourSpec, Scenario
+from tests.support import example, played, played_report
 
-EXAMPLES = PROJECT_ROOT / "examples"
 SCENARIOS = (
     "protection-delete-blocked.json",  # DeletionBlocked
     "protection-lock-removed-then-image-deleted.json",  # ProtectionRemoved, then InUseImageDeleted
@@ -36,13 +32,12 @@ ASSUMED = EventBehaviourSpec()
 
 
 def scenario(name: str, behaviour: EventBehaviourSpec) -> Scenario:
-    played = default_scenario() if name == "default" else load_scenario(EXAMPLES / name)
-    return played.model_copy(update={"world": played.world.model_copy(update={"event_behaviour": behaviour})})
+    chosen = example(name)
+    return chosen.model_copy(update={"world": chosen.world.model_copy(update={"event_behaviour": behaviour})})
 
 
-@cache
 def outcome(name: str, behaviour: EventBehaviourSpec) -> tuple[dict[str, str], frozenset[str], list]:
-    report = build_report(Rehearsal(scenario(name, behaviour)).run())
+    report = played_report(scenario(name, behaviour))
     stages = {r["id"]: r["stage"] for r in report["requests"]}
     return stages, frozenset(a["type"] for a in report["alerts"]), report["functionErrors"]
 
@@ -72,7 +67,7 @@ def test_given_the_assumed_behaviour_when_played_then_the_scenarios_raise_the_al
 
 def test_given_no_event_for_a_refused_delete_when_played_then_the_sweep_finds_it_in_the_activity_log():
     behaviour = EventBehaviourSpec(locked_delete_raises_failure_event=False)
-    rehearsal = Rehearsal(scenario("protection-delete-blocked.json", behaviour)).run()
+    rehearsal = played(scenario("protection-delete-blocked.json", behaviour))
     assert not [e for e in rehearsal.emulator.events.emitted if e.event_type == "Microsoft.Resources.ResourceDeleteFailure"]
     assert rehearsal.emulator.calls["GET Microsoft.Insights/eventtypes/values"] > 0
     assert [alert["type"] for alert in rehearsal.emulator.topic.received] == ["CustomImagePool.DeletionBlocked"]
@@ -80,7 +75,7 @@ def test_given_no_event_for_a_refused_delete_when_played_then_the_sweep_finds_it
 
 def test_given_write_events_at_acceptance_when_the_default_request_runs_then_its_own_looks_finish_it_without_the_timer():
     behaviour = EventBehaviourSpec(write_success_at="acceptance")
-    rehearsal = Rehearsal(scenario("default", behaviour)).run()
+    rehearsal = played(scenario("default", behaviour))
     looks = [m for m in rehearsal.emulator.servicebus.queues["pool-checks"].sent if m.message.subject == "RequestCheck"]
     assert looks, "no request looks were scheduled"
     assert [e for e in rehearsal.timeline if e.stage == "READY"]

@@ -154,7 +154,7 @@ def _record_for(world, request_id, message_id):
         if isinstance(candidate, str):
             try:
                 return world.ledger.get(candidate)
-            except (RequestNotFound, Exception):
+            except RequestNotFound:
                 continue
     raise AssertionError(f"no record for {request_id!r} / {message_id!r}")
 

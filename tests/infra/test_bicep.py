@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from functools import cache
 from pathlib import Path
 
 import pytest
 
 from shared import settings
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, parsed_bicep
 
 INFRA = PROJECT_ROOT / "infra"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
@@ -54,19 +53,12 @@ DOCUMENTED_SKIPS = {
 }
 
 
-@cache
-def parsed(path: Path) -> dict:
-    from pycep import BicepParser
-
-    return BicepParser().parse(file_path=path)
-
-
 def function_app_settings() -> set[str]:
     """App setting names the Bicep gives the Function App: main.bicep's appSettings plus function.bicep's platform ones."""
-    main = parsed(INFRA / "main.bicep")
+    main = parsed_bicep(INFRA / "main.bicep")
     module = main["modules"]["functionApp"]
     app_settings = module["config"]["params"]["appSettings"]
-    function = parsed(INFRA / module["detail"]["path"])
+    function = parsed_bicep(INFRA / module["detail"]["path"])
     platform = function["variables"]["platformSettings"]["value"]
     return set(app_settings) | set(platform)
 
@@ -83,12 +75,12 @@ def test_given_infra_when_listed_then_main_azure_yaml_and_modules_exist():
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_given_a_bicep_file_when_parsed_then_it_parses(path: Path):
-    document = parsed(path)
+    document = parsed_bicep(path)
     assert document["resources"] or document["modules"] or document["outputs"]
 
 
 def test_given_main_bicep_when_modules_are_read_then_each_points_at_an_existing_file():
-    for name, module in parsed(INFRA / "main.bicep")["modules"].items():
+    for name, module in parsed_bicep(INFRA / "main.bicep")["modules"].items():
         assert (INFRA / module["detail"]["path"]).is_file(), name
 
 
@@ -146,7 +138,7 @@ def test_given_main_bicep_when_read_then_it_takes_every_custom_role_id_the_hook_
     from cli.deploy import roles
 
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    declared = parsed(INFRA / "main.bicep")["parameters"]
+    declared = parsed_bicep(INFRA / "main.bicep")["parameters"]
     for key, env_name in roles.ENV_NAMES.items():
         bicep_name = {"imaging": "imagingRoleId", "batch": "batchRoleId", "batch-skus": "batchSkusRoleId", "protection-audit": "protectionAuditRoleId"}[key]
         assert parameters[bicep_name]["value"] == "${" + env_name + "}"
@@ -184,7 +176,6 @@ def test_given_infra_when_checkov_scans_the_bicep_then_nothing_fails_and_every_s
         [str(CHECKOV), "--directory", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json"],
         capture_output=True,
         text=True,
-        timeout=120,
     )
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report

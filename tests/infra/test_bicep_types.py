@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, parsed_bicep
 
 INFRA = PROJECT_ROOT / "infra"
 TYPES = PROJECT_ROOT / "tests" / "data" / "bicep-types" / "types.json"
@@ -31,13 +30,6 @@ BICEP_KEYWORDS = {"parent", "scope", "dependsOn"}
 @cache
 def published() -> dict:
     return json.loads(TYPES.read_text())["resources"]
-
-
-@cache
-def parsed(path: Path) -> dict:
-    from pycep import BicepParser
-
-    return BicepParser().parse(file_path=path)
 
 
 class Graph:
@@ -133,7 +125,7 @@ def check(graph: Graph, node: dict, value, path: str, names: set[str], problems:
 def declared_resources() -> list[tuple[str, str, dict, dict, str]]:
     found = []
     for path in BICEP_FILES:
-        document = parsed(path)
+        document = parsed_bicep(path)
         for name, resource in document["resources"].items():
             found.append((str(path.relative_to(INFRA)), name, resource, document, path.read_text()))
     return found
@@ -164,7 +156,7 @@ def test_given_a_resource_when_checked_against_the_published_types_then_its_type
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(INFRA)))
 def test_given_a_bicep_file_when_it_reads_resource_properties_then_each_exists(path):
-    document = parsed(path)
+    document = parsed_bicep(path)
     resources = {name: f"{r['type']}@{r['api_version']}" for name, r in document["resources"].items()}
     problems = []
     for symbol, chain in re.findall(r"\b(\w+)\.properties((?:\.\w+)+)", path.read_text()):

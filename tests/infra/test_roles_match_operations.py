@@ -14,7 +14,7 @@ from collections import Counter
 from functools import cache
 
 from emulator.authorization.models import ANONYMOUS, BUILT_IN_ROLES, matches
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, example, played
 
 INFRA = PROJECT_ROOT / "infra"
 EXAMPLES = PROJECT_ROOT / "examples"
@@ -39,12 +39,9 @@ NO_ROLE_ACTION = {"Microsoft.ResourceGraph/resources/read"}
 
 @cache
 def app_actions() -> Counter[str]:
-    from rehearsal.runner import Rehearsal
-    from rehearsal.scenario import default_scenario, load_scenario
-
     used: Counter[str] = Counter()
-    for scenario in [default_scenario(), *(load_scenario(p) for p in sorted(EXAMPLES.glob("*.json")))]:
-        emulator = Rehearsal(scenario).run().emulator
+    for name in ["default", *(p.name for p in sorted(EXAMPLES.glob("*.json")))]:
+        emulator = played(example(name)).emulator
         for (caller, action), count in emulator.actions.items():
             if caller != ANONYMOUS:
                 assert caller == APP_TOKEN, f"an unexpected caller {caller!r} made {action}"

@@ -31,7 +31,7 @@ BODY = {"requestedBy": "team-a", "pool": {"poolName": "render", "targetDedicated
 DETAILS = {"plan": {"poolId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/b/pools/render"}}
 
 
-@pytest.fixture(params=["in-memory", "table-storage"])
+@pytest.fixture(params=["in-memory", pytest.param("table-storage", marks=pytest.mark.azurite)])
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     if request.param == "in-memory":
         return InMemoryLedger()
@@ -59,7 +59,7 @@ def advance_all_at_once(ledger: Ledger, record: RequestRecord, stages: list[Stag
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
+        thread.join()
     return outcomes
 
 

@@ -12,7 +12,7 @@ IMAGE = "/subscriptions/s/resourceGroups/rg-imaging/providers/Microsoft.Compute/
 OTHER = "/subscriptions/s/resourceGroups/rg-imaging/providers/Microsoft.Compute/images/other"
 
 
-@pytest.fixture(params=["in-memory", "table-storage"])
+@pytest.fixture(params=["in-memory", pytest.param("table-storage", marks=pytest.mark.azurite)])
 def records(request: pytest.FixtureRequest) -> RecordStore:
     if request.param == "in-memory":
         return InMemoryLedger().records()

@@ -10,16 +10,13 @@ from pathlib import Path
 import pytest
 
 from emulator.router import is_read
-from rehearsal.report import build_report
-from rehearsal.runner import Rehearsal
-from rehearsal.scenario import load_scenario
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, example, played, played_report
 
 EXAMPLES = PROJECT_ROOT / "examples"
 
 
 def play(name: str) -> dict:
-    return build_report(Rehearsal(load_scenario(EXAMPLES / name)).run())
+    return played_report(example(name))
 
 
 def writes(report: dict) -> dict[str, int]:
@@ -62,7 +59,7 @@ class TestGalleryPath:
         assert reply["to"] == "team-a-replies" and reply["body"]["stage"] == "READY" and reply["body"]["poolId"] == pool["id"]
 
     def test_the_pool_carries_metadata_linking_it_to_the_request_and_its_targets(self):
-        rehearsal = Rehearsal(load_scenario(EXAMPLES / "gallery-600-nodes.json")).run()
+        rehearsal = played(example("gallery-600-nodes.json"))
         [pool] = [r for r in rehearsal.emulator.store if r.type == "Microsoft.Batch/batchAccounts/pools"]
         metadata = {m["name"]: m["value"] for m in pool.properties["metadata"]}
         guard_state = json.loads(metadata.pop("cip-guard-state"))
@@ -125,7 +122,7 @@ class TestRejections:
 class TestCommandLine:
     def test_rehearse_json_prints_the_report_contract(self):
         completed = subprocess.run(
-            [sys.executable, "-m", "cli", "rehearse", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=120
+            [sys.executable, "-m", "cli", "rehearse", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
         )
         report = json.loads(completed.stdout)
         for key in ("requests", "resources", "alerts", "replies", "armCalls", "virtualElapsedSeconds", "functionErrors"):
@@ -137,7 +134,7 @@ class TestCommandLine:
             "id", "imageReference", "targetDedicatedNodes", "targetLowPriorityNodes", "currentDedicatedNodes", "currentLowPriorityNodes", "allocationState"}
 
     def test_rehearse_prints_a_readable_timeline(self):
-        completed = subprocess.run([sys.executable, "-m", "cli", "rehearse"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=120)
+        completed = subprocess.run([sys.executable, "-m", "cli", "rehearse"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
         assert "request team-a-render-001: READY" in completed.stdout
         assert "SNAPSHOTTING" in completed.stdout and "CREATING_POOL" in completed.stdout
 
@@ -148,12 +145,12 @@ class TestCommandLine:
     def test_an_invalid_scenario_file_exits_non_zero_naming_the_problem(self, tmp_path: Path, content: str, problem: str):
         scenario = tmp_path / "bad.json"
         scenario.write_text(content)
-        completed = subprocess.run([sys.executable, "-m", "cli", "rehearse", "--scenario", str(scenario)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+        completed = subprocess.run([sys.executable, "-m", "cli", "rehearse", "--scenario", str(scenario)], cwd=PROJECT_ROOT, capture_output=True, text=True)
         assert completed.returncode == 2
         assert problem in completed.stderr
 
     def test_schema_prints_the_request_json_schema(self):
-        completed = subprocess.run([sys.executable, "-m", "cli", "schema"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=60)
+        completed = subprocess.run([sys.executable, "-m", "cli", "schema"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
         schema = json.loads(completed.stdout)
         assert schema["additionalProperties"] is False
         assert set(schema["required"]) == {"requestedBy", "source", "pool"}

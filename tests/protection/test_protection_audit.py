@@ -74,7 +74,7 @@ def test_given_a_removed_lock_when_audited_twice_then_one_protection_removed_and
     rehearsal, used = protected_world(images=1, pools_per_image=2)
     image = used[0]
     lock = f"{image}/providers/Microsoft.Authorization/locks/cip-protect"
-    rehearsal._arm_delete(lock)
+    rehearsal.delete_as_operator(lock)
     first = audit(rehearsal.services, EventFindings())
     second = audit(rehearsal.services, EventFindings())
     assert first.protection_removed == [image] and second.protection_removed == []
@@ -91,7 +91,7 @@ def test_given_a_removed_lock_when_audited_twice_then_one_protection_removed_and
 def test_given_a_refused_delete_when_audited_again_later_then_it_is_not_alerted_twice():
     rehearsal, used = protected_world(images=1, pools_per_image=1)
     snapshot = used[1]
-    rehearsal._arm_delete(snapshot)
+    rehearsal.delete_as_operator(snapshot)
     rehearsal.emulator.advance(5 * 60)  # the Activity Log lists it a few minutes later
     deps = rehearsal.services
     seen = []

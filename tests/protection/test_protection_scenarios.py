@@ -5,7 +5,7 @@ from __future__ import annotations
 from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
-from tests.support import PROJECT_ROOT
+from tests.support import PROJECT_ROOT, played, played_report
 
 EXAMPLES = PROJECT_ROOT / "examples"
 LOCKS = "/providers/Microsoft.Authorization/locks/"
@@ -15,8 +15,7 @@ def play(name: str, **world) -> tuple[Rehearsal, dict]:
     scenario = load_scenario(EXAMPLES / name)
     if world:
         scenario = scenario.model_copy(update={"world": scenario.world.model_copy(update=world)})
-    rehearsal = Rehearsal(scenario).run()
-    return rehearsal, build_report(rehearsal)
+    return played(scenario), played_report(scenario)
 
 
 def kinds(report: dict) -> list[str]:

@@ -11,13 +11,14 @@ from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import load_scenario
 from shared.naming import image_version_name
+from tests.support import example, played, played_report
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 POOL_PATCH = "PATCH Microsoft.Batch/batchAccounts/pools"
 
 
 def play(name: str) -> dict:
-    return build_report(Rehearsal(load_scenario(EXAMPLES / f"{name}.json")).run())
+    return played_report(example(f"{name}.json"))
 
 
 def only_request(report: dict) -> dict:
@@ -86,7 +87,7 @@ class TestTrustedLaunchAndConfidentialVms:
 class TestLargeGalleryPools:
     def test_given_3000_gallery_nodes_within_quota_when_the_request_runs_then_10_replicas_and_long_enough_resizes_reach_target(self):
         # GIVEN a 3,000-node gallery pool within the account's core quota; WHEN it runs
-        rehearsal = Rehearsal(load_scenario(EXAMPLES / "gallery-3000-nodes.json")).run()
+        rehearsal = played(example("gallery-3000-nodes.json"))
         report = build_report(rehearsal)
         # THEN the version has one replica per 300 nodes where the account is, and the pool reaches 3,000
         assert only_request(report)["stage"] == "READY"

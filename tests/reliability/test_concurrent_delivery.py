@@ -183,3 +183,55 @@ class TestAClaimIsHeldForItsLease:
         # THEN the image is sent once: the loser re-read the record and found the claim still within its lease
         assert ledger.raced
         assert rehearsal.emulator.calls["PUT Microsoft.Compute/images"] == 1
+
+
+def looks_in(rehearsal: Rehearsal) -> list:
+    """The pipeline's looks the pool-checks queue accepted (after its duplicate detection)."""
+    return [m for m in rehearsal.emulator.servicebus.queues["pool-checks"].sent if m.message.subject == "RequestCheck"]
+
+
+def looks_dropped(rehearsal: Rehearsal) -> list[str]:
+    """Looks the pipeline sent again that the queue's duplicate detection dropped (the same look, scheduled twice)."""
+    return [m.message_id for m in rehearsal.emulator.servicebus.queues["pool-checks"].duplicates if m.message.subject == "RequestCheck"]
+
+
+def looks_by_resource(rehearsal: Rehearsal) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for message in looks_in(rehearsal):
+        name = json.loads(message.message.body)["resourceId"].rsplit("/", 1)[-1]
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def played(copies: int, nodes: int) -> Rehearsal:
+    """The default request where ARM raises write events when a PUT is accepted (so only looks see resources done)."""
+    body = default_request(targetDedicatedNodes=nodes)
+    return Rehearsal(Scenario.model_validate({
+        "world": {"eventDelivery": {"copies": copies, "maxDelaySeconds": 20, "reorder": True},
+                  "eventBehaviour": {"writeSuccessAt": "acceptance"},
+                  "batchAccounts": [{"id": DEFAULT_ACCOUNT_ID, "dedicatedCoreQuota": 1_000_000}]},
+        "steps": [{"submit": body, "replyTo": "replies"}, {"runUntilIdle": True}]})).run()
+
+
+class TestOneChainOfLooksPerResource:
+    def test_events_delivered_three_times_schedule_the_same_looks_as_one_delivery(self):
+        # GIVEN every write event delivered three times, shuffled, where events come when a PUT is accepted
+        once, thrice = played(1, 600), played(3, 600)
+        # THEN one chain of looks per resource: the same looks as with one delivery, each scheduled once (the queue's
+        # duplicate detection had nothing to drop: the pipeline never sent a look twice)
+        assert looks_by_resource(thrice) == looks_by_resource(once)
+        assert looks_dropped(thrice) == []
+        assert thrice.ledger.get("team-a-render-001").stage.value == "READY"
+
+    def test_a_long_replication_gets_at_most_the_bounded_looks_and_the_timer_resumes_never_restarts_them(self):
+        from shared.messaging import MAX_REQUEST_LOOKS
+
+        # GIVEN a 6,000-node pool: its version replicates for longer than the chain of looks lasts
+        rehearsal = played(1, 6000)
+        version = rehearsal.ledger.get("team-a-render-001").plan.image_version.name
+        # THEN the version got at most the bounded number of looks, each a different one of its chain
+        attempts = [json.loads(m.message.body)["attempt"] for m in looks_in(rehearsal) if version in m.message.body]
+        assert len(attempts) <= MAX_REQUEST_LOOKS and sorted(attempts) == list(range(1, len(attempts) + 1))
+        # AND the reconcile timer resumed the chain rather than starting it again from its first look
+        assert looks_dropped(rehearsal) == []
+        assert rehearsal.ledger.get("team-a-render-001").stage.value == "READY"

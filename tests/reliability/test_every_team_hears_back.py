@@ -56,7 +56,7 @@ def run_until_idle(rehearsal: Rehearsal, limit: timedelta = timedelta(days=1)) -
         rehearsal.run_until_idle(limit)
 
 
-@pytest.fixture(params=["in-memory", "table-storage"])
+@pytest.fixture(params=["in-memory", pytest.param("table-storage", marks=pytest.mark.azurite)])
 def ledger(request) -> Ledger:
     """Where the ledger is involved, each test runs on both back-ends: in memory and on Azurite."""
     if request.param == "in-memory":
@@ -250,7 +250,7 @@ class TestPoolsThatCannotEnd:
         rehearsal = self.scaling_world()
         # WHEN a person deletes the pool through ARM (Batch pool deletion takes a while, then the event comes)
         with installed(rehearsal):
-            rehearsal._arm_delete(POOL_ID)
+            rehearsal.delete_as_operator(POOL_ID)
             rehearsal.advance(timedelta(minutes=2))
         record = rehearsal.ledger.get("team-a-render-001")
         assert record.stage is Stage.FAILED

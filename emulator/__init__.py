@@ -1,0 +1,1 @@
+"""The local Azure emulator: ARM, Compute, Batch, locks, Resource Graph, Event Grid and Service Bus, under the real SDKs."""
