@@ -114,6 +114,12 @@ class AllocationModel:
     else ``default_cores_per_node``.
     ``capacity_pauses``: (start, length) in virtual seconds since the emulator started, during which the region
     has no capacity: no node arrives; a length of None means capacity never returns.
+
+    Sources: ``max_nodes_per_resize`` follows batch-custom-images ("If you plan to create a pool with more than 300
+    compute nodes, you might need to resize the pool multiple times to reach the target size"). How fast nodes
+    arrive within a resize is not documented anywhere we found (the Batch docs and the REST spec give only the
+    resize timeout): nodes come in steps of ``step_seconds``, ``nodes_per_minute`` a minute, the model's own
+    choice; the guard's stall policy (shared/guard/rules.py) is stated against this step.
     """
 
     max_nodes_per_resize: int = 300
@@ -232,6 +238,12 @@ class BatchBackend:
         """Change the allocation model (any :class:`AllocationModel` field); returns it."""
         self.allocation = dataclasses.replace(self.allocation, **changes)
         return self.allocation
+
+    def resize_exhausted(self, pool_id: str) -> bool:
+        """Whether the pool's resize in flight has allocated every node it will (not an API: what benchmarks' ideal
+        drivers know and a client cannot)."""
+        run = self._runs.get(pool_id.lower())
+        return isinstance(run, _Resize) and self._budget(run) == 0
 
     def set_core_quotas(self, account_id: str, *, dedicated: int | None = None, low_priority: int | None = None) -> None:
         """Change an account's core quotas (Azure changes them through support requests, not ARM writes)."""

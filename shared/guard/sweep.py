@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -21,7 +21,7 @@ from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_k
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
-from ..messaging import MessageSender, PoolCheck, schedule_pool_check
+from ..messaging import AdoptedPool, MessageSender, PoolCheck, schedule_pool_check
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
@@ -32,6 +32,7 @@ from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lin
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
 from ..store.records import KeyedRecord, RecordStore, update_record
+from . import adoption
 from .rules import (
     RESIZE_STOPPED,
     SOONEST_LOOK,
@@ -58,6 +59,8 @@ STOPPED_RESIZE = "guard-stopped-resize"
 
 # Looks at one resize, at most (each timed by the nodes' arrival; the timer sweep is the safety net).
 MAX_RECHECKS = 20
+# The timer's period (GUARD_SCHEDULE's default): adoption batches are scheduled for one period at a time.
+SWEEP_PERIOD = timedelta(minutes=5)
 ACCOUNT_CONCURRENCY = 8
 
 
@@ -80,6 +83,9 @@ class SweepReport:
     adopted: list[str] = field(default_factory=list)
     # Pools whose stalled resize the guard stopped (to resize again once Steady).
     stopped: list[str] = field(default_factory=list)
+    # Unrecorded pools whose images were adopted (recorded and locked), and how many wait for a later batch.
+    adopted_images: list[str] = field(default_factory=list)
+    adoption_pending: int = 0
     # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
     reconciled: list[str] = field(default_factory=list)
     deferred_requests: int = 0
@@ -108,11 +114,12 @@ class SweepReport:
     def summary(self) -> dict[str, int]:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
-        for name in ("resized", "stopped", "alerted", "adopted", "waiting", "skipped", "failed", "finished", "reconciled",
+        for name in ("resized", "stopped", "alerted", "adopted", "adopted_images", "waiting", "skipped", "failed", "finished", "reconciled",
                      "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
         counts["deferredRequests"] = self.deferred_requests
+        counts["adoptionPending"] = self.adoption_pending
         return counts
 
 
@@ -144,11 +151,15 @@ class PoolGuard:
         # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
         self._lineage = LineageReader(self.gateway.compute)
         self._guarded = {resource_key(a) for a in self.settings.guarded_batch_accounts}
+        # Unrecorded pools met by this sweep (accounts are swept from several threads): adopted once all are handled.
+        self._to_adopt: dict[str, AdoptedPool] = {}
+        self._adopting_lock = threading.Lock()
 
     # -- entry points ---------------------------------------------------------
 
     def sweep(self, report: SweepReport | None = None) -> SweepReport:
-        """Check every guarded pool of every account to sweep; one failure never stops the others."""
+        """Check every guarded pool of every account to sweep; one failure never stops the others. Then adopt the
+        unrecorded pools' images, paced (:mod:`shared.guard.adoption`): every resize comes first."""
         report = report or SweepReport()
         accounts = self.accounts_to_sweep()
         self._prefetch_lineage()
@@ -156,7 +167,47 @@ class PoolGuard:
             for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts), strict=True):
                 if outcome is not None:
                     report.add("failed", account.id)
+        self._adopt_paced(report)
         return report
+
+    def adopt(self, pools: Sequence[AdoptedPool], report: SweepReport | None = None) -> SweepReport:
+        """Record and lock the images of ``pools`` (one adoption batch): each image's lineage is read once and
+        confirmed; a lineage resource already gone alerts instead. A pool recorded meanwhile is left as it is."""
+        report = report or SweepReport()
+        for pool in pools:
+            if recorded_lineage(self.records, pool.pool_id, pool.image_id) is not None or lineage_resource(pool.image_id) is None:
+                continue
+            seen_by = {"id": pool.pool_id, "requestId": pool.request_id, "imageId": pool.image_id}
+            if pool.lineage:
+                self._lineage.seen_elsewhere(pool.image_id, pool.lineage)
+            missing = self._lineage.missing(pool.image_id, deep=True)
+            if missing:
+                for resource_id in missing:
+                    self.protection_alerts.on_resource_deleted(resource_id, known_gone=True, seen_by=seen_by)
+                continue
+            protect(self.records, self.gateway.locks, ImageUse(pool.pool_id, pool.image_id, tuple(self._lineage.lineage(pool.image_id)),
+                                                               pool.request_id))
+            report.add("adopted_images", pool.pool_id)
+        return report
+
+    def _adopt_paced(self, report: SweepReport) -> None:
+        with self._adopting_lock:
+            pending = sorted(self._to_adopt.values(), key=lambda p: p.pool_id.lower())
+            self._to_adopt.clear()
+        if not pending:
+            return
+        report.adoption_pending = len(pending)
+        until = adoption.scheduled_until(self.records)
+        if until is not None and until > self.now():
+            log.info("pool guard: %d unrecorded pools; the adoption batches scheduled until %s come first", len(pending), until.isoformat())
+            return
+        # What this sweep already read of each image goes with its batch, so the batch does not read it again.
+        pending = [replace(p, lineage=self._lineage.known_lineage(p.image_id) or ()) for p in pending]
+        first, *later = adoption.batches(pending)
+        self.adopt(first, report)
+        scheduled = adoption.schedule(self.records, self.sender, self.settings.pool_checks_queue, later, self.now(), SWEEP_PERIOD)
+        report.adoption_pending = len(pending) - len(first)
+        log.info("pool guard: adopted %d of %d unrecorded pools' images now, %d batches scheduled", len(first), len(pending), scheduled)
 
     def run_sweep(self) -> SweepReport:
         """The timer's work: re-drive stuck requests, sweep every guarded pool, look for removed locks and refused
@@ -219,6 +270,8 @@ class PoolGuard:
                 self._stop_stalled(view, arrivals, report)
                 arrivals = Arrivals(quiet=arrivals.quiet)
                 when = now + SOONEST_LOOK
+            elif view.allocation_state.lower() == "stopping":
+                when = now + SOONEST_LOOK  # a stop ends in moments ("first to stopping and then to steady"): resize then
             else:
                 when = next_look_while_resizing(view, pace, arrivals, now)
             look = PoolCheck(pool.id, check.attempt + 1, nodes, now, pace, arrivals.grew_at, arrivals.quiet.total_seconds())
@@ -344,17 +397,18 @@ class PoolGuard:
             log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
 
     def _protect_and_confirm_image(self, view: PoolView) -> None:
-        """Protect a guarded pool's image once; confirm every in-use resource still exists (a lost delete event still alerts)."""
+        """Confirm a recorded pool's in-use resources still exist (a lost delete event still alerts); an unrecorded
+        pool's image is adopted once every pool is handled, paced (:mod:`shared.guard.adoption`)."""
         if not view.image_id or lineage_resource(view.image_id) is None:
             return
         # A recorded pool's lineage comes from its record (one store read), never from ARM again.
         recorded = recorded_lineage(self.records, view.id, view.image_id)
-        if recorded is not None:
-            self._lineage.remember(view.image_id, recorded)
-        missing = self._lineage.missing(view.image_id, deep=True)
-        if not missing and recorded is None:
-            protect(self.records, self.gateway.locks, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
-        self._alert_missing(view, missing)
+        if recorded is None:
+            with self._adopting_lock:
+                self._to_adopt[resource_key(view.id)] = AdoptedPool(view.id, view.image_id, view.request_id)
+            return
+        self._lineage.remember(view.image_id, recorded)
+        self._alert_missing(view, self._lineage.missing(view.image_id, deep=True))
 
     def _alert_missing(self, view: PoolView, missing) -> None:
         seen_by = {"id": view.id, "requestId": view.request_id, "imageId": view.image_id}

@@ -9,8 +9,9 @@ from datetime import timedelta
 from shared.arm.ids import BATCH_POOL, IMAGE, parse_arm_id
 from shared.arm.pools import PoolView
 from shared.arm.views import ImageView
+from shared.guard import adoption
 from shared.guard.sweep import SweepReport
-from shared.messaging import PoolCheck
+from shared.messaging import Adoption, PoolCheck, is_adoption
 from shared.store.ledger import RequestRecord, Stage
 from shared.store.progress import new_request
 from tests.unit.world import ACCOUNT, REPLIES, START, VM, UnitWorld
@@ -159,3 +160,57 @@ class TestStalledResizes:
         assert report.resized == [] and report.alerted == [POOL.id]
         [alert] = world.publisher.published
         assert alert.data["errorCode"] == "ResizeStopped" and alert.data["condition"] == "needs-a-person"
+
+
+def unrecorded_pools(world: UnitWorld, count: int) -> list[str]:
+    """``count`` pools below target, each from its own managed image, none recorded yet: a fleet the guard adopts."""
+    ids = []
+    for index in range(count):
+        image = VM.sibling(IMAGE, f"image-{index:03d}")
+        world.azure.add(ImageView(image.id, "westeurope", "Succeeded", "Linux", "Generalized", ()))
+        pool_id = f"{ACCOUNT.id}/pools/fleet-{index:03d}"
+        world.azure.add(pool(300, 1200, id=pool_id, image_id=image.id))
+        ids.append(pool_id)
+    return ids
+
+
+def locked(world: UnitWorld) -> list[str]:
+    return [scope for op, scope, _ in world.azure.writes if op == "create_lock"]
+
+
+class TestPacedAdoption:
+    def test_given_more_unrecorded_pools_than_one_batch_then_every_pool_is_resized_first_and_the_images_are_locked_in_paced_batches(self):
+        world = guarded_world()
+        unrecorded_pools(world, 45)
+        # WHEN the guard sweeps the fleet for the first time
+        report = world.services.guard().sweep()
+        # THEN every pool is resized before any lock is written, and only the first batch of images is locked now
+        operations = [op for op, _, _ in world.azure.writes]
+        assert report.resized and len(report.resized) == 45
+        assert operations.index("create_lock") > max(i for i, op in enumerate(operations) if op == "update_pool")
+        assert len(report.adopted_images) == adoption.POOLS_PER_BATCH == len(locked(world)) and report.adoption_pending == 25
+        # AND the rest is scheduled one batch per interval, at most half of ARM's write budget each
+        batches = [m for m in world.sender.to("pool-checks") if is_adoption(m.body.encode())]
+        assert [m.scheduled_enqueue_time for m in batches] == [START + adoption.BATCH_INTERVAL, START + 2 * adoption.BATCH_INTERVAL]
+        assert adoption.BATCH_INTERVAL == timedelta(seconds=20) and adoption.WRITES_PER_BATCH == 100
+        # WHEN a sweep comes while those batches are still due, it adopts nothing itself
+        assert world.services.guard().sweep().adopted_images == []
+        # WHEN the batches are delivered, every image is locked once
+        for message in batches:
+            parsed = Adoption.from_body(message.body.encode())
+            assert parsed is not None
+            world.services.guard().adopt(parsed.pools)
+        assert len(locked(world)) == len(set(locked(world))) == 45
+
+    def test_given_a_batch_that_was_lost_then_a_later_sweep_adopts_its_pools(self):
+        world = guarded_world()
+        unrecorded_pools(world, 30)
+        world.services.guard().sweep()
+        world.sender.sent.clear()  # the scheduled batch never arrives
+        world.clock.advance(minutes=5)
+        report = world.services.guard().sweep()
+        assert len(report.adopted_images) == 10 and len(locked(world)) == 30
+
+    def test_given_an_adoption_message_that_is_not_one_then_it_is_ignored(self):
+        assert Adoption.from_body(b'{"adopt": "everything"}') is None
+        assert Adoption.from_body(json.dumps({"adopt": [{"poolId": "p", "imageId": "i", "requestId": "not a request id!"}]}).encode()) is None
