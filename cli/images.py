@@ -52,6 +52,9 @@ class ImageResource:
     alerts: list[str] = field(default_factory=list)
     # Resources its pools need that no longer exist: this one may be what they can be restored from.
     missing_downstream: list[str] = field(default_factory=list)
+    # A gallery version excluded from its definition's latest (a refresh moved its pool off it), and its end of life.
+    retired: bool = False
+    end_of_life: datetime | None = None
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         in_use = bool(self.pools)
@@ -66,6 +69,8 @@ class ImageResource:
             "createdAt": self.created_at.isoformat(timespec="seconds") if self.created_at else None,
             "ageDays": round((now - self.created_at).total_seconds() / 86400, 1) if self.created_at else None,
             "requestId": self.request_id,
+            "retired": self.retired,
+            "endOfLife": self.end_of_life.isoformat(timespec="seconds") if self.end_of_life else None,
             "safeToDelete": not in_use and not self.missing_downstream,
             "advice": _advice(self, in_use),
             "id": self.id,
@@ -78,7 +83,11 @@ def _advice(resource: ImageResource, in_use: bool) -> str:
         return (f"keep: its pools need {gone}, which is gone; restore it from this one (runbook of "
                 f"{IN_USE_IMAGE_DELETED.type}) or move the pools to a new image")
     if in_use:
+        if resource.retired:
+            return "retired, but still in use: keep it until its pools move to a new image (a refresh) or are deleted"
         return "in use: keep (deleting it makes its pools' resizes fail); move or delete the pools first"
+    if resource.retired and not resource.lock:
+        return "retired and unused: safe to delete"
     if resource.lock and resource.lock.startswith(LOCK_NAME) and "not ours" not in resource.lock:
         return f"unused; remove the {LOCK_NAME} lock, then delete it"
     if resource.lock:
@@ -166,9 +175,11 @@ def _list_group(clients: AzureClients, group_id: str) -> list[ImageResource]:
                 storage = version.storage_profile
                 sizes = ([storage.os_disk_image.size_in_gb] if storage and storage.os_disk_image else []) + [
                     d.size_in_gb for d in ((storage.data_disk_images if storage else None) or [])]
-                published = version.publishing_profile.published_date if version.publishing_profile else None
+                profile = version.publishing_profile
+                published = profile.published_date if profile else None
                 resources.append(ImageResource(_listed(version.id), "galleryImageVersion", (version.tags or {}).get(TAG_REQUEST), _total(sizes),
-                                               _created(published)))
+                                               _created(published), retired=bool(profile and profile.exclude_from_latest),
+                                               end_of_life=_created(profile.end_of_life_date if profile else None)))
     return resources
 
 
@@ -296,7 +307,7 @@ def inventory_table(items: list[dict[str, Any]]) -> str:
     for item in items:
         pools = ", ".join(
             f"{p['name']} ({_nodes(p)})" + ("" if p.get("via") == "image" else f" via {p.get('via')}") for p in item["pools"]) or "-"
-        rows.append((item["kind"], item["name"], pools, item["lock"] or "-", ", ".join(item["alerts"]) or "-",
+        rows.append((item["kind"] + (" (retired)" if item.get("retired") else ""), item["name"], pools, item["lock"] or "-", ", ".join(item["alerts"]) or "-",
                      "-" if item["sizeGb"] is None else str(item["sizeGb"]), "-" if item["ageDays"] is None else str(item["ageDays"]),
                      item["advice"]))
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

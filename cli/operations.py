@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from shared.messaging import MessageSender, OutgoingMessage
-from shared.model.request import PoolRequest, RequestRejected, parse_request
+from shared.model.request import PoolRequest, RefreshRequest, Request, RequestRejected, parse_request
 from shared.store.ledger import FINAL_STAGES, RequestRecord, Stage
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class CheckedRequest:
     """A request file after every check the function runs before it needs Azure: the request, or each problem."""
 
     file: str
-    request: PoolRequest | None
+    request: Request | None
     problems: tuple[str, ...]
     scopes_checked: bool
 
@@ -87,7 +87,7 @@ def check_request_file(path: str | Path, allowed_scopes: tuple[str, ...] | None)
     return CheckedRequest(str(path), request, tuple(problems), checks_scopes)
 
 
-def load_request(path: str | Path, allowed_scopes: tuple[str, ...] | None = None) -> PoolRequest:
+def load_request(path: str | Path, allowed_scopes: tuple[str, ...] | None = None) -> Request:
     """A request file that passes :func:`check_request_file`; otherwise :class:`InvalidRequestFile` naming each problem."""
     checked = check_request_file(path, allowed_scopes)
     if checked.request is None or checked.problems:
@@ -108,7 +108,7 @@ def checked_lines(checked: list[CheckedRequest]) -> str:
     return "\n".join(lines)
 
 
-def submit(request: PoolRequest, sender: MessageSender, queue: str, *, reply_to: str | None = None) -> Submitted:
+def submit(request: Request, sender: MessageSender, queue: str, *, reply_to: str | None = None) -> Submitted:
     """Send one validated request to the requests queue.
 
     The message id is the request id: the queue's duplicate detection drops an
@@ -133,14 +133,17 @@ def submit(request: PoolRequest, sender: MessageSender, queue: str, *, reply_to:
 def describe(record: RequestRecord) -> str:
     """One request in detail, as lines of text."""
     request = record.request
-    targets = request.pool.targets if request is not None else None
+    targets = request.pool.targets if isinstance(request, PoolRequest) else None
     lines = [
         f"request    {record.request_id}",
         f"stage      {record.stage.value}",
         f"reason     {record.reason or '-'}",
         f"requested  {request.requested_by if request is not None else '-'}",
         f"pool       {pool_id_of(record) or '-'}",
-        f"target     {targets.dedicated if targets else 0} dedicated, {targets.low_priority if targets else 0} low-priority",
+        f"target     {targets.dedicated if targets else 0} dedicated, {targets.low_priority if targets else 0} low-priority"
+        if not isinstance(request, RefreshRequest) else
+        f"refresh    {request.refresh.mode}" + (f" ({request.refresh.deallocation})" if request.refresh.mode == "drain" else "")
+        + f", deadline {(record.created_at + request.refresh.deadline).isoformat(timespec='minutes')}; the pool keeps its own target",
         f"reply to   {record.reply_to or '-'}",
         f"created    {record.created_at.isoformat(timespec='seconds')}",
         f"updated    {record.updated_at.isoformat(timespec='seconds')}",
@@ -153,7 +156,7 @@ def describe(record: RequestRecord) -> str:
 def record_json(record: RequestRecord) -> dict:
     """One request as the JSON that ``status -o json`` prints (and ``--query`` filters)."""
     request = record.request
-    targets = request.pool.targets if request is not None else None
+    targets = request.pool.targets if isinstance(request, PoolRequest) else None
     return {
         "requestId": record.request_id,
         "stage": record.stage.value,
@@ -179,7 +182,7 @@ def table(records: list[RequestRecord]) -> str:
             r.request_id,
             r.stage.value,
             r.updated_at.strftime("%Y-%m-%d %H:%M"),
-            r.request.pool.pool_name if r.request is not None else "-",
+            _pool_name(r),
             _shorten(r.reason or "", 60),
         )
         for r in records
@@ -193,7 +196,14 @@ def pool_id_of(record: RequestRecord) -> str | None:
     if record.pool_id is not None:
         return record.pool_id
     request = record.request
+    if isinstance(request, RefreshRequest):
+        return request.refresh.pool_id
     return f"{request.pool.batch_account_id}/pools/{request.pool.pool_name}" if request is not None else None
+
+
+def _pool_name(record: RequestRecord) -> str:
+    pool_id = pool_id_of(record)
+    return pool_id.rstrip("/").rsplit("/", 1)[-1] if pool_id else "-"
 
 
 def progress_bar(current: int, target: int, width: int = 30) -> str:

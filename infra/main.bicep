@@ -94,6 +94,11 @@ param messageSigningKey string = newGuid() // checkov:skip=CKV_AZURE_131: newGui
 param ledgerRetentionDays int = 90
 
 @minValue(1)
+@maxValue(3650)
+@description('Days from a refresh moving a pool off a gallery image version to that version\'s endOfLifeDate (it is also excluded from latest).')
+param retiredVersionEndOfLifeDays int = 30
+
+@minValue(1)
 @maxValue(1440)
 @description('Minutes during which a repeated alert about the same resource is not published again.')
 param alertDedupMinutes int = 60
@@ -293,6 +298,7 @@ module functionApp 'app/function.bicep' = {
       KEEP_IMAGE_LOCKS: keepImageLocks ? 'true' : 'false'
       REPLY_QUEUES: join(teamReplyQueues, ',')
       LEDGER_RETENTION_DAYS: string(ledgerRetentionDays)
+      RETIRED_VERSION_END_OF_LIFE_DAYS: string(retiredVersionEndOfLifeDays)
       MESSAGE_SIGNING_KEY: keyVault.outputs.messageSigningKeyReference
     }
   }

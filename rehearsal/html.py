@@ -18,7 +18,7 @@ from .report import fit, short_id
 # A Gantt row's label: at most this many characters, shortened between the parts of an id (never inside one).
 LABEL_WIDTH = 46
 
-_STAGE_KINDS = {"RECEIVED", "SNAPSHOTTING", "IMAGING", "PUBLISHING", "CREATING_POOL", "SCALING", "READY", "FAILED", "REJECTED"}
+_STAGE_KINDS = {"RECEIVED", "SNAPSHOTTING", "IMAGING", "PUBLISHING", "CREATING_POOL", "REFRESHING", "SCALING", "READY", "FAILED", "REJECTED"}
 
 
 def chart_data(report: dict) -> dict:

@@ -26,7 +26,11 @@ def build_report(rehearsal: Rehearsal) -> dict:
         kind = _SHORT_TYPES.get(resource.type.lower())
         if kind is None:
             continue
-        resources[kind].append(_describe(kind, resource))
+        described = _describe(kind, resource)
+        if kind == "pools":
+            # Each node keeps the image it was deployed from (the Batch service API shows it per node).
+            described["nodesByImage"] = emulator.batch.nodes_by_image(resource.id)
+        resources[kind].append(described)
     for items in resources.values():
         items.sort(key=lambda item: item["id"].lower())
     requests = sorted(rehearsal.ledger.list_recent(100_000), key=lambda r: r.request_id)
@@ -82,6 +86,9 @@ def _describe(kind: str, resource) -> dict:
         # ARM's own names (publishingProfile.targetRegions[]), so a report reads like the version's GET.
         item["targetRegions"] = [{"name": r.get("name"), "regionalReplicaCount": r.get("regionalReplicaCount")}
                                  for r in regions if r]
+        publishing = properties.get("publishingProfile") or {}
+        item["excludeFromLatest"] = bool(publishing.get("excludeFromLatest"))
+        item["endOfLifeDate"] = publishing.get("endOfLifeDate")
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "imageDefinitions":
         item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "features", "purchasePlan")})
@@ -121,7 +128,7 @@ _TIME_WIDTH = 13  # "  +00:17:00  "
 _CONTINUATION = " " * (_TIME_WIDTH + _KIND_WIDTH + 1)
 # Alert severities as the rest of the output colours them.
 SEVERITY_COLOURS = {"critical": "red", "error": "red", "warning": "yellow", "info": "cyan"}
-_STAGE_COLOURS = {"READY": "green", "FAILED": "red", "REJECTED": "red"}
+_STAGE_COLOURS = {"READY": "green", "FAILED": "red", "REJECTED": "red", "refresh": "cyan"}
 _DECISION_COLOURS = {"resized": "cyan", "needs a person": "red", "breaker open": "red", "image gone": "red", "backoff": "yellow",
                      "waiting": "dim", "at target": "green", "left alone": "dim"}
 _FULL_ID = re.compile(r"/subscriptions/[^\s,;()]+")

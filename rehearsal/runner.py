@@ -36,6 +36,7 @@ from .scenario import (
     DeleteResourceStep,
     DeliverEventStep,
     ResizePoolStep,
+    RevokeAppAccessStep,
     RunUntilIdleStep,
     Scenario,
     SetBatchAccountQuotaStep,
@@ -102,9 +103,12 @@ class Rehearsal:
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
             }
         )
+        credential = StaticTokenCredential()
+        # Whose calls the emulator sees as the app's (a step can take its access away).
+        self.app_principal = credential.token
         self.clients = clients = AzureClients(
             settings,
-            credential=StaticTokenCredential(),
+            credential=credential,
             message_sender=self.emulator.servicebus,
             transport=self.emulator.transport(),
             polling_interval=10,
@@ -122,6 +126,7 @@ class Rehearsal:
         # A person's last call through ARM: what it did may raise no event, so the timer keeps sweeping a while after it.
         self._last_operator_call: datetime | None = None
         self._stages: dict[str, str] = {}
+        self._steps_seen: dict[str, int] = {}
         self._events_seen = 0
         # What the functions decided and handled (the guard's decisions, errors), and ARM calls by purpose.
         self.function_log = FunctionLog(self.emulator.now, self._note_decision)
@@ -233,6 +238,10 @@ class Rehearsal:
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
                                                 low_priority=quota.low_priority_core_quota)
             self.timeline.append(TimelineEntry(self.emulator.now(), "operator", quota.batch_account_id, "core quotas changed"))
+        elif isinstance(step, RevokeAppAccessStep):
+            access = step.revoke_app_access
+            self.emulator.authorization.deny(self.app_principal, access.scope, access.action)
+            self.timeline.append(TimelineEntry(self.emulator.now(), "operator", access.scope, f"the app's access removed ({access.action})"))
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
         """One call as an operator would make it, through ARM (locks and events apply)."""
@@ -314,6 +323,9 @@ class Rehearsal:
         """
         if not self._timer_functions or not self._guard_relevant():
             return False
+        if self.ledger.list_by_stage(Stage.REFRESHING):
+            # A refresh waits on time itself (its pool going idle, its deadline): only the sweeps look at it.
+            return True
         return busy or self._timer.next_tick(self.emulator.now()) <= self._timer.last_activity + self._timer.quiet_window
 
     def _guard_relevant(self) -> bool:
@@ -405,6 +417,11 @@ class Rehearsal:
     def _note_stages(self) -> None:
         for record in self.ledger.list_recent(1000):
             before = self._stages.get(record.request_id)
+            steps = record.progress.steps
+            # A request's steps its team hears of (a refresh's: draining, moved, released, retired, restored), as they happen.
+            for step in steps[self._steps_seen.get(record.request_id, 0):]:
+                self.timeline.append(TimelineEntry(self.emulator.now(), "refresh", record.request_id, f"{step.get('step')}: {step.get('detail')}"))
+            self._steps_seen[record.request_id] = len(steps)
             if before != record.stage.value:
                 self._stages[record.request_id] = record.stage.value
                 outcome = record.reason or _skipped_imaging(before, record)
@@ -459,12 +476,15 @@ class Rehearsal:
         for pool in self.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools"):
             properties = pool.properties
             scale = (properties.get("scaleSettings") or {}).get("fixedScale") or {}
+            vm_configuration = (properties.get("deploymentConfiguration") or {}).get("virtualMachineConfiguration") or {}
             sample = {
                 "currentDedicatedNodes": properties.get("currentDedicatedNodes", 0),
                 "currentLowPriorityNodes": properties.get("currentLowPriorityNodes", 0),
                 "targetDedicatedNodes": scale.get("targetDedicatedNodes", 0),
                 "targetLowPriorityNodes": scale.get("targetLowPriorityNodes", 0),
                 "allocationState": properties.get("allocationState"),
+                # The image the pool deploys nodes from: a refresh moves it.
+                "imageReference": (vm_configuration.get("imageReference") or {}).get("id"),
             }
             present.add(pool.id)
             series = self.pool_series.setdefault(pool.id, [])

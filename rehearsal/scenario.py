@@ -232,12 +232,24 @@ class SetBatchAccountQuotaStep(_Model):
     set_batch_account_quota: AccountQuota
 
 
+class AppAccess(_Model):
+    scope: str = Field(description="A subscription, resource group or resource id.")
+    action: str = Field("*", description="A role action pattern, e.g. Microsoft.Insights/eventtypes/values/read; every action by default.")
+
+
+class RevokeAppAccessStep(_Model):
+    """The app's identity loses access at ``scope`` (its role assignment there removed): every call it makes there of
+    ``action`` is answered 403 AuthorizationFailed from then on."""
+
+    revoke_app_access: AppAccess
+
+
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

@@ -95,6 +95,12 @@ IN_USE_IMAGE_DELETED = AlertKind(
     "The pools listed can no longer grow: every resize will fail with AllocationFailed (running nodes keep working). "
     "Do not resize them. Restore the resource if you can (a snapshot or image with the same content), or submit a new "
     "pool request from a fresh image and move the workload, then delete these pools.")
+PROTECTION_AUDIT_BLIND = AlertKind(
+    "protection-audit-blind", "CustomImagePool.ProtectionAuditBlind", Severity.WARNING, PROTECTION_SOURCE,
+    f"The guard's protection audit could not read the scope named (its management locks or its Activity Log) for several "
+    f"sweeps in a row: a removed {LOCK_NAME} lock or a refused delete there goes unseen. Give the app's identity read access "
+    "there again (Reader on the subscription covers both; the error says which action was refused), or, if the scope is "
+    "throttled, wait: the audit reads the missed window as soon as it can, and this alert is raised again only after a good read.")
 REQUEST_FAILED = AlertKind(
     "request-failed", "CustomImagePool.RequestFailed", Severity.ERROR, PIPELINE_SOURCE,
     "The pool request failed for the reason given; the resources it created so far stay. Fix the cause (quota, "
@@ -109,8 +115,8 @@ POOL_CIRCUIT_OPEN = AlertKind(
     f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.")
 
 # Every kind of alert: what the ops notifications and the image inventory read alerts against.
-ALERT_KINDS: tuple[AlertKind, ...] = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, REQUEST_FAILED, POOL_NEEDS_A_PERSON,
-                                      POOL_CIRCUIT_OPEN)
+ALERT_KINDS: tuple[AlertKind, ...] = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, PROTECTION_AUDIT_BLIND, REQUEST_FAILED,
+                                      POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN)
 
 @dataclass(frozen=True)
 class Alert:

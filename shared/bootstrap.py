@@ -26,6 +26,7 @@ from .messaging import MessageSender
 from .pipeline.routing import handle_resource_event
 from .pipeline.stages import PoolPipeline
 from .protection.alerts import ProtectionAlerts
+from .refresh.mover import PoolRefresher
 from .settings import Settings
 from .store.ledger import Ledger, RequestRecord
 from .store.records import RecordStore
@@ -77,19 +78,24 @@ class Services:
 
     def intake(self) -> Intake:
         """Intake of pool request messages, for one message."""
-        return Intake(gateway=self.gateway, ledger=self.ledger, pipeline=self.pipeline(), sender=self.sender, settings=self.settings,
-                      now=self.now)
+        return Intake(gateway=self.gateway, ledger=self.ledger, records=self.records, pipeline=self.pipeline(), sender=self.sender,
+                      settings=self.settings, now=self.now)
 
     def route_event(self, event: ArmEvent) -> RequestRecord | None:
         """Route one ARM event (:func:`~shared.pipeline.routing.handle_resource_event`)."""
         return handle_resource_event(event, ledger=self.ledger, records=self.records, gateway=self.gateway, pipeline=self.pipeline,
                                      protection_alerts=self.protection_alerts, settings=self.settings, now=self.now)
 
+    def refresher(self) -> PoolRefresher:
+        """The refreshes' pool mover, for one look (a sweep's or a check's)."""
+        return PoolRefresher(gateway=self.gateway, ledger=self.ledger, records=self.records, pipeline=self.pipeline(), sender=self.sender,
+                             settings=self.settings, now=self.now)
+
     def guard(self) -> PoolGuard:
-        """The pool guard, for one sweep or one pool check."""
+        """The pool guard, for one sweep or one pool check (it hands the pools being refreshed to the refresher)."""
         return PoolGuard(gateway=self.gateway, ledger=self.ledger, records=self.records, alerts=self.alerts,
-                         protection_alerts=self.protection_alerts(), pipeline=self.pipeline(), sender=self.sender,
-                         settings=self.settings, now=self.now)
+                         protection_alerts=self.protection_alerts(), pipeline=self.pipeline(), refresher=self.refresher(),
+                         sender=self.sender, settings=self.settings, now=self.now)
 
 
 _installed: Services | None = None

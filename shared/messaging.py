@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -107,14 +108,17 @@ class ServiceBusMessageSender:
 
 
 def outcome_reply(request_id: str, stage: str, reason: str | None, pool_id: str | None, *,
-                  answers_request_id: str | None = None) -> OutgoingMessage:
+                  answers_request_id: str | None = None, steps: Sequence[Mapping[str, str]] = ()) -> OutgoingMessage:
     """The reply a requester gets when its request reaches a final stage (one message id per stage).
 
     ``answers_request_id``: a message refused because its requestId belongs to another request is
     answered in the name of that requestId (what its sender knows), under a message id of its own.
+    ``steps``: what the request did on the way ({"at", "step", "detail"}; a refresh's), when it kept them.
     """
     shown = answers_request_id or request_id
-    body = {"requestId": shown, "stage": stage, "reason": reason, "poolId": pool_id}
+    body: dict[str, Any] = {"requestId": shown, "stage": stage, "reason": reason, "poolId": pool_id}
+    if steps:
+        body["steps"] = [dict(step) for step in steps]
     return OutgoingMessage(
         json.dumps(body), message_id=f"{request_id}-{stage.lower()}", correlation_id=shown, subject=REPLY_SUBJECT
     )

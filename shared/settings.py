@@ -35,6 +35,8 @@ ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
 KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
 REPLY_QUEUES = "REPLY_QUEUES"
 LEDGER_RETENTION_DAYS = "LEDGER_RETENTION_DAYS"
+# A gallery version a refresh moved its pool off gets publishingProfile.endOfLifeDate this many days later.
+RETIRED_VERSION_END_OF_LIFE_DAYS = "RETIRED_VERSION_END_OF_LIFE_DAYS"
 # Signs the properties of a request this automation sends back to its queue for a later attempt (a Key Vault
 # reference in Azure: infra/). At least 32 characters.
 MESSAGE_SIGNING_KEY = "MESSAGE_SIGNING_KEY"
@@ -51,6 +53,7 @@ DEFAULT_ALERT_DEDUP_MINUTES = "60"
 DEFAULT_KEEP_IMAGE_LOCKS = "false"
 DEFAULT_REPLY_QUEUES = ""
 DEFAULT_LEDGER_RETENTION_DAYS = "90"
+DEFAULT_RETIRED_VERSION_END_OF_LIFE_DAYS = "30"
 
 
 class SettingError(PermanentError, ValueError):
@@ -138,6 +141,7 @@ _MAX_RESIZES_WITHOUT_PROGRESS = 20
 _MAX_STUCK_REQUEST_MINUTES = 24 * 60
 _MAX_ALERT_DEDUP_MINUTES = 24 * 60
 _MAX_LEDGER_RETENTION_DAYS = 10 * 365
+_MAX_RETIRED_VERSION_END_OF_LIFE_DAYS = 10 * 365
 
 
 def _boolean(name: str, value: str) -> bool:
@@ -194,6 +198,8 @@ class Settings:
     reply_queues: tuple[str, ...] = ()
     # A final, answered request's body and progress details are dropped this many days after it ended (its id stays taken).
     ledger_retention_days: int = int(DEFAULT_LEDGER_RETENTION_DAYS)
+    # A retired gallery version's end of life, this many days after a refresh moved its pool off it.
+    retired_version_end_of_life_days: int = int(DEFAULT_RETIRED_VERSION_END_OF_LIFE_DAYS)
 
     def __post_init__(self) -> None:
         own = {self.pool_requests_queue.lower(), self.pool_checks_queue.lower()}
@@ -242,6 +248,9 @@ class Settings:
             reply_queues=read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
             ledger_retention_days=read(
                 env, LEDGER_RETENTION_DAYS, _whole_number(1, _MAX_LEDGER_RETENTION_DAYS, "days"), DEFAULT_LEDGER_RETENTION_DAYS),
+            retired_version_end_of_life_days=read(
+                env, RETIRED_VERSION_END_OF_LIFE_DAYS, _whole_number(1, _MAX_RETIRED_VERSION_END_OF_LIFE_DAYS, "days"),
+                DEFAULT_RETIRED_VERSION_END_OF_LIFE_DAYS),
         )
         if problems:
             raise SettingError("; ".join(problems) + f"; {SettingError.where_to_set}")
@@ -268,5 +277,6 @@ ALL_SETTING_NAMES = frozenset(
         REPLY_QUEUES,
         LEDGER_RETENTION_DAYS,
         MESSAGE_SIGNING_KEY,
+        RETIRED_VERSION_END_OF_LIFE_DAYS,
     }
 )

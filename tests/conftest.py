@@ -35,6 +35,7 @@ END_TO_END = (
     "infra/test_bicep.py",
     "infra/test_roles_match_operations.py",
     "pipeline/test_delivery_and_failures.py",
+    "pipeline/test_refresh_scenarios.py",
     "pipeline/test_scenarios.py",
     "pipeline/test_sources_and_steps.py",
     "protection/test_event_routing.py",

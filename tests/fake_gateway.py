@@ -10,7 +10,7 @@ the state it left, not the calls. :meth:`FakeAzure.fail` makes the next call of 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -132,14 +132,22 @@ class FakeAzure:
         storage = p["storageProfile"]
         disks = [storage.get("source"), storage.get("osDiskImage"), *storage.get("dataDiskImages", [])]
         default = p["publishingProfile"].get("replicaCount") or 1
+        end_of_life = p["publishingProfile"].get("endOfLifeDate")
         return self._put("create_image_version", version, body, ImageVersionView(
             version.id, body["location"], UNDER_WAY,
             {region_key(r["name"]): r.get("regionalReplicaCount") or default for r in p["publishingProfile"].get("targetRegions", [])},
-            tuple(d.get("id") or d["source"]["id"] for d in disks if d), dict(body.get("tags", {})), body=body))
+            tuple(d.get("id") or d["source"]["id"] for d in disks if d), dict(body.get("tags", {})), body=body,
+            exclude_from_latest=bool(p["publishingProfile"].get("excludeFromLatest")),
+            end_of_life=datetime.fromisoformat(end_of_life) if end_of_life else None))
 
     def replicate_image_version(self, version: ArmId, as_read: ImageVersionView, regions: Sequence[tuple[str, int]]) -> Waiting | None:
         body: dict[str, Any] = copy.deepcopy(dict(as_read.body))
         body["properties"]["publishingProfile"]["targetRegions"] = [{"name": n, "regionalReplicaCount": c} for n, c in regions]
+        return self.create_image_version(version, body)
+
+    def retire_image_version(self, version: ArmId, as_read: ImageVersionView, end_of_life: datetime) -> Waiting | None:
+        body: dict[str, Any] = copy.deepcopy(dict(as_read.body))
+        body["properties"]["publishingProfile"].update(excludeFromLatest=True, endOfLifeDate=end_of_life.isoformat())
         return self.create_image_version(version, body)
 
     # -- batch -------------------------------------------------------------------------------
@@ -160,26 +168,38 @@ class FakeAzure:
             return Waiting(f"create pool {pool.name}")  # If-None-Match: * (412)
         p = body["properties"]
         scale = p["scaleSettings"]["fixedScale"]
+        vm_configuration = p["deploymentConfiguration"]["virtualMachineConfiguration"]
         self.writes.append(("create_pool", pool.id, body))
         self.add(PoolView(pool.id, self._etag(), "Succeeded", "Resizing", None, 0, 0, True, scale.get("targetDedicatedNodes", 0),
                           scale.get("targetLowPriorityNodes", 0), None, None, (), {m["name"]: m["value"] for m in p.get("metadata", [])},
-                          p["deploymentConfiguration"]["virtualMachineConfiguration"]["imageReference"]["id"], p.get("vmSize")))
+                          vm_configuration["imageReference"]["id"], p.get("vmSize"), **_vm_configuration(vm_configuration)))
         return None
 
     def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
-        self._call("update_pool")
+        change: dict[str, Any] = {"metadata": dict(metadata)}
+        if scale is not None:
+            change.update(target_dedicated=scale.targets.dedicated, target_low_priority=scale.targets.low_priority,
+                          resize_timeout=scale.resize_timeout, allocation_state="Resizing", error_codes=())
+        # PoolBeingResized: a new scale while not Steady.
+        return self._patch_pool("update_pool", pool, etag, change, lambda found: scale is None or found.allocation_state == "Steady")
+
+    def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
+        change = {"metadata": dict(metadata), "image_id": vm_configuration["imageReference"]["id"], **_vm_configuration(vm_configuration)}
+        # PropertyCannotBeUpdated: not Steady at zero nodes.
+        return self._patch_pool("update_pool_image", pool, etag, change, lambda found: found.idle)
+
+    def _patch_pool(self, operation: str, pool: ArmId, etag: str | None, change: dict[str, Any], allowed: Callable[[PoolView], bool]) -> PoolUpdate:
+        """A conditional PATCH: the pool must be there, unchanged since ``etag``, and in a state that allows ``change``."""
+        self._call(operation)
         found = self.resources.get(pool.key())
         if not isinstance(found, PoolView):
             return PoolUpdate.GONE
         if found.etag != etag:
             return PoolUpdate.CHANGED
-        if scale is not None and found.allocation_state != "Steady":
-            return PoolUpdate.REFUSED  # PoolBeingResized
-        change: dict[str, Any] = {"metadata": dict(metadata), "etag": self._etag()}
-        if scale is not None:
-            change.update(target_dedicated=scale.targets.dedicated, target_low_priority=scale.targets.low_priority,
-                          resize_timeout=scale.resize_timeout, allocation_state="Resizing", error_codes=())
-        self.writes.append(("update_pool", pool.id, change))
+        if not allowed(found):
+            return PoolUpdate.REFUSED
+        change = {**change, "etag": self._etag()}
+        self.writes.append((operation, pool.id, change))
         self.add(replace(found, **change))
         return PoolUpdate.UPDATED
 
@@ -234,6 +254,13 @@ class FakeAzure:
         self._call("present")
         found = [r.key() for r in resources if getattr(self.resources.get(r.key()), "provisioning_state", "") not in ("", "Deleting")]
         return PresentResources(frozenset(found), 1 if resources else 0)
+
+
+def _vm_configuration(vm_configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """What a pool view reads of its virtualMachineConfiguration (REST shape)."""
+    return {"node_agent_sku_id": vm_configuration.get("nodeAgentSkuId"),
+            "security_type": (vm_configuration.get("securityProfile") or {}).get("securityType"),
+            "vm_configuration": copy.deepcopy(dict(vm_configuration))}
 
 
 def _lock_id(scope: ArmId, name: str) -> str:

@@ -250,7 +250,7 @@ class AuthorizationBackend:
         self._assignments: list[RoleAssignment] = []
         self._tokens: dict[str, str] = {}
         self.replication_seconds = 0.0
-        self._denied: list[tuple[str, str]] = []
+        self._denied: list[tuple[str, str, str]] = []
 
     # -- seeding (tests and the rehearsal) ---------------------------------------
 
@@ -368,18 +368,23 @@ class AuthorizationBackend:
 
     # -- refusals a test plants -------------------------------------------------------------------
 
-    def deny(self, principal_id: str, scope: str) -> None:
-        """Every call ``principal_id`` makes at or below ``scope`` is refused with 403 AuthorizationFailed.
+    def deny(self, principal_id: str, scope: str, action: str = "*") -> None:
+        """Every call ``principal_id`` makes at or below ``scope`` (of ``action``, a role action pattern) is refused with 403
+        AuthorizationFailed: as when the role assignment granting it there is removed.
 
         A planted refusal, not an RBAC model: ARM answers it "The client '<id>' with object id '<id>' does not have
         authorization to perform action '<action>' over scope '<scope>' or the scope is invalid. If access was
         recently granted, please refresh your credentials." ("Troubleshoot Azure RBAC", learn.microsoft.com).
         """
-        self._denied.append((principal_id, scope))
+        self._denied.append((principal_id, scope, action))
+
+    def lift_denials(self, principal_id: str) -> None:
+        """The refusals planted for ``principal_id`` are lifted (access granted again)."""
+        self._denied = [denial for denial in self._denied if denial[0] != principal_id]
 
     def check_allowed(self, principal_id: str, path: str, action: str) -> None:
-        for denied, scope in self._denied:
-            if denied == principal_id and scope_covers(scope, path):
+        for denied, scope, action_pattern in self._denied:
+            if denied == principal_id and scope_covers(scope, path) and matches(action_pattern, action):
                 raise ArmError(
                     f"The client '{principal_id}' with object id '{principal_id}' does not have authorization to perform action '{action}' over scope "
                     f"'{path}' or the scope is invalid. If access was recently granted, please refresh your credentials.",

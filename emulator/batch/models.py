@@ -36,7 +36,11 @@ Node allocation follows what the Batch docs describe for fixed-size pools:
   account core quotas (or a configured quota error) end it with the quota code;
 - errors stay in ``resizeOperationStatus.errors`` until the next resize
   (stale errors), as the REST spec says;
-- shrinking removes nodes within one step.
+- shrinking removes nodes within one step;
+- Pool - Update (PATCH, and a PUT that replaces the pool) changes ``vmSize`` and ``deploymentConfiguration``
+  (the image, the node agent, the ``securityProfile`` inside it) only while the pool is Steady at zero nodes
+  (:func:`_ensure_changeable_at_size`); the nodes a later resize brings come up on the new configuration.
+  Each node keeps the image it was deployed from (:meth:`BatchBackend.nodes_by_image`).
 
 ``lastModified`` and the ETag change on writes (PUT/PATCH), never on node
 arrival: the REST spec says lastModified "does not factor in node-level changes".
@@ -88,6 +92,44 @@ ALLOCATION_FAILED = "AllocationFailed"
 RESIZE_STOPPED = "ResizeStopped"
 ACCOUNT_CORE_QUOTA_REACHED = "AccountCoreQuotaReached"
 ACCOUNT_LOW_PRIORITY_CORE_QUOTA_REACHED = "AccountLowPriorityCoreQuotaReached"
+
+# Pool properties that change only while the pool is Steady with zero dedicated and zero Spot/low-priority nodes
+# (Pool - Update, api-version 2024-07-01 or later). MicrosoftDocs azure-docs articles/batch/batch-pool-update-properties.md:
+# "The properties that don't require the pool to be size zero for the new value to take effect are: applicationPackages,
+# certificates, metadata, scaleSettings, startTask ... All other updateable pool properties require the pool to be of size
+# zero nodes to be accepted as part of the request to update"; the current Learn page of the same article adds "changes to
+# vmSize, deploymentConfiguration, diskEncryptionConfiguration, or securityProfile require the pool to be in the Steady
+# allocation state with zero dedicated and zero Spot/low-priority nodes" and that "when the pool is resized after the
+# update, Batch creates a new underlying compute deployment with the updated configuration". In the 2025-06-01 REST spec
+# the securityProfile (and the OS disk's encryption) live inside deploymentConfiguration.virtualMachineConfiguration.
+ZERO_SIZE_PROPERTIES = ("vmSize", "deploymentConfiguration")
+
+
+class PropertyCannotBeUpdated(ArmError):
+    """Batch's refusal of a pool property it will not change now, in the body recorded from the service.
+
+    Recorded answers (Azure/azure-sdk-for-net issue 40325, a PATCH of deploymentConfiguration in 2023; opencb/opencga
+    issue 1235, a PUT of a pool in 2019; Azure/Batch issue 85): HTTP 400, code ``PropertyCannotBeUpdated``, message "A
+    property that cannot be updated was specified as part of the request.", target ``BatchAccount`` and details naming
+    the property and its path. Those were sent with api-versions before 2024-07-01, when these properties could not be
+    changed at all; no source found records what Batch answers with 2024-07-01 or later when the pool is not Steady at
+    zero nodes, so the emulator answers with this recorded refusal.
+    """
+
+    status = 400
+    code = "PropertyCannotBeUpdated"
+
+    def __init__(self, property_name: str) -> None:
+        super().__init__("A property that cannot be updated was specified as part of the request.")
+        self.property_name = property_name
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, "target": "BatchAccount", "details": [
+            {"code": "Reason", "message": self.message},
+            {"code": "PropertyName", "message": self.property_name},
+            {"code": "PropertyPath", "message": f"properties.{self.property_name}"},
+        ]}}
+
 
 # Properties the service owns: ignored when a client sends them back.
 _READ_ONLY = frozenset({
@@ -191,6 +233,8 @@ class BatchBackend:
         # (pool id, start, end) of every finished resize: what benchmarks measure time-to-target against.
         self.resize_history: list[tuple[str, datetime, datetime]] = []
         self._resize_started: dict[str, datetime] = {}
+        # Per pool (lower-case id): its nodes by the image each was deployed from (a node keeps its image until it goes).
+        self._node_images: dict[str, dict[str, int]] = {}
 
     @property
     def _store(self):
@@ -290,6 +334,15 @@ class BatchBackend:
             raise ResourceNotFound("The specified pool does not exist.", code="PoolNotFound")
         return pool
 
+    def nodes_by_image(self, pool_id: str) -> dict[str, int]:
+        """The pool's nodes (dedicated and Spot/low-priority) by the image each was deployed from.
+
+        Not a management-plane read: the Batch service API lists a pool's compute nodes, each with the image it
+        runs (ComputeNode.virtualMachineInfo.imageReference). What a refresh is judged by: the nodes a resize
+        brings after an image change run the new image.
+        """
+        return {image: count for image, count in self._node_images.get(pool_id.lower(), {}).items() if count}
+
     def list_pools(self, account_id: str) -> list[ArmResource]:
         account = self.get_account(account_id)
         return self._store.children(POOL, account.id)
@@ -325,6 +378,9 @@ class BatchBackend:
         changes = _settable(body.get("properties"))
         _validate(changes, creating=False)
         self._ensure_writable(pool, changes)
+        _ensure_changeable_at_size(pool, changes)
+        if "deploymentConfiguration" in changes:
+            self._check_image_placement(self.get_account(pool.id.rsplit("/pools/", 1)[0]), changes)
         if "scaleSettings" in changes:
             changes["scaleSettings"] = _normalised_scale(changes["scaleSettings"])
         pool.properties.update(changes)
@@ -382,6 +438,7 @@ class BatchBackend:
             with self._emulator.lock:
                 if failure is None:
                     self._store.remove(pool.id)
+                    self._node_images.pop(key, None)
                     deletion.status = "Succeeded"
                 else:
                     self._set_provisioning_state(pool, "Succeeded")
@@ -467,6 +524,7 @@ class BatchBackend:
         requested = {**_defaults(), **requested}
         requested["scaleSettings"] = _normalised_scale(requested["scaleSettings"])
         self._ensure_writable(pool, requested)
+        _ensure_changeable_at_size(pool, requested)
         kept = {k: v for k, v in pool.properties.items() if k in _READ_ONLY}
         pool.properties.clear()
         pool.properties.update({**kept, **requested})
@@ -552,6 +610,7 @@ class BatchBackend:
             status = props["resizeOperationStatus"]
             for current, target, *_ in _KINDS:
                 props[current] = min(props[current], status[target])  # shrinking is quick
+            self._removed(pool)
             growing = [kind for kind in _KINDS if props[kind[0]] < status[kind[1]]]
             if not growing:
                 self._finish(pool, [])
@@ -580,6 +639,7 @@ class BatchBackend:
                 props[current] += add
                 allowance -= add
                 run.added += add
+                self._deployed(pool, image_id, add)
             still = [kind for kind in _KINDS if props[kind[0]] < status[kind[1]]]
             if not still:
                 self._finish(pool, [])
@@ -611,6 +671,22 @@ class BatchBackend:
         if errors:
             status["errors"] = errors
         self._set_allocation_state(pool, STEADY)
+
+    def _deployed(self, pool: ArmResource, image_id: str | None, nodes: int) -> None:
+        """``nodes`` new nodes, deployed from the pool's image as it is now."""
+        if nodes:
+            images = self._node_images.setdefault(pool.id.lower(), {})
+            images[image_id or ""] = images.get(image_id or "", 0) + nodes
+
+    def _removed(self, pool: ArmResource) -> None:
+        """The pool shrank: the nodes that went are taken from other images than the pool's current one first."""
+        images = self._node_images.get(pool.id.lower(), {})
+        surplus = sum(images.values()) - sum(int(pool.properties.get(kind[0], 0)) for kind in _KINDS)
+        current = _image_id(pool.properties) or ""
+        for image in sorted(images, key=lambda name: name == current):
+            taken = min(surplus, images[image])
+            images[image] -= taken
+            surplus -= taken
 
     def _budget(self, run: _Resize) -> int:
         return max(0, self.allocation.max_nodes_per_resize - run.added)
@@ -736,6 +812,27 @@ def _validate_scale(scale) -> None:
         raise InvalidParameter(
             f"'properties.scaleSettings.fixedScale.nodeDeallocationOption' must be one of {', '.join(NODE_DEALLOCATION_OPTIONS)}."
         )
+
+
+def _ensure_changeable_at_size(pool: ArmResource, changes: dict) -> None:
+    """Refuse a change of ``vmSize`` or ``deploymentConfiguration`` unless the pool is Steady at zero nodes.
+
+    Only a change is refused: a body naming a property with the value the pool already has is let through (no
+    source says what Batch does with an unchanged value sent with api-version 2024-07-01 or later).
+    """
+    props = pool.properties
+    changed = [name for name in ZERO_SIZE_PROPERTIES if name in changes and not _same(name, changes[name], props.get(name))]
+    if not changed:
+        return
+    at_zero = props.get("allocationState") == STEADY and not props.get("currentDedicatedNodes") and not props.get("currentLowPriorityNodes")
+    if not at_zero:
+        raise PropertyCannotBeUpdated(changed[0])
+
+
+def _same(name: str, wanted, has) -> bool:
+    if name == "vmSize" and isinstance(wanted, str) and isinstance(has, str):
+        return wanted.lower() == has.lower()  # Batch keeps a pool's VM size in its own case
+    return wanted == has
 
 
 def _duration(text) -> timedelta:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 from ..errors import ArmError, Conflict, InvalidParameter, ResourceNotFound
 from ..http import ArmResponse
@@ -378,7 +379,12 @@ class ComputeBackend:
             replicas.append(count)
         publishing.setdefault("replicaCount", default_count)
         publishing.setdefault("targetRegions", regions)
-        publishing["publishedDate"] = _iso(self._emulator.now())
+        _check_retirement(publishing)
+        # publishedDate is read-only ("The timestamp for when the gallery image version is published", Compute REST spec
+        # GalleryArtifactPublishingProfileBase): a PUT that changes an existing version keeps the first one.
+        existing = self._store.find(version_id)
+        published = ((existing.properties.get("publishingProfile") or {}).get("publishedDate") if existing is not None else None)
+        publishing["publishedDate"] = published or _iso(self._emulator.now())
         final = {**properties, "publishingProfile": publishing, "storageProfile": {**properties["storageProfile"]}}
         seconds = self.timings.version_base_seconds + self.timings.version_seconds_per_replica * max(replicas)
         return self._put_async(version_id, GALLERY_IMAGE_VERSION, location, body, final, math.ceil(seconds),
@@ -481,6 +487,21 @@ class ComputeBackend:
 
     def list(self, resource_type: str, scope: str) -> list[ArmResource]:
         return self._store.of_type(resource_type, under=scope)
+
+
+def _check_retirement(publishing: dict) -> None:
+    """``excludeFromLatest`` is a boolean and ``endOfLifeDate`` a date-time (Compute REST spec, GalleryImageVersionPublishingProfile
+    and GalleryArtifactPublishingProfileBase: "endOfLifeDate ... format: date-time ... This property is updatable")."""
+    exclude = publishing.get("excludeFromLatest")
+    if exclude is not None and not isinstance(exclude, bool):
+        raise InvalidParameter(f"'publishingProfile.excludeFromLatest' must be true or false, got {exclude!r}.")
+    end_of_life = publishing.get("endOfLifeDate")
+    if end_of_life is None:
+        return
+    try:
+        datetime.fromisoformat(str(end_of_life).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(f"'publishingProfile.endOfLifeDate' is not a date-time: {end_of_life!r}.") from None
 
 
 def _require_location(body: dict) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,6 +61,12 @@ class PoolView:
     metadata: dict[str, str]
     image_id: str | None
     vm_size: str | None = None
+    node_agent_sku_id: str | None = None
+    # virtualMachineConfiguration.securityProfile.securityType as Batch spells it (trustedLaunch, confidentialVM); None: Standard.
+    security_type: str | None = None
+    # deploymentConfiguration.virtualMachineConfiguration as ARM returned it (REST shape): an image change sends it back
+    # with everything else it holds (a PATCH replaces deploymentConfiguration as a whole).
+    vm_configuration: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -70,6 +76,11 @@ class PoolView:
     def request_id(self) -> str | None:
         """The pipeline request that created the pool, if any."""
         return self.metadata.get(METADATA_REQUEST) or None
+
+    @property
+    def idle(self) -> bool:
+        """Steady with no node at all: what Pool - Update needs to change the pool's image, VM size or security profile."""
+        return self.allocation_state.lower() == "steady" and self.current_dedicated == 0 and self.current_low_priority == 0
 
     @property
     def current(self) -> Targets:
@@ -121,6 +132,9 @@ class PoolView:
             metadata={m.name: m.value for m in (getattr(props, "metadata", None) or []) if m.name},
             image_id=image,
             vm_size=getattr(props, "vm_size", None),
+            node_agent_sku_id=getattr(vm_config, "node_agent_sku_id", None),
+            security_type=wire_text(getattr(getattr(vm_config, "security_profile", None), "security_type", None)) or None,
+            vm_configuration=vm_config.as_dict() if vm_config is not None else {},
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from .values import region_key, wire_text
@@ -145,6 +146,10 @@ class ImageVersionView(ResourceView):
     tags: dict[str, str]
     # The resource as ARM returned it (REST shape): a change of its regions is sent back with everything else it holds.
     body: Mapping[str, object] = field(repr=False, compare=False, default_factory=dict)
+    # publishingProfile.excludeFromLatest: a pool or VM naming the definition without a version never gets this one.
+    exclude_from_latest: bool = False
+    # publishingProfile.endOfLifeDate: when its owner means to retire it (informational, unless a safety profile says otherwise).
+    end_of_life: datetime | None = None
 
     @classmethod
     def from_sdk(cls, version: Any) -> ImageVersionView:
@@ -161,6 +166,8 @@ class ImageVersionView(ResourceView):
             sources=tuple(source for source in sources if source),
             tags=_tags(version),
             body=version.as_dict(),
+            exclude_from_latest=bool(getattr(publishing, "exclude_from_latest", None)),
+            end_of_life=getattr(publishing, "end_of_life_date", None),
         )
 
 

@@ -9,7 +9,7 @@ from ..arm.ids import ArmId
 from ..arm.pools import PoolView, metadata_items
 from ..arm.views import BatchAccountView, VmSkuView
 from ..model.plan import iso_duration
-from .failures import Waiting, read_arm, read_view, send
+from .failures import Waiting, error_code, read_arm, read_view, send
 from .protocol import ArmBody, FixedScale, PoolUpdate
 
 if TYPE_CHECKING:
@@ -55,17 +55,28 @@ class SdkBatch:
             pool.resource_group, account.name, pool.name, dict(body), match_condition=MatchConditions.IfMissing))
 
     def update_pool(self, pool: ArmId, etag: str | None, metadata: Mapping[str, str], scale: FixedScale | None = None) -> PoolUpdate:
-        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
-
         properties: dict[str, Any] = {"metadata": metadata_items(metadata)}
         if scale is not None:
-            properties["scaleSettings"] = {"fixedScale": {
+            fixed: dict[str, Any] = {
                 "targetDedicatedNodes": scale.targets.dedicated,
                 "targetLowPriorityNodes": scale.targets.low_priority,
                 "resizeTimeout": iso_duration(scale.resize_timeout),
-            }}
+            }
+            if scale.node_deallocation_option is not None:
+                fixed["nodeDeallocationOption"] = scale.node_deallocation_option
+            properties["scaleSettings"] = {"fixedScale": fixed}
+        return self._patch(pool, etag, properties, f"update pool {pool.name}")
+
+    def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
+        properties = {"deploymentConfiguration": {"virtualMachineConfiguration": dict(vm_configuration)}, "metadata": metadata_items(metadata)}
+        return self._patch(pool, etag, properties, f"change the image of pool {pool.name}")
+
+    def _patch(self, pool: ArmId, etag: str | None, properties: dict[str, Any], description: str) -> PoolUpdate:
+        """One conditional PATCH of the pool (If-Match ``etag``), its outcome sorted."""
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
+
         client = self._client(pool.subscription)
-        return _pool_write(f"update pool {pool.name}", lambda: client.pool.update(
+        return _pool_write(description, lambda: client.pool.update(
             pool.resource_group, pool.parent().name, pool.name, {"properties": properties}, etag=etag,
             match_condition=MatchConditions.IfNotModified))
 
@@ -80,7 +91,8 @@ class SdkBatch:
 
 
 def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
-    """One write to a pool, its refusals sorted: 412 CHANGED, 404 GONE, 409 REFUSED; anything else as :func:`read_arm` sorts it."""
+    """One write to a pool, its refusals sorted: 412 CHANGED, 404 GONE, 409 (or 400 PropertyCannotBeUpdated) REFUSED;
+    anything else as :func:`read_arm` sorts it."""
     # Azure SDK: first use (cold start)
     from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
 
@@ -92,7 +104,9 @@ def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
         except ResourceNotFoundError:
             return PoolUpdate.GONE
         except HttpResponseError as exc:
-            if exc.status_code == 409:
+            # 409: busy (PoolBeingResized). 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is
+            # Steady at zero nodes (its recorded refusal; see the emulator's Batch model for the sources).
+            if exc.status_code == 409 or (exc.status_code == 400 and error_code(exc) == "PropertyCannotBeUpdated"):
                 return PoolUpdate.REFUSED
             raise
         return PoolUpdate.UPDATED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..arm.ids import ArmId
@@ -75,18 +76,31 @@ class SdkCompute:
         return self._put_version(version, f"create gallery image version {version.name}", body)
 
     def replicate_image_version(self, version: ArmId, as_read: ImageVersionView, regions: Sequence[tuple[str, int]]) -> Waiting | None:
-        body: dict[str, Any] = copy.deepcopy(dict(as_read.body))
-        properties = body.setdefault("properties", {})
-        properties.setdefault("publishingProfile", {})["targetRegions"] = [
+        body = _as_read(as_read)
+        body["properties"].setdefault("publishingProfile", {})["targetRegions"] = [
             {"name": name, "regionalReplicaCount": count} for name, count in regions]
-        for read_only in _VERSION_READ_ONLY:
-            properties.pop(read_only, None)
         return self._put_version(version, f"replicate gallery image version {version.name}", body)
+
+    def retire_image_version(self, version: ArmId, as_read: ImageVersionView, end_of_life: datetime) -> Waiting | None:
+        body = _as_read(as_read)
+        publishing = body["properties"].setdefault("publishingProfile", {})
+        publishing["excludeFromLatest"] = True
+        publishing["endOfLifeDate"] = end_of_life.isoformat()
+        return self._put_version(version, f"retire gallery image version {version.name}", body)
 
     def _put_version(self, version: ArmId, description: str, body: ArmBody) -> Waiting | None:
         gallery, definition, name = version.names
         return send(description, lambda: self._client(version).gallery_image_versions.begin_create_or_update(
             version.resource_group, gallery, definition, name, _json(body), polling=False))
+
+
+def _as_read(version: ImageVersionView) -> dict[str, Any]:
+    """A version's body as read, less what ARM returns but refuses in a PUT: what a change of it is sent back as."""
+    body: dict[str, Any] = copy.deepcopy(dict(version.body))
+    properties = body.setdefault("properties", {})
+    for read_only in _VERSION_READ_ONLY:
+        properties.pop(read_only, None)
+    return body
 
 
 def _json(body: ArmBody) -> Any:

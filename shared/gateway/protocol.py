@@ -48,7 +48,8 @@ class PoolUpdate(str, Enum):
     CHANGED = "changed"
     # The pool is gone (404).
     GONE = "gone"
-    # Batch refused the change for now (409, e.g. PoolBeingResized).
+    # Batch refused the change for now (409, e.g. PoolBeingResized; 400 PropertyCannotBeUpdated: an image change while
+    # the pool is not Steady at zero nodes).
     REFUSED = "refused"
 
 
@@ -58,6 +59,9 @@ class FixedScale:
 
     targets: Targets
     resize_timeout: timedelta
+    # What Batch does with the nodes a shrink removes and their running tasks (Requeue, Terminate, TaskCompletion,
+    # RetainedData); None leaves it to Batch (Requeue).
+    node_deallocation_option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ class ComputeGateway(Protocol):
         """Send the version back as it was read (``as_read``), with ``regions`` as its target regions and replica counts."""
         ...
 
+    def retire_image_version(self, version: ArmId, as_read: ImageVersionView, end_of_life: datetime) -> Waiting | None:
+        """Send the version back as it was read, excluded from its definition's latest and given ``end_of_life``."""
+        ...
+
 
 class BatchGateway(Protocol):
     """Microsoft.Batch management plane: accounts, their pools, and the VM sizes of a region."""
@@ -144,6 +152,12 @@ class BatchGateway(Protocol):
         """Stop the pool's resize in progress (Pools_StopResize): the pool keeps the nodes it has, goes Stopping, then
         Steady with the resize error ``ResizeStopped``. UPDATED once Batch took it, GONE when the pool is gone,
         REFUSED when Batch refuses it for now (409, e.g. a pool being deleted)."""
+        ...
+
+    def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
+        """PATCH the pool's ``deploymentConfiguration.virtualMachineConfiguration`` (the whole object: its image, node agent,
+        security profile) and its metadata, only if its ETag is still ``etag``. Batch takes it only while the pool is Steady
+        at zero nodes (Pool - Update, 2024-07-01 or later): otherwise REFUSED."""
         ...
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:

@@ -29,6 +29,7 @@ from ..protection.alerts import ProtectionAlerts
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
+from ..refresh.mover import PoolRefresher
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
 from ..store.records import KeyedRecord, RecordStore, update_record
@@ -86,6 +87,8 @@ class SweepReport:
     # Unrecorded pools whose images were adopted (recorded and locked), and how many wait for a later batch.
     adopted_images: list[str] = field(default_factory=list)
     adoption_pending: int = 0
+    # Pools a refresh is moving to a new image: handed to it, never resized by the guard meanwhile.
+    refreshing: list[str] = field(default_factory=list)
     # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
     reconciled: list[str] = field(default_factory=list)
     deferred_requests: int = 0
@@ -97,6 +100,9 @@ class SweepReport:
     # In-use resources whose lock the sweep found gone, or whose delete it found refused (where events may not say).
     protection_removed: list[str] = field(default_factory=list)
     deletion_blocked: list[str] = field(default_factory=list)
+    # Scopes the audit could not read this sweep (read again the next), and those ops were alerted about.
+    audit_unreadable: list[str] = field(default_factory=list)
+    audit_blind: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, item: str) -> None:
@@ -114,8 +120,9 @@ class SweepReport:
     def summary(self) -> dict[str, int]:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
-        for name in ("resized", "stopped", "alerted", "adopted", "adopted_images", "waiting", "skipped", "failed", "finished", "reconciled",
-                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked"):
+        for name in ("resized", "stopped", "alerted", "adopted", "adopted_images", "refreshing", "waiting", "skipped", "failed", "finished",
+                     "reconciled", "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
+                     "audit_unreadable", "audit_blind"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
         counts["deferredRequests"] = self.deferred_requests
@@ -139,12 +146,16 @@ class PoolGuard:
     protection_alerts: ProtectionAlerts
     # Finishes a request, and tells its team when its pool needs a person.
     pipeline: PoolPipeline
+    # Moves the pools being refreshed: the guard hands each such pool to it instead of guarding it.
+    refresher: PoolRefresher
     # Schedules the next look at a resizing pool.
     sender: MessageSender
     settings: Settings
     now: Callable[[], datetime]
     # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
     in_use: list[KeyedRecord] | None = field(default=None, init=False)
+    # The pools refreshes are moving (pool key -> request), read once per sweep or check (None until read).
+    _refreshes: dict[str, str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._policy = Policy(max_resizes_without_progress=self.settings.guard_max_resizes_without_progress)
@@ -223,10 +234,17 @@ class PoolGuard:
             log.exception("reconcile: the ledger failed; the pool sweep goes on")
         self.sweep(report)
         try:
+            # Refreshes whose pool the sweep did not meet (deleted, or in an account it could not list) look on their own.
+            report.refreshing.extend(self.refresher.drive_unseen(report.seen_pools))
+        except LedgerError:
+            log.exception("refresh: the ledger failed; the next sweep looks again")
+        try:
             audited = audit_protection(read_findings(self.records), records=self.records, locks=self.gateway.locks,
                                        monitor=self.gateway.monitor, alerts=self.protection_alerts, now=self.now, in_use=self.in_use)
             report.protection_removed.extend(audited.protection_removed)
             report.deletion_blocked.extend(audited.deletion_blocked)
+            report.audit_unreadable.extend(audited.unreadable)
+            report.audit_blind.extend(audited.audit_blind)
         except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
             log.exception("protection audit failed; the next sweep looks again")
         try:
@@ -306,13 +324,13 @@ class PoolGuard:
         return resize if isinstance(resize, str) else None
 
     def accounts_to_sweep(self) -> list[ArmId]:
-        """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling."""
+        """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling or refreshing."""
         accounts: dict[str, ArmId] = {}
         for scope in (*self.settings.guarded_batch_accounts, *self.settings.allowed_scopes):
             account = try_parse(scope, BATCH_ACCOUNT)
             if account is not None:
                 accounts.setdefault(account.key(), account)
-        for record in self.ledger.list_by_stage(Stage.SCALING):
+        for record in self.ledger.list_in_stages((Stage.SCALING, Stage.REFRESHING)):
             if record.plan is not None:
                 account = record.plan.pool.parent()
                 accounts.setdefault(account.key(), account)
@@ -343,6 +361,8 @@ class PoolGuard:
     def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
                     confirm_lineage: bool = True, quiet: timedelta = timedelta(0)) -> None:
         """Decide and act for one pool as listed (or read) a moment ago."""
+        if self._handed_to_refresh(view, report):
+            return
         try:
             targets = desired_targets(view, guarded_account=guarded_account)
         except BadPoolMetadata as exc:
@@ -383,6 +403,18 @@ class PoolGuard:
         else:
             report.add("skipped", view.id)
             log.debug("pool guard: %s left alone: %s", view.id, decision.reason)
+
+    def _handed_to_refresh(self, view: PoolView, report: SweepReport) -> bool:
+        """A pool a refresh is moving is the refresh's until it is on its new image: the guard never resizes, adopts or
+        alerts about it meanwhile (a drain would otherwise be undone), and hands the pool as it read it to the refresh."""
+        if self._refreshes is None:
+            self._refreshes = self.refresher.refreshing()
+        request_id = self._refreshes.get(resource_key(view.id))
+        if request_id is None:
+            return False
+        self.refresher.drive(request_id, view)
+        report.add("refreshing", view.id)
+        return True
 
     def _prefetch_lineage(self) -> None:
         """Ask Resource Graph once per page of ids whether every recorded in-use resource exists, before any pool is handled.

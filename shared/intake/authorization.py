@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..arm.ids import (
     BATCH_ACCOUNT,
+    BATCH_POOL,
     GALLERY,
     GALLERY_IMAGE_VERSION,
     IMAGE,
@@ -22,7 +23,7 @@ from ..arm.ids import (
     parse_arm_id,
 )
 from ..errors import PermanentError
-from ..model.request import PoolRequest
+from ..model.request import ImageRequest
 
 
 class NotAuthorised(PermanentError, ValueError):
@@ -41,6 +42,8 @@ class RequestIds:
     managed_image: ArmId | None = None
     gallery_image_version: ArmId | None = None
     gallery: ArmId | None = None
+    # A refresh's pool (its account is ``batch_account``).
+    pool: ArmId | None = None
 
 
 def _expected_type(field_path: str) -> str:
@@ -52,10 +55,11 @@ def _expected_type(field_path: str) -> str:
         "source.galleryImageVersionId": GALLERY_IMAGE_VERSION,
         "image.galleryId": GALLERY,
         "pool.batchAccountId": BATCH_ACCOUNT,
+        "refresh.poolId": BATCH_POOL,
     }[field_path]
 
 
-def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> RequestIds:
+def authorise(request: ImageRequest, allowed_scopes: tuple[str, ...]) -> RequestIds:
     """Parse every id the request names and check it against ``allowed_scopes``.
 
     The first problem raises :class:`NotAuthorised` naming the field and the rule.
@@ -66,7 +70,7 @@ def authorise(request: PoolRequest, allowed_scopes: tuple[str, ...]) -> RequestI
     return _request_ids(request, parsed)
 
 
-def check_ids(request: PoolRequest, allowed_scopes: tuple[str, ...] | None) -> tuple[dict[str, ArmId], list[str]]:
+def check_ids(request: ImageRequest, allowed_scopes: tuple[str, ...] | None) -> tuple[dict[str, ArmId], list[str]]:
     """Every id the request names, parsed as its field's type, and every problem (``field: rule``), in field order.
 
     ``allowed_scopes`` None checks the ids' shapes and types only (the command line without ``ALLOWED_SCOPES``).
@@ -86,11 +90,13 @@ def check_ids(request: PoolRequest, allowed_scopes: tuple[str, ...] | None) -> t
     return parsed, problems
 
 
-def _request_ids(request: PoolRequest, parsed: dict[str, ArmId]) -> RequestIds:
+def _request_ids(request: ImageRequest, parsed: dict[str, ArmId]) -> RequestIds:
     """The ids :func:`check_ids` parsed, by what each is to the request."""
     data_disks = request.source.snapshots.data_disks if request.source.snapshots is not None else []
+    pool = parsed.get("refresh.poolId")
     return RequestIds(
-        batch_account=parsed["pool.batchAccountId"],
+        batch_account=pool.parent() if pool is not None else parsed["pool.batchAccountId"],
+        pool=pool,
         virtual_machine=parsed.get("source.virtualMachineId"),
         os_disk_snapshot=parsed.get("source.snapshots.osDiskSnapshotId"),
         data_disk_snapshots=tuple(parsed[f"source.snapshots.dataDisks[{index}].snapshotId"] for index in range(len(data_disks))),

@@ -22,7 +22,7 @@ from ..gateway.failures import StepFailed
 from ..gateway.protocol import AzureGateway, BatchGateway, ComputeGateway
 from ..messaging import MAX_REQUEST_ATTEMPTS, MessageSender, Redelivery, retry_later
 from ..model.plan import ResourcePlan, replica_count, security_type_of
-from ..model.request import PoolRequest, RequestRejected, conflict_request_id, parse_request
+from ..model.request import ImageRequest, PoolRequest, RefreshRequest, Request, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
@@ -32,6 +32,8 @@ from ..naming import (
 )
 from ..pipeline.stages import PoolPipeline
 from ..protection.lineage import LineageReader
+from ..refresh.admission import RefreshTarget, admit
+from ..refresh.fit import NewImage
 from ..settings import Settings
 from ..store import progress
 from ..store.ledger import (
@@ -42,6 +44,7 @@ from ..store.ledger import (
     RequestRecord,
     Stage,
 )
+from ..store.records import RecordStore
 from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
@@ -74,6 +77,8 @@ class Intake:
     gateway: AzureGateway
     # Records the request (a conditional insert), or its rejection.
     ledger: Ledger
+    # Where a refresh claims its pool (a conditional insert), so two refreshes of one pool cannot both be accepted.
+    records: RecordStore
     # Starts an accepted request; answers a rejected one.
     pipeline: PoolPipeline
     # Sends a message back to its queue for later when Azure or the ledger is down.
@@ -123,22 +128,27 @@ class Intake:
                 return self.pipeline.drive(existing)
             return self._reject_conflict(message, reply_to, request_id)
         compute, batch = self.gateway.compute, self.gateway.batch
+        refresh: RefreshTarget | None = None
         try:
             ids = authorise(request, self.settings.allowed_scopes)
             source = read_source(request, ids, compute)
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
-            _check_target(request, ids, source, account, batch, compute)
+            if isinstance(request, RefreshRequest):
+                refresh = self._admit_refresh(request, ids, source, account)
+            else:
+                _check_target(request, ids, source, account, batch, compute)
         except (NotAuthorised, RequestRejected, StepFailed) as exc:
             return self._reject(message, reply_to, request_id, request.to_wire(), str(exc))
 
-        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now())
+        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), refresh)
         record = RequestRecord.new(
             request_id=request_id,
             stage=_first_stage(request, plan, source, account),
             body=request.to_wire(),
             reply_to=reply_to,
-            details=progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
+            details={**progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
+                     **(refresh.details if refresh is not None else {})},
             now=self.now(),
         )
         try:
@@ -150,6 +160,13 @@ class Intake:
                 return self._reject_conflict(message, reply_to, request_id)
             record = winner
         return self.pipeline.drive(record)
+
+    def _admit_refresh(self, request: RefreshRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts) -> RefreshTarget:
+        """A refresh's own checks: its pool, the fit of the new image, and the pool's claim (:mod:`shared.refresh.admission`)."""
+        assert ids.pool is not None, "a refresh names its pool"
+        image = NewImage(source.os_type, source.security_type, "V2" if source.security_type else request.image.hyper_v_generation)
+        return admit(request, ids.pool, image, gallery=ids.gallery, version_source=ids.gallery_image_version, region=account.region,
+                     gateway=self.gateway, ledger=self.ledger, records=self.records, settings=self.settings, now=self.now())
 
     def _existing(self, request_id: str) -> RequestRecord | None:
         try:
@@ -221,7 +238,7 @@ def _unanswered_reply_to(message: IncomingMessage, reply_to: str | None) -> str 
     return message.reply_to if message.reply_to and reply_to is None else None
 
 
-def _check_source_disks(request: PoolRequest, source: SourceFacts, allowed_scopes: tuple[str, ...]) -> None:
+def _check_source_disks(request: ImageRequest, source: SourceFacts, allowed_scopes: tuple[str, ...]) -> None:
     """Every disk the pipeline will copy lies inside the allowed scopes too, not only the VM that names it."""
     for planned in source.snapshots:
         if planned.source_disk_id is None:
@@ -237,7 +254,7 @@ def _printable(body: bytes, limit: int = 4096) -> str:
     return body[:limit].decode("utf-8", errors="replace")
 
 
-def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:
+def _first_stage(request: Request, plan: ResourcePlan, source: SourceFacts, account: AccountFacts) -> Stage:
     kind = request.source.kind
     if kind == "virtualMachineId":
         return Stage.RECEIVED
@@ -247,7 +264,9 @@ def _first_stage(request: PoolRequest, plan: ResourcePlan, source: SourceFacts, 
         return Stage.CREATING_POOL if request.image.legacy_managed_image else Stage.PUBLISHING
     # A reused version: publish only if it lacks replicas in the account's region.
     needed = dict(plan.target_regions).get(account.region, 1)
-    return Stage.CREATING_POOL if source.version_replicas.get(account.region, 0) >= needed else Stage.PUBLISHING
+    if source.version_replicas.get(account.region, 0) < needed:
+        return Stage.PUBLISHING
+    return Stage.REFRESHING if plan.refreshes_pool else Stage.CREATING_POOL
 
 
 def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, batch: BatchGateway,
@@ -305,9 +324,15 @@ def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, co
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
 
 
-def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime) -> ResourcePlan:
+def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime,
+          refresh: RefreshTarget | None) -> ResourcePlan:
+    """What the request makes: a new pool's lineage and pool, or (``refresh``) a new version for an existing pool."""
     request_id = request.id
-    pool = ids.batch_account.child("pools", request.pool.pool_name)
+    if isinstance(request, PoolRequest):
+        pool, nodes = ids.batch_account.child("pools", request.pool.pool_name), request.pool.total_target_nodes
+    else:
+        assert refresh is not None and ids.pool is not None, "a refresh is admitted before it is planned"
+        pool, nodes = ids.pool, refresh.nodes
     kind = request.source.kind
     image = definition = version = None
     from_snapshots = source.security_type is not None and not request.image.legacy_managed_image
@@ -320,13 +345,16 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
     elif kind == "galleryImageVersionId":
         version = ids.gallery_image_version
     if kind != "galleryImageVersionId" and not request.image.legacy_managed_image:
-        gallery = ids.gallery
-        assert gallery is not None, "a request off the legacy path names its gallery"
-        definition = gallery.child("images", request.image.image_definition or image_name(request_id))
+        if refresh is not None:
+            definition = refresh.definition
+        else:
+            gallery = ids.gallery
+            assert gallery is not None, "a request off the legacy path names its gallery"
+            definition = gallery.child("images", request.image.image_definition or image_name(request_id))
         version = definition.child("versions", image_version_name(request_id, submitted_at))
     elif version is not None:
         definition = version.parent()
-    replicas = replica_count(request.pool.total_target_nodes)
+    replicas = replica_count(nodes)
     return ResourcePlan(
         request_id=request_id,
         location=source.location,
@@ -340,6 +368,8 @@ def _plan(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: A
         security_type=source.security_type if not request.image.legacy_managed_image else None,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
+        refreshes_pool=refresh is not None,
+        definition_exists=refresh is not None and refresh.definition_exists,
     )
 
 

@@ -13,7 +13,7 @@ from ..arm.ids import SNAPSHOT, ArmId
 from ..arm.views import GENERALIZED
 from ..gateway.protocol import ComputeGateway
 from ..model.plan import PlannedSnapshot, security_type_of
-from ..model.request import PoolRequest, RequestRejected
+from ..model.request import ImageRequest, RequestRejected
 from ..naming import snapshot_name
 from .authorization import RequestIds
 from .prerequisites import unmet_prerequisites
@@ -35,7 +35,7 @@ class SourceFacts:
     version_replicas: dict[str, int] = field(default_factory=dict)
 
 
-def read_source(request: PoolRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
+def read_source(request: ImageRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
     """Read the request's source; the VM prerequisites are checked here (plans allowed on the gallery path)."""
     if ids.virtual_machine is not None:
         return _virtual_machine(request, ids.virtual_machine, compute)
@@ -47,7 +47,7 @@ def read_source(request: PoolRequest, ids: RequestIds, compute: ComputeGateway) 
     return _gallery_version(request, ids.gallery_image_version, compute)
 
 
-def _virtual_machine(request: PoolRequest, vm_id: ArmId, compute: ComputeGateway) -> SourceFacts:
+def _virtual_machine(request: ImageRequest, vm_id: ArmId, compute: ComputeGateway) -> SourceFacts:
     vm = compute.virtual_machine(vm_id)
     if vm is None:
         raise RequestRejected(f"source.virtualMachineId: {vm_id.id} does not exist", request.id)
@@ -67,7 +67,7 @@ def _virtual_machine(request: PoolRequest, vm_id: ArmId, compute: ComputeGateway
     )
 
 
-def _snapshots(request: PoolRequest, os_id: ArmId, data_ids: tuple[ArmId, ...], compute: ComputeGateway) -> SourceFacts:
+def _snapshots(request: ImageRequest, os_id: ArmId, data_ids: tuple[ArmId, ...], compute: ComputeGateway) -> SourceFacts:
     assert request.source.snapshots is not None
     os_snapshot = compute.snapshot(os_id)
     if os_snapshot is None:
@@ -86,7 +86,7 @@ def _snapshots(request: PoolRequest, os_id: ArmId, data_ids: tuple[ArmId, ...], 
     )
 
 
-def _managed_image(request: PoolRequest, image_id: ArmId, compute: ComputeGateway) -> SourceFacts:
+def _managed_image(request: ImageRequest, image_id: ArmId, compute: ComputeGateway) -> SourceFacts:
     image = compute.image(image_id)
     if image is None:
         raise RequestRejected(f"source.managedImageId: {image_id.id} does not exist", request.id)
@@ -102,7 +102,7 @@ def _managed_image(request: PoolRequest, image_id: ArmId, compute: ComputeGatewa
     )
 
 
-def _gallery_version(request: PoolRequest, version_id: ArmId, compute: ComputeGateway) -> SourceFacts:
+def _gallery_version(request: ImageRequest, version_id: ArmId, compute: ComputeGateway) -> SourceFacts:
     version = compute.image_version(version_id)
     if version is None:
         raise RequestRejected(f"source.galleryImageVersionId: {version_id.id} does not exist", request.id)

@@ -14,7 +14,7 @@ from ..arm.pools import PoolView
 from ..arm.values import region_key
 from ..arm.views import VmSkuView
 from ..gateway.protocol import BatchGateway
-from ..model.request import PoolRequest, RequestRejected
+from ..model.request import ImageRequest, PoolRequest, RequestRejected
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class AccountFacts:
         return region_key(self.location)
 
 
-def read_account(request: PoolRequest, account_id: ArmId, batch: BatchGateway) -> AccountFacts:
+def read_account(request: ImageRequest, account_id: ArmId, batch: BatchGateway) -> AccountFacts:
     """The Batch account and its pools (one GET, one paged list)."""
     account = batch.account(account_id)
     if account is None:

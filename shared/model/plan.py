@@ -17,7 +17,7 @@ from typing import Any
 import isodate
 
 from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, parse_arm_id
-from ..arm.pools import metadata_items
+from ..arm.pools import Targets, metadata_items
 from ..naming import (
     MAX_REGIONAL_REPLICAS,
     METADATA_GUARD_STATE,
@@ -27,7 +27,7 @@ from ..naming import (
     NODES_PER_REPLICA,
     request_tags,
 )
-from .request import PoolRequest
+from .request import ImageRequest, PoolRequest
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ class ResourcePlan:
     purchase_plan: dict[str, str] | None = None
     # True when the request reuses a gallery version someone else published: the pipeline only adds replicas to it.
     reuses_version: bool = False
+    # True for a refresh: ``pool`` exists, and once the version is published it moves to it (no pool is created).
+    refreshes_pool: bool = False
+    # True when ``image_definition`` existed at intake (a refresh's pool's own definition): it is used as it is, never PUT.
+    definition_exists: bool = False
 
     @property
     def pool_image_id(self) -> str:
@@ -94,6 +98,8 @@ class ResourcePlan:
             "securityType": self.security_type,
             "purchasePlan": self.purchase_plan,
             "reusesVersion": self.reuses_version,
+            "refreshesPool": self.refreshes_pool,
+            "definitionExists": self.definition_exists,
         }
 
     @classmethod
@@ -118,6 +124,8 @@ class ResourcePlan:
             security_type=details.get("securityType"),
             purchase_plan=details.get("purchasePlan"),
             reuses_version=bool(details.get("reusesVersion")),
+            refreshes_pool=bool(details.get("refreshesPool")),
+            definition_exists=bool(details.get("definitionExists")),
         )
 
 
@@ -154,7 +162,7 @@ def snapshot_body(plan: ResourcePlan, planned: PlannedSnapshot) -> dict[str, Any
     }
 
 
-def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
+def image_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
     """PUT Microsoft.Compute/images: a generalized managed image from the snapshots."""
     os_snapshot = next(s for s in plan.snapshots if s.lun is None)
     data_snapshots = sorted((s for s in plan.snapshots if s.lun is not None), key=lambda s: s.lun or 0)
@@ -171,7 +179,7 @@ def image_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[s
     }
 
 
-def image_definition_body(plan: ResourcePlan, request: PoolRequest, os_type: str) -> dict[str, Any]:
+def image_definition_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
     """PUT Microsoft.Compute/galleries/images: the definition the version is published into.
 
     A Trusted Launch or confidential image needs the definition's ``SecurityType`` feature and
@@ -230,10 +238,17 @@ def pool_metadata(plan: ResourcePlan, request: PoolRequest) -> dict[str, str]:
     :class:`shared.guard.rules.GuardState`), so a person's later resize is told apart from
     a person's change of the ``cip-target-*`` metadata.
     """
-    targets = request.pool.targets
+    return {**request.pool.metadata, **request_metadata(plan.request_id, request.pool.targets)}
+
+
+def request_metadata(request_id: str, targets: Targets) -> dict[str, str]:
+    """The pool metadata that ties a pool to the request that made (or last refreshed) it and the targets it is kept at.
+
+    The guard's state starts afresh with those targets as the last ones set, so that a later change of the pool's
+    target is told apart as a person's.
+    """
     return {
-        **request.pool.metadata,
-        METADATA_REQUEST: plan.request_id,
+        METADATA_REQUEST: request_id,
         METADATA_TARGET_DEDICATED: str(targets.dedicated),
         METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority),
         METADATA_GUARD_STATE: json.dumps({"target": targets.signature}, separators=(",", ":")),

@@ -1,8 +1,8 @@
-"""The pool request: the only place that knows its wire format (camelCase JSON).
+"""The requests a team sends: the only place that knows their wire format (camelCase JSON).
 
-A team drops one of these on the requests queue. ``python -m cli schema``
-prints its JSON Schema. Unknown fields are rejected, so a typo never silently
-falls back to a default.
+A team drops one of these on the requests queue: a :class:`PoolRequest` (``pool``: a new pool from a new
+image) or a :class:`RefreshRequest` (``refresh``: an existing pool moved to a new image). ``python -m cli
+schema`` prints their JSON Schema. Unknown fields are rejected, so a typo never silently falls back to a default.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
@@ -35,6 +35,23 @@ MAX_METADATA_NAME = 128
 MAX_METADATA_VALUE = 1024
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_RESIZE_TIMEOUT = timedelta(hours=2)
+# How long a refresh may wait for its pool to be idle (or drained) before it ends with the pool left as it was.
+DEFAULT_REFRESH_DEADLINE = timedelta(days=1)
+MIN_REFRESH_DEADLINE = timedelta(minutes=30)
+MAX_REFRESH_DEADLINE = timedelta(days=7)
+# What Batch does with a node a shrink removes, and its running tasks (Batch management REST spec 2025-06-01,
+# ComputeNodeDeallocationOption; the team writes any case, Batch takes these spellings):
+# requeue - terminate running task processes and requeue the tasks, which run again when a node is available; remove
+#   nodes as soon as tasks have been terminated;
+# terminate - terminate running tasks; they complete with failureInfo saying they were terminated and do not run again;
+#   remove nodes as soon as tasks have been terminated;
+# taskcompletion - let running tasks complete, schedule no new tasks meanwhile; remove nodes when every task completed;
+# retaineddata - let running tasks complete, then wait for every task's data retention period to expire; schedule no new
+#   tasks meanwhile; remove nodes when every retention period has expired.
+# Batch's own default is Requeue ("If omitted, the default value is Requeue", FixedScaleSettings); a drain defaults to
+# taskcompletion, so no team loses work to a refresh it asked for.
+NODE_DEALLOCATION_OPTIONS = {"requeue": "Requeue", "terminate": "Terminate", "taskcompletion": "TaskCompletion", "retaineddata": "RetainedData"}
+DEFAULT_DRAIN_OPTION = "taskcompletion"
 
 
 class _Wire(BaseModel):
@@ -193,8 +210,8 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-class PoolRequest(_Wire):
-    """One pool request as a team sends it."""
+class ImageRequest(_Wire):
+    """What every request names: who asks, where the image comes from, and how it is published."""
 
     request_id: Annotated[str, Field(pattern=REQUEST_ID_PATTERN)] | None = Field(
         None, description="Lower-case letters, digits and hyphens; defaults to one derived from the message id."
@@ -202,16 +219,6 @@ class PoolRequest(_Wire):
     requested_by: Annotated[str, Field(min_length=1, max_length=256)]
     source: Source
     image: ImageSettings = Field(default_factory=ImageSettings)
-    pool: PoolSettings
-
-    @model_validator(mode="after")
-    def _gallery_when_needed(self) -> PoolRequest:
-        needs_gallery = self.source.kind in ("virtualMachineId", "snapshots", "managedImageId")
-        if needs_gallery and not self.image.legacy_managed_image and not self.image.gallery_id:
-            raise ValueError("image.galleryId is required unless image.legacyManagedImage is true or the source is a gallery image version")
-        if self.image.legacy_managed_image and self.source.kind == "galleryImageVersionId":
-            raise ValueError("image.legacyManagedImage cannot be used with a gallery image version source")
-        return self
 
     @property
     def id(self) -> str:
@@ -225,12 +232,95 @@ class PoolRequest(_Wire):
         ids = self.source.resource_ids()
         if self.image.gallery_id is not None:
             ids["image.galleryId"] = self.image.gallery_id
-        ids["pool.batchAccountId"] = self.pool.batch_account_id
         return ids
 
     def to_wire(self) -> dict:
         """The request as JSON-able camelCase data (what the ledger stores)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class PoolRequest(ImageRequest):
+    """A new pool from a new image, as a team sends it."""
+
+    pool: PoolSettings
+
+    @model_validator(mode="after")
+    def _gallery_when_needed(self) -> PoolRequest:
+        needs_gallery = self.source.kind in ("virtualMachineId", "snapshots", "managedImageId")
+        if needs_gallery and not self.image.legacy_managed_image and not self.image.gallery_id:
+            raise ValueError("image.galleryId is required unless image.legacyManagedImage is true or the source is a gallery image version")
+        if self.image.legacy_managed_image and self.source.kind == "galleryImageVersionId":
+            raise ValueError("image.legacyManagedImage cannot be used with a gallery image version source")
+        return self
+
+    def resource_ids(self) -> dict[str, str]:
+        return {**super().resource_ids(), "pool.batchAccountId": self.pool.batch_account_id}
+
+
+class RefreshSettings(_Wire):
+    """Which existing pool moves to the new image, and how."""
+
+    pool_id: str = Field(description="The Batch pool to move: made by this automation (or in a guarded account), inside the allowed scopes.")
+    mode: Literal["whenIdle", "drain"] = Field(
+        "whenIdle",
+        description="whenIdle: wait until the pool is Steady at zero nodes by itself (a pool the team scales to zero), "
+                    "never changing its size. drain: resize it to zero (nodeDeallocationOption), move it, restore its target.",
+    )
+    node_deallocation_option: Literal["requeue", "terminate", "taskcompletion", "retaineddata"] | None = Field(
+        None, description=f"drain only: what Batch does with running tasks on the nodes it removes (any case); default {DEFAULT_DRAIN_OPTION}.")
+    deadline: timedelta = Field(
+        DEFAULT_REFRESH_DEADLINE,
+        description="ISO 8601 duration from acceptance, PT30M to P7D: a pool not moved by then is left as it was and the request FAILS.")
+    node_agent_sku_id: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="The node agent for the new image (e.g. batch.node.ubuntu 24.04); default: the pool's.")
+
+    @field_validator("node_deallocation_option", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_in_range(cls, value: timedelta) -> timedelta:
+        if not MIN_REFRESH_DEADLINE <= value <= MAX_REFRESH_DEADLINE:
+            raise ValueError("must be between PT30M and P7D")
+        return value
+
+    @model_validator(mode="after")
+    def _option_for_a_drain(self) -> RefreshSettings:
+        if self.node_deallocation_option is not None and self.mode != "drain":
+            raise ValueError("nodeDeallocationOption applies to mode drain only (whenIdle never removes a node)")
+        return self
+
+    @property
+    def deallocation(self) -> str:
+        """The drain's node deallocation option as Batch spells it."""
+        return NODE_DEALLOCATION_OPTIONS[self.node_deallocation_option or DEFAULT_DRAIN_OPTION]
+
+
+class RefreshRequest(ImageRequest):
+    """An existing pool moved to a new image, as a team sends it: the image is published as for a new pool, then the
+    pool is moved (no new pool, the same name) and its old image retired once no pool uses it."""
+
+    refresh: RefreshSettings
+
+    @model_validator(mode="after")
+    def _gallery_path(self) -> RefreshRequest:
+        if self.image.legacy_managed_image:
+            raise ValueError("image.legacyManagedImage: a refresh always publishes a gallery image version (Batch retired managed-image pools)")
+        return self
+
+    def resource_ids(self) -> dict[str, str]:
+        return {**super().resource_ids(), "refresh.poolId": self.refresh.pool_id}
+
+
+# Either kind of request; which one a body is, its top-level "refresh" says.
+Request = PoolRequest | RefreshRequest
+
+
+def request_model(data: object) -> type[PoolRequest] | type[RefreshRequest]:
+    """The model a request body is: a refresh when it has a ``refresh`` section, else a pool request."""
+    return RefreshRequest if isinstance(data, dict) and "refresh" in data else PoolRequest
 
 
 class RequestRejected(PermanentError, ValueError):
@@ -256,8 +346,8 @@ def conflict_request_id(message_id: str | None, taken_id: str) -> str:
     return f"x-{digest}"
 
 
-def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
-    """Parse and validate a message body; a problem raises :class:`RequestRejected`.
+def parse_request(body: bytes | str, message_id: str | None) -> Request:
+    """Parse and validate a message body (a pool request, or a refresh); a problem raises :class:`RequestRejected`.
 
     The request id is the body's ``requestId`` when valid, else derived from
     the message id, so every rejection can still be recorded and answered.
@@ -278,8 +368,10 @@ def parse_request(body: bytes | str, message_id: str | None) -> PoolRequest:
         raise RequestRejected(f"body: {size} bytes; a request is at most {MAX_BODY_BYTES} bytes", request_id)
     if _depth(data) > MAX_BODY_DEPTH:
         raise RequestRejected(f"body: nested deeper than {MAX_BODY_DEPTH} levels", request_id)
+    if "refresh" in data and "pool" in data:
+        raise RequestRejected("body: give pool (a new pool) or refresh (an existing pool moved to a new image), not both", request_id)
     try:
-        request = PoolRequest.model_validate(data)
+        request: Request = request_model(data).model_validate(data)
     except ValidationError as exc:
         raise RequestRejected(describe_errors(exc), request_id) from exc
     if request.request_id is None:
@@ -306,8 +398,12 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(error_lines(error))
 
 
-def error_lines(error: ValidationError, root: type[BaseModel] = PoolRequest) -> list[str]:
-    """One line per problem: ``field.path: rule`` (field names cut short: any name a sender invents must fit a reason)."""
+def error_lines(error: ValidationError, root: type[BaseModel] | None = None) -> list[str]:
+    """One line per problem: ``field.path: rule`` (field names cut short: any name a sender invents must fit a reason).
+
+    ``root``: the model the field names are looked up in; by default the request model that raised ``error``.
+    """
+    root = root or next((model for model in (PoolRequest, RefreshRequest) if model.__name__ == error.title), PoolRequest)
     return [f"{'.'.join(str(part)[:64] for part in problem['loc']) or 'body'}: {problem_text(problem, root)}"
             for problem in error.errors(include_url=False)]
 
@@ -352,8 +448,8 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def json_schema() -> dict:
-    """The published JSON Schema of a pool request."""
-    schema = PoolRequest.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Custom image pool request"
-    return schema
+    """The published JSON Schema of a request: a new pool (``pool``) or a refresh of an existing one (``refresh``)."""
+    schema = TypeAdapter(Request).json_schema(by_alias=True)
+    # The two kinds never both fit one body (each requires its own section and forbids unknown fields).
+    schema["oneOf"] = schema.pop("anyOf")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Custom image pool request", **schema}

@@ -63,10 +63,24 @@ def handle_resource_event(event: ArmEvent, *, ledger: Ledger, records: RecordSto
         return None
     try:
         record = ledger.get(request_id)
+        if resource.resource_type == GALLERY_IMAGE_VERSION and not _plans_version(record, resource):
+            # A version in a definition named after another request (a refresh publishes into its pool's own
+            # definition): the version's own tag says whose it is.
+            version = gateway.compute.image_version(resource)
+            tagged = version.tags.get(TAG_REQUEST) if version is not None else None
+            if not tagged or tagged == request_id:
+                return None
+            record = ledger.get(tagged)
     except RequestNotFound:
         log.info("event %s names request %s, which the ledger does not know", event.id, request_id)
         return None
     return pipeline().drive(record, hint=resource.id)
+
+
+def _plans_version(record: RequestRecord, version: ArmId) -> bool:
+    """Whether ``record``'s plan publishes (or reuses) ``version``."""
+    plan = record.plan
+    return plan is not None and plan.image_version is not None and plan.image_version.key() == version.key()
 
 
 def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore, locks: LockGateway, pipeline: Callable[[], PoolPipeline],
@@ -103,8 +117,8 @@ def handle_delete_event(event: ArmEvent, *, ledger: Ledger, records: RecordStore
 
 
 def _fail_request_of_deleted_pool(ledger: Ledger, pipeline: PoolPipeline, pool: ArmId) -> None:
-    """A request still growing (or creating) the deleted pool will never be READY: it ends FAILED, answered."""
-    for record in ledger.list_in_stages((Stage.SCALING, Stage.CREATING_POOL)):
+    """A request still growing, creating or refreshing the deleted pool will never be READY: it ends FAILED, answered."""
+    for record in ledger.list_in_stages((Stage.SCALING, Stage.CREATING_POOL, Stage.REFRESHING)):
         if record.plan is not None and record.plan.pool.key() == pool.key():
             pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
 

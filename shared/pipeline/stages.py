@@ -35,8 +35,9 @@ from ..model.plan import (
     pool_body,
     snapshot_body,
 )
-from ..model.request import PoolRequest
+from ..model.request import ImageRequest, PoolRequest
 from ..protection.alerts import on_request_failed
+from ..protection.lineage import LineageReader
 from ..protection.locks import ImageUse, protect
 from ..settings import Settings
 from ..store.ledger import (
@@ -207,8 +208,15 @@ class PoolPipeline:
         if stage is Stage.PUBLISHING:
             return self._version_done(record, plan, request)
         if stage is Stage.CREATING_POOL:
+            if not isinstance(request, PoolRequest):
+                raise StepFailed(f"request {record.request_id} is a refresh: it moves an existing pool and creates none")
             return self._pool_done(record, plan, request)
         return record, None
+
+    @staticmethod
+    def _after_publishing(plan: ResourcePlan) -> Stage:
+        """Where a request goes once its image is published: a new pool is created, a refreshed pool moves to it."""
+        return Stage.REFRESHING if plan.refreshes_pool else Stage.CREATING_POOL
 
     def _advance(self, record: RequestRecord, stage: Stage, reason: str | None = None,
                  details: dict | None = None) -> RequestRecord | None:
@@ -218,15 +226,17 @@ class PoolPipeline:
         except (StaleRecord, FinalStageError):
             return None
 
-    def finish(self, record: RequestRecord, stage: Stage, reason: str, *, owns_subject: bool = True) -> RequestRecord:
+    def finish(self, record: RequestRecord, stage: Stage, reason: str, *, owns_subject: bool = True,
+               alert_ops: bool = True) -> RequestRecord:
         """Move a request to a final stage once (whoever wins the write replies).
 
         FAILED alerts ops first: once the stage is written a redelivery finds the
         request final and would not alert again, so a publish that fails raises
         before the write (the alert log keeps duplicates out). ``owns_subject``:
-        False when the failure is about a resource the request does not own.
+        False when the failure is about a resource the request does not own. ``alert_ops``: False for
+        an end that is the team's own to act on (a refresh whose deadline passed with the pool left as it was).
         """
-        if stage is Stage.FAILED and record.stage not in FINAL_STAGES:
+        if stage is Stage.FAILED and record.stage not in FINAL_STAGES and alert_ops:
             on_request_failed(self.alerts, record, reason, owns_subject=owns_subject)
         for _ in range(_MAX_STAGE_RACES):
             if record.stage in FINAL_STAGES:
@@ -350,10 +360,10 @@ class PoolPipeline:
         # Trusted Launch / confidential images skip the managed image: the version is made from the snapshots.
         return record, Stage.PUBLISHING if plan.publishes_from_snapshots else Stage.IMAGING
 
-    def _image_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
+    def _image_done(self, record: RequestRecord, plan: ResourcePlan, request: ImageRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image is not None
         image_id = plan.image
-        next_stage = Stage.PUBLISHING if plan.image_version is not None else Stage.CREATING_POOL
+        next_stage = Stage.PUBLISHING if plan.image_version is not None else self._after_publishing(plan)
         if self._confirmed(record, image_id.id):
             return record, next_stage
         if plan.snapshots and not self._claimed(record, "image"):
@@ -368,13 +378,13 @@ class PoolPipeline:
         record, done = self._settled(record, image, "managed image", image_id, "image", lambda: self._put_image(plan, request, record))
         return record, next_stage if done else Waiting("image")
 
-    def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> tuple[RequestRecord, Stage | Waiting]:
+    def _version_done(self, record: RequestRecord, plan: ResourcePlan, request: ImageRequest) -> tuple[RequestRecord, Stage | Waiting]:
         assert plan.image_definition is not None and plan.image_version is not None
         if plan.reuses_version:
             return self._replicas_done(record, plan)
         definition_id, version_id = plan.image_definition, plan.image_version
         compute = self.gateway.compute
-        if not self._confirmed(record, definition_id.id):
+        if not plan.definition_exists and not self._confirmed(record, definition_id.id):
             if not self._claimed(record, "image-definition"):
                 return self._start_definition(record, plan, request), Waiting("image definition")
             definition = compute.image_definition(definition_id)
@@ -389,11 +399,11 @@ class PoolPipeline:
             return record, Waiting("image version")
         version = compute.image_version(version_id)
         record, done = self._settled(record, version, "gallery image version", version_id, "image-version", lambda: self._put_version(plan))
-        return record, Stage.CREATING_POOL if done else Waiting("image version")
+        return record, self._after_publishing(plan) if done else Waiting("image version")
 
-    def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: PoolRequest) -> RequestRecord:
+    def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: ImageRequest) -> RequestRecord:
         """Create the request's own gallery image definition, once, as soon as the request starts."""
-        if plan.image_definition is None or plan.reuses_version or self._claimed(record, "image-definition"):
+        if plan.image_definition is None or plan.reuses_version or plan.definition_exists or self._claimed(record, "image-definition"):
             return record
         return self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record)) or record
 
@@ -412,7 +422,7 @@ class PoolPipeline:
             return record, Waiting("image version replication")
         has = version.replicas
         if all(has.get(region_key(name), 0) >= count for name, count in plan.target_regions):
-            return record, Stage.CREATING_POOL
+            return record, self._after_publishing(plan)
         regions = [(name, max(count, has.get(region_key(name), 0))) for name, count in merged_regions(plan.target_regions, has)]
         claimed = self._send_once(record, "image-version-replicas", lambda: compute.replicate_image_version(version_id, version, regions))
         return claimed or record, Waiting("image version replication")
@@ -433,9 +443,20 @@ class PoolPipeline:
             raise StepFailed(f"pool {pool_id.id} already exists and was not created for this request", owns_subject=False)
         if pool.provisioning_state != "Succeeded":
             return record, Waiting("pool")
-        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, plan.image_lineage, plan.request_id))
+        protect(self.records, self.gateway.locks, ImageUse(plan.pool.id, plan.pool_image_id, self.lineage_of(plan), plan.request_id))
         # The pool guard finishes a pool still growing (large pools need several resizes).
         return record, Stage.READY if pool.reaches(request.pool.targets) else Stage.SCALING
+
+    def lineage_of(self, plan: ResourcePlan) -> tuple[str, ...]:
+        """Everything the plan's image is made from, each resource of it a pool needs kept.
+
+        The plan knows the lineage it made down to the snapshots; an image it did not make (a reused gallery version,
+        a managed image the request named) is read from ARM: a pool on another request's version needs that version's
+        managed image and snapshots too, or deleting the other request's pool would unlock them under it.
+        """
+        if plan.snapshots:
+            return plan.image_lineage
+        return tuple(LineageReader(self.gateway.compute).lineage(plan.pool_image_id))
 
     # -- reads and writes ---------------------------------------------------------
 
@@ -464,11 +485,11 @@ class PoolPipeline:
         for snapshot in planned:
             self.gateway.compute.create_snapshot(snapshot.snapshot, snapshot_body(plan, snapshot))
 
-    def _put_image(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
+    def _put_image(self, plan: ResourcePlan, request: ImageRequest, record: RequestRecord) -> None:
         assert plan.image is not None
         self.gateway.compute.create_image(plan.image, image_body(plan, request, self._os_type(record)))
 
-    def _put_definition(self, plan: ResourcePlan, request: PoolRequest, record: RequestRecord) -> None:
+    def _put_definition(self, plan: ResourcePlan, request: ImageRequest, record: RequestRecord) -> None:
         assert plan.image_definition is not None
         self.gateway.compute.create_image_definition(plan.image_definition, image_definition_body(plan, request, self._os_type(record)))
 
@@ -497,7 +518,7 @@ class PoolPipeline:
         if not self.settings.may_reply_to(record.reply_to):
             return self._record_reply(record, f"refused: {record.reply_to[:260]} is not a reply queue of this deployment")
         message = outcome_reply(record.request_id, record.stage.value, record.reason, record.pool_id,
-                                answers_request_id=record.progress.answers_request_id)
+                                answers_request_id=record.progress.answers_request_id, steps=record.progress.steps)
         self.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
 

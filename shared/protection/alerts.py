@@ -15,6 +15,7 @@ from typing import Any
 from ..alerts import (
     DELETION_BLOCKED,
     IN_USE_IMAGE_DELETED,
+    PROTECTION_AUDIT_BLIND,
     PROTECTION_REMOVED,
     REQUEST_FAILED,
     AlertKind,
@@ -78,6 +79,12 @@ class ProtectionAlerts:
             # The event is a hint: the resource is there (re-created, or a stale event).
             return False
         return self._alert(IN_USE_IMAGE_DELETED, users)
+
+    def on_audit_blind(self, scope: str, what: str, error: str, looks: int) -> bool:
+        """The audit could not read ``what`` of ``scope`` for ``looks`` looks in a row: removed locks or refused deletes
+        there go unseen until it can."""
+        return self._alerts.raise_alert(resource_alert(PROTECTION_AUDIT_BLIND, scope, pools=[], request_ids=[], unreadable=what, looks=looks,
+                                                       reason=f"{looks} looks in a row could not read {what}: {error}"))
 
     def _alert(self, kind: AlertKind, users: ResourceUsers, **extra: Any) -> bool:
         if self._alerts.recently_sent(kind, users.resource_id):

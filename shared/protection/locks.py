@@ -4,9 +4,10 @@ When a pool starts using an image (the pipeline sees its pool created, or the
 guard meets a guarded pool), every resource the pool depends on (the gallery
 image version or managed image, the managed image a version came from, the
 snapshots) gets a ``CanNotDelete`` lock named ``cip-protect`` whose notes
-name the first pools (then "and others"); Azure then refuses to delete it (409 ScopeLocked). When the
-last pool using a resource is deleted, the lock is released (unless
-``KEEP_IMAGE_LOCKS``). Locks are only ever deleted when their notes carry
+name the first pools (then "and others"); Azure then refuses to delete it (409 ScopeLocked). Use is counted
+per resource: when a pool is deleted (or moves to another image, :func:`move`), each resource it used is
+released on its own, and only once no other pool uses it, whichever pool goes first; then its lock goes
+(unless ``KEEP_IMAGE_LOCKS``). Locks are only ever deleted when their notes carry
 the project's marker, so a lock someone else placed (even under our name) stays.
 
 Usage is recorded in the ledger's store (:mod:`shared.store.records`): per
@@ -132,9 +133,49 @@ def protect(records: RecordStore, locks: LockGateway, use: ImageUse) -> list[str
     times in a resource's life). A scope we may not lock (403, gone) is logged and skipped:
     protection never fails a pool. Transient ARM errors raise, so the delivery is retried.
     """
-    resources = [r for r in use.resources if lineage_resource(r) is not None]
-    update_record(records, POOL_USE, use.pool_id, lambda data: {
-        "poolId": use.pool_id, "imageId": use.image_id, "resources": resources, "requestId": use.request_id})
+    resources = _lineage_resources(use)
+    update_record(records, POOL_USE, use.pool_id, _pool_use(use, resources))
+    return _use_each(records, locks, use, resources)
+
+
+def move(records: RecordStore, locks: LockGateway, use: ImageUse, *, keep_locks: bool) -> tuple[list[str], list[str]]:
+    """A pool now uses another image (a refresh): protect the new lineage, then release each resource of the old one
+    that the pool no longer uses, per resource and only where no other pool uses it. ``(locked, unlocked)``. Idempotent.
+
+    The new lineage is locked before anything of the old is released, and the pool's record names the new image only
+    once the old is released: a delivery that dies half way leaves both locked, and the next one finishes the move.
+    """
+    resources = _lineage_resources(use)
+    locked = _use_each(records, locks, use, resources)
+    current = records.get(POOL_USE, use.pool_id)
+    kept = {resource_key(resource) for resource in resources}
+    left = [r for r in (current.data.get("resources", []) if current is not None else []) if resource_key(r) not in kept]
+    unlocked = _release_each(records, locks, use.pool_id, left, keep_locks=keep_locks)
+    update_record(records, POOL_USE, use.pool_id, _pool_use(use, resources))
+    return locked, unlocked
+
+
+def release(records: RecordStore, locks: LockGateway, pool_id: str, *, keep_locks: bool) -> list[str]:
+    """Forget a deleted pool; unlock each resource no pool uses any more (unless ``keep_locks``). The ids unlocked."""
+    pool_record = records.get(POOL_USE, pool_id)
+    if pool_record is None:
+        return []
+    unlocked = _release_each(records, locks, pool_id, pool_record.data.get("resources", []), keep_locks=keep_locks)
+    delete_record(records, POOL_USE, pool_id)
+    return unlocked
+
+
+def _lineage_resources(use: ImageUse) -> list[str]:
+    return [r for r in use.resources if lineage_resource(r) is not None]
+
+
+def _pool_use(use: ImageUse, resources: list[str]) -> Callable[[dict[str, Any] | None], dict[str, Any]]:
+    """The change that makes a pool's record name ``use``: its image, every resource it uses, its request."""
+    return lambda _: {"poolId": use.pool_id, "imageId": use.image_id, "resources": resources, "requestId": use.request_id}
+
+
+def _use_each(records: RecordStore, locks: LockGateway, use: ImageUse, resources: list[str]) -> list[str]:
+    """Count the pool in as a user of each resource (its row, the resource's summary) and lock it; the ids locked now."""
     entry = {"id": use.pool_id, "requestId": use.request_id, "imageId": use.image_id}
     locked = []
     for resource in resources:
@@ -145,13 +186,13 @@ def protect(records: RecordStore, locks: LockGateway, use: ImageUse) -> list[str
     return locked
 
 
-def release(records: RecordStore, locks: LockGateway, pool_id: str, *, keep_locks: bool) -> list[str]:
-    """Forget a deleted pool; unlock each resource no pool uses any more (unless ``keep_locks``). The ids unlocked."""
-    pool_record = records.get(POOL_USE, pool_id)
-    if pool_record is None:
-        return []
+def _release_each(records: RecordStore, locks: LockGateway, pool_id: str, resources: list[str], *, keep_locks: bool) -> list[str]:
+    """Count the pool out of each resource; unlock each that no pool uses any more (unless ``keep_locks``). The ids unlocked.
+
+    Per resource, whichever pool goes first: a resource another pool still uses keeps its lock (its notes renamed).
+    """
     unlocked = []
-    for resource in pool_record.data.get("resources", []):
+    for resource in resources:
         delete_record(records, IMAGE_USER, member_key(resource, pool_id))
         remaining = [row.data["id"] for row in records.list(IMAGE_USER, resource)]
         data = update_record(records, IMAGE_USE, resource, _without_pool(resource, pool_id, remaining))
@@ -162,7 +203,6 @@ def release(records: RecordStore, locks: LockGateway, pool_id: str, *, keep_lock
         delete_record(records, IMAGE_USE, resource, only_if=lambda d: not d.get("named") and not d.get("pools"))
         if not keep_locks and _remove_our_lock(locks, resource):
             unlocked.append(resource)
-    delete_record(records, POOL_USE, pool_id)
     return unlocked
 
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..arm.ids import ArmIdError
 from ..errors import PermanentError, TransientError
 from ..model.plan import ResourcePlan
-from ..model.request import PoolRequest
+from ..model.request import Request, request_model
 from .progress import (
     AGED_OUT_DETAIL,
     ANSWERS_REQUEST_DETAIL,
@@ -42,13 +42,17 @@ if TYPE_CHECKING:
 
 
 class Stage(str, Enum):
-    """Where a request stands. READY, FAILED and REJECTED are final."""
+    """Where a request stands. READY, FAILED and REJECTED are final.
+
+    A refresh goes from its version (PUBLISHING) to REFRESHING (its pool moving to the new image), then SCALING.
+    """
 
     RECEIVED = "RECEIVED"
     SNAPSHOTTING = "SNAPSHOTTING"
     IMAGING = "IMAGING"
     PUBLISHING = "PUBLISHING"
     CREATING_POOL = "CREATING_POOL"
+    REFRESHING = "REFRESHING"
     SCALING = "SCALING"
     READY = "READY"
     FAILED = "FAILED"
@@ -61,7 +65,7 @@ class Stage(str, Enum):
 
 
 FINAL_STAGES: frozenset[Stage] = frozenset({Stage.READY, Stage.FAILED, Stage.REJECTED})
-# Stages the pipeline drives; SCALING belongs to the pool guard.
+# Stages the pipeline drives; REFRESHING belongs to the refresh (driven by the guard's looks), SCALING to the pool guard.
 PIPELINE_STAGES: tuple[Stage, ...] = (Stage.RECEIVED, Stage.SNAPSHOTTING, Stage.IMAGING, Stage.PUBLISHING, Stage.CREATING_POOL)
 
 # What an aged-out record keeps of its details: small, and what tells ops which resources the id named.
@@ -144,10 +148,11 @@ class RequestRecord:
                    dict(details or {}), now, now)
 
     @cached_property
-    def request(self) -> PoolRequest | None:
-        """The validated request, or None when the body is not one (a rejected message keeps its raw text)."""
+    def request(self) -> Request | None:
+        """The validated request (a pool request or a refresh), or None when the body is not one (a rejected message keeps
+        its raw text)."""
         try:
-            return PoolRequest.model_validate(self.body)
+            return request_model(self.body).model_validate(self.body)
         except ValidationError:
             return None
 

@@ -33,6 +33,12 @@ AGED_OUT_DETAIL = "agedOut"
 CLAIMS_DETAIL = "claims"
 # The resources the pipeline read as Succeeded (resource keys).
 SUCCEEDED_DETAIL = "succeeded"
+# The steps a request took that its team hears of in its final reply: [{"at", "step", "detail"}], oldest first.
+STEPS_DETAIL = "steps"
+# A refresh's own state (its shape belongs to shared.refresh).
+REFRESH_DETAIL = "refresh"
+# Steps kept per request: more is a request going round in circles, and the record must stay small.
+MAX_STEPS = 40
 # The pipeline's own looks at resources still in progress: resource key -> the last look scheduled and when it is due.
 LOOKS_DETAIL = "looks"
 
@@ -57,6 +63,8 @@ class Progress:
     os_type: str | None = None
     # When the record aged out (its body and most details dropped); None while it has not.
     aged_out: str | None = None
+    # The steps its team hears of in the final reply ({"at", "step", "detail"}), oldest first.
+    steps: tuple[dict[str, str], ...] = ()
     # Resource key -> the last look at it the pipeline scheduled: (which look, when it is due).
     looks: Mapping[str, ScheduledLook] = field(default_factory=dict)
 
@@ -73,6 +81,7 @@ class Progress:
             answers_request_id=_text(details.get(ANSWERS_REQUEST_DETAIL)),
             os_type=_text(details.get(OS_TYPE_DETAIL)),
             aged_out=_text(details.get(AGED_OUT_DETAIL)),
+            steps=tuple(step for step in details.get(STEPS_DETAIL) or [] if isinstance(step, dict)) if isinstance(details.get(STEPS_DETAIL), list) else (),
             looks=_looks(details.get(LOOKS_DETAIL)),
         )
 
@@ -128,6 +137,10 @@ class Progress:
     def interim_reply(self, digest: str, keep: int) -> Details:
         """Remember an interim reply about condition ``digest`` (the last ``keep`` are kept)."""
         return {INTERIM_REPLIES_DETAIL: [*self.interim_replies, digest][-keep:]}
+
+    def step(self, at: datetime, step: str, detail: str) -> Details:
+        """Add a step the team hears of in the final reply (the oldest are dropped past :data:`MAX_STEPS`)."""
+        return {STEPS_DETAIL: [*self.steps, {"at": at.isoformat(), "step": step, "detail": detail}][-MAX_STEPS:]}
 
     def interim_replies_as_read(self) -> Details:
         """The interim replies as read: what an interim reply's claim is undone with when its send failed."""

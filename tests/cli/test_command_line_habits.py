@@ -131,8 +131,8 @@ def test_given_json_and_another_output_format_when_rehearsing_then_it_is_refused
 def test_given_schema_with_an_output_format_then_it_prints_the_same_schema_in_it(capsys):
     assert cli_main.main(["schema", "-o", "yaml"]) == 0
     assert yaml.safe_load(capsys.readouterr().out) == json_schema()
-    assert cli_main.main(["schema", "--query", "required"]) == 0
-    assert json.loads(capsys.readouterr().out) == ["requestedBy", "source", "pool"]
+    assert cli_main.main(["schema", "--query", '["$defs".PoolRequest.required, "$defs".RefreshRequest.required]']) == 0
+    assert json.loads(capsys.readouterr().out) == [["requestedBy", "source", "pool"], ["requestedBy", "source", "refresh"]]
 
 
 def test_given_verify_with_json_output_then_stdout_is_the_report_and_the_table_goes_to_stderr():

@@ -62,4 +62,6 @@ def test_given_the_shipped_scenarios_then_the_rehearsal_page_lists_each_with_its
 
 def test_given_the_example_request_then_it_is_valid_and_the_test_command_is_the_one_ci_runs():
     assert check_request_file(PROJECT_ROOT / "docs" / "request.json", None).valid
+    refresh = check_request_file(PROJECT_ROOT / "docs" / "refresh.json", None)
+    assert refresh.valid and refresh.request is not None and type(refresh.request).__name__ == "RefreshRequest"
     assert "./scripts/test" in (PROJECT_ROOT / ".ci" / "run").read_text()

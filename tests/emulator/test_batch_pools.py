@@ -243,6 +243,76 @@ class TestUpdate:
         assert (pool.allocation_state, pool.current_dedicated_nodes) == ("Steady", 10)
 
 
+class TestPoolUpdateOfTheImage:
+    """Pool - Update changes vmSize and deploymentConfiguration only while the pool is Steady at zero nodes
+    (azure-docs batch-pool-update-properties.md; the refusal's body as recorded from the service)."""
+
+    NEW_VERSION = VERSION_ID.replace("/versions/1.0.0", "/versions/2.0.0")
+
+    @pytest.fixture(autouse=True)
+    def _second_version(self, emulator):
+        emulator.store.put(ArmResource(self.NEW_VERSION, "Microsoft.Compute/galleries/images/versions", "westeurope", {
+            "provisioningState": "Succeeded", "storageProfile": {"source": {"id": IMAGE_ID}},
+        }))
+
+    def _image_patch(self, image_id: str, **kwargs) -> dict:
+        return {"properties": {"deploymentConfiguration": {"virtualMachineConfiguration": {
+            "imageReference": {"id": image_id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}}, **kwargs}}
+
+    def test_given_nodes_in_the_pool_when_its_image_is_patched_then_it_is_refused_with_property_cannot_be_updated(self, emulator, batch):
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
+        emulator.advance(5 * MINUTE)
+        answer = _raw(batch, "PATCH", f"{ACCOUNT_ID}/pools/workers", self._image_patch(self.NEW_VERSION))
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["code"] == "PropertyCannotBeUpdated" and error["target"] == "BatchAccount"
+        assert {d["code"]: d["message"] for d in error["details"]} == {
+            "Reason": "A property that cannot be updated was specified as part of the request.",
+            "PropertyName": "deploymentConfiguration", "PropertyPath": "properties.deploymentConfiguration"}
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert pool.deployment_configuration.virtual_machine_configuration.image_reference.id == VERSION_ID
+        assert _events(emulator, "Microsoft.Resources.ResourceWriteFailure")[-1]["subject"] == pool.id
+
+    def test_given_a_pool_resizing_at_zero_nodes_when_its_vm_size_is_patched_then_it_is_refused(self, batch):
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(vm_size="Standard_D8ds_v5")))
+        assert raised.value.status_code == 400 and raised.value.error.code == "PropertyCannotBeUpdated"
+
+    def test_given_a_pool_steady_at_zero_when_its_image_is_patched_then_the_next_resize_brings_nodes_on_the_new_image(self, emulator, batch):
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
+        emulator.advance(5 * MINUTE)
+        pool_id = f"{ACCOUNT_ID}/pools/workers"
+        assert emulator.batch.nodes_by_image(pool_id) == {VERSION_ID: 10}
+        _resize(batch, "workers", 0)
+        emulator.advance(MINUTE)
+        assert emulator.batch.nodes_by_image(pool_id) == {}
+        answer = _raw(batch, "PATCH", pool_id, self._image_patch(self.NEW_VERSION))
+        assert answer.status_code == 200
+        assert answer.json()["properties"]["deploymentConfiguration"]["virtualMachineConfiguration"]["imageReference"]["id"] == self.NEW_VERSION
+        # A PATCH of the same image while nodes are there changes nothing and is let through.
+        _resize(batch, "workers", 10)
+        emulator.advance(5 * MINUTE)
+        assert emulator.batch.nodes_by_image(pool_id) == {self.NEW_VERSION: 10}
+        assert _raw(batch, "PATCH", pool_id, self._image_patch(self.NEW_VERSION)).status_code == 200
+
+    def test_given_nodes_in_the_pool_when_a_put_replaces_its_image_then_it_is_refused_too(self, emulator, batch):
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10))
+        emulator.advance(5 * MINUTE)
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(10, image_id=self.NEW_VERSION))
+        assert raised.value.status_code == 400 and raised.value.error.code == "PropertyCannotBeUpdated"
+
+    def test_given_a_pool_at_zero_when_patched_to_a_version_without_a_replica_in_its_region_then_it_is_refused(self, emulator, batch):
+        elsewhere = VERSION_ID.replace("/versions/1.0.0", "/versions/3.0.0")
+        emulator.store.put(ArmResource(elsewhere, "Microsoft.Compute/galleries/images/versions", "eastus", {
+            "provisioningState": "Succeeded", "storageProfile": {"source": {"id": IMAGE_ID}},
+            "publishingProfile": {"targetRegions": [{"name": "East US", "regionalReplicaCount": 1}]}}))
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(0))
+        emulator.advance(MINUTE)
+        answer = _raw(batch, "PATCH", f"{ACCOUNT_ID}/pools/workers", self._image_patch(elsewhere))
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "InvalidPropertyValue"
+
+
 class TestStopResize:
     def test_stop_resize_goes_stopping_then_steady_with_resize_stopped(self, emulator, batch):
         batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(1000))

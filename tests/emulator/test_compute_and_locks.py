@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import (
     CreationData,
@@ -137,6 +140,30 @@ class TestImagesAndGallery:
         timings = emulator.compute.timings
         assert emulator.clock.elapsed_seconds - started >= timings.version_base_seconds + 2 * timings.version_seconds_per_replica
         assert emulator.compute.missing_lineage(version.id) == []
+
+    def test_a_version_put_back_excluded_from_latest_with_an_end_of_life_keeps_its_published_date(self, emulator, compute):
+        vm = compute.virtual_machines.get(RESOURCE_GROUP, "builder")
+        os_snap = _snapshot(compute, "snap-os", vm.storage_profile.os_disk.managed_disk.id)
+        image = compute.images.begin_create_or_update(RESOURCE_GROUP, "img", Image(location="westeurope", hyper_v_generation="V2",
+            storage_profile=ImageStorageProfile(os_disk=ImageOSDisk(os_type="Linux", os_state="Generalized", snapshot=SubResource(id=os_snap.id))))).result()
+        compute.galleries.begin_create_or_update(RESOURCE_GROUP, "gal", Gallery(location="westeurope")).result()
+        compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gal", "def", GalleryImage(
+            location="westeurope", os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="batch", sku="v1"))).result()
+        version = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, "gal", "def", "1.0.0", GalleryImageVersion(
+            location="westeurope", storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id)))).result()
+        emulator.advance(3600)
+        end_of_life = datetime(2026, 6, 1, tzinfo=UTC)
+        version.publishing_profile.exclude_from_latest = True
+        version.publishing_profile.end_of_life_date = end_of_life
+        retired = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, "gal", "def", "1.0.0", version).result()
+        assert retired.publishing_profile.exclude_from_latest and retired.publishing_profile.end_of_life_date == end_of_life
+        assert retired.publishing_profile.published_date == version.publishing_profile.published_date
+        body = retired.as_dict()
+        body["properties"]["publishingProfile"]["endOfLifeDate"] = "next spring"
+        answer = compute.send_request(HttpRequest(
+            "PUT", f"https://management.azure.com{retired.id}?api-version=2024-03-03", json=body))
+        assert answer.status_code == 400 and "endOfLifeDate" in answer.json()["error"]["message"]
 
     def test_image_from_a_missing_snapshot_is_rejected(self, compute):
         with pytest.raises(HttpResponseError) as raised:

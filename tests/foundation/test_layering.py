@@ -48,6 +48,7 @@ LAYERS: list[list[str]] = [
     ["handlers"],
     ["shared.bootstrap"],
     ["shared.intake", "shared.guard"],
+    ["shared.refresh"],
     ["shared.pipeline"],
     ["shared.protection"],
     ["shared.eventfacts"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +17,7 @@ from emulator.credentials import StaticTokenCredential
 from emulator.world import AzureEmulator
 from shared.arm.ids import BATCH_ACCOUNT, BATCH_POOL, GALLERY, IMAGE, SNAPSHOT, VIRTUAL_MACHINE, parse_arm_id
 from shared.arm.pools import PoolView, Targets
-from shared.arm.views import BatchAccountView, DiskView, GalleryView, VirtualMachineView, VmSkuView
+from shared.arm.views import BatchAccountView, DiskView, GalleryView, ImageVersionView, VirtualMachineView, VmSkuView
 from shared.clients import AzureClients
 from shared.gateway.failures import Waiting
 from shared.gateway.protocol import AzureGateway, FixedScale, PoolUpdate
@@ -35,6 +35,7 @@ GALLERY_ID = parse_arm_id(f"{RG}/providers/Microsoft.Compute/galleries/gallery",
 ACCOUNT = parse_arm_id(f"/subscriptions/{SUB}/resourceGroups/rg-batch/providers/Microsoft.Batch/batchAccounts/teambatch", BATCH_ACCOUNT)
 SNAPSHOT_ID = VM.sibling(SNAPSHOT, "cip-r1-os")
 IMAGE_ID = VM.sibling(IMAGE, "cip-r1")
+OTHER_IMAGE_ID = VM.sibling(IMAGE, "cip-r2")
 DEFINITION = GALLERY_ID.child("images", "cip-r1")
 VERSION = DEFINITION.child("versions", "1.0.0")
 POOL = ACCOUNT.child("pools", "render")
@@ -88,6 +89,23 @@ def made_image(world: World) -> None:
     world.settle()
 
 
+def published_version(world: World) -> ImageVersionView:
+    """The managed image, a definition for it and a version of it in two replicas, all settled."""
+    made_image(world)
+    compute = world.gateway.compute
+    compute.create_image_definition(DEFINITION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
+        "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+        "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}})
+    world.settle()
+    compute.create_image_version(VERSION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
+        "publishingProfile": {"targetRegions": [{"name": "West Europe", "regionalReplicaCount": 2}], "replicaCount": 1},
+        "storageProfile": {"source": {"id": IMAGE_ID.id}}}})
+    world.settle()
+    version = compute.image_version(VERSION)
+    assert version is not None
+    return version
+
+
 def pool_body(nodes: int) -> dict:
     return {"properties": {
         "vmSize": SIZE,
@@ -137,26 +155,30 @@ class TestCompute:
         assert (image.os_type, image.os_state, image.sources) == ("Linux", "Generalized", (SNAPSHOT_ID.id,))
 
     def test_a_version_reads_its_replicas_by_region_and_gets_more_regions_sent_back_with_everything_else(self, world: World):
-        made_image(world)
         compute = world.gateway.compute
-        compute.create_image_definition(DEFINITION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
-            "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-            "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}})
-        world.settle()
+        version = published_version(world)
         definition = compute.image_definition(DEFINITION)
         assert definition is not None and (definition.os_type, definition.hyper_v_generation) == ("Linux", "V2")
         assert definition.tags == {"cip-request": "r1"} and definition.features == {}
-        compute.create_image_version(VERSION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
-            "publishingProfile": {"targetRegions": [{"name": "West Europe", "regionalReplicaCount": 2}], "replicaCount": 1},
-            "storageProfile": {"source": {"id": IMAGE_ID.id}}}})
-        world.settle()
-        version = compute.image_version(VERSION)
-        assert version is not None and version.replicas == {"westeurope": 2} and version.sources == (IMAGE_ID.id,)
+        assert version.replicas == {"westeurope": 2} and version.sources == (IMAGE_ID.id,)
+        assert not version.exclude_from_latest and version.end_of_life is None
         assert compute.replicate_image_version(VERSION, version, [("westeurope", 2), ("northeurope", 1)]) is None
         world.settle()
         again = compute.image_version(VERSION)
         assert again is not None and again.replicas == {"westeurope": 2, "northeurope": 1} and again.sources == (IMAGE_ID.id,)
         assert again.tags == {"cip-request": "r1"} and again.provisioning_state == "Succeeded"
+
+
+    def test_a_retired_version_reads_back_excluded_from_latest_with_its_end_of_life_and_keeps_everything_else(self, world: World):
+        compute = world.gateway.compute
+        version = published_version(world)
+        end_of_life = datetime(2026, 3, 1, tzinfo=UTC)
+        assert compute.retire_image_version(VERSION, version, end_of_life) is None
+        world.settle()
+        retired = compute.image_version(VERSION)
+        assert retired is not None and retired.exclude_from_latest and retired.end_of_life == end_of_life
+        assert (retired.replicas, retired.sources, retired.tags) == (version.replicas, version.sources, version.tags)
+        assert retired.provisioning_state == "Succeeded"
 
 
 class TestPools:
@@ -203,6 +225,28 @@ class TestPools:
         assert batch.stop_resize(POOL) is PoolUpdate.UPDATED  # a Steady pool: nothing to stop, nothing changes
         assert batch.pool(POOL) == stopped
         assert batch.stop_resize(parse_arm_id(f"{ACCOUNT.id}/pools/gone", BATCH_POOL)) is PoolUpdate.GONE
+
+    def test_an_image_change_is_refused_while_the_pool_has_nodes_and_taken_once_it_is_drained_to_zero(self, world: World):
+        made_image(world)
+        world.gateway.compute.create_image(OTHER_IMAGE_ID, image_body())
+        batch = world.gateway.batch
+        batch.create_pool(POOL, pool_body(2))
+        world.settle()
+        pool = batch.pool(POOL)
+        assert pool is not None and pool.node_agent_sku_id == "batch.node.ubuntu 24.04" and pool.security_type is None
+        assert pool.vm_configuration == {"imageReference": {"id": IMAGE_ID.id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}
+        moved_to = {**pool.vm_configuration, "imageReference": {"id": OTHER_IMAGE_ID.id}}
+        assert batch.update_pool_image(POOL, pool.etag, moved_to, pool.metadata) is PoolUpdate.REFUSED
+        drain = FixedScale(Targets(0, 0), timedelta(minutes=15), node_deallocation_option="TaskCompletion")
+        assert batch.update_pool(POOL, pool.etag, pool.metadata, drain) is PoolUpdate.UPDATED
+        world.settle()
+        drained = batch.pool(POOL)
+        assert drained is not None and drained.idle and drained.image_id == IMAGE_ID.id
+        assert batch.update_pool_image(POOL, pool.etag, moved_to, pool.metadata) is PoolUpdate.CHANGED
+        assert batch.update_pool_image(POOL, drained.etag, moved_to, {**drained.metadata, "cip-request": "r2"}) is PoolUpdate.UPDATED
+        moved = batch.pool(POOL)
+        assert moved is not None and moved.image_id == OTHER_IMAGE_ID.id and moved.request_id == "r2"
+        assert moved.node_agent_sku_id == "batch.node.ubuntu 24.04" and moved.target_dedicated == 0
 
 
 class TestLocksAndGraph:

@@ -23,7 +23,7 @@ from tests.support import PROJECT_ROOT
 QUERY = (PROJECT_ROOT / "infra" / "app" / "alert-lines.kql").read_text()
 BICEP = (PROJECT_ROOT / "infra" / "app" / "alerts.bicep").read_text()
 # Between them, with a request whose managed image ends Failed, these raise every alert type of the catalogue.
-EXAMPLES = ("guard-image-deleted", "guard-quota-error", "protection-delete-blocked")
+EXAMPLES = ("guard-image-deleted", "guard-quota-error", "protection-delete-blocked", "protection-audit-blind")
 IMAGE_FAILS = {"world": {"faults": [{"operation": "PUT Microsoft.Compute/images", "kind": "lro_failed", "rate": 1}]},
                "steps": [{"submit": default_request()}, {"runUntilIdle": True}]}
 

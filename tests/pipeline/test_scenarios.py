@@ -152,6 +152,9 @@ class TestCommandLine:
     def test_schema_prints_the_request_json_schema(self):
         completed = subprocess.run([sys.executable, "-m", "cli", "schema"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
         schema = json.loads(completed.stdout)
-        assert schema["additionalProperties"] is False
-        assert set(schema["required"]) == {"requestedBy", "source", "pool"}
-        assert "resizeTimeout" in json.dumps(schema)
+        # One of two kinds: a new pool, or a refresh of an existing one; each forbids unknown fields.
+        kinds = {ref["$ref"].rsplit("/", 1)[-1]: schema["$defs"][ref["$ref"].rsplit("/", 1)[-1]] for ref in schema["oneOf"]}
+        assert {name: set(kind["required"]) for name, kind in kinds.items()} == {
+            "PoolRequest": {"requestedBy", "source", "pool"}, "RefreshRequest": {"requestedBy", "source", "refresh"}}
+        assert all(kind["additionalProperties"] is False for kind in kinds.values())
+        assert "resizeTimeout" in json.dumps(schema) and "nodeDeallocationOption" in json.dumps(schema)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from emulator.credentials import StaticTokenCredential
+from emulator.store import ArmResource
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import DEFAULT_ACCOUNT_ID, Scenario
 from shared.eventfacts.findings import EventFindings, write_findings
-from shared.protection.audit import audit_protection
+from shared.protection.audit import UNREADABLE_KIND, audit_protection
 from shared.protection.locks import IMAGE_USE, ImageUse, protect
-from tests.protection.test_fleet_protection import IMAGING, POOLS, calls_during, put_image
+from tests.protection.test_fleet_protection import IMAGING, POOLS, SUB, calls_during, put_image
 
 LOCK_LISTS = "GET Microsoft.Authorization/locks"
 ACTIVITY = "GET Microsoft.Insights/eventtypes/values"
@@ -106,3 +108,69 @@ def test_given_a_refused_delete_when_audited_again_later_then_it_is_not_alerted_
 
     [state_record] = deps.records.list(AUDIT_KIND)
     assert state_record.data["alerted"] and ACTIVITY_LOG_LAG == timedelta(minutes=20)
+
+
+OTHER_SUB = "3f1c9e27-0b5d-4a8e-8c1f-7d2e6a4b9c30"
+APP_TOKEN = StaticTokenCredential().token  # whose calls the emulator sees as the app's
+
+
+def test_given_one_subscription_the_app_cannot_audit_when_audited_then_the_others_are_audited_and_ops_hear_once_it_persists():
+    """One unreadable scope (a 403 where the app's role does not reach) must not blind the audit to every scope after it."""
+    rehearsal, used = protected_world(images=1, pools_per_image=2)
+    image, snapshot = used
+    # GIVEN a second subscription's image and snapshot, protected for another pool; the app loses access to the first.
+    other_snapshot = snapshot.replace(SUB, OTHER_SUB)
+    other_image = image.replace(SUB, OTHER_SUB)
+    rehearsal.emulator.store.put(ArmResource(other_snapshot, "Microsoft.Compute/snapshots", "westeurope", {"provisioningState": "Succeeded"}))
+    rehearsal.emulator.store.put(ArmResource(other_image, "Microsoft.Compute/images", "westeurope", {"provisioningState": "Succeeded", "storageProfile": {
+        "osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": other_snapshot}}}}))
+    deps = rehearsal.services
+    protect(deps.records, deps.gateway.locks, ImageUse(f"{POOLS}/p000-001", other_image, (other_snapshot,), "req-other"))
+    rehearsal.delete_as_operator(f"{other_image}/providers/Microsoft.Authorization/locks/cip-protect")
+    rehearsal.delete_as_operator(other_snapshot)  # refused by its lock: an Activity Log entry a few minutes later
+
+    for action in ("Microsoft.Authorization/locks/read", "Microsoft.Insights/eventtypes/values/read"):  # the audit's role, removed there
+        rehearsal.emulator.authorization.deny(APP_TOKEN, f"/subscriptions/{SUB}", action)
+    rehearsal.emulator.advance(5 * 60)
+
+    # WHEN audited: the unreadable subscription is reported, the other one audited in full.
+    first = audit(deps, UNPROBED)
+    assert first.protection_removed == [other_image] and first.deletion_blocked == [other_snapshot]
+    unreadable_group = f"/subscriptions/{SUB}/resourcegroups/rg-imaging"
+    assert set(first.unreadable) == {f"/subscriptions/{SUB}", unreadable_group}
+    assert "AuthorizationFailed" in first.unreadable[unreadable_group] and first.audit_blind == []
+
+    # A refused delete in the unreadable subscription while it is unreadable.
+    rehearsal.delete_as_operator(snapshot)
+    rehearsal.emulator.advance(5 * 60)
+    second, third = audit(deps, UNPROBED), audit(deps, UNPROBED)
+    assert sorted(second.audit_blind) == sorted(first.unreadable) and third.audit_blind == []
+    blind = [alert for alert in rehearsal.emulator.topic.received if alert["type"] == "CustomImagePool.ProtectionAuditBlind"]
+    assert sorted(alert["subject"] for alert in blind) == sorted(first.unreadable)
+    assert {alert["data"]["severity"] for alert in blind} == {"warning"} and all(alert["data"]["runbook"] for alert in blind)
+    assert all("AuthorizationFailed" in alert["data"]["reason"] for alert in blind)
+
+    # THEN once the app can read it again, the window it missed is read: the refused delete is found.
+    rehearsal.emulator.authorization.lift_denials(APP_TOKEN)
+    rehearsal.emulator.advance(5 * 60)
+    fourth = audit(deps, UNPROBED)
+    assert fourth.unreadable == {} and fourth.deletion_blocked == [snapshot]
+    assert deps.records.list(UNREADABLE_KIND) == []
+
+
+def test_given_an_alert_that_cannot_be_raised_when_audited_then_the_others_are_and_it_is_raised_on_a_later_look():
+    rehearsal, used = protected_world(images=2, pools_per_image=1)
+    first_image, second_image = used[0], used[2]
+    for image in (first_image, second_image):
+        rehearsal.delete_as_operator(f"{image}/providers/Microsoft.Authorization/locks/cip-protect")
+    # The pools at risk of the first alert cannot be read for now.
+    rehearsal.emulator.authorization.deny(APP_TOKEN, f"{POOLS}/p000-000", "Microsoft.Batch/batchAccounts/pools/read")
+
+    first = audit(rehearsal.services, UNPROBED)
+    assert first.protection_removed == [second_image] and list(first.unreadable) == [first_image]
+
+    rehearsal.emulator.authorization.lift_denials(APP_TOKEN)
+    second = audit(rehearsal.services, UNPROBED)
+    assert second.protection_removed == [first_image] and second.unreadable == {}
+    removed = [alert["subject"] for alert in rehearsal.emulator.topic.received if alert["type"] == "CustomImagePool.ProtectionRemoved"]
+    assert sorted(removed) == sorted([first_image, second_image])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from shared.arm.ids import IMAGE, SNAPSHOT
 from shared.arm.pools import PoolView
 from shared.arm.views import ActivityLogEntry, ImageView, SnapshotView
 from shared.eventfacts.findings import EventFindings
+from shared.intake.receive import IncomingMessage
 from shared.protection.audit import audit_protection
 from shared.protection.locks import ImageUse, in_use_summaries, protect, release, users_of
-from tests.unit.world import ACCOUNT, RG, VM, UnitWorld
+from shared.store.ledger import RequestRecord, Stage
+from tests.unit.world import ACCOUNT, REPLIES, RG, VM, UnitWorld, request_body
 
 IMAGE_ID = VM.sibling(IMAGE, "base")
 SNAPSHOT_ID = VM.sibling(SNAPSHOT, "base-os")
@@ -81,3 +85,56 @@ class TestAudit:
         assert (first.protection_removed, first.deletion_blocked) == ([IMAGE_ID.id], [SNAPSHOT_ID.id])
         assert (second.protection_removed, second.deletion_blocked) == ([], [])
         assert sorted(a.type for a in world.publisher.published) == ["CustomImagePool.DeletionBlocked", "CustomImagePool.ProtectionRemoved"]
+
+
+def ready(world: UnitWorld, body: dict, message_id: str) -> RequestRecord:
+    """A request taken from intake to its final stage, time passing (every operation ending) between its events."""
+    record = world.services.intake().receive(IncomingMessage(json.dumps(body).encode(), message_id, reply_to=REPLIES))
+    for _ in range(10):
+        if record.stage.is_final:
+            break
+        world.azure.settle()
+        record = world.services.pipeline().drive(world.ledger.get(record.request_id))
+    assert record.stage is Stage.READY, record.reason
+    return record
+
+
+def locked(world: UnitWorld) -> set[str]:
+    return {key.split("/providers/microsoft.authorization/")[0] for key in world.azure.lock_notes}
+
+
+class TestSharedLineage:
+    """Two pools on one gallery version: the second request reuses the first one's version (issue 22, point 4)."""
+
+    def two_pools_on_one_version(self) -> tuple[UnitWorld, RequestRecord, RequestRecord]:
+        world = UnitWorld()
+        first = ready(world, request_body("r1", pool_name="render-pool"), "m1")
+        assert first.plan is not None and first.plan.image_version is not None
+        reuse = {**request_body("r2", pool_name="render-pool-2"), "source": {"galleryImageVersionId": first.plan.image_version.id}}
+        del reuse["image"]["galleryId"]
+        second = ready(world, reuse, "m2")
+        return world, first, second
+
+    def test_given_the_first_pool_deleted_then_everything_the_second_pool_still_uses_stays_locked(self):
+        world, first, second = self.two_pools_on_one_version()
+        plan = first.plan
+        assert plan is not None and plan.image is not None and plan.image_version is not None
+        lineage = {plan.image_version.key(), plan.image.key(), *(s.snapshot.key() for s in plan.snapshots)}
+        assert locked(world) == lineage
+        unlocked = release(world.services.records, world.azure, plan.pool.id, keep_locks=False)
+        # The version, its managed image and its snapshots: the second pool needs each of them to grow.
+        assert unlocked == [] and locked(world) == lineage
+        assert all("render-pool-2" in text and "render-pool," not in text for text in world.azure.lock_notes.values())
+        second_plan = second.plan
+        assert second_plan is not None
+        assert sorted(release(world.services.records, world.azure, second_plan.pool.id, keep_locks=False)) == sorted(
+            r.id for r in (plan.image_version, plan.image, *(s.snapshot for s in plan.snapshots)))
+        assert locked(world) == set() and in_use_summaries(world.services.records) == []
+
+    def test_given_the_second_pool_deleted_first_then_the_first_pool_keeps_every_lock(self):
+        world, first, second = self.two_pools_on_one_version()
+        second_plan = second.plan
+        assert second_plan is not None
+        before = locked(world)
+        assert release(world.services.records, world.azure, second_plan.pool.id, keep_locks=False) == [] and locked(world) == before
+        assert all("render-pool-2" not in text for text in world.azure.lock_notes.values())
