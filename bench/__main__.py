@@ -1,7 +1,9 @@
 """``python -m bench``: cold start, event routing, pipeline overhead and the pool guard, on the emulator.
 
 - Cold start: import time of ``function_app`` over that of the Azure SDK modules
-  it would otherwise import eagerly, each in a fresh interpreter (median of runs).
+  it would otherwise import eagerly, as alternated A/B pairs of fresh interpreters, with what a
+  first pool request then imports. It runs first and alone; the other sections run in two worker
+  processes (``--workers``), each section in one process.
 - Event routing: irrelevant ARM events handled per second by the registered
   ``resource_events`` function (prebuilt ``func.EventGridEvent`` objects), with no ARM call.
 - Pipeline overhead: ARM calls and wall time from submit to pool created, for a
@@ -13,7 +15,8 @@
   the pool's resize durations: nothing can be faster than back-to-back resizes).
 - One sweep over 2,000 pools in 20 Batch accounts: ARM calls by operation, wall time.
 - Fleet scale (:mod:`bench.fleet`): first and steady sweeps over 2,000 pools each with its own
-  lineage; 2,000 pools protected on one shared lineage.
+  lineage; 10,000 pools in 100 accounts on a default deployment (first sweep, paced adoption,
+  steady sweep, audit); 2,000 pools protected on one shared lineage.
 - The command line: wall seconds for ``python -m cli submit`` to fail on a namespace that does not
   resolve (its reach check, before azure-servicebus spends about 11 s on retries).
 """

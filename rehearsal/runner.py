@@ -224,6 +224,11 @@ class Rehearsal:
             self.run_until_idle(step.max_virtual_time)
         elif isinstance(step, ResizePoolStep):
             change = step.resize_pool
+            # Batch takes new scale settings only from a Steady pool ("stop the resize" first, as its error says): a
+            # person resizing a pool that is resizing stops that resize, waits for it to stop, then resizes.
+            if self.emulator.batch.get_pool(change.pool_id).properties.get("allocationState") == "Resizing":
+                self._arm("POST", f"{change.pool_id}/stopResize", "2024-07-01")
+                self.emulator.clock.advance(self.emulator.batch.allocation.stop_seconds)
             self._arm_patch_pool(change.pool_id, {"scaleSettings": {"fixedScale": {
                 "targetDedicatedNodes": change.target_dedicated_nodes, "targetLowPriorityNodes": change.target_low_priority_nodes}}})
             self._pump()

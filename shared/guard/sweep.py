@@ -37,6 +37,7 @@ from . import adoption
 from .rules import (
     RESIZE_STOPPED,
     SOONEST_LOOK,
+    STALL_WINDOW,
     Action,
     Arrivals,
     Condition,
@@ -51,6 +52,7 @@ from .rules import (
     pace_since,
     resize_key,
     stalled,
+    within_limits,
 )
 
 log = logging.getLogger(__name__)
@@ -284,7 +286,7 @@ class PoolGuard:
         nodes = view.current_dedicated + view.current_low_priority
         arrivals = Arrivals(check.grew_at, timedelta(seconds=check.quiet_seconds)).seen(check.seen_nodes, check.seen_at, nodes, now)
         if view.allocation_state.lower() in ("resizing", "stopping") and check.attempt < MAX_RECHECKS:
-            if stalled(view, arrivals, now):
+            if stalled(view, arrivals, now) and self._resize_is_ours(view, account.key() in self._guarded):
                 self._stop_stalled(view, arrivals, report)
                 arrivals = Arrivals(quiet=arrivals.quiet)
                 when = now + SOONEST_LOOK
@@ -314,6 +316,18 @@ class PoolGuard:
         update_record(self.records, STOPPED_RESIZE, view.id, lambda _: {"poolId": view.id, "resize": resize_key(view)})
         if self.gateway.batch.stop_resize(pool) is PoolUpdate.UPDATED:
             report.add("stopped", view.id)
+
+    def _resize_is_ours(self, view: PoolView, guarded_account: bool) -> bool:
+        """Whether the pool's resize goes to the targets the guard keeps it at: a resize a person started (to targets
+        of their own) is theirs, never stopped."""
+        try:
+            targets = desired_targets(view, guarded_account=guarded_account)
+        except BadPoolMetadata:
+            return False
+        if targets is None:
+            return False
+        kept = within_limits(view, targets)
+        return (view.target_dedicated, view.target_low_priority) == (kept.dedicated, kept.low_priority)
 
     def _stopped_by_guard(self, view: PoolView) -> str | None:
         """The resize the guard last stopped on this pool (one store read, only for a pool showing ResizeStopped)."""
@@ -456,7 +470,9 @@ class PoolGuard:
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
             now = self.now()
             look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace, quiet_seconds=quiet.total_seconds())
-            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
+            # At the latest one stall window on, so the looks see the nodes arrive (or stop arriving: the stall policy).
+            when = min(next_look(view, pace, now, targets, timeout), now + STALL_WINDOW)
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, when)
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
 

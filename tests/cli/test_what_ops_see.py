@@ -62,7 +62,8 @@ def test_given_the_default_rehearsal_when_run_without_verbose_then_stderr_is_qui
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "DEBUG" not in result.stderr and "INFO" not in result.stderr
     guard_lines = [line for line in logical_lines(result.stdout) if " guard " in line]
-    assert any("300/600 nodes after AllocationTimedout -> resized" in line for line in guard_lines), result.stdout
+    assert any("300/600 nodes -> stalled: resize stopped" in line for line in guard_lines), result.stdout
+    assert any("300/600 nodes -> resized" in line for line in guard_lines), result.stdout
     assert any("waiting" in line for line in guard_lines) and any("at target" in line for line in guard_lines)
     summary = next(line for line in result.stdout.splitlines() if line.startswith("ARM calls:"))
     assert "pipeline" in summary and "guard" in summary and "protection" in summary
@@ -96,7 +97,7 @@ def test_given_long_ids_when_the_timeline_is_rendered_then_columns_stay_aligned_
         {"runUntilIdle": True}]})).run())
 
     lines = [line for line in render_timeline(report).splitlines() if line.startswith("  +")]
-    outcome_columns = {re.search(r"\s{2,}(\S+/write )", line).start(1) for line in lines if " azure " in line}
+    outcome_columns = {re.search(r"\s{2,}(\S+/(?:write|action) )", line).start(1) for line in lines if " azure " in line}
     assert max(len(line.split("  ")[0]) for line in lines) < 20
     assert all(len(line) < 200 for line in lines) and len(outcome_columns) == 1
     assert any(e["resource"].endswith("out-of-line-x64") for e in report["timeline"])
@@ -243,7 +244,7 @@ def test_given_a_bad_query_when_status_runs_then_it_exits_invalid_with_a_hint(le
 
 def test_given_the_rehearsal_when_queried_then_the_report_is_filtered():
     result = run_cli("rehearse", "-o", "json", "--query", "guardDecisions[?decision=='resized'].[currentDedicatedNodes, targetDedicatedNodes, errorCode]")
-    assert json.loads(result.stdout) == [[300, 600, "AllocationTimedout"]]
+    assert json.loads(result.stdout) == [[300, 600, None]]  # resized again after the guard stopped its stalled resize
 
 
 # -- errors: every one with a hint -------------------------------------------------------------
@@ -354,7 +355,8 @@ def test_given_the_image_of_a_growing_pool_deleted_when_images_are_listed_then_i
     assert all(not s["safeToDelete"] and [p["name"] for p in s["pools"]] == ["orphan-pool"] for s in snapshots)
     assert all("restore it from this one" in s["advice"] for s in snapshots)
     # AND every resource shows the alert that was published (critical), not one that never was
-    assert {tuple(i["alerts"]) for i in items} == {("CustomImagePool.InUseImageDeleted (critical) on cip-guard-image-deleted",)}
+    assert {tuple(i["alerts"]) for i in items} == {("CustomImagePool.InUseImageDeleted (critical) on cip-guard-image-deleted",
+                                                    "CustomImagePool.ProtectionRemoved (warning) on cip-guard-image-deleted")}
 
 
 @pytest.mark.parametrize("example", ["guard-image-deleted", "guard-quota-error", "protection-delete-delivered-three-times",

@@ -95,12 +95,11 @@ class TestLargeGalleryPools:
         assert version["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 10}]
         [pool] = report["resources"]["pools"]
         assert pool["currentDedicatedNodes"] == 3000
-        # AND the guard's resizes that ran to their timeout took at least 15 minutes per 1,000 nodes they were adding
-        # (300 -> 3,000 adds 2,700: 45 minutes), and never less than the request's own 25 minutes
-        guard_resizes = rehearsal.emulator.batch.resize_history[1:]
-        timed_out = guard_resizes[:-1]  # the last one reached the target before its timeout
-        assert timed_out and all(end - start >= timedelta(minutes=25) for _, start, end in timed_out)
-        assert timed_out[0][2] - timed_out[0][1] >= timedelta(minutes=45)
+        # AND no resize waited out its timeout: each one that stalled at the 300 nodes a resize brings was stopped once
+        # its nodes stopped coming and issued again (the timeouts the guard sets are held by tests/unit/test_guard.py)
+        resizes = rehearsal.emulator.batch.resize_history
+        assert len(resizes) == 10 and all(end - start < timedelta(minutes=25) for _, start, end in resizes)
+        assert rehearsal.emulator.calls["POST Microsoft.Batch/batchAccounts/pools"] == 9
 
     def test_given_a_pool_larger_than_the_core_quota_when_submitted_then_it_is_rejected_naming_the_quota(self):
         reason = rejected_before_any_write(play("gallery-over-core-quota"), "pool.targetDedicatedNodes")
