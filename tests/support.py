@@ -6,7 +6,7 @@ import copy
 import json
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from emulator.credentials import StaticTokenCredential  # noqa: F401 - re-exported for tests
 from shared import settings as names
@@ -39,7 +39,7 @@ VALID_SETTINGS = {
 }
 
 
-def load_fixture(relative_path: str) -> dict | list:
+def load_fixture(relative_path: str) -> Any:
     """A published Microsoft JSON document, from the project's copies (tests/data/published)."""
     return json.loads((FIXTURES / relative_path).read_text())
 

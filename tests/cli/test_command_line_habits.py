@@ -147,6 +147,7 @@ def test_given_verify_with_json_output_then_stdout_is_the_report_and_the_table_g
 def test_given_every_command_when_its_help_is_shown_then_it_has_no_docstring_markup(capsys):
     parser = cli_main.build_parser("cip")
     [commands] = [action for action in parser._actions if action.__class__.__name__ == "_SubParsersAction"]  # noqa: SLF001 - argparse lists subcommands nowhere public
+    assert isinstance(commands.choices, dict)
     for name, command in commands.choices.items():
         text = command.format_help()
         for markup in ("``", ":mod:`", ":func:`", ":class:`", ":data:`", "*caller*"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import cast
 
 import pytest
 from PIL import Image
@@ -44,10 +45,11 @@ def meanings_by_cell(png: Path) -> dict[tuple[int, int], frozenset[str]]:
     image = Image.open(png).convert("RGB")
     width, height = image.size
     pixels = image.load()
+    assert pixels is not None
     cells: dict[tuple[int, int], set[str]] = {}
     for y in range(0, height, 2):
         for x in range(0, width, 2):
-            r, g, b = pixels[x, y]
+            r, g, b = cast(tuple[int, int, int], pixels[x, y])
             for meaning, (mr, mg, mb) in MEANINGS.items():
                 if abs(r - mr) < 10 and abs(g - mg) < 10 and abs(b - mb) < 10:
                     cells.setdefault((x // CELL, y // CELL), set()).add(meaning)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import TextIO, cast
 
 import pytest
 import yaml
@@ -97,7 +98,9 @@ def test_given_long_ids_when_the_timeline_is_rendered_then_columns_stay_aligned_
         {"runUntilIdle": True}]})).run())
 
     lines = [line for line in render_timeline(report).splitlines() if line.startswith("  +")]
-    outcome_columns = {re.search(r"\s{2,}(\S+/(?:write|action) )", line).start(1) for line in lines if " azure " in line}
+    outcomes = [re.search(r"\s{2,}(\S+/(?:write|action) )", line) for line in lines if " azure " in line]
+    assert all(outcomes)
+    outcome_columns = {outcome.start(1) for outcome in outcomes if outcome}
     assert max(len(line.split("  ")[0]) for line in lines) < 20
     assert all(len(line) < 200 for line in lines) and len(outcome_columns) == 1
     assert any(e["resource"].endswith("out-of-line-x64") for e in report["timeline"])
@@ -122,9 +125,9 @@ def test_given_a_terminal_when_rendered_then_colour_is_used_and_no_color_turns_i
     from rehearsal.colour import colour_enabled
 
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert colour_enabled(Terminal()) is True
+    assert colour_enabled(cast(TextIO, Terminal())) is True
     monkeypatch.setenv("NO_COLOR", "1")
-    assert colour_enabled(Terminal()) is False
+    assert colour_enabled(cast(TextIO, Terminal())) is False
     assert "\033[" in render({"a": 1}, "jsonc", colour=Palette(True)) and "\033[" not in render({"a": 1}, "jsonc", colour=Palette(False))
 
 
@@ -135,7 +138,8 @@ def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
     """Width, height and unfiltered RGB(A) rows of a PNG (8-bit, as Chromium writes them)."""
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, at = {}, 8
+    chunks: dict[bytes, bytes] = {}
+    at = 8
     idat = b""
     while at < len(data):
         length, kind = struct.unpack(">I4s", data[at:at + 8])

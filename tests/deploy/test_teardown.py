@@ -119,5 +119,5 @@ def test_given_one_of_the_roles_assigned_to_someone_else_when_torn_down_then_tha
 def test_given_the_command_line_when_asking_for_teardown_help_then_the_options_are_offered():
     from cli.__main__ import build_parser
 
-    help_text = build_parser()._subparsers._group_actions[0].choices["teardown"].format_help()  # type: ignore[union-attr]  # noqa: SLF001 - argparse lists subcommands nowhere public
+    help_text = build_parser()._subparsers._group_actions[0].choices["teardown"].format_help()  # type: ignore[union-attr, index]  # noqa: SLF001 - argparse lists subcommands nowhere public
     assert "--yes" in help_text and "--remove-locks" in help_text

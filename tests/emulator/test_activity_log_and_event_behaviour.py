@@ -16,6 +16,7 @@ from azure.mgmt.resource.locks.models import ManagementLockObject
 
 from emulator.events import EventBehaviour
 from emulator.world import AzureEmulator
+from shared.gateway.failures import error_code
 from tests.support import RG_ID, SUBSCRIPTION, StaticTokenCredential, keys_missing, load_fixture
 
 DISK = f"{RG_ID}/providers/Microsoft.Compute/disks/source"
@@ -40,7 +41,7 @@ def locked_snapshot(behaviour: EventBehaviour) -> AzureEmulator:
     locks.management_locks.create_or_update_by_scope(SNAPSHOT, "keep", ManagementLockObject(level="CanNotDelete"))
     with pytest.raises(HttpResponseError) as refused:
         compute.snapshots.begin_delete("rg-imaging", "s1", polling=False)
-    assert refused.value.status_code == 409 and refused.value.error.code == "ScopeLocked"
+    assert refused.value.status_code == 409 and error_code(refused.value) == "ScopeLocked"
     locks.management_locks.delete_by_scope(SNAPSHOT, "keep")
     return world
 

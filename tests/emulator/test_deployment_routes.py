@@ -7,6 +7,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from emulator.credentials import StaticTokenCredential
 from emulator.world import AzureEmulator
+from shared.gateway.failures import error_code
 from tests.support import RG_ID, SUBSCRIPTION
 
 SITE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-app/providers/Microsoft.Web/sites/func-abc"
@@ -36,7 +37,7 @@ def test_given_a_tenant_with_one_subscription_when_another_is_named_then_arm_ans
     other = "0b1c2d3e-4f50-4617-8899-aabbccddeeff"
     with pytest.raises(ResourceNotFoundError) as refused:
         list(authorization(world, other).role_definitions.list(f"/subscriptions/{other}"))
-    assert refused.value.error.code == "SubscriptionNotFound" and f"The subscription '{other}' could not be found." in str(refused.value)
+    assert error_code(refused.value) == "SubscriptionNotFound" and f"The subscription '{other}' could not be found." in str(refused.value)
     assert list(authorization(world).role_definitions.list(f"/subscriptions/{SUBSCRIPTION}")) == []
 
 
@@ -48,7 +49,7 @@ def test_given_an_assigned_custom_role_when_deleted_then_arm_refuses_until_the_a
     assignment = world.authorization.assign(RG_ID, "someone", created.id)
     with pytest.raises(ResourceExistsError) as refused:
         client.role_definitions.delete(f"/subscriptions/{SUBSCRIPTION}", name)
-    assert refused.value.error.code == "RoleDefinitionHasAssignments"
+    assert error_code(refused.value) == "RoleDefinitionHasAssignments"
     client.role_assignments.delete_by_id(assignment.id)
     assert client.role_definitions.delete(f"/subscriptions/{SUBSCRIPTION}", name).role_name == "readers"
     # RoleDefinitions_Delete answers 204 for a role that is not there; the SDK returns None
@@ -62,7 +63,7 @@ def test_given_a_new_role_when_read_before_it_has_replicated_then_it_is_not_foun
     created = client.role_definitions.create_or_update(f"/subscriptions/{SUBSCRIPTION}", "4b1f0c3e-6f0a-4a55-9d8e-1c6f3f5b2a77", role("r", [RG_ID]))
     with pytest.raises(ResourceNotFoundError) as missing:
         client.role_definitions.get_by_id(created.id)
-    assert missing.value.error.code == "RoleDefinitionDoesNotExist"
+    assert error_code(missing.value) == "RoleDefinitionDoesNotExist"
     world.advance(30)
     assert client.role_definitions.get_by_id(created.id).role_name == "r"
 

@@ -10,7 +10,7 @@ import pytest
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
-from azure.core.rest import HttpRequest
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.mgmt.batch.models import (
     DeploymentConfiguration,
     FixedScaleSettings,
@@ -180,7 +180,7 @@ class TestProductionPoliciesRun:
         assert real_waits == []
 
     def test_given_a_resource_when_read_whole_or_streamed_then_both_give_the_same_json(self, emulator):
-        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
+        client: ARMPipelineClient[HttpRequest, HttpResponse] = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
         url = f"https://management.azure.com{VM_ID}?api-version=2024-11-01"
         # GIVEN a VM WHEN it is read whole and then as a stream
         whole = client.send_request(HttpRequest("GET", url))
@@ -193,7 +193,7 @@ class TestProductionPoliciesRun:
         assert whole.json()["id"] == VM_ID and body == whole.content
 
     def test_given_an_unknown_route_when_an_sdk_client_calls_it_then_the_error_names_method_and_path(self, emulator):
-        client = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
+        client: ARMPipelineClient[HttpRequest, HttpResponse] = ARMPipelineClient(base_url="https://management.azure.com", config=None, transport=emulator.transport(), policies=[])
         # GIVEN a call the emulator does not model WHEN it is sent THEN it fails loudly, naming it
         with pytest.raises(UnknownRouteError, match=r"DELETE management\.azure\.com/subscriptions/x/providers/Microsoft\.Storage/storageAccounts/s"):
             client.send_request(HttpRequest("DELETE", "https://management.azure.com/subscriptions/x/providers/Microsoft.Storage/storageAccounts/s?api-version=1"))

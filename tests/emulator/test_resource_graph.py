@@ -15,6 +15,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 from emulator.resourcegraph.models import QUOTA_QUERIES
 from emulator.store import ArmResource
 from emulator.world import AzureEmulator
+from shared.gateway.failures import error_code
 from tests.support import RG_ID, SUBSCRIPTION, StaticTokenCredential
 
 SNAPSHOTS = f"{RG_ID}/providers/Microsoft.Compute/snapshots"
@@ -62,7 +63,7 @@ class TestQueryShape:
     def test_given_an_operator_the_emulator_does_not_model_when_queried_then_it_refuses_with_400(self, graph):
         with pytest.raises(HttpResponseError) as refused:
             graph.resources(QueryRequest(query="Resources | summarize count() by location"))
-        assert refused.value.status_code == 400 and refused.value.error.code == "BadRequest"
+        assert refused.value.status_code == 400 and error_code(refused.value) == "BadRequest"
 
 
 class TestPaging:

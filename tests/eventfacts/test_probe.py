@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from cli.probe import run_probe
+from cli.probe import ProbeResult, run_probe
 from emulator.credentials import StaticTokenCredential
 from rehearsal.runner import Rehearsal
 from rehearsal.scenario import EventBehaviourSpec, Scenario
@@ -24,7 +24,7 @@ ASSUMED = EventBehaviourSpec()
 WORST = EventBehaviourSpec(lock_delete_raises_event=False, locked_delete_raises_failure_event=False, write_success_at="acceptance")
 
 
-def probe(behaviour: EventBehaviourSpec) -> tuple[Rehearsal, str, object]:
+def probe(behaviour: EventBehaviourSpec) -> tuple[Rehearsal, str, ProbeResult]:
     scenario = Scenario.model_validate({"steps": []})
     scenario = scenario.model_copy(update={"world": scenario.world.model_copy(update={"event_behaviour": behaviour})})
     rehearsal = Rehearsal(scenario)

@@ -196,5 +196,6 @@ def test_given_the_library_match_cases_when_matched_then_the_port_finds_the_same
 def test_given_an_anchored_star_when_matched_then_it_reaches_into_folders_unlike_git():
     # pattern.go name.Match: "/*" is an anchored name pattern, fnmatch(pattern, path, 0) lets "*" match "/".
     rules = GitIgnore("/*\n!/handlers/\n")
-    assert rules.relative("handlers", True).text == "!/handlers/"
-    assert rules.relative("handlers/__init__.py", False).text == "/*"
+    folder, nested = rules.relative("handlers", True), rules.relative("handlers/__init__.py", False)
+    assert folder is not None and folder.text == "!/handlers/"
+    assert nested is not None and nested.text == "/*"

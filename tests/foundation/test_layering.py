@@ -117,7 +117,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> list[Import]:
                     base = ".".join(anchor + ([base] if base else []))
                 targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in child.names]
             for target in targets:
-                found.append(Import(name, target, path, child.lineno, in_function))
+                found.append(Import(name, target, path, getattr(child, "lineno", 0), in_function))
             visit(child, nested)
 
     visit(tree, False)

@@ -15,8 +15,8 @@ from shared.gateway.locks import SdkLocks
 from shared.gateway.monitor import SdkMonitor
 from tests.fake_gateway import FakeAzure
 
-SERVICES = [protocol.ComputeGateway, protocol.BatchGateway, protocol.LockGateway, protocol.MonitorGateway, protocol.ResourceGraphGateway]
-IMPLEMENTATIONS = [SdkCompute, SdkBatch, SdkLocks, SdkMonitor, SdkResourceGraph]
+SERVICES: list[type] = [protocol.ComputeGateway, protocol.BatchGateway, protocol.LockGateway, protocol.MonitorGateway, protocol.ResourceGraphGateway]
+IMPLEMENTATIONS: list[type] = [SdkCompute, SdkBatch, SdkLocks, SdkMonitor, SdkResourceGraph]
 
 
 def answers(cls: type) -> dict[str, object]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.arm.pools import BadPoolMetadata, PoolView, Targets
-from shared.guard.rules import Action, Condition, GuardState, Policy, decide, desired_targets, guard_resize_timeout, operator_targets
+from shared.guard.rules import Action, Condition, Decision, GuardState, Policy, decide, desired_targets, guard_resize_timeout, operator_targets
 from shared.naming import METADATA_GUARD_REARM, METADATA_GUARD_STATE
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -29,8 +29,14 @@ def pool(**changes) -> PoolView:
     return replace(base, **changes)
 
 
-def with_state(view: PoolView, state: GuardState) -> PoolView:
+def with_state(view: PoolView, state: GuardState | None) -> PoolView:
+    assert state is not None
     return replace(view, metadata={**view.metadata, METADATA_GUARD_STATE: state.to_metadata_value()})
+
+
+def state_of(decision: Decision) -> GuardState:
+    assert decision.state is not None
+    return decision.state
 
 
 def image_exists(deep: bool) -> list[str]:
@@ -84,7 +90,7 @@ class TestErrors:
         decision = decide(pool(error_codes=(code,), resize_timeout=timedelta(minutes=15)), TARGETS, NOW, POLICY, image_exists)
         assert decision.action is Action.RESIZE
         assert decision.targets == TARGETS and decision.resize_timeout == timedelta(minutes=20)
-        assert decision.state.resized_at == NOW and decision.state.nodes_at_resize == 300
+        assert state_of(decision).resized_at == NOW and state_of(decision).nodes_at_resize == 300
 
     @pytest.mark.parametrize("code", ["AccountCoreQuotaReached", "AccountLowPriorityCoreQuotaReached", "accountspotcorequotareached",
                                       "IncompatibleVMSize", "DiskEncryptionFailure", "MarketplacePlanPropertyMissing", "SomethingNew"])
@@ -101,8 +107,13 @@ class TestErrors:
         assert decide(changed, TARGETS, NOW, POLICY, image_exists).action is Action.ALERT
 
     def test_allocation_failed_while_the_lineage_exists_is_retried(self):
-        checked = []
-        decision = decide(pool(error_codes=("AllocationFailed",)), TARGETS, NOW, POLICY, lambda deep: checked.append(deep) or [])
+        checked: list[bool] = []
+
+        def lineage_missing(deep: bool) -> list[str]:
+            checked.append(deep)
+            return []
+
+        decision = decide(pool(error_codes=("AllocationFailed",)), TARGETS, NOW, POLICY, lineage_missing)
         assert decision.action is Action.RESIZE and checked == [True]
 
     def test_a_gone_image_is_one_critical_condition_and_no_resize(self):
@@ -125,11 +136,11 @@ class TestCircuitBreakerAndBackoff:
         waiting = decide(view, TARGETS, NOW, POLICY, image_exists)
         assert waiting.action is Action.WAIT and waiting.wait_until == NOW - timedelta(minutes=3) + timedelta(minutes=10)
         later = decide(view, TARGETS, NOW + timedelta(minutes=8), POLICY, image_exists)
-        assert later.action is Action.RESIZE and later.state.without_progress == 2
+        assert later.action is Action.RESIZE and state_of(later).without_progress == 2
 
     def test_progress_resets_the_count(self):
         state = GuardState(resized_at=NOW - timedelta(minutes=26), nodes_at_resize=200, without_progress=2, target="600/0")
-        assert decide(with_state(pool(), state), TARGETS, NOW, POLICY, image_exists).state.without_progress == 0
+        assert state_of(decide(with_state(pool(), state), TARGETS, NOW, POLICY, image_exists)).without_progress == 0
 
     def test_the_breaker_opens_after_the_configured_resizes_without_progress_and_alerts_once(self):
         state = GuardState(resized_at=NOW - timedelta(hours=1), nodes_at_resize=300, without_progress=2, target="600/0")
@@ -144,7 +155,7 @@ class TestCircuitBreakerAndBackoff:
         rearmed = with_state(pool(), state)
         rearmed = replace(rearmed, metadata={**rearmed.metadata, METADATA_GUARD_REARM: "2026-01-05"})
         decision = decide(rearmed, TARGETS, NOW, POLICY, image_exists)
-        assert decision.action is Action.RESIZE and decision.state.rearm == "2026-01-05"
+        assert decision.action is Action.RESIZE and state_of(decision).rearm == "2026-01-05"
 
     def test_unreadable_guard_state_starts_afresh(self):
         view = replace(pool(), metadata={**pool().metadata, METADATA_GUARD_STATE: "{not json"})

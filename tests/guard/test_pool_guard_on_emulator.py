@@ -39,7 +39,7 @@ def world_with(pools: list[dict], **world) -> Rehearsal:
 
 
 def props(rehearsal: Rehearsal, name: str) -> dict:
-    return rehearsal.emulator.store.find(f"{POOLS}/{name}").properties
+    return rehearsal.emulator.store.get(f"{POOLS}/{name}").properties
 
 
 def patches(rehearsal: Rehearsal) -> int:

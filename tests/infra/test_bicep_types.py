@@ -52,7 +52,7 @@ def symbols(document: dict, text: str) -> set[str]:
 
 
 def is_expression(value, names: set[str]) -> bool:
-    return isinstance(value, dict) and ({"function", "operator"} & set(value)) or (isinstance(value, str) and (value in names or "${" in value))
+    return (isinstance(value, dict) and bool({"function", "operator"} & set(value))) or (isinstance(value, str) and (value in names or "${" in value))
 
 
 def check(graph: Graph, node: dict, value, path: str, names: set[str], problems: list[str]) -> None:

@@ -33,7 +33,7 @@ TRANSITIVE_MARK = "# Transitive:"
 
 
 def pins(path) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
@@ -88,7 +88,9 @@ def test_given_host_json_when_read_then_service_bus_locks_are_renewed_for_as_lon
     host = json.loads((PROJECT_ROOT / "host.json").read_text())
 
     def seconds(value: str) -> int:
-        hours, minutes, secs = (int(part) for part in re.fullmatch(r"(\d+):(\d\d):(\d\d)", value).groups())
+        parsed = re.fullmatch(r"(\d+):(\d\d):(\d\d)", value)
+        assert parsed is not None, value
+        hours, minutes, secs = (int(part) for part in parsed.groups())
         return hours * 3600 + minutes * 60 + secs
 
     renewal = seconds(host["extensions"]["serviceBus"]["maxAutoLockRenewalDuration"])

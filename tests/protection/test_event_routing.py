@@ -96,12 +96,14 @@ class TestAlertLog:
     def test_one_claim_per_window_a_released_claim_alerts_again_and_a_fresh_pending_claim_is_in_progress(self):
         log = AlertLog(InMemoryRecords(), timedelta(minutes=60))
         claim = log.claim(ALERT, NOW)
+        assert claim is not None
         # WHEN another delivery races the first publish, THEN it is told to retry later
         with pytest.raises(AlertInProgress):
             log.claim(ALERT, NOW + timedelta(seconds=5))
         # WHEN the publish failed and the claim is released, THEN the next delivery may alert
         log.release(claim)
         claim = log.claim(ALERT, NOW + timedelta(seconds=30))
+        assert claim is not None
         log.confirm(claim, NOW + timedelta(seconds=31))
         assert log.claim(ALERT, NOW + timedelta(minutes=59)) is None
         assert log.claim(ALERT, NOW + timedelta(minutes=62)) is not None
@@ -123,7 +125,8 @@ class TestRecordsOnTableStorage:
         second = records.replace(first, {"state": "sent"})
         with pytest.raises(RecordConflict):
             records.replace(first, {"state": "stale"})
-        assert records.get("alert", IMAGE).data == {"state": "sent"}
+        stored = records.get("alert", IMAGE)
+        assert stored is not None and stored.data == {"state": "sent"}
         records.delete(second)
         assert records.get("alert", IMAGE) is None
 

@@ -124,7 +124,7 @@ class TestBoundedProtection:
         used = calls_during(rehearsal, lambda: [protect(rehearsal.services.records, rehearsal.services.gateway.locks, ImageUse(f"{POOLS}/p{i:03d}", image, (snapshot,), f"r{i}"))
                                                for i in range(50)])
         assert used == {LOCK_PUTS: 10}
-        notes = rehearsal.emulator.store.find(f"{image}/providers/Microsoft.Authorization/locks/cip-protect").properties["notes"]
+        notes = rehearsal.emulator.store.get(f"{image}/providers/Microsoft.Authorization/locks/cip-protect").properties["notes"]
         assert notes.startswith("custom-image-pools:") and "p000, p001, p002, p003 and others" in notes and len(notes) < 200
 
     def test_given_2000_pools_on_one_image_when_protected_then_every_record_stays_under_32_kib(self):
@@ -162,7 +162,7 @@ class TestAlertsNameEveryPool:
         for pool in pools[:-1]:
             assert release(rehearsal.services.records, rehearsal.services.gateway.locks, pool, keep_locks=False) == []
         # one pool left: the notes name it alone
-        assert "p5;" in rehearsal.emulator.store.find(lock).properties["notes"]
+        assert "p5;" in rehearsal.emulator.store.get(lock).properties["notes"]
         assert sorted(release(rehearsal.services.records, rehearsal.services.gateway.locks, pools[-1], keep_locks=False)) == sorted([image, snapshot])
         assert rehearsal.emulator.store.find(lock) is None
         assert all(rehearsal.services.records.list(kind) == [] for kind in (IMAGE_USE, IMAGE_USER, POOL_USE))

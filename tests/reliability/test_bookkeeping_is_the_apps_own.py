@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -19,6 +20,9 @@ from shared.messaging import RequestCheck
 from shared.store.ledger import PIPELINE_STAGES, LedgerRefused, RequestRecord, Stage
 from shared.store.tables import TableLedger
 from tests.reliability.test_every_team_hears_back import deliver, installed, replies, world
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableClient
 
 T0_BODY = {"requestId": "r-1"}
 
@@ -51,8 +55,9 @@ class TestTheOpenRequestsIndexKeepsItsRows:
         import shared.store.tables as tables
 
         monkeypatch.setattr(tables, "_ORPHAN_GRACE", timedelta(0))
+        ledger: TableLedger
         racing = CreateInProgress(azurite_table_client, lambda client: ledger)
-        ledger = TableLedger(racing)
+        ledger = TableLedger(cast("TableClient", racing))  # a proxy of the real client
         ledger._mark_open("r-1")  # noqa: SLF001 - an index row whose create died before its record
         # WHEN the listing removes it just as the create delivered again rewrites the row, then writes its record
         assert ledger.list_in_stages(PIPELINE_STAGES) == []

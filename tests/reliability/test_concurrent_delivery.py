@@ -10,6 +10,7 @@ own operations plus one look interval, however the threads interleave.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -155,7 +156,7 @@ class TwoDeliveriesClaimTogether(InMemoryLedger):
 
     def __init__(self) -> None:
         super().__init__()
-        self.second_delivery = None
+        self.second_delivery: Callable[[RequestRecord], object] | None = None
         self.raced = False
 
     def _replace(self, record: RequestRecord, updated: RequestRecord) -> RequestRecord:
@@ -228,7 +229,9 @@ class TestOneChainOfLooksPerResource:
 
         # GIVEN a 6,000-node pool: its version replicates for longer than the chain of looks lasts
         rehearsal = played(1, 6000)
-        version = rehearsal.ledger.get("team-a-render-001").plan.image_version.name
+        plan = rehearsal.ledger.get("team-a-render-001").plan
+        assert plan is not None and plan.image_version is not None
+        version = plan.image_version.name
         # THEN the version got at most the bounded number of looks, each a different one of its chain
         attempts = [json.loads(m.message.body)["attempt"] for m in looks_in(rehearsal) if version in m.message.body]
         assert len(attempts) <= MAX_REQUEST_LOOKS and sorted(attempts) == list(range(1, len(attempts) + 1))
