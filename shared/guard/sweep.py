@@ -286,7 +286,9 @@ class PoolGuard:
         nodes = view.current_dedicated + view.current_low_priority
         arrivals = Arrivals(check.grew_at, timedelta(seconds=check.quiet_seconds)).seen(check.seen_nodes, check.seen_at, nodes, now)
         if view.allocation_state.lower() in ("resizing", "stopping") and check.attempt < MAX_RECHECKS:
-            if stalled(view, arrivals, now) and self._resize_is_ours(view, account.key() in self._guarded):
+            # A pool whose image or lineage is gone is not resized again: its resize is left to end (the alert follows).
+            if (stalled(view, arrivals, now) and self._resize_is_ours(view, account.key() in self._guarded)
+                    and not self._lineage.missing(view.image_id, deep=True)):
                 self._stop_stalled(view, arrivals, report)
                 arrivals = Arrivals(quiet=arrivals.quiet)
                 when = now + SOONEST_LOOK
@@ -470,8 +472,11 @@ class PoolGuard:
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
             now = self.now()
             look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace, quiet_seconds=quiet.total_seconds())
-            # At the latest one stall window on, so the looks see the nodes arrive (or stop arriving: the stall policy).
-            when = min(next_look(view, pace, now, targets, timeout), now + STALL_WINDOW)
+            # Where nodes were seen arriving, at the latest one stall window on, so the looks see them arrive (or stop
+            # arriving: the stall policy); without a pace, at the timeout as before.
+            when = next_look(view, pace, now, targets, timeout)
+            if pace:
+                when = min(when, now + STALL_WINDOW)
             schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, when)
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
