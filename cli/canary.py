@@ -41,6 +41,11 @@ def run_canary(
     if account is None:
         report.add("canary request", False, "no Batch account in ALLOWED_SCOPES", "add one (BATCH_ACCOUNT_IDS) and provision")
         return
+    if gallery is None and not settings.allow_legacy_managed_image_pools:
+        # Batch retired pools straight from a managed image on 2026-03-31: the canary publishes to a gallery.
+        report.add("canary request", False, "CANARY_GALLERY_ID is not set (pools straight from a managed image are retired)",
+                   "set CANARY_GALLERY_ID to a Compute Gallery in the allowed scopes")
+        return
     request_id = f"canary-{int(time.time())}"
     image: dict[str, object] = {"galleryId": gallery} if gallery else {"legacyManagedImage": True}
     body = {

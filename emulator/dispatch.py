@@ -31,6 +31,9 @@ def dispatch(emulator, request: ArmRequest) -> ArmResponse:
         }[fault.kind]
         return ArmResponse(error.status, error.body(), {"Retry-After": str(fault.retry_after_seconds)})
     try:
+        refusal = emulator.faults.draw(route.operation_key, (FaultKind.REFUSE,))
+        if refusal is not None:
+            raise ArmError(refusal.message, code=refusal.code, status=refusal.status)
         _check_subscription(emulator, request)
         emulator.authorization.check_allowed(emulator.authorization.principal_of(request.header("Authorization")), request.path, route.action_for(request))
         if route.requires_api_version and not request.query.get("api-version"):

@@ -20,13 +20,16 @@ class FaultKind(str, Enum):
     UNAVAILABLE = "unavailable"  # 503
     LATENCY = "latency"  # virtual seconds added before answering
     LRO_FAILED = "lro_failed"  # the long-running operation ends Failed
+    REFUSE = "refuse"  # a 4xx answer with the rule's status, code and message (a permanent refusal, say)
 
 
 @dataclass(frozen=True)
 class FaultRule:
     """Inject ``kind`` into ``rate`` of the calls matching ``operation``.
 
-    ``limit`` caps how many times the rule fires (None: no cap).
+    ``limit`` caps how many times the rule fires (None: no cap). ``refuse``: the call is answered
+    ``status`` with ARM's error body ``{code, message}``, as ARM refuses it (a failure event and
+    Activity Log entry follow for a write).
     """
 
     operation: str
@@ -35,6 +38,9 @@ class FaultRule:
     retry_after_seconds: int = 2
     latency_seconds: float = 0.0
     limit: int | None = None
+    status: int = 409
+    code: str = "OperationNotAllowed"
+    message: str = "The operation is not allowed (injected refusal)."
 
     def matches(self, operation: str) -> bool:
         return fnmatchcase(operation.lower(), self.operation.lower())

@@ -106,6 +106,9 @@ param alertDedupMinutes int = 60
 @description('Keep the CanNotDelete locks on images and their lineage after a pool is gone (ops then remove them by hand).')
 param keepImageLocks bool = false
 
+@description('Accept requests for pools straight from a managed image (image.legacyManagedImage): Batch retired them on 2026-03-31; only for a cloud that still accepts them.')
+param allowLegacyManagedImagePools bool = false
+
 @minLength(3)
 @maxLength(63)
 @description('Name of the ledger table (3-63 letters or digits, starting with a letter).')
@@ -296,6 +299,7 @@ module functionApp 'app/function.bicep' = {
       STUCK_REQUEST_MINUTES: string(stuckRequestMinutes)
       ALERT_DEDUP_MINUTES: string(alertDedupMinutes)
       KEEP_IMAGE_LOCKS: keepImageLocks ? 'true' : 'false'
+      ALLOW_LEGACY_MANAGED_IMAGE_POOLS: allowLegacyManagedImagePools ? 'true' : 'false'
       REPLY_QUEUES: join(teamReplyQueues, ',')
       LEDGER_RETENTION_DAYS: string(ledgerRetentionDays)
       RETIRED_VERSION_END_OF_LIFE_DAYS: string(retiredVersionEndOfLifeDays)

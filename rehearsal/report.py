@@ -91,7 +91,7 @@ def _describe(kind: str, resource) -> dict:
         item["endOfLifeDate"] = publishing.get("endOfLifeDate")
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "imageDefinitions":
-        item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "features", "purchasePlan")})
+        item.update({name: properties.get(name) for name in ("osType", "osState", "hyperVGeneration", "identifier", "features", "purchasePlan")})
         item["provisioningState"] = properties.get("provisioningState")
     elif kind == "pools":
         scale = (properties.get("scaleSettings") or {}).get("fixedScale") or {}

@@ -32,9 +32,11 @@ from .host import FunctionHost, event_grid_event, service_bus_message
 from .observe import CallAttribution, FunctionLog, GuardDecision, decision_signature
 from .scenario import (
     AdvanceStep,
+    BatchApiStep,
     DeleteLockStep,
     DeleteResourceStep,
     DeliverEventStep,
+    LockResourceStep,
     ResizePoolStep,
     RevokeAppAccessStep,
     RunUntilIdleStep,
@@ -101,6 +103,7 @@ class Rehearsal:
                 setting_names.GUARDED_BATCH_ACCOUNTS: ",".join(world.guarded_batch_accounts),
                 setting_names.STUCK_REQUEST_MINUTES: str(world.stuck_request_minutes),
                 setting_names.REPLY_QUEUES: ",".join(world.reply_queues),
+                setting_names.ALLOW_LEGACY_MANAGED_IMAGE_POOLS: "true" if world.allow_legacy_managed_image_pools else "false",
             }
         )
         credential = StaticTokenCredential()
@@ -157,13 +160,15 @@ class Rehearsal:
                 os_disk_encrypted=vm.os_disk_encrypted,
                 managed_disks=vm.managed_disks,
                 security_type=vm.security_type,
+                secure_boot=vm.secure_boot_enabled,
+                vtpm=vm.v_tpm_enabled,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)
         for definition in world.image_definitions:
             emulator.compute.add_gallery_image(
                 definition.id, location=definition.location, os_type=definition.os_type, os_state=definition.os_state,
-                hyper_v_generation=definition.hyper_v_generation, security_type=definition.security_type)
+                hyper_v_generation=definition.hyper_v_generation, security_type=definition.security_type, publisher=definition.publisher)
         for version in world.image_versions:
             emulator.compute.add_gallery_image_version(
                 version.id, location=version.location, os_type=version.os_type, target_regions=version.target_regions or None)
@@ -186,7 +191,8 @@ class Rehearsal:
             emulator.batch.create_pool(account_id, name, pool.body(), url=f"https://management.azure.com{pool.id}")
         for fault in world.faults:
             emulator.faults.add(
-                FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit)
+                FaultRule(fault.operation, FaultKind(fault.kind), fault.rate, fault.retry_after_seconds, fault.latency_seconds, fault.limit,
+                          fault.status, fault.code, fault.message)
             )
 
     # -- playing ------------------------------------------------------------
@@ -218,6 +224,11 @@ class Rehearsal:
         elif isinstance(step, DeleteLockStep):
             self.delete_as_operator(step.delete_lock)
             self._pump()
+        elif isinstance(step, LockResourceStep):
+            lock = step.lock_resource
+            self._arm("PUT", f"{lock.resource_id.rstrip('/')}/providers/Microsoft.Authorization/locks/{lock.name}", "2020-05-01",
+                      {"properties": {"level": lock.level, "notes": "placed by a person"}})
+            self._pump()
         elif isinstance(step, AdvanceStep):
             self.advance(step.advance)
         elif isinstance(step, RunUntilIdleStep):
@@ -238,6 +249,9 @@ class Rehearsal:
             current = {m["name"]: m["value"] for m in self.emulator.batch.get_pool(edit.pool_id).properties.get("metadata") or []}
             self._arm_patch_pool(edit.pool_id, {"metadata": metadata_items({**current, **edit.metadata})})
             self._pump()
+        elif isinstance(step, BatchApiStep):
+            self._batch_api(step)
+            self._pump()
         elif isinstance(step, SetBatchAccountQuotaStep):
             quota = step.set_batch_account_quota
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
@@ -247,6 +261,29 @@ class Rehearsal:
             access = step.revoke_app_access
             self.emulator.authorization.deny(self.app_principal, access.scope, access.action)
             self.timeline.append(TimelineEntry(self.emulator.now(), "operator", access.scope, f"the app's access removed ({access.action})"))
+
+    def _batch_api(self, step: BatchApiStep) -> None:
+        """A call through the Batch service API: the emulator's pool changes, and no ARM event says so."""
+        from emulator.errors import ArmError
+
+        call, batch = step.batch_api, self.emulator.batch
+        pool_id = call.delete_pool or call.stop_resize or (call.resize_pool.pool_id if call.resize_pool else "")
+        try:
+            if call.delete_pool:
+                batch.data_plane_delete_pool(call.delete_pool)
+                outcome = "Batch API: pool deleted (no ARM event)"
+            elif call.stop_resize:
+                batch.data_plane_stop_resize(call.stop_resize)
+                outcome = "Batch API: resize stopped (no ARM event)"
+            else:
+                assert call.resize_pool is not None
+                batch.data_plane_resize(pool_id, call.resize_pool.target_dedicated_nodes, call.resize_pool.target_low_priority_nodes)
+                outcome = (f"Batch API: resized to {call.resize_pool.target_dedicated_nodes}/{call.resize_pool.target_low_priority_nodes}"
+                           " (no ARM event)")
+        except ArmError as refused:
+            outcome = f"Batch API: refused {refused.status} {refused.code}"
+        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", pool_id, outcome))
+        self._last_operator_call = self.emulator.now()
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
         """One call as an operator would make it, through ARM (locks and events apply)."""

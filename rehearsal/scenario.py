@@ -46,6 +46,10 @@ class VirtualMachineSpec(_Model):
     plan: dict[str, str] | None = None
     # The VM's securityProfile.securityType; null is Standard. Its OS disk and the snapshots copied from it carry it.
     security_type: Literal["TrustedLaunch", "ConfidentialVM"] | None = None
+    # Its securityProfile.uefiSettings (a Trusted Launch or confidential VM): images with unsigned drivers, common for
+    # GPU and HPC, are built on VMs with Secure Boot off.
+    secure_boot_enabled: bool = True
+    v_tpm_enabled: bool = True
 
 
 class BatchAccountSpec(_Model):
@@ -68,7 +72,10 @@ class ImageDefinitionSpec(_Model):
     os_type: Literal["Linux", "Windows"] = "Linux"
     os_state: Literal["Generalized", "Specialized"] = "Generalized"
     hyper_v_generation: Literal["V1", "V2"] = "V2"
-    security_type: Literal["TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported"] | None = None
+    security_type: Literal["Standard", "TrustedLaunch", "ConfidentialVM", "TrustedLaunchSupported", "ConfidentialVMSupported",
+                           "TrustedLaunchAndConfidentialVmSupported"] | None = None
+    # The definition's identifier (publisher, offer, SKU); a definition a team made has its own.
+    publisher: str = "seeded"
 
 
 class ImageVersionSpec(_Model):
@@ -97,11 +104,15 @@ class AllocationSpec(_Model):
 
 class FaultSpec(_Model):
     operation: str
-    kind: Literal["throttle", "server_error", "unavailable", "latency", "lro_failed"]
+    kind: Literal["throttle", "server_error", "unavailable", "latency", "lro_failed", "refuse"]
     rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     limit: int | None = None
     retry_after_seconds: int = 2
     latency_seconds: float = 0
+    # kind "refuse": the 4xx answer (status, ARM error code and message) the matching calls get.
+    status: Annotated[int, Field(ge=400, le=499)] = 409
+    code: str = "OperationNotAllowed"
+    message: str = "The operation is not allowed (injected refusal)."
 
 
 class EventDeliverySpec(_Model):
@@ -157,6 +168,9 @@ class World(_Model):
     batch_accounts: list[BatchAccountSpec] = Field(default_factory=lambda: [BatchAccountSpec(id=DEFAULT_ACCOUNT_ID)])
     galleries: list[GallerySpec] = Field(default_factory=lambda: [GallerySpec(id=DEFAULT_GALLERY_ID)])
     image_definitions: list[ImageDefinitionSpec] = Field(default_factory=list)
+    # ALLOW_LEGACY_MANAGED_IMAGE_POOLS: this deployment still accepts image.legacyManagedImage (a cloud where Batch
+    # still takes pools straight from a managed image; Batch retired them on 2026-03-31).
+    allow_legacy_managed_image_pools: bool = False
     # The teams' reply queues (REPLY_QUEUES): a ReplyTo naming any other queue is never answered.
     reply_queues: list[str] = Field(default_factory=lambda: ["team-a-replies", "team-b-replies", "replies"])
     image_versions: list[ImageVersionSpec] = Field(default_factory=list)
@@ -186,6 +200,18 @@ class DeleteResourceStep(_Model):
 
 class DeleteLockStep(_Model):
     delete_lock: str = Field(description="The lock's full resource id.")
+
+
+class ResourceLock(_Model):
+    resource_id: str = Field(description="The scope the lock is placed on: a resource, resource group or subscription id.")
+    level: Literal["CanNotDelete", "ReadOnly"] = "ReadOnly"
+    name: str = "operator-lock"
+
+
+class LockResourceStep(_Model):
+    """A person places a management lock through ARM (its event follows, as for any write)."""
+
+    lock_resource: ResourceLock
 
 
 class AdvanceStep(_Model):
@@ -220,6 +246,33 @@ class SetPoolMetadataStep(_Model):
     set_pool_metadata: PoolMetadataChange
 
 
+class BatchApiResize(_Model):
+    pool_id: str
+    target_dedicated_nodes: Annotated[int, Field(ge=0)] = 0
+    target_low_priority_nodes: Annotated[int, Field(ge=0)] = 0
+
+
+class BatchApiCall(_Model):
+    """One call through the Batch service API (the account's endpoint: az batch, Batch Explorer, the Batch SDKs)."""
+
+    delete_pool: str | None = Field(None, description="The pool's id: deleted, with no ARM event.")
+    resize_pool: BatchApiResize | None = None
+    stop_resize: str | None = Field(None, description="The pool's id: its resize is stopped, with no ARM event.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BatchApiCall:
+        given = [name for name in ("delete_pool", "resize_pool", "stop_resize") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of deletePool, resizePool, stopResize")
+        return self
+
+
+class BatchApiStep(_Model):
+    """A person (or a tool) calls the Batch service API: no ARM event and no Activity Log entry follow."""
+
+    batch_api: BatchApiCall
+
+
 class AccountQuota(_Model):
     batch_account_id: str
     dedicated_core_quota: Annotated[int, Field(ge=0)] | None = None
@@ -245,11 +298,11 @@ class RevokeAppAccessStep(_Model):
 
 
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

@@ -113,10 +113,15 @@ POOL_CIRCUIT_OPEN = AlertKind(
     "circuit-open", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
     "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
     f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.")
+POOL_TARGET_UNREADABLE = AlertKind(
+    "target-unreadable", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
+    "The pool's cip-target-* metadata could not be read (the reason says which key and value), so the guard went back to "
+    "the target its request asked for (from the ledger) and wrote it into the metadata. If you meant another target, "
+    "resize the pool itself: the guard adopts a person's resize.")
 
 # Every kind of alert: what the ops notifications and the image inventory read alerts against.
 ALERT_KINDS: tuple[AlertKind, ...] = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, PROTECTION_AUDIT_BLIND, REQUEST_FAILED,
-                                      POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN)
+                                      POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN, POOL_TARGET_UNREADABLE)
 
 @dataclass(frozen=True)
 class Alert:

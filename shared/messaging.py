@@ -108,19 +108,21 @@ class ServiceBusMessageSender:
 
 
 def outcome_reply(request_id: str, stage: str, reason: str | None, pool_id: str | None, *,
-                  answers_request_id: str | None = None, steps: Sequence[Mapping[str, str]] = ()) -> OutgoingMessage:
+                  answers_request_id: str | None = None, steps: Sequence[Mapping[str, str]] = (),
+                  message_id: str | None = None) -> OutgoingMessage:
     """The reply a requester gets when its request reaches a final stage (one message id per stage).
 
     ``answers_request_id``: a message refused because its requestId belongs to another request is
     answered in the name of that requestId (what its sender knows), under a message id of its own.
     ``steps``: what the request did on the way ({"at", "step", "detail"}; a refresh's), when it kept them.
+    ``message_id``: another id than the stage's (a later answer about the same outcome).
     """
     shown = answers_request_id or request_id
     body: dict[str, Any] = {"requestId": shown, "stage": stage, "reason": reason, "poolId": pool_id}
     if steps:
         body["steps"] = [dict(step) for step in steps]
     return OutgoingMessage(
-        json.dumps(body), message_id=f"{request_id}-{stage.lower()}", correlation_id=shown, subject=REPLY_SUBJECT
+        json.dumps(body), message_id=message_id or f"{request_id}-{stage.lower()}", correlation_id=shown, subject=REPLY_SUBJECT
     )
 
 

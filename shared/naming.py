@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 NAME_PREFIX = "cip-"
 # A request id names the request's snapshots, image and definition (cip-<requestId>...): lower case letters,
@@ -39,10 +39,17 @@ LOCK_NOTES_MARKER = "custom-image-pools:"
 # the image lineage (Batch docs, "Use a managed image to create a custom image pool").
 MAX_DEDICATED_NODES_PER_IMAGE = 2500
 MAX_LOW_PRIORITY_NODES_PER_IMAGE = 1000
-# One gallery replica serves about 300 pool nodes (Batch docs, batch-sig-images);
-# a gallery image version allows at most this many replicas per region.
+# Batch retired custom-image pools made straight from a managed image on this day (Batch docs,
+# batch-custom-image-pools-to-azure-compute-gallery-migration-guide): the gallery is the only path.
+LEGACY_POOLS_RETIRED = "2026-03-31"
+# One gallery replica serves about 300 pool nodes (Batch docs, batch-sig-images).
 NODES_PER_REPLICA = 300
-MAX_REGIONAL_REPLICAS = 100
+# Batch docs (batch-sig-images): for large gallery pools, at least 15 minutes of resize timeout per 1,000 VMs.
+RESIZE_TIMEOUT_PER_1000_NODES = timedelta(minutes=15)
+# Compute Gallery (azure-docs, virtual-machines/azure-compute-gallery.md): "you can have a maximum of 50 replicas per
+# region" (best practices) and "There's a limit of 100 replicas per image version" (limits).
+MAX_REGIONAL_REPLICAS = 50
+MAX_VERSION_REPLICAS = 100
 
 _SNAPSHOT_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)-(?:os|lun\d+)$", re.IGNORECASE)
 _REQUEST_NAME = re.compile(r"^cip-(?P<request>[a-z0-9-]+)$", re.IGNORECASE)

@@ -33,6 +33,9 @@ GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "GUARD_MAX_RESIZES_WITHOUT_PROGRESS"
 STUCK_REQUEST_MINUTES = "STUCK_REQUEST_MINUTES"
 ALERT_DEDUP_MINUTES = "ALERT_DEDUP_MINUTES"
 KEEP_IMAGE_LOCKS = "KEEP_IMAGE_LOCKS"
+# true: requests may still ask for a pool straight from a managed image (image.legacyManagedImage), which Batch retired
+# on 2026-03-31; only for a cloud that still accepts such pools.
+ALLOW_LEGACY_MANAGED_IMAGE_POOLS = "ALLOW_LEGACY_MANAGED_IMAGE_POOLS"
 REPLY_QUEUES = "REPLY_QUEUES"
 LEDGER_RETENTION_DAYS = "LEDGER_RETENTION_DAYS"
 # A gallery version a refresh moved its pool off gets publishingProfile.endOfLifeDate this many days later.
@@ -51,6 +54,7 @@ DEFAULT_GUARD_MAX_RESIZES_WITHOUT_PROGRESS = "3"
 DEFAULT_STUCK_REQUEST_MINUTES = "30"
 DEFAULT_ALERT_DEDUP_MINUTES = "60"
 DEFAULT_KEEP_IMAGE_LOCKS = "false"
+DEFAULT_ALLOW_LEGACY_MANAGED_IMAGE_POOLS = "false"
 DEFAULT_REPLY_QUEUES = ""
 DEFAULT_LEDGER_RETENTION_DAYS = "90"
 DEFAULT_RETIRED_VERSION_END_OF_LIFE_DAYS = "30"
@@ -194,6 +198,8 @@ class Settings:
     alert_dedup_minutes: int = int(DEFAULT_ALERT_DEDUP_MINUTES)
     # True: image protection locks stay after the last pool using the image is deleted.
     keep_image_locks: bool = False
+    # True: legacy managed-image pools (retired by Batch on 2026-03-31) are still accepted, for a cloud that still takes them.
+    allow_legacy_managed_image_pools: bool = False
     # The teams' reply queues: a message's ReplyTo is answered only when it names one of these.
     reply_queues: tuple[str, ...] = ()
     # A final, answered request's body and progress details are dropped this many days after it ended (its id stays taken).
@@ -245,6 +251,7 @@ class Settings:
             alert_dedup_minutes=read(
                 env, ALERT_DEDUP_MINUTES, _whole_number(1, _MAX_ALERT_DEDUP_MINUTES, "minutes"), DEFAULT_ALERT_DEDUP_MINUTES),
             keep_image_locks=read(env, KEEP_IMAGE_LOCKS, _boolean, DEFAULT_KEEP_IMAGE_LOCKS),
+            allow_legacy_managed_image_pools=read(env, ALLOW_LEGACY_MANAGED_IMAGE_POOLS, _boolean, DEFAULT_ALLOW_LEGACY_MANAGED_IMAGE_POOLS),
             reply_queues=read(env, REPLY_QUEUES, _queue_names, DEFAULT_REPLY_QUEUES),
             ledger_retention_days=read(
                 env, LEDGER_RETENTION_DAYS, _whole_number(1, _MAX_LEDGER_RETENTION_DAYS, "days"), DEFAULT_LEDGER_RETENTION_DAYS),
@@ -274,6 +281,7 @@ ALL_SETTING_NAMES = frozenset(
         STUCK_REQUEST_MINUTES,
         ALERT_DEDUP_MINUTES,
         KEEP_IMAGE_LOCKS,
+        ALLOW_LEGACY_MANAGED_IMAGE_POOLS,
         REPLY_QUEUES,
         LEDGER_RETENTION_DAYS,
         MESSAGE_SIGNING_KEY,

@@ -51,7 +51,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import isodate
 
@@ -80,6 +80,8 @@ MANAGED_IMAGE = "Microsoft.Compute/images"
 ARM_BASE_URL = "https://management.azure.com"
 
 STEADY, RESIZING, STOPPING = "Steady", "Resizing", "Stopping"
+# Batch docs (batch-custom-image-pools-to-azure-compute-gallery-migration-guide): managed-image custom pools retire on this day.
+MANAGED_IMAGE_POOLS_RETIRED = datetime(2026, 3, 31, tzinfo=UTC)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 MAX_RESIZE_TIMEOUT = timedelta(days=7)
@@ -233,6 +235,8 @@ class BatchBackend:
         # (pool id, start, end) of every finished resize: what benchmarks measure time-to-target against.
         self.resize_history: list[tuple[str, datetime, datetime]] = []
         self._resize_started: dict[str, datetime] = {}
+        # When Batch stopped accepting pools straight from a managed image; None plays a cloud that still accepts them.
+        self.managed_image_pools_retired_on: datetime | None = MANAGED_IMAGE_POOLS_RETIRED
         # Per pool (lower-case id): its nodes by the image each was deployed from (a node keeps its image until it goes).
         self._node_images: dict[str, dict[str, int]] = {}
 
@@ -362,6 +366,7 @@ class BatchBackend:
         _validate(requested, creating=True)
         self._check_image_placement(account, requested)
         if existing is not None:
+            self._emulator.locks.check_write(existing.id)
             self._replace(existing, body, requested)
             pool = existing
         else:
@@ -375,6 +380,7 @@ class BatchBackend:
         """PATCH: replace only the properties given; new fixed-scale targets start a resize."""
         pool = self.get_pool(pool_id)
         _check_preconditions(pool, if_match=if_match, if_none_match=None)
+        self._emulator.locks.check_write(pool.id)
         changes = _settable(body.get("properties"))
         _validate(changes, creating=False)
         self._ensure_writable(pool, changes)
@@ -392,8 +398,10 @@ class BatchBackend:
         self._emulator.emit(pool.id, "PATCH", True, url)
         return pool
 
-    def stop_resize(self, pool_id: str, *, url: str) -> ArmResource:
-        """POST stopResize: a resize in progress goes Stopping, then Steady with ``ResizeStopped``."""
+    def stop_resize(self, pool_id: str, *, url: str | None) -> ArmResource:
+        """POST stopResize: a resize in progress goes Stopping, then Steady with ``ResizeStopped``.
+
+        ``url`` None: the Batch service API's stop-resize, which raises no ARM event."""
         pool = self.get_pool(pool_id)
         self._ensure_not_deleting(pool)
         if pool.properties.get("allocationState") == RESIZING:
@@ -408,8 +416,57 @@ class BatchBackend:
                         self._finish(pool, [_error(RESIZE_STOPPED, "Desired number of nodes could not be allocated due to a stop resize operation.")])
 
             self._emulator.clock.call_later(self.allocation.stop_seconds, stopped)
-        self._emulator.emit(pool.id, "POST", True, url, "stopResize")
+        if url is not None:
+            self._emulator.emit(pool.id, "POST", True, url, "stopResize")
         return pool
+
+    # -- the Batch service API (data plane) -------------------------------------------------------------------
+    #
+    # What `az batch pool delete/resize/stop-resize`, Batch Explorer or the Batch SDKs do: calls to the account's own
+    # endpoint, not to management.azure.com. "Operations sent to the data plane (like myaccount.blob.core.windows.net) do
+    # not create events" (MicrosoftDocs/azure-docs, articles/event-grid/event-schema-resource-groups.md): no ARM event and
+    # no Activity Log entry (it lists what ARM answered); "Locks only apply to control plane Azure operations and not to
+    # data plane operations" (articles/azure-resource-manager/management/lock-resources.md), so no lock stops them.
+
+    def data_plane_delete_pool(self, pool_id: str) -> None:
+        """DELETE {accountEndpoint}/pools/{poolId}: the pool goes Deleting, then is gone; no ARM event."""
+        pool = self.get_pool(pool_id)
+        self._ensure_not_deleting(pool)
+        self._runs.pop(pool.id.lower(), None)
+        self._set_provisioning_state(pool, "Deleting")
+
+        def deleted() -> None:
+            with self._emulator.lock:
+                self._store.remove(pool.id)
+
+        self._emulator.clock.call_later(self.allocation.delete_seconds, deleted)
+
+    def data_plane_resize(self, pool_id: str, dedicated: int, low_priority: int) -> None:
+        """POST {accountEndpoint}/pools/{poolId}/resize: new fixed-scale targets, a resize starts; no ARM event.
+
+        "You can only resize a Pool when its allocation state is steady. If the Pool is already resizing, the request
+        fails with status code 409" (Batch REST, Pools - Resize Pool, 2025-06-01): refused whatever the targets, unlike
+        a management-plane PATCH, with ``PoolBeingResized`` ("Conflict (409) The specified pool is being resized",
+        Batch status and error codes). A pool being deleted refuses it as the PATCH does (``PoolBeingDeleted``). "You
+        can't resize Pools which are configured for automatic scaling. If you try to do this, the Batch service returns
+        an error 409" (same page): the page names no code; ``OperationNotValidOnPool`` ("The specified operation is not
+        valid on the pool", Batch status and error codes) is the nearest there, not recorded.
+        """
+        pool = self.get_pool(pool_id)
+        self._ensure_not_deleting(pool)
+        if pool.properties.get("allocationState") != STEADY:
+            raise Conflict(f"The specified pool '{pool.name}' is being resized.", code="PoolBeingResized")
+        if "autoScale" in (pool.properties.get("scaleSettings") or {}):
+            raise Conflict(f"The specified pool '{pool.name}' is configured for automatic scaling.", code="OperationNotValidOnPool")
+        fixed = {**((pool.properties.get("scaleSettings") or {}).get("fixedScale") or {}),
+                 "targetDedicatedNodes": dedicated, "targetLowPriorityNodes": low_priority}
+        pool.properties["scaleSettings"] = _normalised_scale({"fixedScale": fixed})
+        self._touch(pool)
+        self._resize_if_needed(pool)
+
+    def data_plane_stop_resize(self, pool_id: str) -> None:
+        """POST {accountEndpoint}/pools/{poolId}/stopresize: as the management plane's stopResize, with no ARM event."""
+        self.stop_resize(pool_id, url=None)
 
     def delete_pool(self, pool_id: str, *, url: str, api_version: str) -> ArmResponse:
         """DELETE: 202 + ``Location`` polled until the pool is gone; the delete event follows completion."""
@@ -486,6 +543,14 @@ class BatchBackend:
                     f"account's region '{account.location}' (target regions: {', '.join(regions)}).",
                     code="InvalidPropertyValue")
         elif kind == MANAGED_IMAGE.lower():
+            retired = self.managed_image_pools_retired_on
+            if retired is not None and self._emulator.now() >= retired:
+                # MicrosoftDocs/azure-docs, articles/batch/batch-custom-image-pools-to-azure-compute-gallery-migration-guide.md:
+                # custom-image pools made straight from a managed image are retired on 2026-03-31. No source shows the
+                # answer Batch gives afterwards: the 400 InvalidPropertyValue and its wording are the emulator's.
+                raise InvalidParameter(
+                    f"'{where}': custom image pools from a managed image ('{image.id}') were retired on {retired:%Y-%m-%d}; "
+                    "use an Azure Compute Gallery image version.", code="InvalidPropertyValue")
             # learn.microsoft.com/azure/batch/batch-custom-images ("Use a managed image to create a custom image
             # pool"): "The custom image must be a managed image resource in the same Azure subscription and
             # region as the Batch account."

@@ -24,8 +24,11 @@ GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
 VIRTUAL_MACHINE = "Microsoft.Compute/virtualMachines"
 DISK = "Microsoft.Compute/disks"
 
-# Compute Gallery's upper bound for regionalReplicaCount per target region.
-MAX_REGIONAL_REPLICAS = 100
+# Compute Gallery's bounds (azure-docs, virtual-machines/azure-compute-gallery.md): "you can have a maximum of 50
+# replicas per region" (best practices), "There's a limit of 100 replicas per image version" (limits). The page gives
+# no error text; the answer's code and wording here are not recorded (InvalidParameter, as for other bad counts).
+MAX_REGIONAL_REPLICAS = 50
+MAX_VERSION_REPLICAS = 100
 _VERSION_NAME = re.compile(r"^\d+\.\d+\.\d+$")
 _GALLERY_NAME = re.compile(r"^[A-Za-z0-9._]{1,80}$")
 
@@ -97,10 +100,13 @@ class ComputeBackend:
         managed_disks: bool = True,
         hyper_v_generation: str = "V2",
         security_type: str | None = None,
+        secure_boot: bool = True,
+        vtpm: bool = True,
     ) -> ArmResource:
         """Seed a VM with its OS disk, data disks, extensions and base image.
 
-        ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``.
+        ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``; ``secure_boot`` and ``vtpm`` its
+        ``uefiSettings`` (images with unsigned drivers are built on VMs with Secure Boot off).
         """
         if security_type not in VM_SECURITY_TYPES:
             raise ValueError(f"security_type must be one of {VM_SECURITY_TYPES}, got {security_type!r}")
@@ -143,10 +149,10 @@ class ComputeBackend:
         }
         if security_type:
             # Compute REST spec (VirtualMachine securityProfile): securityType TrustedLaunch | ConfidentialVM with
-            # uefiSettings {secureBootEnabled, vTpmEnabled}. Seeded with both on, as the deployments in
-            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal set them.
+            # uefiSettings {secureBootEnabled, vTpmEnabled}. Both on by default, as the deployments in
+            # learn.microsoft.com/azure/virtual-machines/trusted-launch-portal set them; either can be seeded off.
             properties["securityProfile"] = {"securityType": security_type,
-                                             "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+                                             "uefiSettings": {"secureBootEnabled": secure_boot, "vTpmEnabled": vtpm}}
         extra: dict = {}
         if plan:
             extra["plan"] = dict(plan)
@@ -165,11 +171,12 @@ class ComputeBackend:
         return self._store.put(ArmResource(gallery_id, GALLERY, location, properties, created_at=self._emulator.now()))
 
     def add_gallery_image(self, definition_id: str, *, location: str = "westeurope", os_type: str = "Linux",
-                          os_state: str = "Generalized", hyper_v_generation: str = "V2", security_type: str | None = None) -> ArmResource:
+                          os_state: str = "Generalized", hyper_v_generation: str = "V2", security_type: str | None = None,
+                          publisher: str = "seeded") -> ArmResource:
         """Seed an existing gallery image definition (features SecurityType when ``security_type`` is set)."""
         name = definition_id.rsplit("/", 1)[-1]
         properties: dict = {"osType": os_type, "osState": os_state, "hyperVGeneration": hyper_v_generation,
-                            "identifier": {"publisher": "seeded", "offer": name, "sku": name}, "provisioningState": "Succeeded"}
+                            "identifier": {"publisher": publisher, "offer": name, "sku": name}, "provisioningState": "Succeeded"}
         if security_type:
             properties["features"] = [{"name": "SecurityType", "value": security_type}]
         return self._store.put(ArmResource(definition_id, GALLERY_IMAGE, location, properties, created_at=self._emulator.now()))
@@ -354,7 +361,18 @@ class ComputeBackend:
         for field_name in ("publisher", "offer", "sku"):
             if not identifier.get(field_name):
                 raise InvalidParameter(f"Required parameter 'identifier.{field_name}' is missing (null).")
-        final = {"hyperVGeneration": "V1", **properties}
+        existing = self._store.find(image_id)
+        if existing is None:
+            final = {**_new_definition_defaults(api_version), **properties}
+            features = _definition_features(properties, api_version, final["hyperVGeneration"])
+            if features:
+                final["features"] = features
+            else:
+                final.pop("features", None)
+        else:
+            _check_definition_unchanged(existing, properties)
+            final = {**existing.properties, **properties}
+            final.pop("provisioningState", None)
         return self._put_async(image_id, GALLERY_IMAGE, location, body, final, self.timings.gallery_image_seconds,
                                url=url, api_version=api_version, created_status=201)
 
@@ -377,6 +395,9 @@ class ComputeBackend:
             if not 1 <= count <= MAX_REGIONAL_REPLICAS:
                 raise InvalidParameter(f"regionalReplicaCount must be between 1 and {MAX_REGIONAL_REPLICAS}, got {count}.")
             replicas.append(count)
+        if sum(replicas) > MAX_VERSION_REPLICAS:
+            raise InvalidParameter(f"An image version may have at most {MAX_VERSION_REPLICAS} replicas in all; "
+                                   f"targetRegions ask for {sum(replicas)}.")
         publishing.setdefault("replicaCount", default_count)
         publishing.setdefault("targetRegions", regions)
         _check_retirement(publishing)
@@ -454,13 +475,23 @@ class ComputeBackend:
                    failure: ArmError | None = None, state: str | None = None, monitor_location: bool = False) -> ArmResponse:
         existing = self._store.find(resource_id)
         if existing is not None and existing.provisioning_state in ("Creating", "Updating", "Deleting"):
+            # Compute's answer to a PUT that collides with one under way, recorded for a VM PUT in Azure/azure-cli#15765
+            # (409 Conflict, this message). For disks, snapshots, images and gallery resources no recording shows the
+            # answer; the emulator gives the same one.
             raise Conflict(
-                f"Operation on '{existing.name}' is not allowed: another operation is in progress "
-                f"(provisioningState {existing.provisioning_state}).",
-                code="OperationNotAllowed",
+                "The request failed due to conflict with a concurrent request. To resolve it, please refer to "
+                "https://aka.ms/activitylog to get more details on the conflicting requests.",
+                code="Conflict",
             )
         if existing is not None and existing.location and _region(existing.location) != _region(location):
-            raise InvalidParameter(f"Resource '{existing.name}' already exists in location '{existing.location}'; location cannot change.", code="LocationNotAvailableForResourceType")
+            # virtual-machines/troubleshooting-shared-images: "The resource <galleryName/imageDefinitionName> already
+            # exists in location <region_1> in resource group <resourceGroup>. A resource with the same name cannot be
+            # created in location <region_2>. Please select a new resource name."; ARM answers it 409
+            # InvalidResourceLocation (the code deployments print for it).
+            group = existing.id.split("/resourceGroups/", 1)[-1].split("/", 1)[0] if "/resourceGroups/" in existing.id else ""
+            raise Conflict(f"The resource '{existing.name}' already exists in location '{existing.location}' in resource group "
+                           f"'{group}'. A resource with the same name cannot be created in location '{location}'. Please select "
+                           "a new resource name.", code="InvalidResourceLocation")
         state = state or ("Updating" if existing is not None else "Creating")
         extra = {"sku": sku} if sku else {}
         resource = ArmResource(existing.id if existing else resource_id, resource_type, location,
@@ -509,6 +540,50 @@ def _require_location(body: dict) -> str:
     if not location or not isinstance(location, str):
         raise InvalidParameter("Required parameter 'location' is missing (null).", code="LocationRequired")
     return location
+
+
+# A gallery image definition is fixed once made (virtual-machines/troubleshooting-shared-images: "Changing property
+# 'galleryImage.properties.<property>' is not allowed. Cause: You tried to change the OS type, OS state, Hyper-V
+# generation, offer, publisher, or SKU."). Status, code and target: 409 PropertyChangeNotAllowed with
+# "target": "galleryImage.properties.hyperVGeneration", as a deployment printed it (Azure/bicep-registry-modules,
+# avm/res/compute/gallery README, "Common Issues"). The identifier's parts are named the same way (identifier.publisher,
+# ...); no source shows their exact path. Whether a change of the SecurityType feature is refused no source says: the
+# emulator lets it through.
+_IMMUTABLE_DEFINITION_PROPERTIES = ("osType", "osState", "hyperVGeneration", "identifier.publisher", "identifier.offer",
+                                    "identifier.sku")
+# Compute Gallery (virtual-machines/azure-compute-gallery, "Trusted Launch validation"): "Starting with API 2025-03-03,
+# all new Compute Gallery image definitions will default to: Hyper-V Generation V2, Security Type TrustedLaunchSupported",
+# when the securityType feature is absent or null; "Standard" opts out. Before that API version the generation
+# defaulted to V1 and no feature was set.
+_TRUSTED_LAUNCH_DEFAULT_API = "2025-03-03"
+
+
+def _new_definition_defaults(api_version: str) -> dict:
+    return {"hyperVGeneration": "V2" if api_version >= _TRUSTED_LAUNCH_DEFAULT_API else "V1"}
+
+
+def _definition_features(properties: dict, api_version: str, generation: str) -> list[dict]:
+    """The features a new definition gets: as sent, with SecurityType TrustedLaunchSupported when absent or null from
+    2025-03-03 (for a V2 definition: a security type needs generation 2, trusted-launch-portal)."""
+    features = [dict(f) for f in properties.get("features") or [] if f.get("value") is not None or str(f.get("name", "")).lower() != "securitytype"]
+    if (api_version >= _TRUSTED_LAUNCH_DEFAULT_API and str(generation).upper() == "V2"
+            and not any(str(f.get("name", "")).lower() == "securitytype" for f in features)):
+        features.append({"name": "SecurityType", "value": "TrustedLaunchSupported"})
+    return features
+
+
+def _check_definition_unchanged(existing: ArmResource, properties: dict) -> None:
+    """A PUT of an existing definition may not change what a version of it must be (409 PropertyChangeNotAllowed)."""
+    for path in _IMMUTABLE_DEFINITION_PROPERTIES:
+        had, wants = _dotted(existing.properties, path), _dotted(properties, path)
+        if wants is not None and str(wants).lower() != str(had or "").lower():
+            raise Conflict(f"Changing property 'galleryImage.properties.{path}' is not allowed.", code="PropertyChangeNotAllowed")
+
+
+def _dotted(values: dict, path: str) -> object:
+    for part in path.split("."):
+        values = values.get(part) if isinstance(values, dict) else None  # type: ignore[assignment]
+    return values
 
 
 def _facts(resource: ArmResource) -> dict[str, str | None]:

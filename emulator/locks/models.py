@@ -2,7 +2,8 @@
 
 A ``CanNotDelete`` or ``ReadOnly`` lock on a resource, or on any scope above
 it (parent resource, resource group, subscription), makes its DELETE fail with
-409 ``ScopeLocked``, as ARM does.
+409 ``ScopeLocked``, as ARM does; a ``ReadOnly`` one makes a change to it (a
+pool's PATCH, a PUT over it) fail the same way.
 """
 
 from __future__ import annotations
@@ -86,6 +87,22 @@ class LocksBackend:
         if not at_subscription or (filter_expression or "").replace(" ", "").lower().startswith("atscope()"):
             return self.at_scope(scope)
         return [lock for lock in self._store.of_type(LOCK) if lock.id.lower().startswith(target + "/")]
+
+    def check_write(self, resource_id: str) -> None:
+        """Raise ScopeLocked if a ReadOnly lock forbids changing ``resource_id`` (a PUT over it, a PATCH).
+
+        "ReadOnly means authorized users can read a resource, but they can't delete or update it"
+        (azure-resource-manager/management/lock-resources.md); the answer is 409 ScopeLocked "The scope '...' cannot
+        perform write operation because following scope(s) are locked: '...'. Please remove the lock and try again."
+        (quoted in MicrosoftDocs azure-docs, automation/troubleshoot/start-stop-vm.md; code as the Azure CLI prints it).
+        """
+        blocking = [lock for lock in self.at_scope(resource_id) if lock.properties.get("level") == "ReadOnly"]
+        if blocking:
+            scopes = ", ".join(f"'{scope_of(lock.id)}'" for lock in blocking)
+            raise ScopeLocked(
+                f"The scope '{resource_id}' cannot perform write operation because following scope(s) are locked: "
+                f"{scopes}. Please remove the lock and try again."
+            )
 
     def check_delete(self, resource_id: str) -> None:
         """Raise ScopeLocked if a lock forbids deleting ``resource_id``."""

@@ -223,6 +223,9 @@ class VirtualMachineView(ResourceView):
     plan: PurchasePlan | None
     # securityProfile.securityType ("" for Standard).
     security_type: str
+    # securityProfile.uefiSettings: Secure Boot and vTPM (None when the VM does not say).
+    secure_boot: bool | None = None
+    vtpm: bool | None = None
 
     @classmethod
     def from_sdk(cls, vm: Any) -> VirtualMachineView:
@@ -241,7 +244,13 @@ class VirtualMachineView(ResourceView):
             image_publisher=(getattr(reference, "publisher", None) or "") if reference is not None else "",
             plan=PurchasePlan(plan.name, plan.publisher, plan.product) if plan is not None else None,
             security_type=wire_text(getattr(getattr(vm, "security_profile", None), "security_type", None)),
+            secure_boot=getattr(_uefi(vm), "secure_boot_enabled", None),
+            vtpm=getattr(_uefi(vm), "v_tpm_enabled", None),
         )
+
+
+def _uefi(vm: Any) -> Any:
+    return getattr(getattr(vm, "security_profile", None), "uefi_settings", None)
 
 
 @dataclass(frozen=True)

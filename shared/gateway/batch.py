@@ -104,8 +104,11 @@ def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
         except ResourceNotFoundError:
             return PoolUpdate.GONE
         except HttpResponseError as exc:
-            # 409: busy (PoolBeingResized). 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is
-            # Steady at zero nodes (its recorded refusal; see the emulator's Batch model for the sources).
+            # 409: busy (PoolBeingResized), or a ReadOnly lock (ScopeLocked: refused until a person removes it).
+            # 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is Steady at zero nodes (its
+            # recorded refusal; see the emulator's Batch model for the sources).
+            if exc.status_code == 409 and error_code(exc) == "ScopeLocked":
+                return PoolUpdate.LOCKED
             if exc.status_code == 409 or (exc.status_code == 400 and error_code(exc) == "PropertyCannotBeUpdated"):
                 return PoolUpdate.REFUSED
             raise

@@ -1,8 +1,9 @@
 """One ARM call at a time, its failure sorted into what the caller should do.
 
-Transient (429, 5xx, connection) -> :class:`TransientAzureError`: raise so the
-platform redelivers. Our own resource already being created (409), or a lost
-conditional-write race (412) -> a :class:`Waiting` value. Any other refusal -> :class:`StepFailed`: permanent.
+Transient (429, 5xx, connection, a 409 that says to retry later) -> :class:`TransientAzureError`: raise so the
+platform redelivers. The same resource being written right now (a 409 that says so), or a lost
+conditional-write race (412) -> a :class:`Waiting` value. Any other refusal -> :class:`StepFailed`: permanent
+(:func:`sort_refusal` says which, by code and message).
 Only the gateway calls these: what leaves it is a view, a :class:`Waiting`, or one of the two exception roots.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 from ..errors import PermanentError, TransientError
@@ -51,6 +53,50 @@ def error_code(error: Exception) -> str:
     return getattr(inner, "code", None) or ""
 
 
+class Refusal(str, Enum):
+    """What a 4xx answer means for the step that got it."""
+
+    # The same resource is being written right now (or a conditional write lost a race): the step is under way.
+    UNDER_WAY = "under-way"
+    # Azure says to try again later.
+    TRANSIENT = "transient"
+    # Azure refused the step for good: the request fails with the reason.
+    PERMANENT = "permanent"
+
+
+# Sorted by code and message, from what Azure is recorded to answer. A 409 is not always "in progress":
+# - Compute answers a PUT that collides with one under way with 409 Conflict "The request failed due to conflict with a
+#   concurrent request. To resolve it, please refer to https://aka.ms/activitylog ..." (recorded response of a VM PUT in
+#   Azure/azure-cli#15765); App Service says "Cannot modify this ... because another operation is in progress"
+#   (Azure/azure-sdk-for-java#1827); Microsoft.Network uses the code AnotherOperationInProgress.
+# - Compute also answers 409 OperationNotAllowed for permanent refusals: "Disk ... is attached to VM ..." (the AKS
+#   troubleshooting page, MicrosoftDocs/azure-docs), "Operation could not be completed as it results in exceeding
+#   approved ... Cores quota" (azure-docs, quota errors); 409 PropertyChangeNotAllowed "Changing property
+#   'galleryImage.properties.<p>' is not allowed" (virtual-machines/troubleshooting-shared-images); 409 ScopeLocked
+#   (a management lock). Only one OperationNotAllowed asks to retry: "The resource provider cannot perform this operation
+#   currently due to system upgrade. Please retry after some time." (azure-docs troubleshoot, cross-subscription moves).
+# Any other 409 is refused for good: retrying an unknown refusal for ever is what this sorting exists to stop.
+_UNDER_WAY_CODES = frozenset({"anotheroperationinprogress"})
+_UNDER_WAY_WORDS = ("conflict with a concurrent request", "another operation is in progress", "operation is in progress")
+_RETRY_WORDS = ("retry after some time", "please retry later", "try again later")
+
+
+def sort_refusal(status: int, code: str, message: str) -> Refusal:
+    """Whether a 4xx answer (not 429) means the step is under way, should be tried again later, or was refused for good."""
+    if status == 412:
+        # A conditional write lost a race (If-None-Match: * on a resource another delivery just created, or If-Match
+        # on a changed ETag): re-read next time.
+        return Refusal.UNDER_WAY
+    if status != 409:
+        return Refusal.PERMANENT
+    text = message.lower()
+    if code.lower() in _UNDER_WAY_CODES or (code.lower() == "conflict" and any(words in text for words in _UNDER_WAY_WORDS)):
+        return Refusal.UNDER_WAY
+    if any(words in text for words in _RETRY_WORDS):
+        return Refusal.TRANSIENT
+    return Refusal.PERMANENT
+
+
 def call_arm(description: str, action: Callable[[], T]) -> T | Waiting:
     """Run one ARM call and sort its failure: transient, already under way, or permanent."""
     # Azure SDK, loaded on first use (cold start).
@@ -64,14 +110,12 @@ def call_arm(description: str, action: Callable[[], T]) -> T | Waiting:
         status = _status(exc)
         if status is None or status == 429 or status >= 500:
             raise TransientAzureError(f"{description}: HTTP {status} {error_code(exc)}") from exc
-        if status == 409 and error_code(exc) in ("OperationNotAllowed", "Conflict", "AnotherOperationInProgress"):
-            # Our own deterministic name is already being created: that is the step under way.
-            return Waiting(description)
-        if status == 412:
-            # A conditional write lost a race (If-None-Match: * on a resource another
-            # delivery just created, or If-Match on a changed ETag): re-read next time.
-            return Waiting(description)
         message = getattr(getattr(exc, "error", None), "message", None) or str(exc)
+        refusal = sort_refusal(status, error_code(exc), message)
+        if refusal is Refusal.UNDER_WAY:
+            return Waiting(description)
+        if refusal is Refusal.TRANSIENT:
+            raise TransientAzureError(f"{description}: HTTP {status} {error_code(exc)}: {message[:300]}") from exc
         raise StepFailed(f"{description} was refused: {error_code(exc) or status}: {message}") from exc
 
 

@@ -51,6 +51,8 @@ class PoolUpdate(str, Enum):
     # Batch refused the change for now (409, e.g. PoolBeingResized; 400 PropertyCannotBeUpdated: an image change while
     # the pool is not Steady at zero nodes).
     REFUSED = "refused"
+    # A ReadOnly lock refuses every change to the pool (409 ScopeLocked) until a person removes it.
+    LOCKED = "locked"
 
 
 @dataclass(frozen=True)

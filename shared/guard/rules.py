@@ -31,6 +31,7 @@ from ..naming import (
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
     METADATA_GUARD_REARM,
     METADATA_GUARD_STATE,
+    RESIZE_TIMEOUT_PER_1000_NODES,
 )
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 # for large fixed-size pools; Batch's own default when none is set is PT15M (FixedScaleSettings.resizeTimeout).
 GUARD_RESIZE_TIMEOUT_MIN = timedelta(minutes=20)
 BATCH_DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
-# Batch docs (batch-sig-images): for large gallery pools, at least 15 minutes of resize timeout per 1,000 VMs.
-RESIZE_TIMEOUT_PER_1000_NODES = timedelta(minutes=15)
 BACKOFF_BASE = timedelta(minutes=5)
 BACKOFF_CAP = timedelta(minutes=60)
 # A resize that started slightly before our recorded time (clock skew) is still ours.

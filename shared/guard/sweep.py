@@ -15,20 +15,22 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, Alerts
+from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNREADABLE, Alerts
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
 from ..messaging import AdoptedPool, MessageSender, PoolCheck, schedule_pool_check
+from ..model.request import PoolRequest
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
-from ..pipeline.reconcile import age_out_final_records, fail_requests_whose_pool_is_gone, reconcile_stuck_requests, send_pending_replies
+from ..pipeline.reconcile import age_out_final_records, end_pools_that_are_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import ProtectionAlerts
 from ..protection.audit import audit_protection
 from ..protection.lineage import LineageReader, lineage_resource
-from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_lineage
+from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_gone, recorded_lineage, recorded_pools
 from ..refresh.mover import PoolRefresher
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
@@ -156,6 +158,8 @@ class PoolGuard:
     now: Callable[[], datetime]
     # The usage summaries read at the start of the sweep (None until read): the protection audit reuses them.
     in_use: list[KeyedRecord] | None = field(default=None, init=False)
+    # The pools recorded as using an image, read when the sweep chose its accounts: the gone-pool pass reuses them.
+    recorded_pools: list[str] | None = field(default=None, init=False)
     # The pools refreshes are moving (pool key -> request), read once per sweep or check (None until read).
     _refreshes: dict[str, str] | None = field(default=None, init=False)
 
@@ -250,8 +254,9 @@ class PoolGuard:
         except Exception:  # noqa: BLE001 - the audit is a fallback: the next sweep looks again
             log.exception("protection audit failed; the next sweep looks again")
         try:
-            report.failed_pools_gone.extend(
-                fail_requests_whose_pool_is_gone(ledger, pipeline, self.gateway.batch, report.seen_pools, report.listed_accounts))
+            report.failed_pools_gone.extend(end_pools_that_are_gone(
+                ledger, pipeline, self.gateway.batch, self.records, self.gateway.locks, report.seen_pools, report.listed_accounts,
+                keep_locks=settings.keep_image_locks, recorded=self.recorded_pools))
             report.replies_sent.extend(send_pending_replies(ledger, pipeline, self.now))
             report.aged_out.extend(age_out_final_records(ledger, self.records, settings, self.now()))
         except LedgerError:
@@ -340,12 +345,19 @@ class PoolGuard:
         return resize if isinstance(resize, str) else None
 
     def accounts_to_sweep(self) -> list[ArmId]:
-        """Guarded accounts, Batch accounts named in the allowed scopes, and accounts of requests still scaling or refreshing."""
+        """Guarded accounts, Batch accounts named in the allowed scopes, accounts of requests still scaling or refreshing,
+        and accounts of pools recorded as using an image (a pool deleted through the Batch service API raises no event:
+        only a listing shows it gone)."""
         accounts: dict[str, ArmId] = {}
         for scope in (*self.settings.guarded_batch_accounts, *self.settings.allowed_scopes):
             account = try_parse(scope, BATCH_ACCOUNT)
             if account is not None:
                 accounts.setdefault(account.key(), account)
+        self.recorded_pools = recorded_pools(self.records)
+        for pool_id in self.recorded_pools:
+            pool = try_parse(pool_id, BATCH_POOL)
+            if pool is not None:
+                accounts.setdefault(pool.parent().key(), pool.parent())
         for record in self.ledger.list_in_stages((Stage.SCALING, Stage.REFRESHING)):
             if record.plan is not None:
                 account = record.plan.pool.parent()
@@ -382,10 +394,14 @@ class PoolGuard:
         try:
             targets = desired_targets(view, guarded_account=guarded_account)
         except BadPoolMetadata as exc:
-            log.warning("pool guard: %s; the pool is not resized", exc)
-            report.add("skipped", view.id)
             # Its image is still protected and checked: a hand-edited target must not silence the critical alert.
             self._protect_and_confirm_image(view)
+            requested = self._requested_in_ledger(view)
+            if requested is None:
+                log.warning("pool guard: %s; the pool is not resized", exc)
+                report.add("skipped", view.id)
+            else:
+                self._restore_targets(view, requested, str(exc), report)
             return
         if targets is None:
             return
@@ -395,7 +411,11 @@ class PoolGuard:
             return
         if confirm_lineage:
             self._protect_and_confirm_image(view)
-        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep),
+        # The decision looks at the whole lineage where the sweep has just confirmed it (its reads are cached), and where a
+        # resource of it was found gone (InUseImageDeleted noted it on the pool's usage record): a resize then could only
+        # fail with AllocationFailed.
+        whole = confirm_lineage or bool(view.image_id and recorded_gone(self.records, view.id))
+        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep or whole),
                           self._stopped_by_guard(view))
         # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
         # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
@@ -496,20 +516,7 @@ class PoolGuard:
         else:
             kind = _ALERT_KINDS[decision.condition]
             alert_type = kind.type
-            data = {
-                "pools": [{
-                    "id": view.id,
-                    "currentDedicatedNodes": view.current_dedicated,
-                    "targetDedicatedNodes": targets.dedicated,
-                    "currentLowPriorityNodes": view.current_low_priority,
-                    "targetLowPriorityNodes": targets.low_priority,
-                    "imageId": view.image_id,
-                    "requestId": view.request_id,
-                }],
-                "errorCode": decision.error_code,
-                "reason": decision.reason,
-                "missingResources": list(decision.missing),
-            }
+            data = _pool_alert_data(view, targets, decision.error_code, decision.reason, decision.missing)
             # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
             self.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
         if view.request_id is not None:
@@ -542,7 +549,45 @@ class PoolGuard:
             log.info("pool guard: %s was deleted before it could be updated", view.id)
         elif outcome is PoolUpdate.REFUSED:
             log.info("pool guard: %s refused the update (409); skipped this round", view.id)
+        elif outcome is PoolUpdate.LOCKED:
+            self._alert_locked(view)
         return outcome is PoolUpdate.UPDATED
+
+    def _requested_in_ledger(self, view: PoolView) -> Targets | None:
+        """The targets the pool's own request asked for, as the ledger holds them; None when it holds none for this pool."""
+        if view.request_id is None:
+            return None
+        try:
+            record = self.ledger.get(view.request_id)
+        except (RequestNotFound, LedgerError):
+            return None
+        request = record.request
+        if not isinstance(request, PoolRequest) or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
+            return None  # (a refresh's record names the pool it moved, whose targets it kept)
+        return Targets(request.pool.target_dedicated_nodes, request.pool.target_low_priority_nodes)
+
+    def _restore_targets(self, view: PoolView, targets: Targets, problem: str, report: SweepReport) -> None:
+        """Garbled ``cip-target-*`` metadata: the request's targets from the ledger are written back, with one alert.
+
+        The alert goes out first (the publish-failure policy); the PATCH then makes the metadata readable, so the next
+        look guards the pool again and raises nothing more. A PATCH that loses a race (412) is tried by the next look,
+        whose alert the alert log's dedup window holds back.
+        """
+        reason = f"{problem}; the guard keeps the pool at its request's target from the ledger ({targets.signature}) and wrote it back"
+        log.warning("pool guard: %s: %s", view.id, reason)
+        data = _pool_alert_data(view, targets, "BadPoolMetadata", reason)
+        self.alerts.raise_alert(POOL_TARGET_UNREADABLE.alert(view.id, data, dedup_key=f"{POOL_TARGET_UNREADABLE.condition}|{view.id}"))
+        restored = {METADATA_TARGET_DEDICATED: str(targets.dedicated), METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority)}
+        if self._patch(view, GuardState.from_metadata(view.metadata), None, restored):
+            report.add("alerted", view.id)
+
+    def _alert_locked(self, view: PoolView) -> None:
+        """A ReadOnly lock refuses every PATCH of the pool (409 ScopeLocked): nothing the guard does can land, and not even
+        its state can be written, so the alert log's dedup window keeps this to one alert, not the pool's metadata."""
+        reason = "a ReadOnly lock on the pool (or above it) refuses every change (409 ScopeLocked); remove it so the guard can act"
+        log.warning("pool guard: %s: %s", view.id, reason)
+        data = _pool_alert_data(view, Targets(view.target_dedicated, view.target_low_priority), "ScopeLocked", reason)
+        self.alerts.raise_alert(POOL_NEEDS_A_PERSON.alert(view.id, data, dedup_key=f"{POOL_NEEDS_A_PERSON.type}|{view.id}|ScopeLocked"))
 
     def _finish_request(self, view: PoolView, report: SweepReport) -> None:
         if view.request_id is None:
@@ -563,5 +608,24 @@ class PoolGuard:
 
 
 _ALERT_KINDS = {Condition.NEEDS_A_PERSON: POOL_NEEDS_A_PERSON, Condition.CIRCUIT_OPEN: POOL_CIRCUIT_OPEN}
+
+
+def _pool_alert_data(view: PoolView, targets: Targets, error_code: str | None, reason: str,
+                     missing: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a guard alert about one pool carries: the pool's nodes against ``targets``, the error and why."""
+    return {
+        "pools": [{
+            "id": view.id,
+            "currentDedicatedNodes": view.current_dedicated,
+            "targetDedicatedNodes": targets.dedicated,
+            "currentLowPriorityNodes": view.current_low_priority,
+            "targetLowPriorityNodes": targets.low_priority,
+            "imageId": view.image_id,
+            "requestId": view.request_id,
+        }],
+        "errorCode": error_code,
+        "reason": reason,
+        "missingResources": list(missing),
+    }
 
 

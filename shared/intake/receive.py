@@ -16,17 +16,19 @@ from datetime import datetime
 
 from ..arm.ids import DISK, IMAGE, ArmId, resource_key, try_parse
 from ..arm.values import region_key
-from ..arm.views import GENERALIZED
+from ..arm.views import VmSkuView
 from ..errors import TransientError
 from ..gateway.failures import StepFailed
 from ..gateway.protocol import AzureGateway, BatchGateway, ComputeGateway
 from ..messaging import MAX_REQUEST_ATTEMPTS, MessageSender, Redelivery, retry_later
-from ..model.plan import ResourcePlan, replica_count, security_type_of
+from ..model.plan import ResourcePlan, definition_misfits, replica_count
 from ..model.request import ImageRequest, PoolRequest, RefreshRequest, Request, RequestRejected, conflict_request_id, parse_request
 from ..naming import (
+    LEGACY_POOLS_RETIRED,
     MAX_DEDICATED_NODES_PER_IMAGE,
     MAX_LOW_PRIORITY_NODES_PER_IMAGE,
     MAX_REGIONAL_REPLICAS,
+    MAX_VERSION_REPLICAS,
     image_name,
     image_version_name,
 )
@@ -47,7 +49,7 @@ from ..store.ledger import (
 from ..store.records import RecordStore
 from .authorization import NotAuthorised, RequestIds, authorise
 from .sources import SourceFacts, read_source
-from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes
+from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, reserve_cores
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,11 @@ class Intake:
         existing = self._existing(request_id)
         if existing is not None:
             if existing.body == request.to_wire():
+                sent_again = message.original_message_id or message.message_id
+                if existing.stage is Stage.FAILED and sent_again and existing.progress.message_id not in (None, sent_again):
+                    # The team sent a FAILED request again (a new message, not a redelivery): it will not run again
+                    # under that id, and the team hears so.
+                    return self.pipeline.answer_failed_again(existing, reply_to, sent_again)
                 # The same request delivered again: carry on from where it stands (a final one gets its reply, once).
                 return self.pipeline.drive(existing)
             return self._reject_conflict(message, reply_to, request_id)
@@ -131,23 +138,36 @@ class Intake:
         refresh: RefreshTarget | None = None
         try:
             ids = authorise(request, self.settings.allowed_scopes)
+            _check_legacy_allowed(request, self.settings)
             source = read_source(request, ids, compute)
             _check_source_disks(request, source, self.settings.allowed_scopes)
             account = read_account(request, ids.batch_account, batch)
+            sizes = None
+            definition: ExistingDefinition | None = None
             if isinstance(request, RefreshRequest):
                 refresh = self._admit_refresh(request, ids, source, account)
+                if refresh.definition_exists:
+                    # The pool's own definition, fitted to the image by the one definition rule (admission's fit).
+                    definition = ExistingDefinition(refresh.definition.id, refresh.definition_location or "")
             else:
-                _check_target(request, ids, source, account, batch, compute)
+                sizes = _check_target(request, ids, source, account, batch, compute)
+                if ids.gallery is not None and not request.image.legacy_managed_image:
+                    definition = _check_gallery(request, ids.gallery, source, compute)
+            plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), refresh,
+                         definition)
+            if sizes is not None and isinstance(request, PoolRequest):
+                # Last, once everything else passed: the cores are held for this request until its pool is listed.
+                reserve_cores(self.ledger.records(), self._stage_of, request, account, sizes, self.now())
         except (NotAuthorised, RequestRejected, StepFailed) as exc:
             return self._reject(message, reply_to, request_id, request.to_wire(), str(exc))
 
-        plan = _plan(request, ids, source, account, message.original_enqueued_at or message.enqueued_at or self.now(), refresh)
         record = RequestRecord.new(
             request_id=request_id,
             stage=_first_stage(request, plan, source, account),
             body=request.to_wire(),
             reply_to=reply_to,
-            details={**progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to)),
+            details={**progress.new_request(plan.to_details(), source.os_type, _unanswered_reply_to(message, reply_to),
+                                            message.original_message_id or message.message_id),
                      **(refresh.details if refresh is not None else {})},
             now=self.now(),
         )
@@ -160,6 +180,10 @@ class Intake:
                 return self._reject_conflict(message, reply_to, request_id)
             record = winner
         return self.pipeline.drive(record)
+
+    def _stage_of(self, request_id: str) -> Stage | None:
+        existing = self._existing(request_id)
+        return existing.stage if existing is not None else None
 
     def _admit_refresh(self, request: RefreshRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts) -> RefreshTarget:
         """A refresh's own checks: its pool, the fit of the new image, and the pool's claim (:mod:`shared.refresh.admission`)."""
@@ -270,19 +294,31 @@ def _first_stage(request: Request, plan: ResourcePlan, source: SourceFacts, acco
 
 
 def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, batch: BatchGateway,
-                  compute: ComputeGateway) -> None:
-    """Everything the request would collide with, before any write."""
+                  compute: ComputeGateway) -> dict[str, VmSkuView] | None:
+    """Everything the request would collide with, before any write; the VM sizes read for the core quotas (None on the
+    legacy path, which Batch's node limits bound instead)."""
     check_pool_name_free(request, account)
     if request.image.legacy_managed_image:
         _check_legacy(request, ids, source, account, compute)
-        return
-    check_core_quotas(request, account, read_vm_sizes(account, batch))
+        return None
+    sizes = read_vm_sizes(account, batch)
+    check_core_quotas(request, account, sizes)
     if source.security_type and request.image.hyper_v_generation != "V2":
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
-    if ids.gallery is not None:
-        _check_gallery(request, ids.gallery, source, compute)
+    return sizes
+
+
+def _check_legacy_allowed(request: ImageRequest, settings: Settings) -> None:
+    """Batch retired custom-image pools from managed images on 2026-03-31 (MicrosoftDocs/azure-docs,
+    articles/batch/batch-custom-image-pools-to-azure-compute-gallery-migration-guide.md): refused before any ARM call,
+    unless the deployment says its cloud still accepts them (ALLOW_LEGACY_MANAGED_IMAGE_POOLS)."""
+    if request.image.legacy_managed_image and not settings.allow_legacy_managed_image_pools:
+        raise RequestRejected(
+            f"image.legacyManagedImage: Batch retired pools made straight from a managed image on {LEGACY_POOLS_RETIRED}; "
+            "send the request without it and with image.galleryId: the image is published to that Azure Compute Gallery "
+            "and the pool uses the gallery image version", request.id)
 
 
 def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, account: AccountFacts, compute: ComputeGateway) -> None:
@@ -303,30 +339,41 @@ def _check_legacy(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
     _check_node_limits(request, ids, source, account, compute)
 
 
-def _check_gallery(request: PoolRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> None:
-    """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type)."""
+@dataclass(frozen=True)
+class ExistingDefinition:
+    """A named gallery image definition found at intake: used as it is, never PUT again."""
+
+    id: str
+    location: str
+
+
+def _check_gallery(request: ImageRequest, gallery: ArmId, source: SourceFacts, compute: ComputeGateway) -> ExistingDefinition | None:
+    """The gallery exists; a named definition that exists fits the source (OS type and state, generation, security type).
+
+    A definition is fixed once made (virtual-machines/troubleshooting-shared-images: its OS type and state, generation,
+    publisher, offer and SKU can never change), so one that exists is used as it is: the request must fit it.
+    """
     if compute.gallery(gallery) is None:
         raise RequestRejected(f"image.galleryId: {gallery.id} does not exist", request.id)
     if request.image.image_definition is None:
-        return
+        return None
     name = request.image.image_definition
     definition = compute.image_definition(gallery.child("images", name))
     if definition is None:
-        return  # the pipeline creates it
-    wanted = {
-        "osType": (definition.os_type, source.os_type),
-        "osState": (definition.os_state, GENERALIZED),
-        "hyperVGeneration": (definition.hyper_v_generation or "V1", "V2" if source.security_type else request.image.hyper_v_generation),
-        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", source.security_type or "Standard"),
-    }
-    misfits = [f"{key} is {has}, the source needs {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
+        return None  # the pipeline creates it
+    misfits = definition_misfits(definition, os_type=source.os_type, security_type=source.security_type,
+                                 hyper_v_generation="V2" if source.security_type else request.image.hyper_v_generation)
     if misfits:
         raise RequestRejected(f"image.imageDefinition: {name} does not fit the source: " + "; ".join(misfits), request.id)
+    return ExistingDefinition(definition.id, definition.location)
 
 
 def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: AccountFacts, submitted_at: datetime,
-          refresh: RefreshTarget | None) -> ResourcePlan:
-    """What the request makes: a new pool's lineage and pool, or (``refresh``) a new version for an existing pool."""
+          refresh: RefreshTarget | None, existing_definition: ExistingDefinition | None = None) -> ResourcePlan:
+    """What the request makes: a new pool's lineage and pool, or (``refresh``) a new version for an existing pool.
+
+    ``existing_definition``: the definition the version goes into exists (a team's own, or a refreshed pool's own): it
+    is used as it is, never PUT again, and its region gets a replica."""
     request_id = request.id
     if isinstance(request, PoolRequest):
         pool, nodes = ids.batch_account.child("pools", request.pool.pool_name), request.pool.total_target_nodes
@@ -364,23 +411,35 @@ def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: Accou
         image_version=version,
         pool=pool,
         replica_count=replicas,
-        target_regions=_target_regions(account, source, replicas) if version is not None else (),
+        target_regions=_target_regions(account, source, replicas, request_id, existing_definition) if version is not None else (),
         security_type=source.security_type if not request.image.legacy_managed_image else None,
+        secure_boot=source.secure_boot,
+        vtpm=source.vtpm,
         purchase_plan=source.purchase_plan if version is not None else None,
         reuses_version=kind == "galleryImageVersionId",
         refreshes_pool=refresh is not None,
-        definition_exists=refresh is not None and refresh.definition_exists,
+        definition_exists=existing_definition is not None,
     )
 
 
-def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int) -> tuple[tuple[str, int], ...]:
+def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int, request_id: str,
+                    existing_definition: ExistingDefinition | None = None) -> tuple[tuple[str, int], ...]:
     """Where the version lives: the pool's replicas in the Batch account's region (Batch needs one there,
-    batch-sig-images), and one in the source's region, where the gallery publishes from.
-    A reused version keeps the regions it has, with at least as many replicas as it had."""
+    batch-sig-images), and one in the source's region, where the gallery publishes from (a version is made in its
+    source's region: troubleshooting-shared-images, "Source ... is in the same region as gallery image version being
+    created"). A reused version keeps the regions it has, with at least as many replicas as it had. An existing
+    definition in another region gets a replica there too: Azure adds the definition's region to its versions'
+    replication regions itself (Azure/avdaccelerator#290), so the plan asks for it and counts it."""
     regions: dict[str, int] = dict(source.version_replicas)
     regions[account.region] = max(regions.get(account.region, 0), min(MAX_REGIONAL_REPLICAS, replicas))
     regions.setdefault(region_key(source.location), 1)
+    if existing_definition is not None and existing_definition.location:
+        regions.setdefault(region_key(existing_definition.location), 1)
     ordered = [account.region, *(name for name in regions if name != account.region)]
+    if sum(regions.values()) > MAX_VERSION_REPLICAS:
+        asked = ", ".join(f"{name} {regions[name]}" for name in ordered)
+        raise RequestRejected(f"source.galleryImageVersionId: the version would need {sum(regions.values())} replicas ({asked}); "
+                              f"a gallery image version may have at most {MAX_VERSION_REPLICAS} in all", request_id)
     return tuple((name, regions[name]) for name in ordered)
 
 

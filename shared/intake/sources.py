@@ -33,6 +33,9 @@ class SourceFacts:
     snapshots: tuple[PlannedSnapshot, ...]
     # A reused gallery version: its replicas per region (region keys).
     version_replicas: dict[str, int] = field(default_factory=dict)
+    # The source VM's Secure Boot and vTPM (uefiSettings); on when the source does not say (snapshots, images).
+    secure_boot: bool = True
+    vtpm: bool = True
 
 
 def read_source(request: ImageRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
@@ -64,6 +67,8 @@ def _virtual_machine(request: ImageRequest, vm_id: ArmId, compute: ComputeGatewa
         security_type=security_type_of(vm.security_type),
         purchase_plan=vm.plan.to_wire() if vm.plan is not None else None,
         snapshots=tuple(snapshots),
+        secure_boot=vm.secure_boot is not False,
+        vtpm=vm.vtpm is not False,
     )
 
 

@@ -8,6 +8,7 @@ sends is visible and testable in one place.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import isodate
 
 from ..arm.ids import BATCH_POOL, GALLERY_IMAGE, GALLERY_IMAGE_VERSION, IMAGE, SNAPSHOT, ArmId, parse_arm_id
 from ..arm.pools import Targets, metadata_items
+from ..arm.views import GENERALIZED, ImageDefinitionView
 from ..naming import (
     MAX_REGIONAL_REPLICAS,
     METADATA_GUARD_STATE,
@@ -25,6 +27,7 @@ from ..naming import (
     METADATA_TARGET_DEDICATED,
     METADATA_TARGET_LOW_PRIORITY,
     NODES_PER_REPLICA,
+    RESIZE_TIMEOUT_PER_1000_NODES,
     request_tags,
 )
 from .request import ImageRequest, PoolRequest
@@ -61,8 +64,13 @@ class ResourcePlan:
     reuses_version: bool = False
     # True for a refresh: ``pool`` exists, and once the version is published it moves to it (no pool is created).
     refreshes_pool: bool = False
-    # True when ``image_definition`` existed at intake (a refresh's pool's own definition): it is used as it is, never PUT.
+    # True when the gallery image definition existed at intake (a team's own, or one an earlier request made): it is
+    # used as it is and never PUT again (a definition is fixed once made; see image_definition_body).
     definition_exists: bool = False
+    # The source VM's securityProfile.uefiSettings (Trusted Launch / confidential): images with unsigned drivers (common
+    # for GPU and HPC) need Secure Boot off, as the VM they were built on had it. Both on when the source does not say.
+    secure_boot: bool = True
+    vtpm: bool = True
 
     @property
     def pool_image_id(self) -> str:
@@ -100,6 +108,8 @@ class ResourcePlan:
             "reusesVersion": self.reuses_version,
             "refreshesPool": self.refreshes_pool,
             "definitionExists": self.definition_exists,
+            "secureBoot": self.secure_boot,
+            "vTpm": self.vtpm,
         }
 
     @classmethod
@@ -126,22 +136,52 @@ class ResourcePlan:
             reuses_version=bool(details.get("reusesVersion")),
             refreshes_pool=bool(details.get("refreshesPool")),
             definition_exists=bool(details.get("definitionExists")),
+            secure_boot=details.get("secureBoot") is not False,
+            vtpm=details.get("vTpm") is not False,
         )
 
 
 def security_type_of(value: str | None) -> str | None:
     """A VM, disk, snapshot or definition security type as the plan keeps it: None (Standard), TrustedLaunch or ConfidentialVM.
 
-    Disks report ``ConfidentialVM_*`` variants (DiskRP DiskSecurityTypes); gallery definitions may say
-    ``TrustedLaunchSupported`` (either kind of VM may use it), which needs nothing of the pool.
+    Disks report ``ConfidentialVM_*`` variants (DiskRP DiskSecurityTypes). Gallery definitions may say
+    ``TrustedLaunchSupported``, ``ConfidentialVMSupported`` or ``TrustedLaunchAndConfidentialVmSupported``: the image
+    supports those VMs and also runs as a plain generation 2 VM ("a Trusted launch supported Gen2 ... image definition",
+    azure-docs virtual-machines/azure-compute-gallery.md; Compute's SupportedSecurityOption: "The disk supports
+    creating ..."), so they ask nothing of the pool.
     """
-    if not value or value.lower() in ("standard", "trustedlaunchsupported"):
+    if not value or value.lower() == "standard" or value.lower().endswith("supported"):
         return None
     if value.lower().startswith("confidentialvm"):
         return "ConfidentialVM"
     if value.lower() == "trustedlaunch":
         return "TrustedLaunch"
     return value
+
+
+def definition_misfits(definition: ImageDefinitionView, *, os_type: str, hyper_v_generation: str,
+                        security_type: str | None) -> list[str]:
+    """How an image does not fit a gallery definition that exists: ``"<property> is <has>, the image is <needs>"`` each.
+
+    A definition is fixed once made (virtual-machines/troubleshooting-shared-images: its OS type and state, generation,
+    publisher, offer and SKU can never change), so an image published into one must match it: OS type, a generalized
+    state, generation and security type (its ``...Supported`` types ask nothing, :func:`security_type_of`). One rule for
+    every request, a new pool's named definition and a refreshed pool's own alike.
+    """
+    wanted = {
+        "osType": (definition.os_type, os_type),
+        "osState": (definition.os_state, GENERALIZED),
+        "hyperVGeneration": (definition.hyper_v_generation or "V1", hyper_v_generation),
+        "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", security_type or "Standard"),
+    }
+    return [f"{key} is {has}, the image is {needs}" for key, (has, needs) in wanted.items() if has.lower() != needs.lower()]
+
+
+def creation_resize_timeout(requested: timedelta, total_target_nodes: int) -> timedelta:
+    """The resize timeout a new pool is made with: the request's, or more when Batch's guidance for its size asks more
+    (at least 15 minutes per 1,000 nodes, batch-sig-images; taken pro rata and rounded up to a whole minute)."""
+    for_size = timedelta(minutes=math.ceil(RESIZE_TIMEOUT_PER_1000_NODES.total_seconds() / 60 * total_target_nodes / 1000))
+    return max(requested, for_size)
 
 
 def replica_count(total_target_nodes: int) -> int:
@@ -179,23 +219,36 @@ def image_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[
     }
 
 
+# The identifier's parts: publisher up to 128 characters, offer and SKU up to 64 (virtual-machines/troubleshooting-shared-images).
+_IDENTIFIER_PART = 64
+DEFINITION_PUBLISHER = "custom-image-pools"
+
+
+def definition_identifier(name: str) -> dict[str, str]:
+    """The identifier of a definition this automation creates: from its name alone, so every request that names it
+    sends the same one (a definition's publisher, offer and SKU can never change, and are unique in a gallery)."""
+    part = name if len(name) <= _IDENTIFIER_PART else f"{name[:_IDENTIFIER_PART - 9]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return {"publisher": DEFINITION_PUBLISHER, "offer": part, "sku": part}
+
+
 def image_definition_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
-    """PUT Microsoft.Compute/galleries/images: the definition the version is published into.
+    """PUT Microsoft.Compute/galleries/images: the definition the version is published into, sent only when it does not exist.
 
     A Trusted Launch or confidential image needs the definition's ``SecurityType`` feature and
     Hyper-V generation V2 (learn.microsoft.com/azure/virtual-machines/trusted-launch-portal); a
     Marketplace image with purchase terms needs its plan on the definition (Batch docs, batch-sig-images).
+    The security type is always explicit: from API version 2025-03-03 a definition without one becomes
+    ``TrustedLaunchSupported`` and V2 (virtual-machines/azure-compute-gallery), and ``Standard`` keeps it as the source is.
     """
     assert plan.image_definition is not None
     properties: dict[str, Any] = {
         "osType": os_type,
         "osState": "Generalized",
         "hyperVGeneration": "V2" if plan.security_type else request.image.hyper_v_generation,
-        "identifier": {"publisher": "custom-image-pools", "offer": plan.image_definition.name, "sku": plan.request_id},
+        "identifier": definition_identifier(plan.image_definition.name),
         "description": f"Custom image for Batch pool {plan.pool.name}",
+        "features": [{"name": "SecurityType", "value": plan.security_type or "Standard"}],
     }
-    if plan.security_type:
-        properties["features"] = [{"name": "SecurityType", "value": plan.security_type}]
     if plan.purchase_plan:
         properties["purchasePlan"] = dict(plan.purchase_plan)
     return {"location": plan.location, "tags": request_tags(plan.request_id, "image-definition"), "properties": properties}
@@ -259,7 +312,7 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
     """PUT Microsoft.Batch/batchAccounts/pools: a fixed-scale pool on the plan's image."""
     settings = request.pool
     vm_configuration: dict[str, Any] = {"imageReference": {"id": plan.pool_image_id}, "nodeAgentSkuId": settings.node_agent_sku_id}
-    vm_configuration.update(pool_security(plan.security_type))
+    vm_configuration.update(pool_security(plan.security_type, secure_boot=plan.secure_boot, vtpm=plan.vtpm))
     return {
         "properties": {
             "vmSize": settings.vm_size,
@@ -268,7 +321,7 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
                 "fixedScale": {
                     "targetDedicatedNodes": settings.target_dedicated_nodes,
                     "targetLowPriorityNodes": settings.target_low_priority_nodes,
-                    "resizeTimeout": iso_duration(settings.resize_timeout),
+                    "resizeTimeout": iso_duration(creation_resize_timeout(settings.resize_timeout, settings.total_target_nodes)),
                 }
             },
             "metadata": metadata_items(pool_metadata(plan, request)),
@@ -276,17 +329,17 @@ def pool_body(plan: ResourcePlan, request: PoolRequest) -> dict[str, Any]:
     }
 
 
-def pool_security(security_type: str | None) -> dict[str, Any]:
+def pool_security(security_type: str | None, *, secure_boot: bool = True, vtpm: bool = True) -> dict[str, Any]:
     """What a pool on a Trusted Launch or confidential image adds to ``virtualMachineConfiguration``.
 
     Batch REST 2024-07-01: ``securityProfile`` {securityType trustedLaunch | confidentialVM, uefiSettings}
     (example PoolGet_SecurityProfile.json); a confidential VM also needs its OS disk's
     ``managedDisk.securityProfile.securityEncryptionType`` (VMDiskSecurityProfile: "required when using
-    Confidential VMs"). Secure Boot and vTPM are on, as the image was captured with them.
+    Confidential VMs"). Secure Boot and vTPM are as on the VM the image was built on (``uefiSettings``).
     """
     if security_type is None:
         return {}
-    uefi = {"secureBootEnabled": True, "vTpmEnabled": True}
+    uefi = {"secureBootEnabled": secure_boot, "vTpmEnabled": vtpm}
     if security_type == "ConfidentialVM":
         return {
             "securityProfile": {"securityType": "confidentialVM", "uefiSettings": uefi},

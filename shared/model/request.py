@@ -141,7 +141,8 @@ class ImageSettings(_Wire):
     )
     legacy_managed_image: bool = Field(
         False,
-        description="Create the pool straight from the managed image (Batch retired this path on 2026-03-31).",
+        description="Create the pool straight from the managed image. Batch retired this path on 2026-03-31: refused unless the "
+                    "deployment still allows it (ALLOW_LEGACY_MANAGED_IMAGE_POOLS).",
     )
 
     @field_validator("image_definition")

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..gateway.protocol import BatchGateway
+from ..arm.ids import BATCH_POOL, try_parse
+from ..gateway.protocol import BatchGateway, LockGateway
+from ..protection.locks import recorded_pools, release
 from ..settings import Settings
 from ..store.ledger import PIPELINE_STAGES, Ledger, Stage, StaleRecord
 from ..store.records import RecordConflict, RecordStore
@@ -57,24 +59,37 @@ def reconcile_stuck_requests(ledger: Ledger, pipeline: PoolPipeline, settings: S
 REPLY_GRACE = timedelta(minutes=2)
 
 
-def fail_requests_whose_pool_is_gone(ledger: Ledger, pipeline: PoolPipeline, batch: BatchGateway, seen_pools: set[str],
-                                     listed_accounts: set[str]) -> list[str]:
-    """End FAILED every SCALING request whose pool is gone: deleted through ARM or the Batch service API
-    (which raises no ARM event). Only accounts listed in full count; each absence is confirmed by a read."""
+def end_pools_that_are_gone(ledger: Ledger, pipeline: PoolPipeline, batch: BatchGateway, records: RecordStore, locks: LockGateway,
+                            seen_pools: set[str], listed_accounts: set[str], *, keep_locks: bool,
+                            recorded: list[str] | None = None) -> list[str]:
+    """Pools deleted with no event reaching us: through the Batch service API ("Operations sent to the data plane ... do
+    not create events", event-grid/event-schema-resource-groups), or an event lost. Their locks are released (only
+    where no other pool uses the resource: :func:`shared.protection.locks.release`) and a request still growing one
+    ends FAILED with one reply. The pools looked at: those of SCALING requests and those recorded as using an image;
+    only accounts listed in full count, and each absence is confirmed by a read. ``recorded``: the recorded pools, when
+    the caller has read them already. Returns the requests ended FAILED."""
+    scaling = {record.plan.pool.key(): record for record in ledger.list_by_stage(Stage.SCALING) if record.plan is not None}
+    candidates = {key: record.plan.pool for key, record in scaling.items() if record.plan is not None}
+    for pool_id in recorded if recorded is not None else recorded_pools(records):
+        pool = try_parse(pool_id, BATCH_POOL)
+        if pool is not None:
+            candidates.setdefault(pool.key(), pool)
     failed: list[str] = []
-    for record in ledger.list_by_stage(Stage.SCALING):
-        plan = record.plan
-        if plan is None or plan.pool.key() in seen_pools or plan.pool.parent().key() not in listed_accounts:
+    for key, pool in sorted(candidates.items()):
+        if key in seen_pools or pool.parent().key() not in listed_accounts:
             continue
-        pool = plan.pool
-        if batch.pool(pool) is not None:
-            continue  # created or listed a moment after the sweep's listing
         try:
-            pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
-        except Exception:  # noqa: BLE001 - one request's failure never stops the others
-            log.exception("reconcile: failing request %s whose pool is gone failed", record.request_id)
-            continue
-        failed.append(record.request_id)
+            if batch.pool(pool) is not None:
+                continue  # created or listed a moment after the sweep's listing
+            released = release(records, locks, pool.id, keep_locks=keep_locks)
+            if released:
+                log.warning("reconcile: pool %s is gone without an event; released the locks on %s", pool.id, ", ".join(released))
+            record = scaling.get(key)
+            if record is not None:
+                pipeline.finish(record, Stage.FAILED, f"pool {pool.id} was deleted before it reached its target", owns_subject=False)
+                failed.append(record.request_id)
+        except Exception:  # noqa: BLE001 - one pool's failure never stops the others
+            log.exception("reconcile: ending pool %s, which is gone, failed", pool.id)
     return failed
 
 

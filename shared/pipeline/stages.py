@@ -402,7 +402,8 @@ class PoolPipeline:
         return record, self._after_publishing(plan) if done else Waiting("image version")
 
     def _start_definition(self, record: RequestRecord, plan: ResourcePlan, request: ImageRequest) -> RequestRecord:
-        """Create the request's own gallery image definition, once, as soon as the request starts."""
+        """Create the gallery image definition, once, as soon as the request starts, unless it existed at intake (a
+        definition is fixed once made: it is never PUT again, troubleshooting-shared-images)."""
         if plan.image_definition is None or plan.reuses_version or plan.definition_exists or self._claimed(record, "image-definition"):
             return record
         return self._send_once(record, "image-definition", lambda: self._put_definition(plan, request, record)) or record
@@ -521,6 +522,19 @@ class PoolPipeline:
                                 answers_request_id=record.progress.answers_request_id, steps=record.progress.steps)
         self.sender.send(record.reply_to, message)
         return self._record_reply(record, True)
+
+    def answer_failed_again(self, record: RequestRecord, reply_to: str | None, message_id: str) -> RequestRecord:
+        """A FAILED request sent again in a new message: its first reply still owed goes out; else the sender hears that
+        it already FAILED and why, and that a new requestId runs it again. Once per message (the reply's MessageId
+        carries the message's, and reply queues drop duplicates); nothing in the record changes."""
+        if record.reply_pending or reply_to is None or not self.settings.may_reply_to(reply_to):
+            return self.reply(record)
+        reason = f"already FAILED: {record.reason}; send a new requestId"
+        digest = hashlib.sha256(message_id.encode()).hexdigest()[:16]
+        message = outcome_reply(record.request_id, record.stage.value, reason, record.pool_id, message_id=f"{record.request_id}-failed-{digest}")
+        self.sender.send(reply_to, message)
+        log.info("request %s sent again after it FAILED (message %s): answered", record.request_id, message_id)
+        return record
 
     def interim_reply(self, request_id: str, pool_id: str, reason: str, alert_type: str, condition_key: str) -> None:
         """Tell a SCALING request's team that its pool cannot reach its target without help: once per condition.

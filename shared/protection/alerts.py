@@ -30,7 +30,7 @@ from ..naming import LOCK_NAME, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_P
 from ..store.ledger import RequestRecord
 from ..store.records import RecordStore
 from .lineage import LineageReader, lineage_resource
-from .locks import ResourceUsers, users_of
+from .locks import ResourceUsers, mark_gone, users_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class ProtectionAlerts:
         if not known_gone and LineageReader(self._compute).exists(resource_id):
             # The event is a hint: the resource is there (re-created, or a stale event).
             return False
+        # Each pool's next look confirms its lineage before any resize (every resize could only fail now).
+        mark_gone(self._records, users.resource_id, [entry["id"] for entry in users.pools.values() if entry.get("id")])
         return self._alert(IN_USE_IMAGE_DELETED, users)
 
     def on_audit_blind(self, scope: str, what: str, error: str, looks: int) -> bool:

@@ -51,6 +51,11 @@ UNREADABLE_KIND = "protection-audit-unreadable"
 ACTIVITY_LOG_LAG = timedelta(minutes=20)
 # The first look at a resource group reaches back this far (a refused delete older than that is history).
 FIRST_LOOKBACK = timedelta(hours=1)
+# The Activity Log refuses a start more than 90 days back (400 BadRequest "The start time cannot be more than 90 days in
+# the past", recorded in Azure/azure-cli, monitor module, test_activity_log_list_scenario.yaml): after a long stop a look
+# starts a little inside that window instead (what fell out of it cannot be read anyway).
+ACTIVITY_LOG_RETENTION = timedelta(days=90)
+_RETENTION_MARGIN = timedelta(hours=1)
 # Refused deletes remembered per resource group (enough for the overlap between two looks).
 _REMEMBERED = 200
 # A scope unreadable in this many looks in a row is not a passing hiccup: a person should hear of it.
@@ -160,6 +165,7 @@ def _refused_deletes(records: RecordStore, monitor: MonitorGateway, alerts: Prot
         state = records.get(AUDIT_KIND, key)
         read_until = state.data.get("activityReadUntil") if state is not None else None
         start = (datetime.fromisoformat(read_until) - ACTIVITY_LOG_LAG) if isinstance(read_until, str) else now - FIRST_LOOKBACK
+        start = max(start, now - ACTIVITY_LOG_RETENTION + _RETENTION_MARGIN)
         seen = list(state.data.get("alerted") or []) if state is not None else []
         read_up_to: str | None = now.isoformat()
         try:

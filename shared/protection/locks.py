@@ -120,6 +120,27 @@ def recorded_lineage(records: RecordStore, pool_id: str, image_id: str) -> tuple
     return tuple(r for r in record.data.get("resources", []) if resource_key(r) != resource_key(image_id))
 
 
+def mark_gone(records: RecordStore, resource_id: str, pool_ids: list[str]) -> None:
+    """Note on each pool's usage record that ``resource_id`` was found gone: a look at the pool that reads nothing from
+    ARM (a scheduled pool check) then confirms its whole lineage before it would resize. Pools not recorded are skipped."""
+    for pool_id in pool_ids:
+        if records.get(POOL_USE, pool_id) is None:
+            continue
+        update_record(records, POOL_USE, pool_id, lambda data: {
+            **(data or {}), "gone": sorted({*((data or {}).get("gone") or []), resource_key(resource_id)})})
+
+
+def recorded_gone(records: RecordStore, pool_id: str) -> list[str]:
+    """The resources of the pool's lineage noted as gone (:func:`mark_gone`); one point read, no ARM call."""
+    record = records.get(POOL_USE, pool_id)
+    return list(record.data.get("gone") or []) if record is not None else []
+
+
+def recorded_pools(records: RecordStore) -> list[str]:
+    """Every pool recorded as using an image (one query, no ARM call)."""
+    return [str(record.data["poolId"]) for record in records.list(POOL_USE) if record.data.get("poolId")]
+
+
 def in_use_summaries(records: RecordStore) -> list[KeyedRecord]:
     """The usage summary of every resource some pool is recorded as using: one query, no ARM call."""
     return [record for record in records.list(IMAGE_USE) if record.data.get("resourceId")]

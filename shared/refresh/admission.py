@@ -44,6 +44,8 @@ class RefreshTarget:
     nodes: int
     # What the refresh remembers from intake (its record's details).
     details: Details
+    # Where the existing definition is (its region gets a replica of the new version); None when it is made new.
+    definition_location: str | None = None
 
 
 def admit(request: RefreshRequest, pool_id: ArmId, image: NewImage, *, gallery: ArmId | None, version_source: ArmId | None,
@@ -69,7 +71,8 @@ def admit(request: RefreshRequest, pool_id: ArmId, image: NewImage, *, gallery: 
         raise RequestRejected("; ".join(problems), request.id)
     claim_pool(records, ledger, pool, request.id, now)
     state = RefreshState(previous_image=pool.image_id, previous_request=pool.request_id)
-    return RefreshTarget(pool, definition, found is not None, desired_nodes(pool), state.changed())
+    return RefreshTarget(pool, definition, found is not None, desired_nodes(pool), state.changed(),
+                         found.location if found is not None else None)
 
 
 def desired_nodes(pool: PoolView) -> int:

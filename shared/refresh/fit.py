@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..arm.pools import PoolView
-from ..arm.views import GENERALIZED, ImageDefinitionView, VmSkuView
-from ..model.plan import security_type_of
+from ..arm.views import ImageDefinitionView, VmSkuView
+from ..model.plan import definition_misfits
 
 # A pool's virtualMachineConfiguration.securityProfile.securityType (Batch REST 2025-06-01: trustedLaunch |
 # confidentialVM) as the plan spells an image's (the VM's securityProfile.securityType).
@@ -59,13 +59,8 @@ def misfits(pool: PoolView, image: NewImage, node_agent_sku_id: str | None, agen
         problems.append(f"source: a {image.security_type or 'Standard'} image does not fit pool {pool.name}, whose security type is "
                         f"{has or 'Standard'} (a refresh keeps the pool's securityProfile)")
     if definition is not None:
-        wanted = {
-            "osType": (definition.os_type, image.os_type),
-            "osState": (definition.os_state, GENERALIZED),
-            "hyperVGeneration": (definition.hyper_v_generation or "V1", image.hyper_v_generation),
-            "securityType": (security_type_of(definition.features.get("securitytype")) or "Standard", image.security_type or "Standard"),
-        }
-        wrong = [f"{key} is {is_}, the image is {needs}" for key, (is_, needs) in wanted.items() if is_.lower() != needs.lower()]
+        wrong = definition_misfits(definition, os_type=image.os_type, hyper_v_generation=image.hyper_v_generation,
+                                   security_type=image.security_type)
         if wrong:
             problems.append(f"image.imageDefinition: {definition.id.rsplit('/', 1)[-1]} does not fit the image: " + "; ".join(wrong))
     generations = size.capabilities.get("hypervgenerations") if size is not None else None

@@ -18,6 +18,8 @@ from ..arm.ids import resource_key
 
 # Keys of RequestRecord.details.
 PLAN_DETAIL = "plan"
+# The message id of the message a request was accepted from: the same body under another id was sent again.
+MESSAGE_DETAIL = "messageId"
 OS_TYPE_DETAIL = "osType"
 # True once the final outcome was sent to the request's ReplyTo (or why it never will be).
 REPLIED_DETAIL = "replied"
@@ -61,6 +63,8 @@ class Progress:
     answers_request_id: str | None = None
     # The source's OS type as intake read it.
     os_type: str | None = None
+    # The id of the message the request was accepted from (None on records made before it was kept).
+    message_id: str | None = None
     # When the record aged out (its body and most details dropped); None while it has not.
     aged_out: str | None = None
     # The steps its team hears of in the final reply ({"at", "step", "detail"}), oldest first.
@@ -80,6 +84,7 @@ class Progress:
             interim_replies=tuple(_texts(details.get(INTERIM_REPLIES_DETAIL))),
             answers_request_id=_text(details.get(ANSWERS_REQUEST_DETAIL)),
             os_type=_text(details.get(OS_TYPE_DETAIL)),
+            message_id=_text(details.get(MESSAGE_DETAIL)),
             aged_out=_text(details.get(AGED_OUT_DETAIL)),
             steps=tuple(step for step in details.get(STEPS_DETAIL) or [] if isinstance(step, dict)) if isinstance(details.get(STEPS_DETAIL), list) else (),
             looks=_looks(details.get(LOOKS_DETAIL)),
@@ -152,9 +157,10 @@ def replied(outcome: bool | str) -> Details:
     return {REPLIED_DETAIL: outcome}
 
 
-def new_request(plan: Mapping[str, Any], os_type: str, refused_reply_to: str | None) -> Details:
-    """The details of a request just accepted: its plan and source OS type (and a ReplyTo never sent to)."""
-    return {PLAN_DETAIL: dict(plan), OS_TYPE_DETAIL: os_type, **refused_reply(refused_reply_to)}
+def new_request(plan: Mapping[str, Any], os_type: str, refused_reply_to: str | None, message_id: str | None = None) -> Details:
+    """The details of a request just accepted: its plan, source OS type and message id (and a ReplyTo never sent to)."""
+    kept = {MESSAGE_DETAIL: message_id} if message_id else {}
+    return {PLAN_DETAIL: dict(plan), OS_TYPE_DETAIL: os_type, **kept, **refused_reply(refused_reply_to)}
 
 
 def conflict(taken_id: str, refused_reply_to: str | None) -> Details:

@@ -174,7 +174,7 @@ def test_given_a_good_deployment_when_verified_then_every_row_passes_and_verify_
     assert "FAIL" not in printed and "UNKNOWN " not in printed and ", 0 failed, 0 unknown" in printed
     for expected in (
         "PASS    signed in to Azure",
-        "PASS    app settings of the Function App: 18 settings present and well-formed (read from ARM)",
+        "PASS    app settings of the Function App: 19 settings present and well-formed (read from ARM)",
         "PASS    functions of function_app.py listed by ARM: pool_checks, pool_guard_sweep, pool_requests, resource_events",
         "PASS    Functions host running: state Running",
         f"PASS    identity may act in {RG_ID}",

@@ -358,7 +358,7 @@ def test_given_the_image_of_a_growing_pool_deleted_when_images_are_listed_then_i
     assert len(snapshots) == 3
     assert all(not s["safeToDelete"] and [p["name"] for p in s["pools"]] == ["orphan-pool"] for s in snapshots)
     assert all("restore it from this one" in s["advice"] for s in snapshots)
-    # AND every resource shows the alert that was published (critical), not one that never was
+    # AND every resource shows the alerts published within the last hour (the critical first), not one that never was
     assert {tuple(i["alerts"]) for i in items} == {("CustomImagePool.InUseImageDeleted (critical) on cip-guard-image-deleted",
                                                     "CustomImagePool.ProtectionRemoved (warning) on cip-guard-image-deleted")}
 

@@ -281,7 +281,7 @@ class TestVersionMatchesItsDefinition:
     def test_given_trusted_launch_snapshots_when_published_under_a_standard_definition_then_the_operation_fails(self, emulator, compute):
         emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/secure", security_type="TrustedLaunch")
         os_snapshot, data = _snapshots(compute, "secure")
-        _definition(compute, "def")
+        _definition(compute, "def", security_type="Standard")
         with pytest.raises(HttpResponseError) as raised:
             _version_from_snapshots(compute, "def", os_snapshot, data)
         assert "security type ['TrustedLaunch']" in str(raised.value)
@@ -390,7 +390,241 @@ class TestScenarioAndReport:
         [definition] = resources["imageDefinitions"]
         assert definition["id"] == version["id"].rsplit("/versions/", 1)[0]
         assert (definition["osType"], definition["osState"], definition["hyperVGeneration"]) == ("Linux", "Generalized", "V2")
-        assert {"features", "purchasePlan"} <= set(definition) and definition["features"] is None
+        assert {"features", "purchasePlan"} <= set(definition)
+        # (the security type is explicit: a definition without one would become TrustedLaunchSupported)
+        assert definition["features"] == [{"name": "SecurityType", "value": "Standard"}]
         # AND the pool shows its securityProfile (none was asked for)
         [pool] = resources["pools"]
         assert "securityProfile" in pool and pool["securityProfile"] is None
+
+
+# -- rule 10: a refusal is answered with its status, code and message; a PUT colliding with one under way is 409 Conflict
+
+
+class TestRefusals:
+    def test_given_a_refuse_fault_when_a_snapshot_is_put_then_arm_answers_its_status_code_and_message_and_a_failure_event(
+            self, emulator, compute):
+        from emulator.faults import FaultKind, FaultRule
+
+        # GIVEN Compute refusing snapshot PUTs for good
+        emulator.faults.add(FaultRule("PUT Microsoft.Compute/snapshots", FaultKind.REFUSE, status=409, code="OperationNotAllowed",
+                                      message="Operation could not be completed as it results in exceeding approved quota."))
+        disk = compute.virtual_machines.get(RESOURCE_GROUP, VM).storage_profile.os_disk.managed_disk.id
+        # WHEN a snapshot is PUT
+        with pytest.raises(HttpResponseError) as raised:
+            compute.snapshots.begin_create_or_update(RESOURCE_GROUP, "snap", Snapshot(
+                location="westeurope", creation_data=CreationData(create_option="Copy", source_resource_id=disk)), polling=False)
+        # THEN the answer is the refusal, nothing is made, and ARM raises the write failure event
+        assert (raised.value.status_code, raised.value.error.code) == (409, "OperationNotAllowed")
+        assert "exceeding approved quota" in raised.value.error.message
+        assert not emulator.store.exists(f"{RG_ID}/providers/Microsoft.Compute/snapshots/snap")
+        assert _write_failures(emulator) == ["Microsoft.Compute/snapshots/write"]
+
+    def test_given_the_gateway_when_compute_refuses_for_good_or_a_put_is_under_way_then_it_is_step_failed_or_waiting(self, emulator):
+        from emulator.faults import FaultKind, FaultRule
+        from shared.arm.ids import SNAPSHOT, parse_arm_id
+        from shared.clients import AzureClients
+        from shared.gateway.failures import StepFailed, Waiting
+        from shared.gateway.sdk import SdkGateway
+        from shared.settings import Settings
+        from tests.support import VALID_SETTINGS
+
+        gateway = SdkGateway(AzureClients(Settings.from_environ(VALID_SETTINGS), credential=StaticTokenCredential(), transport=emulator.transport()))
+        disk = emulator.store.get(VM_ID).properties["storageProfile"]["osDisk"]["managedDisk"]["id"]
+        body = {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk}}}
+        snapshot = parse_arm_id(f"{RG_ID}/providers/Microsoft.Compute/snapshots/snap", SNAPSHOT)
+        # A PUT while the first is under way: Compute's 409 Conflict "concurrent request" is the step under way
+        assert gateway.compute.create_snapshot(snapshot, body) is None
+        assert isinstance(gateway.compute.create_snapshot(snapshot, body), Waiting)
+        # A permanent 409 OperationNotAllowed is refused for good, with Azure's code and message
+        emulator.faults.add(FaultRule("PUT Microsoft.Compute/snapshots", FaultKind.REFUSE, status=409, code="OperationNotAllowed",
+                                      message="Disk d is attached to VM v."))
+        with pytest.raises(StepFailed, match="OperationNotAllowed: Disk d is attached to VM v"):
+            gateway.compute.create_snapshot(snapshot.sibling(SNAPSHOT, "other"), body)
+
+
+# -- rule 11: a gallery image definition is fixed once made; a new one defaults to TrustedLaunchSupported -----------------
+
+
+class TestDefinitionsAreFixedOnceMade:
+    @pytest.mark.parametrize("change, words", [
+        ({"identifier": GalleryImageIdentifier(publisher="someone-else", offer="def", sku="v1")}, "identifier.publisher"),
+        ({"identifier": GalleryImageIdentifier(publisher="contoso", offer="def", sku="request-2")}, "identifier.sku"),
+        ({"hyper_v_generation": "V1"}, "hyperVGeneration"),
+        ({"os_state": "Specialized"}, "osState"),
+    ])
+    def test_given_a_definition_when_put_again_with_another_immutable_property_then_it_is_refused_409_property_change_not_allowed(
+            self, compute, change, words):
+        # GIVEN a definition
+        _definition(compute, "def")
+        body = {"location": "westeurope", "os_type": "Linux", "os_state": "Generalized", "hyper_v_generation": "V2",
+                "identifier": GalleryImageIdentifier(publisher="contoso", offer="def", sku="v1"), **change}
+        # WHEN it is PUT again with one fixed property changed
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", GalleryImage(**body)).result()
+        # THEN Azure's answer: 409 PropertyChangeNotAllowed naming the property, and the definition is unchanged
+        assert (raised.value.status_code, raised.value.error.code) == (409, "PropertyChangeNotAllowed")
+        assert raised.value.error.message == f"Changing property 'galleryImage.properties.{words}' is not allowed."
+        kept = compute.gallery_images.get(RESOURCE_GROUP, GALLERY, "def")
+        assert (kept.identifier.publisher, kept.identifier.sku, kept.hyper_v_generation) == ("contoso", "v1", "V2")
+
+    def test_given_a_definition_when_put_again_unchanged_then_it_is_accepted(self, compute):
+        _definition(compute, "def")
+        again = _definition(compute, "def")
+        assert again.provisioning_state == "Succeeded" and again.identifier.publisher == "contoso"
+
+    def test_given_a_definition_in_westeurope_when_put_in_northeurope_then_it_is_refused_409_invalid_resource_location(self, compute):
+        _definition(compute, "def")
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", GalleryImage(
+                location="northeurope", os_type="Linux", os_state="Generalized", hyper_v_generation="V2",
+                identifier=GalleryImageIdentifier(publisher="contoso", offer="def", sku="v1"))).result()
+        assert (raised.value.status_code, raised.value.error.code) == (409, "InvalidResourceLocation")
+        assert "already exists in location 'westeurope'" in raised.value.error.message
+
+    def test_given_no_security_type_when_a_definition_is_made_at_api_2025_03_03_or_later_then_it_is_trusted_launch_supported_v2(
+            self, compute):
+        # GIVEN / WHEN a definition PUT without SecurityType or generation (the SDK sends an api-version after 2025-03-03)
+        made = compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, GALLERY, "bare", GalleryImage(
+            location="westeurope", os_type="Linux", os_state="Generalized",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="bare", sku="v1"))).result()
+        # THEN it is TrustedLaunchSupported and V2, as Compute Gallery now makes them
+        assert made.hyper_v_generation == "V2"
+        assert [(f.name, f.value) for f in made.features] == [("SecurityType", "TrustedLaunchSupported")]
+        # AND an explicit Standard keeps it Standard
+        standard = _definition(compute, "explicit", security_type="Standard")
+        assert [(f.name, f.value) for f in standard.features] == [("SecurityType", "Standard")]
+
+
+# -- rule 12: Batch retired pools straight from a managed image on 2026-03-31 -------------------------------------------
+
+
+class TestManagedImagePoolsRetired:
+    def test_given_the_retirement_date_has_passed_when_a_pool_is_created_from_a_managed_image_then_it_is_refused(
+            self, emulator, compute, batch):
+        from datetime import UTC, datetime
+
+        # GIVEN a managed image in the account's region; WHEN time passes the retirement day
+        image = _image(compute, "img", *_snapshots(compute))
+        emulator.advance((datetime(2026, 3, 31, tzinfo=UTC) - emulator.now()).total_seconds())
+        # THEN a pool straight from it is refused, naming the retirement
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id))
+        assert raised.value.status_code == 400 and "retired on 2026-03-31" in raised.value.error.message
+        # AND on a cloud that still accepts them it is made
+        emulator.batch.managed_image_pools_retired_on = None
+        assert batch.pool.create(RESOURCE_GROUP, ACCOUNT, "legacy", _pool(image.id)).provisioning_state == "Succeeded"
+
+
+class TestBatchServiceApiRaisesNoArmEvent:
+    """Calls to the account's own endpoint (az batch, Batch Explorer, the Batch SDKs) change the pool but raise no ARM
+    event and leave no Activity Log entry ("Operations sent to the data plane ... don't create events", Event Grid's
+    resource-group event schema), and no management lock stops them (locks apply to the control plane only)."""
+
+    def _grown_pool(self, emulator, compute, batch, dedicated: int = 1000):
+        from azure.mgmt.resource.locks import ManagementLockClient
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["westeurope"])
+        pool = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id, dedicated))
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+        locks.management_locks.create_or_update_by_scope(pool.id, "keep", ManagementLockObject(level="CanNotDelete"))
+        emulator.advance(MINUTE)
+        return pool, len(emulator.events.emitted)
+
+    def test_given_a_locked_pool_when_deleted_through_the_batch_api_then_it_is_gone_with_no_event(self, emulator, compute, batch):
+        from azure.core.exceptions import ResourceNotFoundError
+
+        pool, events_before = self._grown_pool(emulator, compute, batch)
+        # WHEN the pool is deleted through the Batch service API (its CanNotDelete lock does not apply)
+        emulator.batch.data_plane_delete_pool(pool.id)
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").provisioning_state == "Deleting"
+        emulator.advance(emulator.batch.allocation.delete_seconds)
+        # THEN it is gone, and no ARM event said so
+        with pytest.raises(ResourceNotFoundError):
+            batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert len(emulator.events.emitted) == events_before
+
+    def test_given_a_growing_pool_when_resized_and_stopped_through_the_batch_api_then_it_changes_with_no_event(
+            self, emulator, compute, batch):
+        pool, events_before = self._grown_pool(emulator, compute, batch, dedicated=100)
+        emulator.advance(10 * MINUTE)
+        # WHEN it is resized to 400 through the Batch service API, then the resize is stopped the same way
+        emulator.batch.data_plane_resize(pool.id, 400, 0)
+        resized = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert resized.allocation_state == "Resizing" and resized.scale_settings.fixed_scale.target_dedicated_nodes == 400
+        emulator.advance(20)
+        emulator.batch.data_plane_stop_resize(pool.id)
+        emulator.advance(emulator.batch.allocation.stop_seconds)
+        # THEN the resize ended ResizeStopped short of 400, and no ARM event said any of it
+        stopped = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers")
+        assert stopped.allocation_state == "Steady" and 100 <= stopped.current_dedicated_nodes < 400
+        assert [e.code for e in stopped.resize_operation_status.errors] == ["ResizeStopped"]
+        assert len(emulator.events.emitted) == events_before
+
+    def test_given_a_resizing_pool_when_resized_through_the_batch_api_then_it_is_refused_409_pool_being_resized(
+            self, emulator, compute, batch):
+        from emulator.errors import ArmError
+
+        pool, _ = self._grown_pool(emulator, compute, batch)
+        with pytest.raises(ArmError) as raised:
+            emulator.batch.data_plane_resize(pool.id, 400, 0)
+        assert (raised.value.status, raised.value.code) == (409, "PoolBeingResized")
+
+
+class TestReplicaLimits:
+    """Compute Gallery: "a maximum of 50 replicas per region", "a limit of 100 replicas per image version"
+    (azure-docs, virtual-machines/azure-compute-gallery.md)."""
+
+    @pytest.mark.parametrize(("regions", "accepted"), [
+        ({"westeurope": 50}, True),
+        ({"westeurope": 51}, False),
+        ({"westeurope": 50, "northeurope": 50}, True),
+        ({"westeurope": 50, "northeurope": 50, "eastus": 1}, False),
+    ])
+    def test_given_target_regions_when_a_version_is_put_then_more_than_50_in_a_region_or_100_in_all_is_refused(
+            self, compute, regions, accepted):
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = GalleryImageVersion(
+            location="westeurope",
+            publishing_profile=GalleryImageVersionPublishingProfile(
+                target_regions=[TargetRegion(name=name, regional_replica_count=count) for name, count in regions.items()]),
+            storage_profile=GalleryImageVersionStorageProfile(source=GalleryArtifactVersionFullSource(id=image.id)))
+        if accepted:
+            made = compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", "1.0.0", version).result()
+            assert made.provisioning_state == "Succeeded"
+            return
+        with pytest.raises(HttpResponseError) as raised:
+            compute.gallery_image_versions.begin_create_or_update(RESOURCE_GROUP, GALLERY, "def", "1.0.0", version).result()
+        assert raised.value.status_code == 400 and raised.value.error.code == "InvalidParameter"
+
+
+class TestReadOnlyLocks:
+    """"ReadOnly means authorized users can read a resource, but they can't delete or update it" (lock-resources.md):
+    409 ScopeLocked "... cannot perform write operation because following scope(s) are locked ..."."""
+
+    def test_given_a_read_only_lock_on_the_resource_group_when_a_pool_is_patched_then_it_is_refused_and_unchanged(
+            self, emulator, compute, batch):
+        from azure.mgmt.batch.models import MetadataItem
+        from azure.mgmt.resource.locks import ManagementLockClient
+        from azure.mgmt.resource.locks.models import ManagementLockObject
+
+        image = _image(compute, "img", *_snapshots(compute))
+        _definition(compute, "def")
+        version = _version_from_image(compute, "def", image.id, ["westeurope"])
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "workers", _pool(version.id, 0))
+        locks = ManagementLockClient(StaticTokenCredential(), SUBSCRIPTION, transport=emulator.transport())
+        locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "frozen", ManagementLockObject(level="ReadOnly"))
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="a", value="b")])))
+        assert raised.value.status_code == 409 and raised.value.error.code == "ScopeLocked"
+        assert "cannot perform write operation because following scope(s) are locked" in raised.value.error.message
+        assert not batch.pool.get(RESOURCE_GROUP, ACCOUNT, "workers").metadata
+        # AND a CanNotDelete lock lets the same PATCH through
+        locks.management_locks.delete_at_resource_group_level(RESOURCE_GROUP, "frozen")
+        locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "keep", ManagementLockObject(level="CanNotDelete"))
+        patched = batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="a", value="b")])))
+        assert [(m.name, m.value) for m in patched.metadata] == [("a", "b")]

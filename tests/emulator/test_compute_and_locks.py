@@ -90,7 +90,9 @@ class TestSnapshots:
         compute.snapshots.begin_create_or_update(RESOURCE_GROUP, "snap-os", Snapshot(location="westeurope", creation_data=CreationData(create_option="Copy", source_resource_id=disk_id)), polling=False)
         with pytest.raises(HttpResponseError) as raised:
             _snapshot(compute, "snap-os", disk_id)
-        assert raised.value.status_code == 409 and raised.value.error.code == "OperationNotAllowed"
+        # Compute's recorded answer to a PUT colliding with one under way (Azure/azure-cli#15765)
+        assert raised.value.status_code == 409 and raised.value.error.code == "Conflict"
+        assert "conflict with a concurrent request" in raised.value.error.message
 
     def test_list_by_resource_group_follows_next_links(self, compute):
         disk_id = _os_disk_id(compute)

@@ -52,6 +52,8 @@ class TestSettings:
         assert (chosen.alert_dedup_minutes, chosen.keep_image_locks) == (15, True)
         with pytest.raises(SettingError, match=f"App setting {names.KEEP_IMAGE_LOCKS} must be true or false"):
             Settings.from_environ({**VALID, names.KEEP_IMAGE_LOCKS: "yes"})
+        assert not chosen.allow_legacy_managed_image_pools
+        assert Settings.from_environ({**VALID, names.ALLOW_LEGACY_MANAGED_IMAGE_POOLS: "true"}).allow_legacy_managed_image_pools
         with pytest.raises(SettingError, match=f"App setting {names.ALERT_DEDUP_MINUTES} must"):
             Settings.from_environ({**VALID, names.ALERT_DEDUP_MINUTES: "0"})
 

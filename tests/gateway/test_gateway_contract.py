@@ -95,7 +95,7 @@ def published_version(world: World) -> ImageVersionView:
     compute = world.gateway.compute
     compute.create_image_definition(DEFINITION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
         "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
-        "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}})
+        "identifier": {"publisher": "p", "offer": "o", "sku": "s"}, "features": [{"name": "SecurityType", "value": "Standard"}]}})
     world.settle()
     compute.create_image_version(VERSION, {"location": "westeurope", "tags": {"cip-request": "r1"}, "properties": {
         "publishingProfile": {"targetRegions": [{"name": "West Europe", "regionalReplicaCount": 2}], "replicaCount": 1},
@@ -159,7 +159,7 @@ class TestCompute:
         version = published_version(world)
         definition = compute.image_definition(DEFINITION)
         assert definition is not None and (definition.os_type, definition.hyper_v_generation) == ("Linux", "V2")
-        assert definition.tags == {"cip-request": "r1"} and definition.features == {}
+        assert definition.tags == {"cip-request": "r1"} and definition.features == {"securitytype": "Standard"}
         assert version.replicas == {"westeurope": 2} and version.sources == (IMAGE_ID.id,)
         assert not version.exclude_from_latest and version.end_of_life is None
         assert compute.replicate_image_version(VERSION, version, [("westeurope", 2), ("northeurope", 1)]) is None

@@ -85,6 +85,20 @@ class TestLegacyPath:
         assert "PUT Microsoft.Compute/galleries/images/versions" not in writes(report)
 
 
+class TestPermanentRefusals:
+    def test_a_snapshot_put_refused_for_good_ends_the_request_failed_with_azures_reason_after_one_put(self):
+        # GIVEN Compute refusing every snapshot PUT with 409 OperationNotAllowed (a quota); WHEN a request runs a day
+        report = play("snapshot-refused-for-good.json")
+        # THEN it is FAILED at once with Azure's code and message: one PUT, one alert, one reply, no retry loop
+        [request] = report["requests"]
+        assert request["stage"] == "FAILED" and "OperationNotAllowed: Operation could not be completed" in request["reason"]
+        assert report["armCalls"]["PUT Microsoft.Compute/snapshots"] == 1
+        assert [a["type"] for a in report["alerts"]] == ["CustomImagePool.RequestFailed"]
+        [reply] = report["replies"]
+        assert reply["body"]["stage"] == "FAILED" and reply["body"]["reason"] == request["reason"]
+        assert report["functionErrors"] == []
+
+
 class TestRejections:
     def test_malformed_requests_are_rejected_naming_the_field_answered_and_never_touch_azure(self):
         report = play("malformed-request.json")

@@ -110,6 +110,19 @@ def test_given_a_refused_delete_when_audited_again_later_then_it_is_not_alerted_
     assert state_record.data["alerted"] and ACTIVITY_LOG_LAG == timedelta(minutes=20)
 
 
+def test_given_a_look_stopped_for_100_days_when_audited_again_then_it_reads_from_inside_the_90_days_the_log_keeps():
+    # GIVEN a look that read the Activity Log, then a stop of 100 days (the log refuses a start more than 90 days back)
+    rehearsal, used = protected_world(images=1, pools_per_image=1)
+    audit(rehearsal.services, UNPROBED)
+    rehearsal.emulator.advance(100 * 24 * 3600)
+    # WHEN a refused delete happens and the audit looks again
+    rehearsal.delete_as_operator(used[1])
+    rehearsal.emulator.advance(10 * 60)
+    found = audit(rehearsal.services, UNPROBED)
+    # THEN the read was accepted (no 400) and found the refused delete
+    assert found.deletion_blocked == [used[1]]
+
+
 OTHER_SUB = "3f1c9e27-0b5d-4a8e-8c1f-7d2e6a4b9c30"
 APP_TOKEN = StaticTokenCredential().token  # whose calls the emulator sees as the app's
 

@@ -60,9 +60,30 @@ class TestProtection:
         rehearsal.services = replace(rehearsal.services, settings=kept)
         rehearsal.clients.settings = kept
         report = build_report(rehearsal.run())
-        # THEN the image and its three snapshots stayed locked: both deletes were refused, and nobody uses them (no alert)
-        assert len(report["resources"]["locks"]) == 4 and len(report["resources"]["images"]) == 1
+        # THEN the version, the image and its three snapshots stayed locked: both deletes were refused, and nobody uses
+        # them (no alert)
+        assert len(report["resources"]["locks"]) == 5 and len(report["resources"]["images"]) == 1
         assert len(report["resources"]["snapshots"]) == 3 and report["alerts"] == []
+
+
+class TestPoolsDeletedThroughTheBatchServiceApi:
+    def test_pools_deleted_with_no_arm_event_are_found_by_the_sweep_their_locks_released_and_a_growing_request_failed_once(self):
+        # GIVEN a READY 10-node pool and a 1,200-node pool still growing, each on its own locked lineage
+        rehearsal, report = play("batch-api-delete-pool.json")
+        # WHEN both are deleted through the Batch service API: no ARM event says so
+        pool_events = [e for e in rehearsal.emulator.events.emitted
+                       if e.event_type == "Microsoft.Resources.ResourceDeleteSuccess" and "/pools/" in e.body["subject"]]
+        assert pool_events == [] and report["resources"]["pools"] == []
+        # THEN the sweep finds both gone and releases every lock they held
+        assert report["resources"]["locks"] == []
+        stages = {r["id"]: (r["stage"], r["reason"]) for r in report["requests"]}
+        assert stages["batch-api-small"][0] == "READY"
+        assert stages["batch-api-big"][0] == "FAILED" and "was deleted before it reached its target" in stages["batch-api-big"][1]
+        # AND the growing pool's team hears once that it FAILED (the READY one heard READY before)
+        big = [reply["body"]["stage"] for reply in report["replies"] if reply["body"]["requestId"] == "batch-api-big"]
+        assert big == ["FAILED"] and report["functionErrors"] == []
+        # AND the operator's calls are on the timeline, each said to raise no ARM event
+        assert sum("Batch API: pool deleted (no ARM event)" in line["outcome"] for line in report["timeline"]) == 2
 
 
 class TestAlerts:

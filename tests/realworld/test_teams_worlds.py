@@ -3,6 +3,8 @@ reused versions, shared definitions, plan images, conflicts found before any wri
 
 from __future__ import annotations
 
+import json
+
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +52,13 @@ class TestRegions:
         [pool] = report["resources"]["pools"]
         assert pool["currentDedicatedNodes"] == 600
 
+    def test_given_a_default_deployment_when_legacy_mode_is_asked_then_it_is_rejected_naming_the_retirement_and_the_gallery(self):
+        # GIVEN a deployment without ALLOW_LEGACY_MANAGED_IMAGE_POOLS; WHEN a request asks for a managed-image pool
+        reason = rejected_before_any_write(play("legacy-mode-refused"), "image.legacyManagedImage")
+        # THEN it is refused before any ARM call, naming Batch's retirement date and the gallery path
+        assert "retired" in reason and "2026-03-31" in reason and "image.galleryId" in reason
+        assert play("legacy-mode-refused")["armCalls"] == {}
+
     def test_given_legacy_mode_and_an_account_in_another_region_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("legacy-account-in-another-region"), "source.virtualMachineId")
         assert "needs it in the Batch account's region northeurope" in reason
@@ -70,6 +79,14 @@ class TestTrustedLaunchAndConfidentialVms:
         assert pool["securityProfile"] == {"securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
         # AND what the pool depends on (the version and its snapshots) is locked
         assert len(report["resources"]["locks"]) == 4
+
+    def test_given_a_trusted_launch_vm_with_secure_boot_off_when_the_request_runs_then_the_pool_has_secure_boot_off_too(self):
+        # GIVEN a Trusted Launch VM built with Secure Boot off (unsigned drivers); WHEN the request runs
+        report = play("trusted-launch-secure-boot-off")
+        # THEN the pool's nodes boot as the VM did: Secure Boot off, vTPM on
+        [pool] = report["resources"]["pools"]
+        assert only_request(report)["stage"] == "READY"
+        assert pool["securityProfile"] == {"securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": False, "vTpmEnabled": True}}
 
     def test_given_a_confidential_vm_when_the_request_runs_then_the_pool_is_a_confidential_vm_pool(self):
         report = play("confidential-vm")
@@ -100,6 +117,11 @@ class TestLargeGalleryPools:
         resizes = rehearsal.emulator.batch.resize_history
         assert len(resizes) == 10 and all(end - start < timedelta(minutes=25) for _, start, end in resizes)
         assert rehearsal.emulator.calls["POST Microsoft.Batch/batchAccounts/pools"] == 9
+        # AND the pool itself was made with 45 minutes (15 per 1,000 of its 3,000 nodes), not the request's 25: the guard
+        # keeps that creation timeout as the base of its own resizes (its state on the pool)
+        pool_resource = rehearsal.emulator.store.of_type("Microsoft.Batch/batchAccounts/pools")[0]
+        state = json.loads({m["name"]: m["value"] for m in pool_resource.properties["metadata"]}["cip-guard-state"])
+        assert state["baseTimeoutSeconds"] == 45 * 60
 
     def test_given_a_pool_larger_than_the_core_quota_when_submitted_then_it_is_rejected_naming_the_quota(self):
         reason = rejected_before_any_write(play("gallery-over-core-quota"), "pool.targetDedicatedNodes")
@@ -114,6 +136,19 @@ class TestReusedVersions:
         assert version["targetRegions"] == [{"name": "westeurope", "regionalReplicaCount": 9}]
         assert report["armCalls"]["PUT Microsoft.Compute/galleries/images/versions"] == 1
         assert "PUT Microsoft.Compute/galleries/images" not in report["armCalls"]  # not our definition: never written
+
+    def test_given_a_reused_version_in_a_confidential_vm_supported_definition_then_the_pool_is_a_plain_generation_2_pool(self):
+        # GIVEN a version whose definition says ConfidentialVMSupported (supports confidential VMs, requires nothing)
+        report = play("reused-version-in-a-supported-definition")
+        # THEN the pool asks for no securityProfile, so an ordinary size serves it
+        [pool] = report["resources"]["pools"]
+        assert only_request(report)["stage"] == "READY" and pool["securityProfile"] is None
+
+    def test_given_a_reused_version_near_the_replica_limit_when_it_needs_more_then_it_is_rejected_naming_the_limit(self):
+        # GIVEN a version with 95 replicas across three regions; WHEN a 2,500-node pool needs 9 of them in westeurope
+        reason = rejected_before_any_write(play("reused-version-over-replica-limit"), "source.galleryImageVersionId")
+        # THEN the gallery's limit of 100 replicas per version is named, with what each region would have
+        assert "would need 103 replicas (westeurope 9, northeurope 50, eastus 44)" in reason and "at most 100" in reason
 
 
 class TestVersionNames:
@@ -135,6 +170,28 @@ class TestVersionNames:
         assert image_version_name("a", early) != image_version_name("b", early)
 
 
+class TestSharedDefinitions:
+    def test_given_two_requests_naming_one_new_definition_when_both_run_then_the_definition_is_put_once(self):
+        # GIVEN a definition the first request creates; WHEN a second request names it an hour later
+        report = play("versions-in-a-shared-definition")
+        # THEN it is created once, with an identifier from its name (no request id in it), and never PUT again
+        assert [r["stage"] for r in report["requests"]] == ["READY", "READY"]
+        assert report["armCalls"]["PUT Microsoft.Compute/galleries/images"] == 1
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["identifier"] == {"publisher": "custom-image-pools", "offer": "render", "sku": "render"}
+        assert definition["features"] == [{"name": "SecurityType", "value": "Standard"}]
+
+    def test_given_a_teams_own_definition_in_another_region_when_named_then_it_is_used_as_it_is_and_replicated_to(self):
+        # GIVEN the team's definition (publisher contoso) in northeurope; WHEN two requests from a westeurope VM name it
+        report = play("team-definition-used-as-is")
+        # THEN nothing PUTs it (its publisher stays the team's), and each version also gets a replica where it is
+        assert [r["stage"] for r in report["requests"]] == ["READY", "READY"]
+        assert "PUT Microsoft.Compute/galleries/images" not in report["armCalls"]
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["identifier"]["publisher"] == "contoso"
+        assert all({r["name"] for r in v["targetRegions"]} == {"westeurope", "northeurope"} for v in report["resources"]["imageVersions"])
+
+
 class TestPurchasePlans:
     def test_given_a_plan_image_vm_on_the_gallery_path_when_the_request_runs_then_the_definition_carries_its_plan(self):
         report = play("marketplace-plan-image")
@@ -150,7 +207,7 @@ class TestConflictsFoundBeforeAnyWrite:
 
     def test_given_a_named_definition_that_does_not_fit_when_submitted_then_each_misfit_is_named(self):
         reason = rejected_before_any_write(play("definition-does-not-fit"), "image.imageDefinition")
-        assert "osType is Windows, the source needs Linux" in reason and "hyperVGeneration is V1, the source needs V2" in reason
+        assert "osType is Windows, the image is Linux" in reason and "hyperVGeneration is V1, the image is V2" in reason
 
     def test_given_a_pool_name_already_used_in_the_account_when_submitted_then_it_is_rejected_naming_the_pool_name(self):
         reason = rejected_before_any_write(play("pool-name-taken"), "pool.poolName")
@@ -171,6 +228,70 @@ class TestAPersonsChangeIsKept:
         [pool] = report["resources"]["pools"]
         assert pool["currentDedicatedNodes"] == 300
         assert only_request(report)["stage"] == "READY" and "300 dedicated" in only_request(report)["reason"]
+
+
+    def test_given_a_person_resizes_then_stops_through_the_batch_api_when_the_guard_sweeps_then_it_adopts_and_alerts_once(self):
+        # GIVEN a 1,200-node request; WHEN a person resizes its pool to 400 through the Batch service API (no ARM
+        # event), then stops that resize the same way
+        report = play("batch-api-resize-and-stop")
+        # THEN the guard adopts 400 from its listing, never resizes the pool again, and a stopped resize needs a person:
+        # one alert, the request not READY
+        [pool] = report["resources"]["pools"]
+        assert pool["targetDedicatedNodes"] == 400 and pool["currentDedicatedNodes"] < 400
+        assert [d for d in report["guardDecisions"] if d["action"] == "resize" and d["targetDedicatedNodes"] == 400] == []
+        assert [a["type"] for a in report["alerts"]] == ["CustomImagePool.PoolCannotReachTarget"]
+        assert only_request(report)["stage"] != "READY" and report["functionErrors"] == []
+
+
+    def test_given_a_read_only_lock_on_a_growing_pool_when_the_guard_would_resize_then_one_alert_names_the_lock(self):
+        # GIVEN a 1,200-node request; WHEN a person places a ReadOnly lock on its pool while it grows
+        report = play("readonly-lock-on-pool")
+        # THEN the guard's PATCH is refused (409 ScopeLocked): the pool stays where it is, and ops hear it once
+        [pool] = report["resources"]["pools"]
+        assert pool["currentDedicatedNodes"] < 1200
+        [alert] = report["alerts"]
+        assert alert["type"] == "CustomImagePool.PoolCannotReachTarget" and alert["data"]["errorCode"] == "ScopeLocked"
+        assert "ReadOnly lock" in alert["data"]["reason"] and report["functionErrors"] == []
+
+
+class TestNoResizeAfterTheImageIsGone:
+    def test_given_a_snapshot_of_the_lineage_deleted_mid_growth_when_the_guard_looks_then_it_alerts_once_and_never_resizes_after(self):
+        # GIVEN a 1,200-node pool growing; WHEN its OS snapshot is unlocked and deleted (the image itself is still there)
+        report = play("guard-snapshot-deleted")
+        # THEN one critical InUseImageDeleted alert names the snapshot and the pool
+        [deleted] = [a for a in report["alerts"] if a["type"] == "CustomImagePool.InUseImageDeleted"]
+        assert deleted["subject"].endswith("/snapshots/cip-guard-snapshot-deleted-os")
+        # AND no resize is sent after it: each would only fail with AllocationFailed
+        alerted_at = datetime.fromisoformat(deleted["data"]["firstSeen"])
+        later = [d for d in report["guardDecisions"] if d["action"] == "resize" and datetime.fromisoformat(d["at"]) >= alerted_at]
+        assert later == [] and report["functionErrors"] == []
+
+
+    def test_given_garbled_target_metadata_when_the_guard_sweeps_then_the_ledgers_target_is_restored_with_one_alert(self):
+        # GIVEN a 1,200-node request; WHEN a person writes "lots" into its pool's cip-target-dedicated metadata
+        report = play("garbled-target-metadata")
+        # THEN one alert names the unreadable key, the request's target comes back from the ledger, and the pool gets there
+        [alert] = report["alerts"]
+        assert alert["data"]["condition"] == "target-unreadable" and "cip-target-dedicated" in alert["data"]["reason"]
+        assert "(1200/0)" in alert["data"]["reason"] or "1200" in alert["data"]["reason"]
+        [pool] = report["resources"]["pools"]
+        assert pool["currentDedicatedNodes"] == 1200 and only_request(report)["stage"] == "READY"
+
+
+class TestQuotaCountsRequestsInFlight:
+    def test_given_ten_requests_at_once_into_an_account_that_fits_four_then_four_are_ready_and_six_rejected_naming_the_quota(self):
+        # GIVEN an account whose 1,600-core quota fits four 100-node pools of 4-core VMs; WHEN ten requests arrive together
+        report = play("quota-across-requests-in-flight")
+        stages = {r["id"]: r for r in report["requests"]}
+        ready = sorted(rid for rid, r in stages.items() if r["stage"] == "READY")
+        rejected = sorted(rid for rid, r in stages.items() if r["stage"] == "REJECTED")
+        # THEN the four accepted first hold their cores while their images are made, and the rest are refused at intake
+        assert ready == [f"burst-{i:02d}" for i in range(1, 5)] and len(rejected) == 6
+        reason = stages["burst-05"]["reason"]
+        assert reason.startswith("pool.targetDedicatedNodes:") and "quota is 1600 with 1600 in use" in reason
+        assert "4 request(s) in flight (burst-01, burst-02, burst-03, burst-04)" in reason
+        # AND nothing was made for the refused ones, and every pool made is within the quota
+        assert len(report["resources"]["pools"]) == 4 and report["functionErrors"] == []
 
 
 class TestQuotaCountsOtherPools:

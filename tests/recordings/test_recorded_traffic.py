@@ -253,8 +253,10 @@ class TestGalleryImageDefinitionRecording:
         recorded = recording("compute-gallery-image-put.json")
         emulator.compute.add_gallery(f"{RG_ID}/providers/Microsoft.Compute/galleries/gallery1")
         body = {**recorded[0]["request"]["body"], "location": "westeurope"}
-        # WHEN the recorded definition is PUT through the SDK's poller
-        definition = compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gallery1", "def1", body).result()
+        # WHEN the recorded definition is PUT through the SDK's poller, at the recording's api-version (from 2025-03-03 a
+        # definition without a generation or security type is V2 and TrustedLaunchSupported instead: tests/emulator)
+        api_version = recorded[0]["request"]["uri"].rsplit("api-version=", 1)[1]
+        definition = compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gallery1", "def1", body, api_version=api_version).result()
         # THEN 201, Azure-AsyncOperation only, Creating then Succeeded, and the recorded shape
         initial = tap.calls("PUT", "/images/def1")[0]
         assert initial.status == recorded[0]["response"]["status"] == 201
@@ -283,7 +285,7 @@ class TestGalleryImageVersionRecording:
         emulator.compute.add_gallery(f"{RG_ID}/providers/Microsoft.Compute/galleries/gallery1")
         image = _image(compute, "image1", _snapshot(compute, "snap1", _os_disk_id(compute)).id)
         compute.gallery_images.begin_create_or_update(RESOURCE_GROUP, "gallery1", "def1", {
-            "location": "westeurope", "properties": {"osType": "Linux", "osState": "Generalized",
+            "location": "westeurope", "properties": {"osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V1",
                                                      "identifier": {"publisher": "p", "offer": "o", "sku": "s"}}}).result()
         tap.exchanges.clear()
         # WHEN the recorded version PUT (its publishing profile; the source as the project sends it) goes through the poller
