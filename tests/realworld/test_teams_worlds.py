@@ -4,7 +4,6 @@ reused versions, shared definitions, plan images, conflicts found before any wri
 from __future__ import annotations
 
 import json
-
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
