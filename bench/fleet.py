@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import json
 import time
+from typing import TYPE_CHECKING
 
 from emulator.router import is_read
 from emulator.store import ArmResource
+
+if TYPE_CHECKING:
+    from shared.guard.sweep import SweepReport
 
 SUBSCRIPTION = "8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11"
 ACCOUNTS, POOLS_PER_ACCOUNT = 20, 100
@@ -28,15 +32,15 @@ MINUTE = 60
 
 
 def _account(i: int) -> str:
-    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:02d}/providers/Microsoft.Batch/batchAccounts/acct{i:02d}"
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-batch{i:03d}/providers/Microsoft.Batch/batchAccounts/acct{i:03d}"
 
 
-def guarded_accounts(dedicated_core_quota: int):
-    """A rehearsal whose world has ACCOUNTS opt-in Batch accounts in one subscription, and the accounts' ids."""
+def guarded_accounts(dedicated_core_quota: int, count: int = ACCOUNTS):
+    """A rehearsal whose world has ``count`` opt-in Batch accounts in one subscription, and the accounts' ids."""
     from rehearsal.runner import Rehearsal
     from rehearsal.scenario import Scenario
 
-    accounts = [_account(i) for i in range(ACCOUNTS)]
+    accounts = [_account(i) for i in range(count)]
     rehearsal = Rehearsal(Scenario.model_validate({
         "world": {"batchAccounts": [{"id": a, "dedicatedCoreQuota": dedicated_core_quota} for a in accounts],
                   "guardedBatchAccounts": accounts, "allowedScopes": [f"/subscriptions/{SUBSCRIPTION}"]},
@@ -80,6 +84,13 @@ def _cost(calls: dict[str, int]) -> dict[str, int]:
     }
 
 
+def _lineage_of(rg: str, n: int) -> tuple[str, ...]:
+    """What :func:`_put_lineage` makes: the version, the managed image, the three snapshots."""
+    compute = f"{rg}/providers/Microsoft.Compute"
+    return (f"{compute}/galleries/g/images/d/versions/1.0.{n}", f"{compute}/images/i{n:04d}",
+            *(f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")))
+
+
 def _put_lineage(emulator, rg: str, n: int) -> str:
     """A gallery version made from a managed image made from three snapshots; the version's id."""
     compute = f"{rg}/providers/Microsoft.Compute"
@@ -98,18 +109,24 @@ def _put_lineage(emulator, rg: str, n: int) -> str:
 
 
 def distinct_images() -> dict:
-    """First and steady sweep over 2,000 pools, each with its own five-resource lineage."""
+    """First and steady sweep over 2,000 pools, each with its own five-resource lineage (the first adopts one batch of
+    them, paced; the rest of the adoption is fast-forwarded before the steady sweep)."""
 
     rehearsal, accounts = guarded_accounts(100_000_000)
     emulator = rehearsal.emulator
+    lineages: dict[str, tuple[str, tuple[str, ...]]] = {}
     for i, account in enumerate(accounts):
         rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:02d}"
         for p in range(POOLS_PER_ACCOUNT):
-            put_pool(emulator, account, f"pool{p:03d}", _put_lineage(emulator, rg, p), 1200)
+            version = _put_lineage(emulator, rg, p)
+            put_pool(emulator, account, f"pool{p:03d}", version, 1200)
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
     sweeps = {}
     for name in ("firstSweep", "steadySweep"):
         calls, wall = timed_sweep(rehearsal, 31 * MINUTE, name)  # every pool: its resize timed out below target
         sweeps[name] = {**_cost(calls), "wallSeconds": wall}
+        if name == "firstSweep":
+            _finish_adoption(rehearsal, lineages)  # the paced adoption's later batches, fast-forwarded
     return {**sweeps, "protectionAudit": _audit(rehearsal), "lineageResources": ACCOUNTS * POOLS_PER_ACCOUNT * 5}
 
 
@@ -160,3 +177,133 @@ def shared_image() -> dict:
     largest = max(len(json.dumps(r.data)) for kind in ("image-use", "image-user", "pool-use") for r in records.list(kind))
     return {"pools": pools, "lineageResources": 2, "lockWrites": emulator.calls.get(LOCK_WRITES, 0),
             "maxRecordBytes": largest, "protectSecondsTotal": round(wall, 3)}
+
+
+FLEET_ACCOUNTS, FLEET_POOLS_PER_ACCOUNT = 100, 100
+# One pool in FLEET_RESIZE_EVERY asks for more nodes than one resize brings: its resize times out, the sweep resizes it.
+FLEET_RESIZE_EVERY = 100
+
+
+def fleet10000() -> dict:
+    """10,000 pools in 100 accounts, each pool with its own lineage, on a deployment nobody probed.
+
+    Every pool is already there when the guard first sweeps (a fleet to adopt): most at their target, one in a hundred
+    with a timed-out resize. ``firstSweep``: the first timer run (sweep, paced adoption, audit): its resizes, writes
+    and virtual seconds; ``adoptionFirstPeriod``: the adoption batches that follow it for one sweep period, delivered
+    to the registered function at their times. The rest of the adoption (about 2.8 hours at that pace) is then
+    fast-forwarded (:func:`_finish_adoption`) and two hours pass; ``steadySweep``: the next sweep, nothing changed;
+    ``audit``: the protection audit of that timer run.
+    """
+    rehearsal, accounts = guarded_accounts(100_000_000, FLEET_ACCOUNTS)
+    emulator, services = rehearsal.emulator, rehearsal.services
+    resizing = 0
+    lineages: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for i, account in enumerate(accounts):
+        rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:03d}"
+        for p in range(FLEET_POOLS_PER_ACCOUNT):
+            grows = (i * FLEET_POOLS_PER_ACCOUNT + p) % FLEET_RESIZE_EVERY == 0
+            resizing += grows
+            version = _put_lineage(emulator, rg, p)
+            put_pool(emulator, account, f"pool{p:03d}", version, 400 if grows else 4)
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
+    emulator.advance(31 * MINUTE)  # at target, or timed out at 300 of 400 nodes
+    lineage = FLEET_ACCOUNTS * FLEET_POOLS_PER_ACCOUNT * 5
+
+    def timer_run(label: str) -> tuple[dict, SweepReport]:
+        emulator.calls.clear()
+        started, virtual = time.perf_counter(), emulator.clock.elapsed_seconds
+        report = services.guard().run_sweep()
+        return {**_cost(dict(emulator.calls)), "virtualSeconds": emulator.clock.elapsed_seconds - virtual,
+                "wallSeconds": round(time.perf_counter() - started, 3)}, report
+
+    first, report = timer_run("firstSweep")
+    if len(report.resized) != resizing:
+        raise RuntimeError(f"first sweep: expected {resizing} resizes, got {len(report.resized)}")
+    first["lockedPools"] = len(report.adopted_images)
+    period = _play_adoption(rehearsal, 5 * MINUTE)
+    _finish_adoption(rehearsal, lineages)
+    emulator.advance(2 * 60 * MINUTE)  # the adoption is over (about 2.8 hours at its pace), and its Activity Log entries are history
+    _audit_once(services)  # the first audit reaches back an hour; the steady one reads since it
+    emulator.advance(5 * MINUTE)
+    emulator.calls.clear()
+    started = time.perf_counter()
+    steady_report = services.guard().sweep()
+    steady_calls = dict(emulator.calls)
+    steady = {**_cost(steady_calls), "wallSeconds": round(time.perf_counter() - started, 3)}
+    if steady_report.adopted_images or steady_report.adoption_pending:
+        raise RuntimeError("steady sweep: the fleet was not fully adopted")
+    emulator.calls.clear()
+    started = time.perf_counter()
+    audited = _audit_once(services)
+    audit = {"reads": sum(n for op, n in emulator.calls.items() if is_read(op)), "lockListPages": audited.lock_lists,
+             "activityLogPages": audited.activity_reads, "wallSeconds": round(time.perf_counter() - started, 3)}
+    return {"pools": FLEET_ACCOUNTS * FLEET_POOLS_PER_ACCOUNT, "accounts": FLEET_ACCOUNTS, "lineageResources": lineage,
+            "firstSweep": first, "adoptionFirstPeriod": period,
+            "steadySweep": {"reads": steady["reads"], "graphQueries": steady["resourceGraphQueries"], "writes": steady["writes"],
+                            "wallSeconds": steady["wallSeconds"]},
+            "audit": audit, "readsPerSteadySweep": steady["reads"] + audit["reads"]}
+
+
+def _audit_once(services):
+    from shared.eventfacts.findings import read_findings
+    from shared.protection.audit import audit_protection
+
+    return audit_protection(read_findings(services.records), records=services.records, locks=services.gateway.locks,
+                            monitor=services.gateway.monitor, alerts=services.protection_alerts(), now=services.now)
+
+
+class _EmulatorLocks:
+    """Lock writes handed to the emulator's lock handler directly (the same store, events and Activity Log entries as a PUT
+    through ARM, without the SDK's cost): how the benchmark fast-forwards an adoption it has measured the pace of."""
+
+    def __init__(self, emulator) -> None:
+        self._locks = emulator.locks
+
+    def lock(self, scope, name):
+        return None
+
+    def create_lock(self, scope, name: str, notes: str):
+        self._locks.put(scope.id, name, {"properties": {"level": "CanNotDelete", "notes": notes}},
+                        url=f"https://management.azure.com{scope.id}/providers/Microsoft.Authorization/locks/{name}")
+        return None
+
+
+def _finish_adoption(rehearsal, lineages: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    """Adopt every pool not adopted yet with the same ``protect`` each batch runs, its lock writes fast-forwarded."""
+    from shared.protection.locks import ImageUse, protect, recorded_lineage
+
+    records, locks = rehearsal.services.records, _EmulatorLocks(rehearsal.emulator)
+    for pool_id, (image_id, resources) in lineages.items():
+        if recorded_lineage(records, pool_id, image_id) is None:
+            protect(records, locks, ImageUse(pool_id, image_id, resources, None))  # type: ignore[arg-type]
+
+
+def _play_adoption(rehearsal, seconds: int) -> dict:
+    """Deliver the adoption batches due within ``seconds`` to the registered pool-checks function, each at its time:
+    pools adopted, lock writes, the most lock writes of one batch and the least time between two batches."""
+    from datetime import timedelta
+
+    from rehearsal.host import service_bus_message
+    from rehearsal.runner import CHECKS_QUEUE
+    from shared import bootstrap
+
+    emulator = rehearsal.emulator
+    function = rehearsal.host.indexed("pool_checks")
+    end = emulator.now() + timedelta(seconds=seconds)
+    writes, times = [], []
+    bootstrap.install(rehearsal.services)
+    try:
+        while (due := emulator.servicebus.next_due((CHECKS_QUEUE,))) is not None and due <= end:
+            emulator.clock.advance_to(due)
+            while (queued := emulator.servicebus.receive_due(CHECKS_QUEUE)) is not None:
+                before = emulator.calls.get(LOCK_WRITES, 0)
+                function(service_bus_message(body=queued.message.body.encode(), message_id=queued.message_id, reply_to=None,
+                                             delivery_count=queued.delivery_count))
+                if emulator.calls.get(LOCK_WRITES, 0) > before:
+                    writes.append(emulator.calls.get(LOCK_WRITES, 0) - before)
+                    times.append(emulator.clock.elapsed_seconds)
+    finally:
+        bootstrap.install(None)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return {"seconds": seconds, "batches": len(writes), "lockWrites": sum(writes), "maxLockWritesPerBatch": max(writes, default=0),
+            "minSecondsBetweenBatches": min(gaps, default=None)}

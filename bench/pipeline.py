@@ -4,12 +4,17 @@
   submit to pool created. The bound is the critical path of the emulator's own operation durations
   (snapshots, then the managed image, then the replicated version; the definition runs alongside):
   nothing event-driven can create the pool sooner.
-- ``readySeconds``, ``readyLagSeconds``, ``armReadsToReady``: the whole run as deployed and probed
-  (events, scheduled checks, the timer; ``verify --probe-events`` found every ARM event raised):
-  virtual seconds to READY, how long after the pool reached its target the request was READY, and
-  the ARM reads it took (Resource Graph queries counted apart).
-- ``unprobed``: the same run with no probe findings: the sweeps also audit protection themselves
-  (a lock list and an Activity Log read each), the cost of assuming the worst.
+- ``readySeconds``, ``readyLagSeconds``, ``armReadsToReady``: the whole run as deployed (events, scheduled
+  checks, the timer) with no probe findings, so the sweeps also audit protection themselves: virtual seconds
+  to READY, how long after the pool reached its target the request was READY, and the ARM reads it took
+  (Resource Graph queries counted apart). ``unprobed`` repeats them under the name the targets use.
+- ``probed``: the same run where ``verify --probe-events`` found every ARM event raised (no sweep audits
+  protection itself): an extra key, never the headline.
+- ``readySecondsRatioToStallBound``: READY on the default deployment against the stop-and-resize bound of the
+  same world: the pipeline up to the pool's creation, then a driver that knows the allocation model's state
+  (no ARM reads) stops each resize the moment it has added the last node it will, and resizes again the
+  moment the pool is Steady. No guard can see a stall sooner; the bound is measured by playing it.
+- ``noStall``: the default request where one resize brings every node (no stall): READY and the stops issued (0).
 - ``pollingBaseline``: the same world driven by a plain loop that polls every 30 s and takes the next
   step when the last one is done, with the same SDK clients: what a simple script would do.
 """
@@ -24,6 +29,7 @@ from datetime import timedelta
 from emulator.router import is_read
 
 RESOURCE_GRAPH = "POST Microsoft.ResourceGraph/resources"
+STOP_RESIZE = "POST Microsoft.Batch/batchAccounts/pools"
 POLL = timedelta(seconds=30)
 
 
@@ -78,16 +84,59 @@ def to_pool_created() -> dict:
     }
 
 
-def to_ready(probed: bool = True) -> dict:
+def stall_bound() -> dict:
+    """The stop-and-resize bound: the default request up to its pool's creation, then an all-knowing driver (see above)."""
+    from rehearsal.pump import ConcurrentPump
+    from rehearsal.runner import REQUESTS_QUEUE, Rehearsal
+    from rehearsal.scenario import Scenario, default_request
+    from shared import bootstrap
+    from shared.messaging import OutgoingMessage
+
+    rehearsal = Rehearsal(Scenario.model_validate({"steps": []}))
+    emulator, request = rehearsal.emulator, default_request()
+    pool_id = f"{request['pool']['batchAccountId']}/pools/{request['pool']['poolName']}"
+    bootstrap.install(rehearsal.services)
+    try:
+        rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(request), message_id="bench-bound"))
+        ConcurrentPump(rehearsal, workers=1).run(until=lambda: emulator.store.find(pool_id) is not None)
+    finally:
+        bootstrap.install(None)
+    created = emulator.clock.elapsed_seconds
+    batch, url = emulator.batch, f"https://management.azure.com{pool_id}"
+    stops = 0
+    for _ in range(24 * 3600):
+        pool = emulator.store.find(pool_id)
+        if pool is None:
+            raise RuntimeError("the pool is gone")
+        props = pool.properties
+        fixed = props["scaleSettings"]["fixedScale"]
+        if props["currentDedicatedNodes"] >= fixed["targetDedicatedNodes"]:
+            break
+        if props["allocationState"] == "Steady":
+            batch.update_pool(pool_id, {"properties": {"scaleSettings": {"fixedScale": dict(fixed)}}}, url=url)
+        elif props["allocationState"] == "Resizing" and batch.resize_exhausted(pool_id):
+            batch.stop_resize(pool_id, url=url + "/stopResize")
+            stops += 1
+        emulator.advance(1)
+    else:
+        raise RuntimeError("the stall bound never reached the pool's target")
+    return {"poolCreatedSeconds": created, "targetSeconds": emulator.clock.elapsed_seconds, "stops": stops}
+
+
+def to_ready(probed: bool = False, allocation: dict | None = None) -> dict:
     """The default rehearsal as deployed: seconds to READY, the lag after the pool reached its target, reads.
 
-    ``probed``: the deployment's probe found every event raised (so no sweep audits protection itself).
+    ``probed``: the deployment's probe found every event raised (so no sweep audits protection itself); by default
+    it found nothing, as on a deployment nobody probed. ``allocation``: the world's allocation model, if not the default.
     """
     from rehearsal.runner import Rehearsal
-    from rehearsal.scenario import default_scenario
+    from rehearsal.scenario import Scenario, default_scenario
     from shared.eventfacts.findings import EventFindings, write_findings
 
-    rehearsal = Rehearsal(default_scenario())
+    scenario = default_scenario()
+    if allocation is not None:
+        scenario = Scenario.model_validate({**scenario.model_dump(by_alias=True, exclude_none=True), "world": {"allocation": allocation}})
+    rehearsal = Rehearsal(scenario)
     if probed:
         write_findings(rehearsal.services.records, EventFindings(True, True, "completion"))
     rehearsal.run()
@@ -101,6 +150,7 @@ def to_ready(probed: bool = True) -> dict:
         "armReadsToReady": sum(n for op, n in calls.items() if is_read(op) and op != RESOURCE_GRAPH),
         "resourceGraphQueriesToReady": calls.get(RESOURCE_GRAPH, 0),
         "armCallsToReady": sum(calls.values()),
+        "stopResizes": calls.get(STOP_RESIZE, 0),
     }
 
 
@@ -206,8 +256,14 @@ def concurrent_delivery() -> dict:
 
 
 def figures() -> dict:
-    """Every pipeline figure, in one run."""
-    unprobed = to_ready(probed=False)
-    return {**to_pool_created(), **to_ready(), "pollingBaseline": polling_baseline(),
+    """Every pipeline figure, in one run. The headline figures are the default deployment's (nothing probed)."""
+    unprobed, probed, bound = to_ready(), to_ready(probed=True), stall_bound()
+    no_stall = to_ready(allocation={"maxNodesPerResize": 1000})
+    return {**to_pool_created(), **unprobed,
+            "readySecondsRatioToStallBound": round(unprobed["readySeconds"] / bound["targetSeconds"], 4),
+            "stallBound": bound,
+            "noStall": {key: no_stall[key] for key in ("readySeconds", "stopResizes", "armReadsToReady")},
+            "pollingBaseline": polling_baseline(),
             "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")},
+            "probed": {key: probed[key] for key in ("readySeconds", "readyLagSeconds", "armReadsToReady", "armCallsToReady")},
             "concurrent": concurrent_delivery()}

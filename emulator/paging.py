@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 from .http import ArmRequest, ArmResponse
@@ -9,10 +11,14 @@ from .http import ArmRequest, ArmResponse
 SKIP_TOKEN = "$skiptoken"
 
 
-def page(request: ArmRequest, items: list[dict], page_size: int) -> ArmResponse:
-    """One page of ``items`` from the request's skip token; ``nextLink`` when more remain."""
+def page(request: ArmRequest, items: Sequence[Any], page_size: int, serialise: Callable[[Any], dict] | None = None) -> ArmResponse:
+    """One page of ``items`` from the request's skip token; ``nextLink`` when more remain.
+
+    ``serialise`` turns each item of the page (only) into its JSON body: a long list is not serialised once per page.
+    """
     start = int(request.query.get(SKIP_TOKEN, "0") or 0)
-    body: dict = {"value": items[start : start + page_size]}
+    chosen = items[start : start + page_size]
+    body: dict = {"value": [serialise(item) for item in chosen] if serialise else list(chosen)}
     if start + page_size < len(items):
         parsed = urlparse(request.url)
         query = [(k, v) for k, v in parse_qsl(parsed.query) if k != SKIP_TOKEN]

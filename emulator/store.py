@@ -71,12 +71,26 @@ class ResourceStore:
 
     def __init__(self) -> None:
         self._resources: dict[str, ArmResource] = {}
+        # The same resources by lower-cased type, and by (type, parent id) for nested resources such as pools:
+        # listing one type (or one parent's children) never walks the whole cloud.
+        self._by_type: dict[str, dict[str, ArmResource]] = {}
+        self._children: dict[tuple[str, str], dict[str, ArmResource]] = {}
         self._lock = threading.RLock()
 
     def put(self, resource: ArmResource) -> ArmResource:
+        key = resource.id.lower()
         with self._lock:
-            self._resources[resource.id.lower()] = resource
+            previous = self._resources.get(key)
+            if previous is not None and previous.type.lower() != resource.type.lower():
+                self._unindex(key, previous)
+            self._resources[key] = resource
+            self._by_type.setdefault(resource.type.lower(), {})[key] = resource
+            self._children.setdefault((resource.type.lower(), _parent_key(key)), {})[key] = resource
         return resource
+
+    def _unindex(self, key: str, resource: ArmResource) -> None:
+        self._by_type.get(resource.type.lower(), {}).pop(key, None)
+        self._children.get((resource.type.lower(), _parent_key(key)), {}).pop(key, None)
 
     def find(self, resource_id: str) -> ArmResource | None:
         with self._lock:
@@ -103,23 +117,32 @@ class ResourceStore:
         return self.find(resource_id) is not None
 
     def remove(self, resource_id: str) -> ArmResource | None:
+        key = resource_id.lower().rstrip("/")
         with self._lock:
-            return self._resources.pop(resource_id.lower().rstrip("/"), None)
+            removed = self._resources.pop(key, None)
+            if removed is not None:
+                self._unindex(key, removed)
+            return removed
 
     def of_type(self, resource_type: str, *, under: str | None = None) -> list[ArmResource]:
         """Resources of one type, optionally below a scope id, in creation order."""
         prefix = under.lower().rstrip("/") + "/" if under else ""
-        wanted = resource_type.lower()
         with self._lock:
-            return [
-                r
-                for key, r in self._resources.items()
-                if r.type.lower() == wanted and key.startswith(prefix)
-            ]
+            return [r for key, r in self._by_type.get(resource_type.lower(), {}).items() if key.startswith(prefix)]
+
+    def children(self, resource_type: str, parent_id: str) -> list[ArmResource]:
+        """The child resources of one type directly below ``parent_id`` (a Batch account's pools), in creation order."""
+        with self._lock:
+            return list(self._children.get((resource_type.lower(), parent_id.lower().rstrip("/")), {}).values())
 
     def __iter__(self) -> Iterator[ArmResource]:
         with self._lock:
             return iter(list(self._resources.values()))
+
+
+def _parent_key(key: str) -> str:
+    """The id a nested resource's own two segments hang from (``.../batchAccounts/a`` for ``.../batchAccounts/a/pools/p``)."""
+    return key.rsplit("/", 2)[0]
 
 
 def _not_found_message(resource_id: str) -> str:

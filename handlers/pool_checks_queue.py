@@ -14,12 +14,18 @@ bp = func.Blueprint()
     connection=settings.SERVICEBUS_CONNECTION,
 )
 def pool_checks(message: func.ServiceBusMessage) -> None:
-    """Look at one pool when a resize has timed out, or at one resource of a request still in progress."""
+    """Look at one pool (a resize in progress), at one resource of a request still in progress, or adopt a paced batch
+    of pools' images (record and lock them)."""
     # The handler's modules load on the first invocation, not when the host indexes the app (cold start).
     from shared import bootstrap
-    from shared.messaging import PoolCheck, RequestCheck, is_request_check
+    from shared.messaging import Adoption, PoolCheck, RequestCheck, is_adoption, is_request_check
 
     body = message.get_body()
+    if is_adoption(body):
+        adoption = Adoption.from_body(body)
+        if adoption is not None:
+            bootstrap.current().guard().adopt(adoption.pools)
+        return
     if is_request_check(body):
         request_check = RequestCheck.from_body(body)
         if request_check is not None:
@@ -27,4 +33,4 @@ def pool_checks(message: func.ServiceBusMessage) -> None:
         return
     check = PoolCheck.from_body(body)
     if check is not None:
-        bootstrap.current().guard().check(check.pool_id, check.attempt, check.seen_nodes, check.seen_at, check.pace)
+        bootstrap.current().guard().look(check)

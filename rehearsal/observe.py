@@ -50,6 +50,8 @@ def decision_label(decision: dict[str, Any]) -> str:
         return "backoff"
     if action == "at-target":
         return "at target"
+    if action == "stop-stalled-resize":
+        return "stalled: resize stopped"
     if action == "skip":
         state = str(decision.get("allocationState") or "").lower()
         return "waiting" if state in ("resizing", "stopping") else "left alone"

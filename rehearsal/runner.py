@@ -183,6 +183,8 @@ class Rehearsal:
             max_nodes_per_resize=world.allocation.max_nodes_per_resize,
             nodes_per_minute=world.allocation.nodes_per_minute,
             quota_error=world.allocation.quota_error,
+            capacity_pauses=tuple((pause.after.total_seconds(), pause.for_.total_seconds() if pause.for_ is not None else None)
+                                  for pause in world.allocation.capacity_pauses),
         )
         for pool in world.pools:
             account_id, name = pool.id.rsplit("/pools/", 1)
@@ -233,6 +235,11 @@ class Rehearsal:
             self.run_until_idle(step.max_virtual_time)
         elif isinstance(step, ResizePoolStep):
             change = step.resize_pool
+            # Batch takes new scale settings only from a Steady pool ("stop the resize" first, as its error says): a
+            # person resizing a pool that is resizing stops that resize, waits for it to stop, then resizes.
+            if self.emulator.batch.get_pool(change.pool_id).properties.get("allocationState") == "Resizing":
+                self._arm("POST", f"{change.pool_id}/stopResize", "2024-07-01")
+                self.emulator.clock.advance(self.emulator.batch.allocation.stop_seconds)
             self._arm_patch_pool(change.pool_id, {"scaleSettings": {"fixedScale": {
                 "targetDedicatedNodes": change.target_dedicated_nodes, "targetLowPriorityNodes": change.target_low_priority_nodes}}})
             self._pump()

@@ -87,10 +87,19 @@ class ImageVersionSpec(_Model):
     target_regions: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 
+class CapacityPauseSpec(_Model):
+    """A time the region has no capacity for the pool's VM size: ``after`` the scenario starts, ``for`` how long
+    (no ``for``: capacity never returns)."""
+
+    after: timedelta
+    for_: Annotated[timedelta | None, Field(alias="for")] = None
+
+
 class AllocationSpec(_Model):
     max_nodes_per_resize: int = 300
     nodes_per_minute: int = 100
     quota_error: str | None = None
+    capacity_pauses: list[CapacityPauseSpec] = Field(default_factory=list)
 
 
 class FaultSpec(_Model):

@@ -228,6 +228,10 @@ class PoolCheck:
     seen_nodes: int | None = None
     seen_at: datetime | None = None
     pace: float | None = None
+    # When a look first saw the current node count after this resize added nodes, and the longest quiet spell the
+    # resize recovered from (seconds): what the guard's stall policy judges by.
+    grew_at: datetime | None = None
+    quiet_seconds: float = 0.0
 
     @classmethod
     def from_body(cls, body: bytes) -> PoolCheck | None:
@@ -241,11 +245,12 @@ class PoolCheck:
                 raise ValueError(f"attempt {str(attempt)[:20]} is not a count of checks")
             pace = data.get("pace")
             pace = float(pace) if isinstance(pace, (int, float)) and not isinstance(pace, bool) and 0 < pace < 10**6 else None
+            grew_at, quiet = _aware(data.get("grewAt")), data.get("quietSeconds")
+            quiet = float(quiet) if isinstance(quiet, (int, float)) and not isinstance(quiet, bool) and 0 <= quiet < 10**6 else 0.0
             seen_nodes, seen_at = data.get("seenNodes"), data.get("seenAt")
             if not (isinstance(seen_nodes, int) and not isinstance(seen_nodes, bool) and 0 <= seen_nodes < 10**7 and isinstance(seen_at, str)):
-                return cls(pool_id, attempt, pace=pace)
-            moment = datetime.fromisoformat(seen_at)
-            return cls(pool_id, attempt, seen_nodes, moment if moment.tzinfo is not None else None, pace)
+                return cls(pool_id, attempt, pace=pace, grew_at=grew_at, quiet_seconds=quiet)
+            return cls(pool_id, attempt, seen_nodes, _aware(seen_at), pace, grew_at, quiet)
         except (ValueError, TypeError, KeyError, RecursionError) as exc:
             log.warning("pool check message ignored: %.200s", exc)
             return None
@@ -256,13 +261,23 @@ class PoolCheck:
             json.dumps({"poolId": self.pool_id, "attempt": self.attempt,
                         **({"seenNodes": self.seen_nodes, "seenAt": self.seen_at.isoformat()}
                            if self.seen_nodes is not None and self.seen_at is not None else {}),
-                        **({"pace": round(self.pace, 3)} if self.pace else {})}),
+                        **({"pace": round(self.pace, 3)} if self.pace else {}),
+                        **({"grewAt": self.grew_at.isoformat()} if self.grew_at is not None else {}),
+                        **({"quietSeconds": round(self.quiet_seconds, 3)} if self.quiet_seconds else {})}),
             # The pool's name for people, a digest of its id so two accounts' pools of one name never share an id
             # (the queue drops a MessageId seen within a day).
             message_id=f"check-{self.pool_id.rsplit('/', 1)[-1]}-{_digest(self.pool_id.lower(), 8)}-{when.strftime('%Y%m%dT%H%M%S')}",
             subject=POOL_CHECK_SUBJECT,
             scheduled_enqueue_time=when,
         )
+
+
+def _aware(text: object) -> datetime | None:
+    """A time with its zone from a message; None for anything else (raises ValueError for a malformed time)."""
+    if not isinstance(text, str):
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else None
 
 
 def _digest(text: str, length: int) -> str:
@@ -321,11 +336,81 @@ class RequestCheck:
 
 def is_request_check(body: bytes) -> bool:
     """Whether a pool-checks queue message asks about a request (not a pool)."""
+    return _names(body, "requestId")
+
+
+def _names(body: bytes, key: str) -> bool:
+    """Whether ``body`` is a JSON object with ``key`` at its top level."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         return False
-    return isinstance(data, dict) and "requestId" in data
+    return isinstance(data, dict) and key in data
+
+
+ADOPTION_SUBJECT = "Adoption"
+# More pools than the guard puts in one adoption batch: a larger batch was not written by it.
+MAX_ADOPTION_POOLS = 100
+
+
+@dataclass(frozen=True)
+class AdoptedPool:
+    """A pool whose image the guard records and locks (adopts): the pool, its image, and the request that made it."""
+
+    pool_id: str
+    image_id: str
+    request_id: str | None = None
+    # What the image was made from, when the sweep that scheduled the batch had read it (the batch need not again).
+    lineage: tuple[str, ...] = ()
+
+
+# Resources of one lineage, at most: a version, its managed image, and the snapshots of an OS disk and 64 data disks.
+MAX_LINEAGE = 67
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A pool-checks queue message: a batch of pools to adopt, paced within ARM's write budget (see
+    :mod:`shared.guard.adoption`)."""
+
+    pools: tuple[AdoptedPool, ...]
+
+    @classmethod
+    def from_body(cls, body: bytes) -> Adoption | None:
+        """The batch, or None for a body that is not one (logged once; never retried)."""
+        try:
+            data = json.loads(body)
+            entries = data["adopt"]
+            if not isinstance(entries, list) or not 0 < len(entries) <= MAX_ADOPTION_POOLS:
+                raise ValueError("adopt is not a list of at most 100 pools")
+            pools = []
+            for entry in entries:
+                pool_id, image_id, request_id = entry["poolId"], entry["imageId"], entry.get("requestId")
+                if not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in (pool_id, image_id)):
+                    raise ValueError("poolId and imageId are resource ids")
+                if request_id is not None and (not isinstance(request_id, str) or not re.fullmatch(REQUEST_ID_PATTERN, request_id)):
+                    raise ValueError(f"requestId {str(request_id)[:80]!r} is not a request id")
+                lineage = entry.get("lineage") or []
+                if not isinstance(lineage, list) or len(lineage) > MAX_LINEAGE or not all(isinstance(r, str) and 0 < len(r) <= 1024 for r in lineage):
+                    raise ValueError("lineage is not a list of resource ids")
+                pools.append(AdoptedPool(pool_id, image_id, request_id, tuple(lineage)))
+            return cls(tuple(pools))
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            log.warning("adoption message ignored: %.200s", exc)
+            return None
+
+    def message(self, when: datetime) -> OutgoingMessage:
+        """The scheduled message that makes the guard adopt the batch at ``when``."""
+        entries = [{"poolId": p.pool_id, "imageId": p.image_id, **({"requestId": p.request_id} if p.request_id else {}),
+                    **({"lineage": list(p.lineage)} if p.lineage else {})} for p in self.pools]
+        digest = _digest("\n".join(sorted(p.pool_id.lower() for p in self.pools)), 12)
+        return OutgoingMessage(json.dumps({"adopt": entries}), message_id=f"adopt-{digest}-{when.strftime('%Y%m%dT%H%M%S')}",
+                               subject=ADOPTION_SUBJECT, scheduled_enqueue_time=when)
+
+
+def is_adoption(body: bytes) -> bool:
+    """Whether a pool-checks queue message is an adoption batch."""
+    return _names(body, "adopt")
 
 
 def schedule_request_check(sender: MessageSender, queue: str, check: RequestCheck, now: datetime) -> None:

@@ -60,7 +60,10 @@ class FakeAzure:
     def settle(self, state: str = "Succeeded") -> None:
         """Every operation under way ends ``state``; pools reach their targets."""
         for key, view in list(self.resources.items()):
-            if isinstance(view, PoolView):
+            if isinstance(view, PoolView) and view.allocation_state == "Stopping":
+                # A stopped resize keeps its nodes and reports ResizeStopped.
+                view = replace(view, allocation_state="Steady", error_codes=("ResizeStopped",))
+            elif isinstance(view, PoolView):
                 view = replace(view, current_dedicated=view.target_dedicated, current_low_priority=view.target_low_priority,
                                allocation_state="Steady", provisioning_state="Succeeded")
             elif isinstance(view, ResourceView) and view.provisioning_state == UNDER_WAY:
@@ -198,6 +201,16 @@ class FakeAzure:
         change = {**change, "etag": self._etag()}
         self.writes.append((operation, pool.id, change))
         self.add(replace(found, **change))
+        return PoolUpdate.UPDATED
+
+    def stop_resize(self, pool: ArmId) -> PoolUpdate:
+        self._call("stop_resize")
+        found = self.resources.get(pool.key())
+        if not isinstance(found, PoolView):
+            return PoolUpdate.GONE
+        if found.allocation_state == "Resizing":
+            self.writes.append(("stop_resize", pool.id, None))
+            self.add(replace(found, allocation_state="Stopping", etag=self._etag()))
         return PoolUpdate.UPDATED
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:

@@ -52,6 +52,7 @@ BATCH_ACTIONS: tuple[tuple[str, str], ...] = (
     ("Microsoft.Batch/batchAccounts/read", "the account's region and core quotas, checked before a pool is created"),
     ("Microsoft.Batch/batchAccounts/pools/read", "pool state for the guard: allocation state, node counts, resize errors"),
     ("Microsoft.Batch/batchAccounts/pools/write", "create the pool; PATCH scaleSettings to resize"),
+    ("Microsoft.Batch/batchAccounts/pools/stopResize/action", "stop a stalled resize (the guard's stall policy), to resize again"),
 )
 # GET /subscriptions/{id}/providers/Microsoft.Batch/locations/{region}/virtualMachineSkus is at subscription
 # scope, which an assignment on the account does not cover.

@@ -10,11 +10,28 @@ Node allocation follows what the Batch docs describe for fixed-size pools:
   current node counts (at creation, or by PATCH/PUT while the pool is Steady);
   changing scale settings while Resizing/Stopping is 409 ``PoolBeingResized``;
 - nodes arrive in steps (``AllocationModel.step_seconds``), at most
-  ``max_nodes_per_resize`` per resize (dedicated + low-priority together);
+  ``max_nodes_per_resize`` per resize (dedicated + low-priority together):
+  batch-custom-images, "Considerations for large pools": "If you plan a pool with more than 300 compute
+  nodes, you might need to resize the pool multiple times to reach the target size"; how often nodes
+  arrive within a resize is not documented (the step is the emulator's own);
 - the resize ends Steady with no errors when the targets are reached, or with
   ``AllocationTimedout`` (the service's spelling) once ``resizeTimeout`` has
-  passed; a resize that has hit ``max_nodes_per_resize`` keeps "trying" until
-  that timeout, as the service does;
+  passed ("If Batch can't obtain the target number of nodes during the resize timeout period the pool goes
+  into a steady state and reports resize errors", batch-pool-node-error-checking); a resize that has hit
+  ``max_nodes_per_resize`` keeps "trying" until that timeout, as the service does;
+- the region can run out of capacity for a while (``AllocationModel.capacity_pauses``): no node arrives
+  during a pause, the resize keeps trying until its timeout, and nodes arrive again once capacity returns
+  (a pause with no end never ends). Allocation failures for lack of capacity and "retry later when capacity
+  frees up" are Azure's documented behaviour (learn.microsoft.com/troubleshoot/azure/virtual-machines/
+  allocation-failure); when and for how long a region runs short is not, so pauses are what a scenario says;
+- POST ``stopResize`` (Pools_StopResize, Batch management REST spec 2025-06-01, example PoolStopResize.json:
+  200 with the pool and its ETag): "This does not restore the pool to its previous state before the resize
+  operation: it only stops any further changes being made, and the pool maintains its current state. After
+  stopping, the pool stabilizes at the number of nodes it was at when the stop operation was done. During the
+  stop operation, the pool allocation state changes first to stopping and then to steady." The stopped resize
+  reports ``ResizeStopped`` (a documented resize error code: PoolResizeErrorCodes in the Batch Java SDK). How
+  long Stopping lasts is not documented (``AllocationModel.stop_seconds``); a stop of a Steady pool changes
+  nothing (the sources are silent; no recorded traffic of either was found);
 - a custom image whose lineage is gone fails the resize with ``AllocationFailed``;
   account core quotas (or a configured quota error) end it with the quota code;
 - errors stay in ``resizeOperationStatus.errors`` until the next resize
@@ -139,6 +156,14 @@ class AllocationModel:
     ``cores_per_vm_size``: cores per node for the account core-quota check;
     sizes not listed use the digits of the size name (``Standard_D16ds_v5`` -> 16),
     else ``default_cores_per_node``.
+    ``capacity_pauses``: (start, length) in virtual seconds since the emulator started, during which the region
+    has no capacity: no node arrives; a length of None means capacity never returns.
+
+    Sources: ``max_nodes_per_resize`` follows batch-custom-images ("If you plan to create a pool with more than 300
+    compute nodes, you might need to resize the pool multiple times to reach the target size"). How fast nodes
+    arrive within a resize is not documented anywhere we found (the Batch docs and the REST spec give only the
+    resize timeout): nodes come in steps of ``step_seconds``, ``nodes_per_minute`` a minute, the model's own
+    choice; the guard's stall policy (shared/guard/rules.py) is stated against this step.
     """
 
     max_nodes_per_resize: int = 300
@@ -151,17 +176,31 @@ class AllocationModel:
     cores_per_vm_size: dict[str, int] = field(default_factory=dict)
     # Sizes offered beyond OFFERED_VM_SIZES: name -> family.
     offered_vm_sizes: dict[str, str] = field(default_factory=dict)
+    capacity_pauses: tuple[tuple[float, float | None], ...] = ()
+    # Cores per size as answered so far (the model's fields are fixed once made: configure_allocation makes a new one).
+    _cores_seen: dict[str | None, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def cores_for(self, vm_size: str | None) -> int:
+        known = self._cores_seen.get(vm_size)
+        if known is not None:
+            return known
         sizes = {k.lower(): v for k, v in self.cores_per_vm_size.items()}
         if vm_size and vm_size.lower() in sizes:
-            return sizes[vm_size.lower()]
-        found = _VM_SIZE_CORES.match(vm_size or "")
-        return int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
+            cores = sizes[vm_size.lower()]
+        else:
+            found = _VM_SIZE_CORES.match(vm_size or "")
+            cores = int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
+        self._cores_seen[vm_size] = cores
+        return cores
 
     @property
     def nodes_per_step(self) -> int:
         return max(1, round(self.nodes_per_minute * self.step_seconds / 60))
+
+    def has_capacity(self, elapsed_seconds: float) -> bool:
+        """Whether the region can allocate nodes ``elapsed_seconds`` after the emulator started."""
+        return not any(start <= elapsed_seconds and (length is None or elapsed_seconds < start + length)
+                       for start, length in self.capacity_pauses)
 
 
 @dataclass(eq=False)
@@ -248,6 +287,12 @@ class BatchBackend:
         self.allocation = dataclasses.replace(self.allocation, **changes)
         return self.allocation
 
+    def resize_exhausted(self, pool_id: str) -> bool:
+        """Whether the pool's resize in flight has allocated every node it will (not an API: what benchmarks' ideal
+        drivers know and a client cannot)."""
+        run = self._runs.get(pool_id.lower())
+        return isinstance(run, _Resize) and self._budget(run) == 0
+
     def set_core_quotas(self, account_id: str, *, dedicated: int | None = None, low_priority: int | None = None) -> None:
         """Change an account's core quotas (Azure changes them through support requests, not ARM writes)."""
         account = self.get_account(account_id.rstrip("/"))
@@ -303,8 +348,8 @@ class BatchBackend:
         return {image: count for image, count in self._node_images.get(pool_id.lower(), {}).items() if count}
 
     def list_pools(self, account_id: str) -> list[ArmResource]:
-        self.get_account(account_id)
-        return self._store.of_type(POOL, under=account_id)
+        account = self.get_account(account_id)
+        return self._store.children(POOL, account.id)
 
     # -- writes --------------------------------------------------------------
 
@@ -325,7 +370,7 @@ class BatchBackend:
             self._replace(existing, body, requested)
             pool = existing
         else:
-            if len(self._store.of_type(POOL, under=account.id)) >= int(account.properties.get("poolQuota", 100)):
+            if len(self._store.children(POOL, account.id)) >= int(account.properties.get("poolQuota", 100)):
                 raise Conflict("Pool quota for the account has been reached.", code="PoolQuotaReached")
             pool = self._new_pool(pool_id, body, requested)
         self._emulator.emit(pool.id, "PUT", True, url)
@@ -648,6 +693,10 @@ class BatchBackend:
             if forced:
                 self._finish(pool, [_error(forced, _quota_message(forced))])
                 return
+            if not self.allocation.has_capacity(self._emulator.clock.elapsed_seconds):
+                # No capacity now: the service keeps trying until the resize's timeout.
+                self._schedule_step(pool, run)
+                return
             allowance = self.allocation.nodes_per_step
             for kind in growing:
                 current, target = kind[0], kind[1]
@@ -715,7 +764,7 @@ class BatchBackend:
             return 1 << 30
         used = sum(
             self.allocation.cores_for(p.properties.get("vmSize")) * int(p.properties.get(kind[0], 0))
-            for p in self._store.of_type(POOL, under=account.id)
+            for p in self._store.children(POOL, account.id)
         )
         return max(0, (int(quota) - used) // self.allocation.cores_for(pool.properties.get("vmSize")))
 

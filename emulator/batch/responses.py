@@ -23,7 +23,7 @@ def get_account(emulator, request: ArmRequest, subscription: str, resource_group
 def list_pools(emulator, request: ArmRequest, subscription: str, resource_group: str, account: str, **_: str) -> ArmResponse:
     pools = emulator.batch.list_pools(_account_id(subscription, resource_group, account))
     size = int(request.query.get("maxresults") or emulator.page_size)
-    return page(request, [p.to_dict() for p in pools], size)
+    return page(request, pools, size, lambda pool: pool.to_dict())
 
 
 def list_virtual_machine_skus(emulator, request: ArmRequest, location: str, **_: str) -> ArmResponse:

@@ -30,8 +30,7 @@ def _list(resource_type: str):
             scope = request.path.rsplit("/images", 1)[0]
         else:
             scope = request.path.rsplit("/providers/", 1)[0]
-        items = [r.to_dict() for r in emulator.compute.list(resource_type, scope)]
-        return page(request, items, emulator.page_size)
+        return page(request, emulator.compute.list(resource_type, scope), emulator.page_size, lambda r: r.to_dict())
 
     return handler
 

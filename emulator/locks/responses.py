@@ -19,5 +19,4 @@ def delete_lock(emulator, request: ArmRequest, scope: str, name: str) -> ArmResp
 
 
 def list_locks(emulator, request: ArmRequest, scope: str) -> ArmResponse:
-    items = [lock.to_dict() for lock in emulator.locks.listed_at(scope, request.query.get("$filter"))]
-    return page(request, items, emulator.page_size)
+    return page(request, emulator.locks.listed_at(scope, request.query.get("$filter")), emulator.page_size, lambda lock: lock.to_dict())

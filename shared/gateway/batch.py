@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..arm.ids import ArmId
@@ -73,33 +73,45 @@ class SdkBatch:
 
     def _patch(self, pool: ArmId, etag: str | None, properties: dict[str, Any], description: str) -> PoolUpdate:
         """One conditional PATCH of the pool (If-Match ``etag``), its outcome sorted."""
-        # Azure SDK: first use (cold start)
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+        from azure.core import MatchConditions  # Azure SDK: first use (cold start)
 
         client = self._client(pool.subscription)
+        return _pool_write(description, lambda: client.pool.update(
+            pool.resource_group, pool.parent().name, pool.name, {"properties": properties}, etag=etag,
+            match_condition=MatchConditions.IfNotModified))
 
-        def patch() -> PoolUpdate:
-            try:
-                client.pool.update(pool.resource_group, pool.parent().name, pool.name, {"properties": properties},
-                                   etag=etag, match_condition=MatchConditions.IfNotModified)
-            except ResourceModifiedError:
-                return PoolUpdate.CHANGED
-            except ResourceNotFoundError:
-                return PoolUpdate.GONE
-            except HttpResponseError as exc:
-                # 409: busy (PoolBeingResized), or a ReadOnly lock (ScopeLocked: refused until a person removes it).
-                # 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is Steady at zero nodes (its
-                # recorded refusal; see the emulator's Batch model for the sources).
-                if exc.status_code == 409 and error_code(exc) == "ScopeLocked":
-                    return PoolUpdate.LOCKED
-                if exc.status_code == 409 or (exc.status_code == 400 and error_code(exc) == "PropertyCannotBeUpdated"):
-                    return PoolUpdate.REFUSED
-                raise
-            return PoolUpdate.UPDATED
-
-        return read_arm(description, patch)
+    def stop_resize(self, pool: ArmId) -> PoolUpdate:
+        client = self._client(pool.subscription)
+        return _pool_write(f"stop the resize of pool {pool.name}",
+                           lambda: client.pool.stop_resize(pool.resource_group, pool.parent().name, pool.name))
 
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))
         return [VmSkuView.from_sdk(sku) for sku in skus]
+
+
+def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
+    """One write to a pool, its refusals sorted: 412 CHANGED, 404 GONE, 409 (or 400 PropertyCannotBeUpdated) REFUSED;
+    anything else as :func:`read_arm` sorts it."""
+    # Azure SDK: first use (cold start)
+    from azure.core.exceptions import HttpResponseError, ResourceModifiedError, ResourceNotFoundError
+
+    def attempt() -> PoolUpdate:
+        try:
+            write()
+        except ResourceModifiedError:
+            return PoolUpdate.CHANGED
+        except ResourceNotFoundError:
+            return PoolUpdate.GONE
+        except HttpResponseError as exc:
+            # 409: busy (PoolBeingResized), or a ReadOnly lock (ScopeLocked: refused until a person removes it).
+            # 400 PropertyCannotBeUpdated: a property Batch changes only while the pool is Steady at zero nodes (its
+            # recorded refusal; see the emulator's Batch model for the sources).
+            if exc.status_code == 409 and error_code(exc) == "ScopeLocked":
+                return PoolUpdate.LOCKED
+            if exc.status_code == 409 or (exc.status_code == 400 and error_code(exc) == "PropertyCannotBeUpdated"):
+                return PoolUpdate.REFUSED
+            raise
+        return PoolUpdate.UPDATED
+
+    return read_arm(description, attempt)

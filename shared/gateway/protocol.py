@@ -150,6 +150,12 @@ class BatchGateway(Protocol):
         still ``etag`` (If-Match): a pool changed or deleted meanwhile, or busy, is left for the next round."""
         ...
 
+    def stop_resize(self, pool: ArmId) -> PoolUpdate:
+        """Stop the pool's resize in progress (Pools_StopResize): the pool keeps the nodes it has, goes Stopping, then
+        Steady with the resize error ``ResizeStopped``. UPDATED once Batch took it, GONE when the pool is gone,
+        REFUSED when Batch refuses it for now (409, e.g. a pool being deleted)."""
+        ...
+
     def update_pool_image(self, pool: ArmId, etag: str | None, vm_configuration: Mapping[str, Any], metadata: Mapping[str, str]) -> PoolUpdate:
         """PATCH the pool's ``deploymentConfiguration.virtualMachineConfiguration`` (the whole object: its image, node agent,
         security profile) and its metadata, only if its ETag is still ``etag``. Batch takes it only while the pool is Steady

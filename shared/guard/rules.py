@@ -10,7 +10,8 @@ resize error codes compare case-insensitively (the service writes
 resize older than our last one are stale and ignored (naive checks deadlock on
 them); quota and configuration errors need a person (alert once, never loop);
 a gone image or lineage is one critical alert; a circuit breaker stops pools
-that resize without progress; backoff grows between attempts without progress.
+that resize without progress; backoff grows between attempts without progress;
+a resize that has stalled is stopped and issued again (:func:`stalled`, the stall policy).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ STALE_TOLERANCE = timedelta(minutes=2)
 
 ALLOCATION_TIMED_OUT = "allocationtimedout"
 ALLOCATION_FAILED = "allocationfailed"
+RESIZE_STOPPED = "resizestopped"
 OVERCONSTRAINED = "overconstrainedallocationrequesterror"
 RETRYABLE_CODES = frozenset({ALLOCATION_TIMED_OUT, OVERCONSTRAINED})
 # Listed for the record: every code not retryable needs a person, known or not.
@@ -245,6 +247,70 @@ def next_look(pool: PoolView, pace: float | None, now: datetime, targets: Target
     return max(now + SOONEST_LOOK, min(eta, deadline))
 
 
+# The stall policy. A fixed-scale resize that Batch cannot complete is not ended by Batch before its timeout:
+# "If Batch can't obtain the target number of nodes during the resize timeout period the pool goes into a steady
+# state and reports resize errors" (batch-pool-node-error-checking), and a custom-image pool "with more than 300
+# compute nodes" may "need to resize the pool multiple times to reach the target size" (batch-custom-images), so
+# a resize that has allocated what it will sits Resizing until its timeout (20-30 minutes for such pools). Batch
+# offers to stop it: Pools_StopResize "only stops any further changes being made, and the pool maintains its current
+# state ... the pool allocation state changes first to stopping and then to steady" (Batch management REST spec);
+# a new resize may then start at once. How often nodes arrive during a resize is not documented; in the emulator's
+# allocation model they arrive every minute (its allocation step). So the guard calls a resize stalled when:
+# - the pool is Resizing below the resize's targets, and this resize has added nodes (a resize that has added none
+#   is left to run to its timeout: the first nodes take minutes to come, and if capacity is short a new resize
+#   would get none either; Batch keeps trying, and nodes arrive once capacity returns);
+# - no node has arrived for the stall window: two minutes (two of the emulator's allocation steps: one missed
+#   arrival is not a stall), or twice the longest quiet spell this resize already had and recovered from, if longer
+#   (a resize that has paused and resumed before is not stopped for a shorter pause: nodes still arriving at the
+#   rate they came is never a stall).
+# Then the guard records the stop (a record in its own store, not a pool write), stops the resize, and resizes again
+# once the pool is Steady (its own ResizeStopped is not a person's, which still needs one). The resize after a stop starts with no nodes added, so it is
+# never stopped before it brings some: a stall for lack of capacity costs at most one stop.
+STALL_WINDOW = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Arrivals:
+    """What the looks at one resize saw of its nodes arriving."""
+
+    # When a look first saw the pool's current node count, once this resize had added nodes; None before.
+    grew_at: datetime | None = None
+    # The longest time this resize went without a new node and then got more.
+    quiet: timedelta = timedelta(0)
+
+    def seen(self, seen_nodes: int | None, seen_at: datetime | None, nodes: int, now: datetime) -> Arrivals:
+        """After a look at ``now`` finding ``nodes``, the previous look having found ``seen_nodes`` at ``seen_at``."""
+        if seen_nodes is None or nodes <= seen_nodes:
+            return self
+        quiet = self.quiet
+        if self.grew_at is not None and seen_at is not None and seen_at > self.grew_at:
+            quiet = max(quiet, seen_at - self.grew_at)  # quiet from the look that saw the last count until at least the previous look
+        return Arrivals(now, quiet)
+
+    @property
+    def window(self) -> timedelta:
+        """How long without a new node makes this resize stalled."""
+        return max(STALL_WINDOW, 2 * self.quiet)
+
+
+def stalled(pool: PoolView, arrivals: Arrivals, now: datetime) -> bool:
+    """Whether the pool's resize has stalled (the stall policy above): stop it and resize again."""
+    if pool.allocation_state.lower() != "resizing" or not pool.fixed_scale or arrivals.grew_at is None:
+        return False
+    if pool.reaches(Targets(pool.target_dedicated, pool.target_low_priority)):
+        return False
+    return now - arrivals.grew_at >= arrivals.window
+
+
+def next_look_while_resizing(pool: PoolView, pace: float | None, arrivals: Arrivals, now: datetime) -> datetime:
+    """The next look at a resizing pool: when its nodes should be there (:func:`next_look`), but once nodes have come,
+    twice per stall window at least, so a stall is seen within one and a half windows of the last node."""
+    look = next_look(pool, pace, now)
+    if arrivals.grew_at is not None:
+        look = max(now + SOONEST_LOOK, min(look, now + arrivals.window / 2, arrivals.grew_at + arrivals.window))
+    return look
+
+
 def operator_targets(pool: PoolView, state: GuardState) -> Targets | None:
     """A person's new fixed-scale target for a pipeline pool, or None.
 
@@ -259,8 +325,15 @@ def operator_targets(pool: PoolView, state: GuardState) -> Targets | None:
     return current if current.signature != state.target else None
 
 
-def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, lineage: LineageCheck) -> Decision:
-    """What to do with one guarded pool now."""
+def resize_key(pool: PoolView) -> str:
+    """What names the pool's current (or last) resize: its start time."""
+    return _iso(pool.resize_started)
+
+
+def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, lineage: LineageCheck,
+           stopped_by_guard: str | None = None) -> Decision:
+    """What to do with one guarded pool now. ``stopped_by_guard``: the :func:`resize_key` of the last resize the guard
+    itself stopped (its stall policy), if any: that resize's ResizeStopped is the guard's own, not a person's."""
     if pool.provisioning_state.lower() != "succeeded":
         return Decision(Action.SKIP, f"provisioning state is {pool.provisioning_state or 'unknown'}")
     if not pool.fixed_scale:
@@ -275,6 +348,9 @@ def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, line
     fresh = _fresh_errors(pool, state)
 
     code = fresh[0] if fresh else None
+    ours = stopped_by_guard is not None and stopped_by_guard == resize_key(pool)
+    if code is not None and code.lower() == RESIZE_STOPPED and ours:
+        code = None  # the guard stopped this resize itself (a stall): resize again, as after a timeout
     if code is not None and code.lower() not in RETRYABLE_CODES and code.lower() != ALLOCATION_FAILED:
         return _alert(pool, state, Condition.NEEDS_A_PERSON, f"resize failed with {code}, which needs a person", code=code,
                       key=f"{Condition.NEEDS_A_PERSON.value}|{code.lower()}|{_iso(pool.resize_started)}|{targets.signature}")
@@ -301,7 +377,12 @@ def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, line
     base_timeout = state.base_timeout or pool.resize_timeout
     new_state = replace(state, resized_at=now, nodes_at_resize=total, without_progress=without_progress,
                         target=targets.signature, alerted=None, base_timeout=base_timeout)
-    reason = f"resize after {code}" if code else "below target without a current resize error"
+    if code:
+        reason = f"resize after {code}"
+    elif ours:
+        reason = "resize after the guard stopped a stalled resize"
+    else:
+        reason = "below target without a current resize error"
     return Decision(Action.RESIZE, reason, state=new_state, targets=targets,
                     resize_timeout=guard_resize_timeout(pool, targets, base_timeout), error_code=code)
 

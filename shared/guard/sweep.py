@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNREADABLE, Alerts
-from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, resource_key, try_parse
+from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
-from ..messaging import MessageSender, PoolCheck, schedule_pool_check
+from ..messaging import AdoptedPool, MessageSender, PoolCheck, schedule_pool_check
 from ..model.request import PoolRequest
 from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, end_pools_that_are_gone, reconcile_stuck_requests, send_pending_replies
@@ -34,9 +34,14 @@ from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_gon
 from ..refresh.mover import PoolRefresher
 from ..settings import Settings
 from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
-from ..store.records import KeyedRecord, RecordStore
+from ..store.records import KeyedRecord, RecordStore, update_record
+from . import adoption
 from .rules import (
+    RESIZE_STOPPED,
+    SOONEST_LOOK,
+    STALL_WINDOW,
     Action,
+    Arrivals,
     Condition,
     Decision,
     GuardState,
@@ -44,14 +49,23 @@ from .rules import (
     decide,
     desired_targets,
     next_look,
+    next_look_while_resizing,
     operator_targets,
     pace_since,
+    resize_key,
+    stalled,
+    within_limits,
 )
 
 log = logging.getLogger(__name__)
 
+# Per pool: the last resize the guard stopped as stalled (its start time), so its ResizeStopped is not alerted as a person's.
+STOPPED_RESIZE = "guard-stopped-resize"
+
 # Looks at one resize, at most (each timed by the nodes' arrival; the timer sweep is the safety net).
 MAX_RECHECKS = 20
+# The timer's period (GUARD_SCHEDULE's default): adoption batches are scheduled for one period at a time.
+SWEEP_PERIOD = timedelta(minutes=5)
 ACCOUNT_CONCURRENCY = 8
 
 
@@ -72,6 +86,11 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     # Pools a person resized: their new target was adopted.
     adopted: list[str] = field(default_factory=list)
+    # Pools whose stalled resize the guard stopped (to resize again once Steady).
+    stopped: list[str] = field(default_factory=list)
+    # Unrecorded pools whose images were adopted (recorded and locked), and how many wait for a later batch.
+    adopted_images: list[str] = field(default_factory=list)
+    adoption_pending: int = 0
     # Pools a refresh is moving to a new image: handed to it, never resized by the guard meanwhile.
     refreshing: list[str] = field(default_factory=list)
     # Requests a stuck-request pass moved on, and those not stuck long enough yet to be driven.
@@ -105,12 +124,13 @@ class SweepReport:
     def summary(self) -> dict[str, int]:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
-        for name in ("resized", "alerted", "adopted", "refreshing", "waiting", "skipped", "failed", "finished", "reconciled",
-                     "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
+        for name in ("resized", "stopped", "alerted", "adopted", "adopted_images", "refreshing", "waiting", "skipped", "failed", "finished",
+                     "reconciled", "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
                      "audit_unreadable", "audit_blind"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
         counts["deferredRequests"] = self.deferred_requests
+        counts["adoptionPending"] = self.adoption_pending
         return counts
 
 
@@ -148,11 +168,15 @@ class PoolGuard:
         # One reader per sweep: each image and lineage resource is read at most once however many pools use it.
         self._lineage = LineageReader(self.gateway.compute)
         self._guarded = {resource_key(a) for a in self.settings.guarded_batch_accounts}
+        # Unrecorded pools met by this sweep (accounts are swept from several threads): adopted once all are handled.
+        self._to_adopt: dict[str, AdoptedPool] = {}
+        self._adopting_lock = threading.Lock()
 
     # -- entry points ---------------------------------------------------------
 
     def sweep(self, report: SweepReport | None = None) -> SweepReport:
-        """Check every guarded pool of every account to sweep; one failure never stops the others."""
+        """Check every guarded pool of every account to sweep; one failure never stops the others. Then adopt the
+        unrecorded pools' images, paced (:mod:`shared.guard.adoption`): every resize comes first."""
         report = report or SweepReport()
         accounts = self.accounts_to_sweep()
         self._prefetch_lineage()
@@ -160,7 +184,47 @@ class PoolGuard:
             for account, outcome in zip(accounts, pool_of_workers.map(lambda a: self._sweep_account(a, report), accounts), strict=True):
                 if outcome is not None:
                     report.add("failed", account.id)
+        self._adopt_paced(report)
         return report
+
+    def adopt(self, pools: Sequence[AdoptedPool], report: SweepReport | None = None) -> SweepReport:
+        """Record and lock the images of ``pools`` (one adoption batch): each image's lineage is read once and
+        confirmed; a lineage resource already gone alerts instead. A pool recorded meanwhile is left as it is."""
+        report = report or SweepReport()
+        for pool in pools:
+            if recorded_lineage(self.records, pool.pool_id, pool.image_id) is not None or lineage_resource(pool.image_id) is None:
+                continue
+            seen_by = {"id": pool.pool_id, "requestId": pool.request_id, "imageId": pool.image_id}
+            if pool.lineage:
+                self._lineage.seen_elsewhere(pool.image_id, pool.lineage)
+            missing = self._lineage.missing(pool.image_id, deep=True)
+            if missing:
+                for resource_id in missing:
+                    self.protection_alerts.on_resource_deleted(resource_id, known_gone=True, seen_by=seen_by)
+                continue
+            protect(self.records, self.gateway.locks, ImageUse(pool.pool_id, pool.image_id, tuple(self._lineage.lineage(pool.image_id)),
+                                                               pool.request_id))
+            report.add("adopted_images", pool.pool_id)
+        return report
+
+    def _adopt_paced(self, report: SweepReport) -> None:
+        with self._adopting_lock:
+            pending = sorted(self._to_adopt.values(), key=lambda p: p.pool_id.lower())
+            self._to_adopt.clear()
+        if not pending:
+            return
+        report.adoption_pending = len(pending)
+        until = adoption.scheduled_until(self.records)
+        if until is not None and until > self.now():
+            log.info("pool guard: %d unrecorded pools; the adoption batches scheduled until %s come first", len(pending), until.isoformat())
+            return
+        # What this sweep already read of each image goes with its batch, so the batch does not read it again.
+        pending = [replace(p, lineage=self._lineage.known_lineage(p.image_id) or ()) for p in pending]
+        first, *later = adoption.batches(pending)
+        self.adopt(first, report)
+        scheduled = adoption.schedule(self.records, self.sender, self.settings.pool_checks_queue, later, self.now(), SWEEP_PERIOD)
+        report.adoption_pending = len(pending) - len(first)
+        log.info("pool guard: adopted %d of %d unrecorded pools' images now, %d batches scheduled", len(first), len(pending), scheduled)
 
     def run_sweep(self) -> SweepReport:
         """The timer's work: re-drive stuck requests, sweep every guarded pool, look for removed locks and refused
@@ -201,33 +265,84 @@ class PoolGuard:
 
     def check(self, pool_id: str, attempt: int = 0, seen_nodes: int | None = None, seen_at: datetime | None = None,
               pace: float | None = None) -> SweepReport:
-        """Handle one scheduled check message for one pool.
+        """Handle one scheduled look at one pool (see :meth:`look`)."""
+        return self.look(PoolCheck(pool_id, attempt, seen_nodes, seen_at, pace))
+
+    def look(self, check: PoolCheck) -> SweepReport:
+        """Handle one scheduled look at one pool.
 
         While the pool is resizing, the next look is timed by how fast its nodes arrive (see
         :func:`shared.guard.rules.next_look`), so a pool that reaches its target is seen within
-        moments, not at the resize's timeout or the next timer tick.
+        moments, not at the resize's timeout or the next timer tick; a resize that has stalled
+        (:func:`shared.guard.rules.stalled`) is stopped, and the pool resized again once it is Steady.
         """
         report = SweepReport()
-        pool = try_parse(pool_id, BATCH_POOL)
+        pool = try_parse(check.pool_id, BATCH_POOL)
         if pool is None or not self._may_touch(pool):
-            log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", pool_id)
+            log.warning("pool check for %r ignored: not a Batch pool id within the guard's scopes", check.pool_id)
             return report
         account = pool.parent()
         view = self.gateway.batch.pool(pool)
         if view is None:
-            log.info("pool check for %s: the pool no longer exists", pool_id)
+            log.info("pool check for %s: the pool no longer exists", check.pool_id)
             return report
         now = self.now()
-        pace = pace_since(view, seen_nodes, seen_at, now, pace)
-        if view.allocation_state.lower() in ("resizing", "stopping") and attempt < MAX_RECHECKS:
-            nodes = view.current_dedicated + view.current_low_priority
-            schedule_pool_check(self.sender, self.settings.pool_checks_queue, PoolCheck(pool.id, attempt + 1, nodes, now, pace),
-                                next_look(view, pace, now))
+        pace = pace_since(view, check.seen_nodes, check.seen_at, now, check.pace)
+        nodes = view.current_dedicated + view.current_low_priority
+        arrivals = Arrivals(check.grew_at, timedelta(seconds=check.quiet_seconds)).seen(check.seen_nodes, check.seen_at, nodes, now)
+        if view.allocation_state.lower() in ("resizing", "stopping") and check.attempt < MAX_RECHECKS:
+            # A pool whose image or lineage is gone is not resized again: its resize is left to end (the alert follows).
+            if (stalled(view, arrivals, now) and self._resize_is_ours(view, account.key() in self._guarded)
+                    and not self._lineage.missing(view.image_id, deep=True)):
+                self._stop_stalled(view, arrivals, report)
+                arrivals = Arrivals(quiet=arrivals.quiet)
+                when = now + SOONEST_LOOK
+            elif view.allocation_state.lower() == "stopping":
+                when = now + SOONEST_LOOK  # a stop ends in moments ("first to stopping and then to steady"): resize then
+            else:
+                when = next_look_while_resizing(view, pace, arrivals, now)
+            look = PoolCheck(pool.id, check.attempt + 1, nodes, now, pace, arrivals.grew_at, arrivals.quiet.total_seconds())
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, when)
             report.add("waiting", pool.id)
             return report
         # A check looks at one pool between sweeps: the sweeps confirm the fleet's lineage, a check need not.
-        self.handle_pool(view, account.key() in self._guarded, report, pace=pace, confirm_lineage=False)
+        self.handle_pool(view, account.key() in self._guarded, report, pace=pace, confirm_lineage=False, quiet=arrivals.quiet)
         return report
+
+    def _stop_stalled(self, view: PoolView, arrivals: Arrivals, report: SweepReport) -> None:
+        """Record the stop in the guard's store (the resize's ResizeStopped is then the guard's own), then stop the resize."""
+        pool = parse_arm_id(view.id, BATCH_POOL)
+        log.info("pool guard: %s stalled: no new node for %s (window %s); stopping the resize to resize again",
+                 view.id, self.now() - arrivals.grew_at if arrivals.grew_at else "?", arrivals.window,
+                 extra={"guardDecision": {
+                     "poolId": view.id, "requestId": view.request_id, "action": "stop-stalled-resize", "condition": None,
+                     "reason": f"no new node for {arrivals.window} while resizing", "errorCode": None,
+                     "allocationState": view.allocation_state, "currentDedicated": view.current_dedicated,
+                     "targetDedicated": view.target_dedicated, "currentLowPriority": view.current_low_priority,
+                     "targetLowPriority": view.target_low_priority}})
+        update_record(self.records, STOPPED_RESIZE, view.id, lambda _: {"poolId": view.id, "resize": resize_key(view)})
+        if self.gateway.batch.stop_resize(pool) is PoolUpdate.UPDATED:
+            report.add("stopped", view.id)
+
+    def _resize_is_ours(self, view: PoolView, guarded_account: bool) -> bool:
+        """Whether the pool's resize goes to the targets the guard keeps it at: a resize a person started (to targets
+        of their own) is theirs, never stopped."""
+        try:
+            targets = desired_targets(view, guarded_account=guarded_account)
+        except BadPoolMetadata:
+            return False
+        if targets is None:
+            return False
+        kept = within_limits(view, targets)
+        return (view.target_dedicated, view.target_low_priority) == (kept.dedicated, kept.low_priority)
+
+    def _stopped_by_guard(self, view: PoolView) -> str | None:
+        """The resize the guard last stopped on this pool (one store read, only for a pool showing ResizeStopped)."""
+        if not any(code.lower() == RESIZE_STOPPED for code in view.error_codes):
+            return None
+        record = self.records.get(STOPPED_RESIZE, view.id)
+        resize = record.data.get("resize") if record is not None else None
+        return resize if isinstance(resize, str) else None
 
     def accounts_to_sweep(self) -> list[ArmId]:
         """Guarded accounts, Batch accounts named in the allowed scopes, accounts of requests still scaling or refreshing,
@@ -272,7 +387,7 @@ class PoolGuard:
         return any(pool.is_within(scope) for scope in scopes)
 
     def handle_pool(self, view: PoolView, guarded_account: bool, report: SweepReport, pace: float | None = None,
-                    confirm_lineage: bool = True) -> None:
+                    confirm_lineage: bool = True, quiet: timedelta = timedelta(0)) -> None:
         """Decide and act for one pool as listed (or read) a moment ago."""
         if self._handed_to_refresh(view, report):
             return
@@ -300,7 +415,8 @@ class PoolGuard:
         # resource of it was found gone (InUseImageDeleted noted it on the pool's usage record): a resize then could only
         # fail with AllocationFailed.
         whole = confirm_lineage or bool(view.image_id and recorded_gone(self.records, view.id))
-        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep or whole))
+        decision = decide(view, targets, self.now(), self._policy, lambda deep: self._lineage.missing(view.image_id, deep=deep or whole),
+                          self._stopped_by_guard(view))
         # One structured record per decision, so ops (and the rehearsal's timeline) see what the guard decided and why;
         # pools at target or not ours to touch now are routine (DEBUG), every other decision is INFO.
         routine = decision.action in (Action.AT_TARGET, Action.SKIP)
@@ -315,7 +431,7 @@ class PoolGuard:
         if decision.action is Action.AT_TARGET:
             self._finish_request(view, report)
         elif decision.action is Action.RESIZE:
-            self._resize(view, decision, report, pace)
+            self._resize(view, decision, report, pace, quiet)
         elif decision.action is Action.ALERT:
             self._alert(view, targets, decision, report)
         elif decision.action is Action.WAIT:
@@ -349,32 +465,39 @@ class PoolGuard:
             log.exception("pool guard: the fleet-wide lineage check failed; each image is read on its own this sweep")
 
     def _protect_and_confirm_image(self, view: PoolView) -> None:
-        """Protect a guarded pool's image once; confirm every in-use resource still exists (a lost delete event still alerts)."""
+        """Confirm a recorded pool's in-use resources still exist (a lost delete event still alerts); an unrecorded
+        pool's image is adopted once every pool is handled, paced (:mod:`shared.guard.adoption`)."""
         if not view.image_id or lineage_resource(view.image_id) is None:
             return
         # A recorded pool's lineage comes from its record (one store read), never from ARM again.
         recorded = recorded_lineage(self.records, view.id, view.image_id)
-        if recorded is not None:
-            self._lineage.remember(view.image_id, recorded)
-        missing = self._lineage.missing(view.image_id, deep=True)
-        if not missing and recorded is None:
-            protect(self.records, self.gateway.locks, ImageUse(view.id, view.image_id, tuple(self._lineage.lineage(view.image_id)), view.request_id))
-        self._alert_missing(view, missing)
+        if recorded is None:
+            with self._adopting_lock:
+                self._to_adopt[resource_key(view.id)] = AdoptedPool(view.id, view.image_id, view.request_id)
+            return
+        self._lineage.remember(view.image_id, recorded)
+        self._alert_missing(view, self._lineage.missing(view.image_id, deep=True))
 
     def _alert_missing(self, view: PoolView, missing) -> None:
         seen_by = {"id": view.id, "requestId": view.request_id, "imageId": view.image_id}
         for resource_id in missing:
             self.protection_alerts.on_resource_deleted(resource_id, known_gone=True, seen_by=seen_by)
 
-    def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None) -> None:
+    def _resize(self, view: PoolView, decision: Decision, report: SweepReport, pace: float | None = None,
+                quiet: timedelta = timedelta(0)) -> None:
         state, targets, timeout = decision.state, decision.targets, decision.resize_timeout
         if state is None or targets is None or timeout is None:
             raise ValueError(f"a resize decision carries its state, targets and timeout: {decision}")
         if self._patch(view, state, FixedScale(targets, timeout)):
             # The next look: when the nodes should be there at the pace seen so far, else at the timeout.
             now = self.now()
-            look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace)
-            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, next_look(view, pace, now, targets, timeout))
+            look = PoolCheck(view.id, 0, view.current_dedicated + view.current_low_priority, now, pace, quiet_seconds=quiet.total_seconds())
+            # Where nodes were seen arriving, at the latest one stall window on, so the looks see them arrive (or stop
+            # arriving: the stall policy); without a pace, at the timeout as before.
+            when = next_look(view, pace, now, targets, timeout)
+            if pace:
+                when = min(when, now + STALL_WINDOW)
+            schedule_pool_check(self.sender, self.settings.pool_checks_queue, look, when)
             report.add("resized", view.id)
             log.info("pool guard: resized %s to %s (%s)", view.id, targets.signature, decision.reason)
 

@@ -70,6 +70,39 @@ class LineageReader:
         with self._lock:
             self._lineages[resource_key(image_id)] = lineage
 
+    def known_lineage(self, image_id: str) -> tuple[str, ...] | None:
+        """The image's lineage when this reader already knows it and knows the image exists, without a read; else None."""
+        remembered = self._lineages.get(resource_key(image_id))
+        if remembered is not None:
+            return remembered if resource_key(image_id) in self._present or self._found.get(resource_key(image_id), (False,))[0] else None
+        with self._lock:
+            found = dict(self._found)
+        image = found.get(resource_key(image_id))
+        if image is None or not image[0]:
+            return None
+        lineage: dict[str, str] = {}
+        pending = list(image[1])
+        while pending:
+            source = pending.pop(0)
+            parsed = lineage_resource(source)
+            if resource_key(source) in lineage:
+                continue
+            lineage[resource_key(source)] = source
+            if parsed is None or parsed.resource_type == SNAPSHOT:
+                continue
+            read = found.get(resource_key(source))
+            if read is None:
+                return None  # what it was made from was never read
+            pending += read[1]
+        return tuple(lineage.values())
+
+    def seen_elsewhere(self, image_id: str, lineage: tuple[str, ...]) -> None:
+        """``image_id`` exists and was made from ``lineage``, as another reader found moments ago (a sweep handing an
+        adoption batch what it read): neither is read again; whether each of ``lineage`` still exists is."""
+        with self._lock:
+            self._present.add(resource_key(image_id))
+            self._lineages[resource_key(image_id)] = lineage
+
     def exists(self, resource_id: str) -> bool:
         """Whether the resource exists (and is not being deleted). Ids of other types count as existing."""
         if resource_key(resource_id) in self._present:

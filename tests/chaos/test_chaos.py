@@ -237,7 +237,8 @@ def pools_deleted_by_batch_api():
     bootstrap.install(rehearsal.services)
     try:
         for index in range(6):
-            body = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=600)
+            # 1,200 nodes: four resizes of 300, so the pools are still growing 30 minutes in, stalls stopped or not.
+            body = default_request(poolName=f"chaos-pool-{index:02d}", targetDedicatedNodes=1200)
             body["requestId"] = f"chaos-req-{index:02d}"
             rehearsal.emulator.servicebus.send(REQUESTS_QUEUE, OutgoingMessage(json.dumps(body), message_id=f"chaos-msg-{index:02d}", reply_to="chaos-replies"))
         # Deliveries from four threads at once, then time passes until the pools are growing.

@@ -85,7 +85,7 @@ def test_given_alerts_about_a_pool_when_the_report_is_opened_then_each_is_labell
     dom = dump_dom(page)
     # THEN each alert has a label naming its severity, type and time, and no label or marker covers another
     labels = re.findall(r'<text class="alert-label (\w+)"[^>]*>([^<]*)</text>', dom)
-    assert sorted(labels) == [("critical", "critical InUseImageDeleted +0:30"), ("warning", "warning ProtectionRemoved +0:30")]
+    assert sorted(labels) == [("critical", "critical InUseImageDeleted +0:23"), ("warning", "warning ProtectionRemoved +0:23")]
     assert 'data-alert-overlaps="0"' in dom
     assert dom.count('class="alert-line') == 2 and dom.count('class="alert-marker') == 2
     # AND the picture shows them in their severity's colours

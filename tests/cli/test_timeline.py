@@ -73,11 +73,11 @@ def test_given_a_decision_repeated_after_an_alert_then_it_is_said_once_and_its_r
 
     assert "(alerted before) (already alerted" not in text and "already alerted:" not in text
     joined = re.sub(r"\n {27}", " ", text)
-    # The waiting run from +00:25 was interrupted by the delete and its alerts: its repeats close at their own time.
-    assert re.search(r"\+00:45:00  guard .* -> waiting again: 4 more times since \+00:25:00", joined)
+    # The image-gone decision after its alert is said once; its repeats close at their own time.
+    assert re.search(r"\+00:25:00  guard .* -> image gone \(alerted before\): .*, then 7 more times until \+01:00:00", joined)
     assert "-> image gone (alerted before): the pool's image or its lineage is gone: image cip-guard-image-deleted" in joined
     default = re.sub(r"\n {27}", " ", render_timeline(reports[None]))
-    assert re.search(r"\+00:20:00  guard .* 300/600 nodes -> waiting, then 4 more times until \+00:40:00", default)
+    assert re.search(r"\+00:22:00  guard .* 300/600 nodes -> stalled: resize stopped", default)
 
 
 def test_given_alerts_when_rendered_then_each_shows_its_runbook(reports):

@@ -330,6 +330,60 @@ class TestStopResize:
         actions = _events(emulator, "Microsoft.Resources.ResourceActionSuccess")
         assert [a["data"]["operationName"] for a in actions] == ["Microsoft.Batch/batchAccounts/pools/stopResize/action"]
 
+    def test_a_resize_stalled_at_its_node_limit_is_stopped_and_the_next_resize_brings_more(self, emulator, batch):
+        # GIVEN a 600-node pool whose first resize allocated its 300 nodes and then only "keeps trying"
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "big", _pool(600, resize_timeout=timedelta(minutes=25)))
+        emulator.advance(5 * MINUTE)
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "big").current_dedicated_nodes == 300
+        # WHEN the resize is stopped: the pool keeps its nodes, goes Stopping, then Steady with ResizeStopped
+        assert batch.pool.stop_resize(RESOURCE_GROUP, ACCOUNT, "big").allocation_state == "Stopping"
+        emulator.advance(emulator.batch.allocation.stop_seconds)
+        stopped = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "big")
+        assert (stopped.allocation_state, stopped.current_dedicated_nodes) == ("Steady", 300)
+        assert [e.code for e in stopped.resize_operation_status.errors] == ["ResizeStopped"]
+        # THEN a new resize to the same target is accepted at once and brings the other 300 within minutes
+        assert _resize(batch, "big", 600).allocation_state == "Resizing"
+        emulator.advance(3 * MINUTE)
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "big")
+        assert (pool.allocation_state, pool.current_dedicated_nodes, pool.resize_operation_status.errors) == ("Steady", 600, None)
+
+    def test_stopping_a_steady_pool_changes_nothing(self, emulator, batch):
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "small", _pool(2))
+        emulator.advance(MINUTE)
+        before = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "small")
+        after = batch.pool.stop_resize(RESOURCE_GROUP, ACCOUNT, "small")
+        assert (after.allocation_state, after.current_dedicated_nodes, after.resize_operation_status.errors) == ("Steady", 2, None)
+        assert after.etag == before.etag
+
+
+class TestCapacityPauses:
+    def test_nodes_stop_arriving_while_the_region_has_no_capacity_and_resume_when_it_returns(self, emulator, batch):
+        # GIVEN no capacity from minute 2 to minute 10
+        emulator.batch.configure_allocation(capacity_pauses=((2 * MINUTE, 8 * MINUTE),))
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "paused", _pool(250, resize_timeout=timedelta(minutes=20)))
+        emulator.advance(2 * MINUTE)
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "paused").current_dedicated_nodes == 100
+        # WHEN the pause lasts, the resize keeps trying with no new node
+        emulator.advance(7 * MINUTE)
+        waiting = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "paused")
+        assert (waiting.allocation_state, waiting.current_dedicated_nodes) == ("Resizing", 100)
+        # THEN once capacity returns the same resize reaches its target
+        emulator.advance(3 * MINUTE)
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "paused")
+        assert (pool.allocation_state, pool.current_dedicated_nodes, pool.resize_operation_status.errors) == ("Steady", 250, None)
+
+    def test_capacity_that_never_returns_ends_the_resize_at_its_timeout(self, emulator, batch):
+        emulator.batch.configure_allocation(capacity_pauses=((MINUTE + 30, None),))
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "starved", _pool(250))
+        emulator.advance(15 * MINUTE)
+        pool = batch.pool.get(RESOURCE_GROUP, ACCOUNT, "starved")
+        assert (pool.allocation_state, pool.current_dedicated_nodes) == ("Steady", 100)
+        assert [e.code for e in pool.resize_operation_status.errors] == [ALLOCATION_TIMED_OUT]
+        # AND a resize meanwhile adds nothing either
+        _resize(batch, "starved", 250)
+        emulator.advance(15 * MINUTE)
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "starved").current_dedicated_nodes == 100
+
 
 class TestDelete:
     def test_delete_is_long_running_through_location_and_emits_delete_success_once_done(self, emulator, batch):

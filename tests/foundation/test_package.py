@@ -52,6 +52,7 @@ PACKAGE = [
     "shared/gateway/protocol.py",
     "shared/gateway/sdk.py",
     "shared/guard/__init__.py",
+    "shared/guard/adoption.py",
     "shared/guard/rules.py",
     "shared/guard/sweep.py",
     "shared/intake/__init__.py",

@@ -41,8 +41,13 @@ json_values = st.recursive(json_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)), max_leaves=12)
 
 
+# An alert published about an event that names one of our locks as deleted is the app doing its job, not a write to
+# Azure's resources: the alerts topic is left out of the count.
+ALERTS_TOPIC = "POST Microsoft.EventGrid/topics"
+
+
 def writes(emulator) -> int:
-    return sum(n for op, n in emulator.calls.items() if op.split(" ", 1)[0] in WRITES)
+    return sum(n for op, n in emulator.calls.items() if op.split(" ", 1)[0] in WRITES and op != ALERTS_TOPIC)
 
 
 @pytest.fixture(scope="module")

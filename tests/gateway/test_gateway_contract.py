@@ -212,6 +212,20 @@ class TestPools:
         assert batch.update_pool(gone, resized.etag, {}) is PoolUpdate.GONE
 
 
+    def test_a_stopped_resize_goes_stopping_then_steady_with_resize_stopped_keeping_its_nodes(self, world: World):
+        made_image(world)
+        batch = world.gateway.batch
+        batch.create_pool(POOL, pool_body(2))
+        assert batch.stop_resize(POOL) is PoolUpdate.UPDATED
+        stopping = batch.pool(POOL)
+        assert stopping is not None and stopping.allocation_state == "Stopping" and stopping.current_dedicated == 0
+        world.settle()
+        stopped = batch.pool(POOL)
+        assert stopped is not None and (stopped.allocation_state, stopped.current_dedicated, stopped.error_codes) == ("Steady", 0, ("ResizeStopped",))
+        assert batch.stop_resize(POOL) is PoolUpdate.UPDATED  # a Steady pool: nothing to stop, nothing changes
+        assert batch.pool(POOL) == stopped
+        assert batch.stop_resize(parse_arm_id(f"{ACCOUNT.id}/pools/gone", BATCH_POOL)) is PoolUpdate.GONE
+
     def test_an_image_change_is_refused_while_the_pool_has_nodes_and_taken_once_it_is_drained_to_zero(self, world: World):
         made_image(world)
         world.gateway.compute.create_image(OTHER_IMAGE_ID, image_body())

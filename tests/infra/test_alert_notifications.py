@@ -86,7 +86,7 @@ def test_given_an_alert_line_then_its_summary_fields_name_the_pools_at_risk_and_
     by_type = {parsed(message)["type"]: parsed(message) for _, message in alert_messages}
 
     deleted = by_type["CustomImagePool.InUseImageDeleted"]
-    assert deleted["poolsAtRisk"] == "pool orphan-pool in teambatch: 300/1200 dedicated, 0/0 low-priority (request guard-image-deleted)"
+    assert deleted["poolsAtRisk"] == "pool orphan-pool in teambatch: 200/1200 dedicated, 0/0 low-priority (request guard-image-deleted)"
     assert deleted["details"] == "requests: guard-image-deleted"
     quota = by_type["CustomImagePool.PoolCannotReachTarget"]
     assert quota["details"].startswith("error code: AccountCoreQuotaReached; reason: resize failed with AccountCoreQuotaReached")

@@ -41,8 +41,10 @@ class TestGalleryPath:
         assert pool["imageReference"] == version["id"]
         assert (pool["targetDedicatedNodes"], pool["targetLowPriorityNodes"]) == (600, 0)
         # Every write happened once: 3 snapshots, 1 image, 1 definition, 1 version, 1 pool;
-        # 300 nodes arrive per resize, so the pool guard resized once more (one PATCH).
+        # 300 nodes arrive per resize: the first resize stalls at 300, the pool guard stops it (one POST stopResize)
+        # and resizes once more (one PATCH).
         assert writes(report) == {
+            "POST Microsoft.Batch/batchAccounts/pools": 1,
             "PATCH Microsoft.Batch/batchAccounts/pools": 1,
             "PUT Microsoft.Compute/snapshots": 3,
             "PUT Microsoft.Compute/images": 1,

@@ -231,7 +231,8 @@ class TestPoolsThatCannotEnd:
     """Item 8: a pool deleted while its request is SCALING; a pool that cannot reach its target."""
 
     def scaling_world(self) -> Rehearsal:
-        rehearsal = world([{"submit": default_request(), "replyTo": "team-a-replies"}, {"advance": "PT30M"}])
+        # 1,200 nodes: four resizes of 300, so the pool is still growing 30 minutes in.
+        rehearsal = world([{"submit": default_request(targetDedicatedNodes=1200), "replyTo": "team-a-replies"}, {"advance": "PT30M"}])
         rehearsal.run()
         assert rehearsal.ledger.get("team-a-render-001").stage is Stage.SCALING
         return rehearsal
