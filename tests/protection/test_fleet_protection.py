@@ -61,7 +61,11 @@ class TestFleetLineageCheck:
             put_image(rehearsal, name)
         rehearsal.emulator.advance(26 * MINUTE)
         # (the sweep adopts a first batch of unrecorded pools and schedules the rest, paced: they are delivered here too)
-        first = calls_during(rehearsal, lambda: (rehearsal.services.guard().sweep(), adopt_scheduled(rehearsal)))
+        def sweep_and_adopt() -> None:
+            rehearsal.services.guard().sweep()
+            adopt_scheduled(rehearsal)
+
+        first = calls_during(rehearsal, sweep_and_adopt)
         assert first["GET Microsoft.Compute/images"] == 90 and first[LOCK_PUTS] == 180
         # WHEN the next sweep runs (every pool below target again)
         rehearsal.emulator.advance(31 * MINUTE)

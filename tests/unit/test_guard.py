@@ -98,11 +98,18 @@ def looks(world: UnitWorld) -> list[PoolCheck]:
     return [c for c in checks if c is not None]
 
 
+def pool_now(world: UnitWorld) -> PoolView:
+    """The guarded pool as the fake holds it now."""
+    pool = world.azure.pool(POOL)
+    assert pool is not None
+    return pool
+
+
 def look_again(world: UnitWorld, nodes: int | None = None, **minutes: float) -> SweepReport:
     """Time passes, the pool has ``nodes`` now (when given), and the guard takes its last scheduled look."""
     world.clock.advance(**minutes)
     if nodes is not None:
-        world.azure.add(replace(world.azure.pool(POOL), current_dedicated=nodes))
+        world.azure.add(replace(pool_now(world), current_dedicated=nodes))
     return world.services.guard().look(looks(world)[-1])
 
 
@@ -116,13 +123,13 @@ class TestStalledResizes:
         # WHEN two minutes pass without a new node
         report = look_again(world, minutes=1)
         # THEN the resize is stopped (the pool keeps its 300 nodes)
-        assert report.stopped == [POOL.id] and world.azure.pool(POOL).allocation_state == "Stopping"
+        assert report.stopped == [POOL.id] and pool_now(world).allocation_state == "Stopping"
         world.azure.settle()  # Stopping -> Steady with ResizeStopped, nodes kept
-        stopped = world.azure.pool(POOL)
+        stopped = pool_now(world)
         assert (stopped.current_dedicated, stopped.error_codes) == (300, ("ResizeStopped",))
         # AND the next look resizes it again at once, and nobody is alerted: the stop was the guard's own
         assert look_again(world, seconds=30).resized == [POOL.id]
-        assert world.azure.pool(POOL).allocation_state == "Resizing" and world.publisher.published == []
+        assert pool_now(world).allocation_state == "Resizing" and world.publisher.published == []
 
     def test_given_nodes_still_arriving_then_the_resize_is_never_stopped(self):
         world = guarded_world()
