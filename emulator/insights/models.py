@@ -18,6 +18,14 @@ Sources (copies and addresses in tests/data/published/SOURCES.md):
   finished record only. Whether ARM records a DELETE it refused for a lock (409 ``ScopeLocked``) is not
   stated anywhere we found; the emulator records it as Failed with subStatus Conflict, and ``python -m cli
   verify --probe-events`` checks it on a real deployment.
+- A lock's delete is a control-plane write like any other: its entry has ``operationName``
+  ``Microsoft.Authorization/locks/delete`` and names the lock itself, ``.../providers/Microsoft.Authorization/locks/<name>``
+  (the Administrative sample in DataDog/stratus-red-team, v2/internal/attacktechniques/azure/impact/resource-lock/main.go:
+  ``"operationName": {"value": "Microsoft.Authorization/locks/delete", "localizedValue": "Delete management locks"}``,
+  ``properties.entity`` the lock's id under its resource group). The activity log schema page's Administrative sample
+  carries the same id in ``resourceId`` and ``properties.entity``, so the emulator records the lock's id as
+  ``resourceId`` and the group of the scope it was on as ``resourceGroupName`` (what a ``resourceGroupName eq``
+  filter lists), as it does for every resource.
 - Activity log page: "Activity log entries are usually available for analysis and alerting within 3 to 20
   minutes of the event occurring." An entry is listed from ``available_after`` past its time (default 3
   minutes, the lower bound; set it to 20 to play the upper one).

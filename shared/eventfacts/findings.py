@@ -3,7 +3,8 @@
 ``python -m cli verify --probe-events`` measures them on the deployment and writes them here (one keyed
 record beside the ledger); the functions read them where they depend on them:
 
-- no ``ResourceDeleteSuccess`` for a deleted lock: the guard's sweep lists the locks of in-use resources
+- no ``ResourceDeleteSuccess`` for a deleted lock: the guard's sweep reads the lock deletes the Activity Log
+  lists for the resource groups holding in-use resources (and lists each subscription's locks once a day)
   and raises ProtectionRemoved for each of ours that is gone;
 - no ``ResourceDeleteFailure`` for a delete refused by a lock: the sweep reads the Activity Log of the
   resource groups holding in-use resources and raises DeletionBlocked for each refused delete;

@@ -139,3 +139,18 @@ def test_given_the_published_empty_disk_example_when_put_then_the_answer_has_its
     assert initial.status_code in (200, 202)
     assert keys_missing(example["responses"]["202"]["body"], initial.json()) == []
     assert initial.json()["properties"]["provisioningState"] == "Updating"
+
+
+def test_given_a_lock_deleted_when_its_group_log_is_listed_then_the_entry_names_the_lock_itself_and_its_delete_operation():
+    # As Azure records it (sources in emulator/insights/models.py): operationName Microsoft.Authorization/locks/delete,
+    # the lock's own id as the resource, listed under the resource group of the scope it was on.
+    world = locked_snapshot(EventBehaviour(lock_delete_raises_event=False))
+    world.advance(20 * 60)
+    _, _, monitor = clients(world)
+    start, end = (world.now() - timedelta(hours=1)).isoformat(), world.now().isoformat()
+    [entry] = [e for e in monitor.activity_logs.list(
+        filter=f"eventTimestamp ge '{start}' and eventTimestamp le '{end}' and resourceGroupName eq 'rg-imaging'",
+        select="operationName,resourceId,status,resourceGroupName") if e.operation_name.value.endswith("locks/delete")]
+    assert entry.operation_name.value == "Microsoft.Authorization/locks/delete" and entry.status.value == "Succeeded"
+    assert entry.resource_id == f"{SNAPSHOT}/providers/Microsoft.Authorization/locks/keep"
+    assert entry.resource_group_name == "rg-imaging"
