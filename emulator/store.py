@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -75,6 +75,11 @@ class ResourceStore:
         # listing one type (or one parent's children) never walks the whole cloud.
         self._by_type: dict[str, dict[str, ArmResource]] = {}
         self._children: dict[tuple[str, str], dict[str, ArmResource]] = {}
+        # Where each resource sits in creation order (find_many answers in it), and a count of every change: a listing
+        # computed once is served again, page after page, until the store changes (emulator speed only).
+        self._position: dict[str, int] = {}
+        self._positions = itertools.count()
+        self.version = 0
         self._lock = threading.RLock()
 
     def put(self, resource: ArmResource) -> ArmResource:
@@ -83,7 +88,10 @@ class ResourceStore:
             previous = self._resources.get(key)
             if previous is not None and previous.type.lower() != resource.type.lower():
                 self._unindex(key, previous)
+            if previous is None:
+                self._position[key] = next(self._positions)
             self._resources[key] = resource
+            self.version += 1
             self._by_type.setdefault(resource.type.lower(), {})[key] = resource
             self._children.setdefault((resource.type.lower(), _parent_key(key)), {})[key] = resource
         return resource
@@ -122,6 +130,8 @@ class ResourceStore:
             removed = self._resources.pop(key, None)
             if removed is not None:
                 self._unindex(key, removed)
+                self._position.pop(key, None)
+                self.version += 1
             return removed
 
     def of_type(self, resource_type: str, *, under: str | None = None) -> list[ArmResource]:
@@ -129,6 +139,14 @@ class ResourceStore:
         prefix = under.lower().rstrip("/") + "/" if under else ""
         with self._lock:
             return [r for key, r in self._by_type.get(resource_type.lower(), {}).items() if key.startswith(prefix)]
+
+    def find_many(self, resource_ids: Iterable[str]) -> list[ArmResource]:
+        """The resources of ``resource_ids`` that exist, in creation order (as iterating the store meets them)."""
+        with self._lock:
+            keys = {resource_id.lower().rstrip("/") for resource_id in resource_ids}
+            found = [key for key in keys if key in self._resources]
+            found.sort(key=self._position.__getitem__)
+            return [self._resources[key] for key in found]
 
     def children(self, resource_type: str, parent_id: str) -> list[ArmResource]:
         """The child resources of one type directly below ``parent_id`` (a Batch account's pools), in creation order."""

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,6 +67,10 @@ class ActivityLog:
         self._emulator = emulator
         self.available_after = available_after
         self._records: list[ActivityRecord] = []
+        # The same records by (subscription, resource group), lower-cased: a group's list never walks the others.
+        self._by_group: dict[tuple[str, str], list[ActivityRecord]] = {}
+        # The last answer, kept while nothing was recorded and the clock stood still: its pages read it once (emulator speed).
+        self._listed: tuple[tuple, list[dict]] | None = None
 
     def record(self, event, *, refusal: str | None = None) -> None:
         """Log the call an ARM event describes (built by emulator.events.ArmEventFactory)."""
@@ -103,11 +108,17 @@ class ActivityLog:
             "subscriptionId": data["subscriptionId"],
             "tenantId": data["tenantId"],
         }
+        record = ActivityRecord(when, body)
         with self._emulator.lock:
-            self._records.append(ActivityRecord(when, body))
+            self._records.append(record)
+            self._by_group.setdefault((str(data["subscriptionId"]).lower(), (group or "").lower()), []).append(record)
 
     def list(self, subscription: str, filter_expression: str | None, select: str | None) -> list[dict]:
         """The records a filter asks for, available by now, newest first."""
+        key = (subscription.lower(), filter_expression, select, len(self._records), self._emulator.now(), self.available_after)
+        cached = self._listed
+        if cached is not None and cached[0] == key:
+            return cached[1]
         found = _FILTER.match(filter_expression or "")
         if found is None:
             raise BadActivityLogQuery("The $filter is not one of the allowed patterns (eventTimestamp ge and le, then at most one of "
@@ -120,7 +131,9 @@ class ActivityLog:
         fields = {"resourcegroupname": lambda b: b["resourceGroupName"], "resourceuri": lambda b: b["resourceId"],
                   "resourceprovider": lambda b: b["resourceProviderName"]["value"], "correlationid": lambda b: b["correlationId"]}
         with self._emulator.lock:
-            records = list(self._records)
+            # Recorded as the virtual clock moves forward: in time order, so the window is found by bisection.
+            pool = self._by_group.get((subscription.lower(), value), []) if field_name == "resourcegroupname" else self._records
+            records = pool[bisect_left(pool, start, key=_at):bisect_right(pool, end, key=_at)]
         items = [
             r.body for r in records
             if start <= r.at <= end and r.at + self.available_after <= now
@@ -131,7 +144,12 @@ class ActivityLog:
         if select:
             wanted = {name.strip() for name in select.split(",")} | {"id"}
             items = [{k: v for k, v in item.items() if k in wanted} for item in items]
+        self._listed = (key, items)
         return items
+
+
+def _at(record: ActivityRecord) -> datetime:
+    return record.at
 
 
 def _moment(text: str) -> datetime:

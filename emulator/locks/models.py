@@ -31,6 +31,8 @@ class LocksBackend:
 
     def __init__(self, emulator) -> None:
         self._emulator = emulator
+        # The last listing, kept while the store is unchanged: the pages of one long list read it once (emulator speed).
+        self._listed: tuple[tuple[str, str, int], list[ArmResource]] | None = None
 
     @property
     def _store(self):
@@ -83,10 +85,17 @@ class LocksBackend:
         the scope. Other scopes keep the emulator's earlier answer (locks on the scope and above it).
         """
         target = scope.lower().rstrip("/")
+        key = (target, (filter_expression or "").replace(" ", "").lower(), self._store.version)
+        cached = self._listed
+        if cached is not None and cached[0] == key:
+            return cached[1]
         at_subscription = target.count("/") == 2 and target.startswith("/subscriptions/")
-        if not at_subscription or (filter_expression or "").replace(" ", "").lower().startswith("atscope()"):
-            return self.at_scope(scope)
-        return [lock for lock in self._store.of_type(LOCK) if lock.id.lower().startswith(target + "/")]
+        if not at_subscription or key[1].startswith("atscope()"):
+            listed = self.at_scope(scope)
+        else:
+            listed = self._store.of_type(LOCK, under=target)
+        self._listed = (key, listed)
+        return listed
 
     def check_write(self, resource_id: str) -> None:
         """Raise ScopeLocked if a ReadOnly lock forbids changing ``resource_id`` (a PUT over it, a PATCH).

@@ -200,7 +200,9 @@ class ResourceGraphBackend:
         parsed = parse(text)
         subscriptions = {s.lower() for s in body.get("subscriptions") or []}
         rows = []
-        for resource in self._emulator.store:
+        # A query by ids looks each one up (the same rows, in the same order, as walking the whole store: emulator speed).
+        ids = next((wanted for column, wanted in parsed.filters if column == "id"), None)
+        for resource in self._emulator.store if ids is None else self._emulator.store.find_many(ids):
             key = resource.id.lower()
             if any(marker in key for marker in _NOT_IN_RESOURCES) or "/providers/" not in key:
                 continue

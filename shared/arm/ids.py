@@ -132,6 +132,11 @@ def parse_scope(value: str) -> str:
 
 def try_parse(value: str, expected_type: str) -> ArmId | None:
     """The parsed id, or None when it is not a canonical id of that type (for event routing)."""
+    # A canonical id of the type holds "/providers/<namespace>/<type>/" (parse_arm_id rebuilds and compares it): without
+    # it the full parse cannot succeed, so the cheap test answers first (a fleet's ids are tried against several types).
+    namespace, first_type = (expected_type.lower().split("/") + [""])[:2]
+    if not isinstance(value, str) or f"/providers/{namespace}/{first_type}/" not in value.lower():
+        return None
     try:
         return parse_arm_id(value, expected_type)
     except ArmIdError:

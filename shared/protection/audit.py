@@ -107,7 +107,9 @@ def audit_protection(findings: EventFindings, *, records: RecordStore, locks: Lo
     report = AuditReport()
     if not (findings.sweep_checks_locks or findings.sweep_checks_refused_deletes):
         return report
-    summaries = [s for s in (in_use_summaries(records) if in_use is None else in_use) if lineage_resource(s.data["resourceId"])]
+    # Each in-use resource parsed once (a fleet's audit meets tens of thousands).
+    summaries = [(s, resource) for s in (in_use_summaries(records) if in_use is None else in_use)
+                 if (resource := lineage_resource(s.data["resourceId"])) is not None]
     if not summaries:
         return report
     scopes = _Scopes(records, alerts, report)
@@ -117,7 +119,7 @@ def audit_protection(findings: EventFindings, *, records: RecordStore, locks: Lo
     _read_activity(records, monitor, alerts, moment, summaries, report, scopes, lock_deletes,
                    refused_deletes=findings.sweep_checks_refused_deletes)
     if findings.sweep_checks_locks:
-        _removed_locks(records, locks, alerts, moment, [s for s in summaries if s.data.get("notes")], lock_deletes, report, scopes)
+        _removed_locks(records, locks, alerts, moment, [resource for s, resource in summaries if s.data.get("notes")], lock_deletes, report, scopes)
     return report
 
 
@@ -148,14 +150,13 @@ class _Scopes:
             delete_record(self._records, UNREADABLE_KIND, scope)
 
 
-def _read_activity(records: RecordStore, monitor: MonitorGateway, alerts: ProtectionAlerts, now: datetime, summaries: list[KeyedRecord],
+def _read_activity(records: RecordStore, monitor: MonitorGateway, alerts: ProtectionAlerts, now: datetime,
+                   summaries: list[tuple[KeyedRecord, ArmId]],
                    report: AuditReport, scopes: _Scopes, lock_deletes: set[str], *, refused_deletes: bool) -> None:
     """Read each resource group's Activity Log since the previous look: alert refused deletes (when ``refused_deletes``) and
     collect the lock deletes into ``lock_deletes``."""
     groups: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for summary in summaries:
-        resource = lineage_resource(summary.data["resourceId"])
-        assert resource is not None
+    for _, resource in summaries:
         groups[(resource.subscription.lower(), resource.resource_group.lower())].add(resource.key())
     for (subscription, group), in_use in sorted(groups.items()):
         key = f"/subscriptions/{subscription}/resourcegroups/{group}"
@@ -201,12 +202,10 @@ def _note_lock_delete(entry: ActivityLogEntry, lock_deletes: set[str]) -> None:
         lock_deletes.add(resource_key(scope[0]))
 
 
-def _removed_locks(records: RecordStore, locks: LockGateway, alerts: ProtectionAlerts, now: datetime, locked: list[KeyedRecord],
+def _removed_locks(records: RecordStore, locks: LockGateway, alerts: ProtectionAlerts, now: datetime, locked: list[ArmId],
                    lock_deletes: set[str], report: AuditReport, scopes: _Scopes) -> None:
     by_subscription: dict[str, dict[str, ArmId]] = defaultdict(dict)
-    for summary in locked:
-        resource = lineage_resource(summary.data["resourceId"])
-        assert resource is not None
+    for resource in locked:
         by_subscription[resource.subscription.lower()][resource.key()] = resource
     states = {subscription: records.get(LOCKS_KIND, f"/subscriptions/{subscription}") for subscription in by_subscription}
     reconcile = _to_reconcile(states, now)
