@@ -13,7 +13,8 @@ throttled (429) until tokens return. The pacing:
   :data:`WRITES_PER_BATCH` lock writes for a five-resource lineage: half the bucket), one batch every
   :data:`BATCH_INTERVAL` (5 writes a second: half the refill). The other half is always there for resizes and
   the pipeline.
-- The sweep adopts the first batch itself and schedules the batches of one sweep period after it on the
+- The sweep adopts the first batch itself and schedules the batches of one sweep period (:func:`sweep_period`, read from
+  the timer's own schedule, GUARD_SCHEDULE) after it on the
   pool-checks queue (each message carries its pools); a record says until when they are scheduled, and a sweep
   before then adopts nothing (the batches in flight are the budget's). A batch lost or failed is only a pool still unrecorded: a later
   sweep adopts it again (resumable; adopting is idempotent).
@@ -38,6 +39,18 @@ POOLS_PER_BATCH = WRITES_PER_BATCH // LINEAGE_WRITES
 BATCH_INTERVAL = timedelta(seconds=WRITES_PER_BATCH / (WRITE_REFILL_PER_SECOND / 2))
 # Until when adoption batches are scheduled (one record): the next sweep schedules more only after that.
 ADOPTION_RECORD, ADOPTION_KEY = "guard-adoption", "scheduled"
+
+
+def sweep_period(schedule: str, now: datetime) -> timedelta:
+    """The time between the timer's next two sweeps after ``now``, by its schedule (GUARD_SCHEDULE: the six-field
+    NCRONTAB expression of the timer trigger, seconds first, "{second} {minute} {hour} {day} {month} {day-of-week}",
+    Azure Functions timer trigger reference, "NCRONTAB expressions"). Every 5 minutes gives 5 minutes wherever ``now``
+    falls; an hourly schedule gives an hour."""
+    from croniter import croniter  # first use: not paid at cold start
+
+    fires = croniter(schedule, now, second_at_beginning=True)
+    first = fires.get_next(datetime)
+    return fires.get_next(datetime) - first
 
 
 def batches(pools: Sequence[AdoptedPool]) -> list[tuple[AdoptedPool, ...]]:

@@ -64,8 +64,6 @@ STOPPED_RESIZE = "guard-stopped-resize"
 
 # Looks at one resize, at most (each timed by the nodes' arrival; the timer sweep is the safety net).
 MAX_RECHECKS = 20
-# The timer's period (GUARD_SCHEDULE's default): adoption batches are scheduled for one period at a time.
-SWEEP_PERIOD = timedelta(minutes=5)
 ACCOUNT_CONCURRENCY = 8
 
 
@@ -222,7 +220,8 @@ class PoolGuard:
         pending = [replace(p, lineage=self._lineage.known_lineage(p.image_id) or ()) for p in pending]
         first, *later = adoption.batches(pending)
         self.adopt(first, report)
-        scheduled = adoption.schedule(self.records, self.sender, self.settings.pool_checks_queue, later, self.now(), SWEEP_PERIOD)
+        scheduled = adoption.schedule(self.records, self.sender, self.settings.pool_checks_queue, later, self.now(),
+                                        adoption.sweep_period(self.settings.guard_schedule, self.now()))
         report.adoption_pending = len(pending) - len(first)
         log.info("pool guard: adopted %d of %d unrecorded pools' images now, %d batches scheduled", len(first), len(pending), scheduled)
 
