@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
               f"protection audit when unprobed {distinct['protectionAudit']}")
         big = guard["fleet10000"]
         print(f"10,000 pools in 100 accounts: first sweep {big['firstSweep']}; steady sweep {big['steadySweep']}; audit {big['audit']} "
-              f"(target: steady reads + audit reads <= 750)")
+              f"(target: steady reads + audit reads <= 750); the daily reconciliation {big['reconciliation']}")
         print(f"2,000 pools on one lineage: {shared['lockWrites']} lock writes (target <= 10), largest record {shared['maxRecordBytes']} bytes "
               f"(target <= 32768), protect steps {shared['protectSecondsTotal']} s in all")
         print(f"python -m cli submit to an unresolvable namespace: fails in {results['cli']['unreachableNamespaceSeconds']} s (target <= 5)")

@@ -133,8 +133,9 @@ def distinct_images() -> dict:
 def _audit(rehearsal) -> dict:
     """Two protection audits over the fleet's in-use resources, with no probe findings, 5 minutes apart: reads, wall seconds.
 
-    The first reads back an hour of Activity Log (the fleet's 10,000 lock writes among it); the steady one reads
-    only since the first, less ACTIVITY_LOG_LAG.
+    The first is the subscription's first look: its locks listed in full, and an hour of Activity Log read back (the
+    fleet's 10,000 lock writes among it); the steady one reads only the Activity Log since the first, less
+    ACTIVITY_LOG_LAG.
     """
     from shared.eventfacts.findings import EventFindings
     from shared.protection.audit import audit_protection
@@ -148,7 +149,7 @@ def _audit(rehearsal) -> dict:
         report = audit_protection(EventFindings(), records=services.records, locks=services.gateway.locks, monitor=services.gateway.monitor,
                                   alerts=services.protection_alerts(), now=services.now)
         wall = time.perf_counter() - started
-        audits[name] = {"lockListPages": report.lock_lists, "activityLogPages": report.activity_reads,
+        audits[name] = {"lockListPages": report.lock_lists, "lockReads": report.lock_reads, "activityLogPages": report.activity_reads,
                         "reads": sum(n for op, n in emulator.calls.items() if is_read(op)),
                         "alerts": len(report.protection_removed + report.deletion_blocked), "wallSeconds": round(wall, 3)}
     return audits
@@ -191,9 +192,14 @@ def fleet10000() -> dict:
     with a timed-out resize. ``firstSweep``: the first timer run (sweep, paced adoption, audit): its resizes, writes
     and virtual seconds; ``adoptionFirstPeriod``: the adoption batches that follow it for one sweep period, delivered
     to the registered function at their times. The rest of the adoption (about 2.8 hours at that pace) is then
-    fast-forwarded (:func:`_finish_adoption`) and two hours pass; ``steadySweep``: the next sweep, nothing changed;
-    ``audit``: the protection audit of that timer run.
+    fast-forwarded (:func:`_finish_adoption`) and two hours pass; the audit's first look at the subscription (its locks
+    listed in full); ``steadySweep``: the next sweep, nothing changed; ``audit``: the protection audit of that timer run
+    (the Activity Log of each resource group since the previous look); ``reconciliation``: the audit a day later, when
+    the backstop lists the subscription's locks again (once every ``periodHours``).
     """
+    from shared.guard.adoption import sweep_period
+    from shared.protection.audit import RECONCILE_EVERY
+
     rehearsal, accounts = guarded_accounts(100_000_000, FLEET_ACCOUNTS)
     emulator, services = rehearsal.emulator, rehearsal.services
     resizing = 0
@@ -223,7 +229,9 @@ def fleet10000() -> dict:
     period = _play_adoption(rehearsal, 5 * MINUTE)
     _finish_adoption(rehearsal, lineages)
     emulator.advance(2 * 60 * MINUTE)  # the adoption is over (about 2.8 hours at its pace), and its Activity Log entries are history
-    _audit_once(services)  # the first audit reaches back an hour; the steady one reads since it
+    first_look = _audit_once(services)  # the subscription's first look: its locks listed in full
+    if first_look.reconciled != [SUBSCRIPTION.lower()]:
+        raise RuntimeError("the first look did not list the subscription's locks")
     emulator.advance(5 * MINUTE)
     emulator.calls.clear()
     started = time.perf_counter()
@@ -232,16 +240,29 @@ def fleet10000() -> dict:
     steady = {**_cost(steady_calls), "wallSeconds": round(time.perf_counter() - started, 3)}
     if steady_report.adopted_images or steady_report.adoption_pending:
         raise RuntimeError("steady sweep: the fleet was not fully adopted")
-    emulator.calls.clear()
-    started = time.perf_counter()
-    audited = _audit_once(services)
-    audit = {"reads": sum(n for op, n in emulator.calls.items() if is_read(op)), "lockListPages": audited.lock_lists,
-             "activityLogPages": audited.activity_reads, "wallSeconds": round(time.perf_counter() - started, 3)}
+    audit = _measured_audit(services, emulator)
+    if audit["lockListPages"]:
+        raise RuntimeError("the steady audit listed the subscription's locks")
+    emulator.advance(int(RECONCILE_EVERY.total_seconds()))
+    reconciliation = _measured_audit(services, emulator)  # a day later: the backstop lists the subscription's locks again
+    if not reconciliation["lockListPages"]:
+        raise RuntimeError("the daily reconciliation did not list the subscription's locks")
     return {"pools": FLEET_ACCOUNTS * FLEET_POOLS_PER_ACCOUNT, "accounts": FLEET_ACCOUNTS, "lineageResources": lineage,
             "firstSweep": first, "adoptionFirstPeriod": period,
             "steadySweep": {"reads": steady["reads"], "graphQueries": steady["resourceGraphQueries"], "writes": steady["writes"],
                             "wallSeconds": steady["wallSeconds"]},
-            "audit": audit, "readsPerSteadySweep": steady["reads"] + audit["reads"]}
+            "audit": audit, "readsPerSteadySweep": steady["reads"] + audit["reads"],
+            "reconciliation": {**reconciliation, "periodHours": RECONCILE_EVERY.total_seconds() / 3600,
+                               "sweepsPerPeriod": int(RECONCILE_EVERY / sweep_period(services.settings.guard_schedule, services.now()))}}
+
+
+def _measured_audit(services, emulator) -> dict:
+    """One protection audit (the timer's, unprobed): its ARM reads, lock list pages, lock reads, Activity Log pages, wall seconds."""
+    emulator.calls.clear()
+    started = time.perf_counter()
+    audited = _audit_once(services)
+    return {"reads": sum(n for op, n in emulator.calls.items() if is_read(op)), "lockListPages": audited.lock_lists,
+            "lockReads": audited.lock_reads, "activityLogPages": audited.activity_reads, "wallSeconds": round(time.perf_counter() - started, 3)}
 
 
 def _audit_once(services):
