@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes running sections at once (default: 2)")
+    parser.add_argument("--play-adoption", action="store_true",
+                        help="play the 10,000-pool fleet's adoption to its end (every batch and sweep) instead of fast-forwarding it")
     args = parser.parse_args(argv)
+    if args.play_adoption:
+        SECTIONS["fleet10000"] = partial(fleet.fleet10000, play_adoption=True)
     logging.basicConfig(level=logging.CRITICAL)
     began = time.perf_counter()
     start = cold_start()  # first and alone: fresh interpreters, timed while nothing else runs

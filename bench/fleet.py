@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from emulator.router import is_read
@@ -185,7 +187,7 @@ FLEET_ACCOUNTS, FLEET_POOLS_PER_ACCOUNT = 100, 100
 FLEET_RESIZE_EVERY = 100
 
 
-def fleet10000() -> dict:
+def fleet10000(play_adoption: bool = False) -> dict:
     """10,000 pools in 100 accounts, each pool with its own lineage, on a deployment nobody probed.
 
     Every pool is already there when the guard first sweeps (a fleet to adopt): most at their target, one in a hundred
@@ -222,15 +224,23 @@ def fleet10000() -> dict:
         return {**_cost(dict(emulator.calls)), "virtualSeconds": emulator.clock.elapsed_seconds - virtual,
                 "wallSeconds": round(time.perf_counter() - started, 3)}, report
 
+    first_run_at = emulator.now()
     first, report = timer_run("firstSweep")
     if len(report.resized) != resizing:
         raise RuntimeError(f"first sweep: expected {resizing} resizes, got {len(report.resized)}")
     first["lockedPools"] = len(report.adopted_images)
-    period = _play_adoption(rehearsal, 5 * MINUTE)
-    _finish_adoption(rehearsal, lineages)
+    played = None
+    if play_adoption:
+        first_writes = (0.0, first["lockWrites"], first["writes"] - first["lockWrites"])
+        played = _play_to_the_end(rehearsal, lineage, first_run_at + sweep_period(services.settings.guard_schedule, first_run_at),
+                                  first_writes)
+        period = played.pop("firstPeriod")
+    else:
+        period = _play_adoption(rehearsal, 5 * MINUTE)
+        _finish_adoption(rehearsal, lineages)
     emulator.advance(2 * 60 * MINUTE)  # the adoption is over (about 2.8 hours at its pace), and its Activity Log entries are history
     first_look = _audit_once(services)  # the subscription's first look: its locks listed in full
-    if first_look.reconciled != [SUBSCRIPTION.lower()]:
+    if first_look.reconciled != [SUBSCRIPTION.lower()] and not play_adoption:  # a played adoption's sweeps had that look
         raise RuntimeError("the first look did not list the subscription's locks")
     emulator.advance(5 * MINUTE)
     emulator.calls.clear()
@@ -252,6 +262,7 @@ def fleet10000() -> dict:
             "steadySweep": {"reads": steady["reads"], "graphQueries": steady["resourceGraphQueries"], "writes": steady["writes"],
                             "wallSeconds": steady["wallSeconds"]},
             "audit": audit, "readsPerSteadySweep": steady["reads"] + audit["reads"],
+            "adoptionPlayed": played if played is not None else "not played (fast-forwarded): python -m bench --play-adoption",
             "reconciliation": {**reconciliation, "periodHours": RECONCILE_EVERY.total_seconds() / 3600,
                                "sweepsPerPeriod": int(RECONCILE_EVERY / sweep_period(services.settings.guard_schedule, services.now()))}}
 
@@ -328,3 +339,86 @@ def _play_adoption(rehearsal, seconds: int) -> dict:
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return {"seconds": seconds, "batches": len(writes), "lockWrites": sum(writes), "maxLockWritesPerBatch": max(writes, default=0),
             "minSecondsBetweenBatches": min(gaps, default=None)}
+
+
+def _play_to_the_end(rehearsal, lineage_resources: int, next_sweep: datetime, first_run: tuple[float, int, int]) -> dict:
+    """Play the adoption to its end on virtual time: each batch delivered to the registered pool-checks function at its
+    time, the registered timer function at every sweep in between (each sweep resizes first, then adopts when no batch
+    is in flight). Measured: the virtual seconds until every lock is in place, the batches and lock writes, the most
+    writes in any 20-second window, the lowest ARM's write bucket falls to when every write takes a token (200, refilled
+    at 10 a second: "Understand how Azure Resource Manager throttles requests"), counting the adoption's writes alone and
+    then every write (the resizes too), and the resizes the sweeps sent meanwhile. Virtual seconds count from the first
+    timer run, whose writes (``first_run``: 0, lock writes, other writes) open the record; ``firstPeriod``: the batches
+    of the first sweep period, as :func:`_play_adoption` reports them."""
+    from datetime import timedelta
+
+    from azure.functions.timer import TimerRequest
+
+    from emulator.locks.models import LOCK
+    from rehearsal.host import service_bus_message
+    from rehearsal.runner import CHECKS_QUEUE
+    from shared import bootstrap
+    from shared.guard import adoption
+
+    emulator, services = rehearsal.emulator, rehearsal.services
+    checks, timer = rehearsal.host.indexed("pool_checks"), rehearsal.host.indexed("pool_guard_sweep")
+    started = emulator.clock.elapsed_seconds
+    writes: list[tuple[float, int, int]] = [(started, *first_run[1:])]  # (virtual seconds, lock writes, other writes)
+    sweeps = resizes = batches = 0
+    in_place_at: float | None = None
+
+    def counted(call) -> None:
+        nonlocal in_place_at
+        before_locks = emulator.calls.get(LOCK_WRITES, 0)
+        before_all = sum(n for op, n in emulator.calls.items() if not is_read(op))
+        call()
+        locks = emulator.calls.get(LOCK_WRITES, 0) - before_locks
+        others = sum(n for op, n in emulator.calls.items() if not is_read(op)) - before_all - locks
+        writes.append((emulator.clock.elapsed_seconds, locks, others))
+        if in_place_at is None and emulator.calls.get(LOCK_WRITES, 0) >= lineage_resources and len(emulator.store.of_type(LOCK)) >= lineage_resources:
+            in_place_at = emulator.clock.elapsed_seconds - started
+
+    bootstrap.install(services)
+    try:
+        while in_place_at is None:
+            due = emulator.servicebus.next_due((CHECKS_QUEUE,))
+            if due is not None and due <= next_sweep:
+                emulator.clock.advance_to(due)
+                while (queued := emulator.servicebus.receive_due(CHECKS_QUEUE)) is not None:
+                    message = service_bus_message(body=queued.message.body.encode(), message_id=queued.message_id, reply_to=None,
+                                                  delivery_count=queued.delivery_count)
+                    counted(lambda m=message: checks(m))
+                    batches += 1
+                continue
+            if emulator.clock.elapsed_seconds - started > 6 * 3600:
+                raise RuntimeError("the adoption did not end within 6 hours")
+            emulator.clock.advance_to(next_sweep)
+            before = emulator.calls.get("PATCH Microsoft.Batch/batchAccounts/pools", 0)
+            counted(lambda: timer(TimerRequest(past_due=False)))
+            resizes += emulator.calls.get("PATCH Microsoft.Batch/batchAccounts/pools", 0) - before
+            sweeps += 1
+            next_sweep = emulator.now() + adoption.sweep_period(services.settings.guard_schedule, emulator.now())
+    finally:
+        bootstrap.install(None)
+
+    def lowest(bucket: int, refill: float, take: Callable[[tuple[float, int, int]], int]) -> float:
+        tokens, at = float(bucket), writes[0][0] if writes else 0.0
+        low = tokens
+        for when, locks, others in writes:
+            tokens = min(bucket, tokens + (when - at) * refill) - take((when, locks, others))
+            at, low = when, min(low, tokens)
+        return low
+
+    period_end = started + adoption.sweep_period(services.settings.guard_schedule, next_sweep).total_seconds()
+    first_period = [(when, locks) for when, locks, _ in writes[1:] if locks and when < period_end]
+    gaps = [b[0] - a[0] for a, b in zip(first_period, first_period[1:], strict=False)]
+    window = timedelta(seconds=20).total_seconds()
+    most = max((sum(lk + ot for t, lk, ot in writes if when <= t < when + window) for when, _, _ in writes), default=0)
+    return {"firstPeriod": {"seconds": period_end - started, "batches": len(first_period), "lockWrites": sum(n for _, n in first_period),
+                            "maxLockWritesPerBatch": max((n for _, n in first_period), default=0),
+                            "minSecondsBetweenBatches": min(gaps, default=None)},
+            "everyLockInPlaceSeconds": in_place_at, "sweeps": sweeps, "deliveries": batches,
+            "lockWrites": sum(lk for _, lk, _ in writes), "otherWrites": sum(ot for _, _, ot in writes), "resizes": resizes,
+            "maxWritesIn20Seconds": most,
+            "writeBucketLowestAdoptionOnly": lowest(adoption.WRITE_BUCKET, adoption.WRITE_REFILL_PER_SECOND, lambda w: w[1]),
+            "writeBucketLowestAllWrites": lowest(adoption.WRITE_BUCKET, adoption.WRITE_REFILL_PER_SECOND, lambda w: w[1] + w[2])}

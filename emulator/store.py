@@ -80,6 +80,7 @@ class ResourceStore:
         self._position: dict[str, int] = {}
         self._positions = itertools.count()
         self.version = 0
+        self._type_versions: dict[str, int] = {}
         self._lock = threading.RLock()
 
     def put(self, resource: ArmResource) -> ArmResource:
@@ -92,6 +93,8 @@ class ResourceStore:
                 self._position[key] = next(self._positions)
             self._resources[key] = resource
             self.version += 1
+            for changed in {resource.type.lower(), previous.type.lower() if previous is not None else resource.type.lower()}:
+                self._type_versions[changed] = self._type_versions.get(changed, 0) + 1
             self._by_type.setdefault(resource.type.lower(), {})[key] = resource
             self._children.setdefault((resource.type.lower(), _parent_key(key)), {})[key] = resource
         return resource
@@ -132,6 +135,7 @@ class ResourceStore:
                 self._unindex(key, removed)
                 self._position.pop(key, None)
                 self.version += 1
+                self._type_versions[removed.type.lower()] = self._type_versions.get(removed.type.lower(), 0) + 1
             return removed
 
     def of_type(self, resource_type: str, *, under: str | None = None) -> list[ArmResource]:
@@ -139,6 +143,10 @@ class ResourceStore:
         prefix = under.lower().rstrip("/") + "/" if under else ""
         with self._lock:
             return [r for key, r in self._by_type.get(resource_type.lower(), {}).items() if key.startswith(prefix)]
+
+    def type_version(self, resource_type: str) -> int:
+        """A count of the changes to resources of ``resource_type``: equal twice, nothing of that type changed between."""
+        return self._type_versions.get(resource_type.lower(), 0)
 
     def find_many(self, resource_ids: Iterable[str]) -> list[ArmResource]:
         """The resources of ``resource_ids`` that exist, in creation order (as iterating the store meets them)."""

@@ -33,6 +33,7 @@ class LocksBackend:
         self._emulator = emulator
         # The last listing, kept while the store is unchanged: the pages of one long list read it once (emulator speed).
         self._listed: tuple[tuple[str, str, int], list[ArmResource]] | None = None
+        self._scopes: tuple[int, dict[str, list[str]]] | None = None
 
     @property
     def _store(self):
@@ -67,13 +68,22 @@ class LocksBackend:
         return ArmResponse(200)
 
     def at_scope(self, scope: str) -> list[ArmResource]:
-        """Locks that apply at ``scope``: on it and on every scope above it."""
+        """Locks that apply at ``scope``: on it and on every scope above it (in the order they were made)."""
         target = scope.lower().rstrip("/")
-        return [
-            lock
-            for lock in self._store.of_type(LOCK)
-            if target == scope_of(lock.id).lower() or target.startswith(scope_of(lock.id).lower() + "/")
-        ]
+        by_scope = self._by_scope()
+        above = [target[:at] for at in range(len(target)) if target[at] == "/" and at] + [target]
+        return self._store.find_many([lock_id for prefix in above for lock_id in by_scope.get(prefix, ())])
+
+    def _by_scope(self) -> dict[str, list[str]]:
+        """Every lock's id by its scope (lower-cased), rebuilt only when a lock changed (every write checks the locks above
+        it: emulator speed)."""
+        version = self._store.type_version(LOCK)
+        if self._scopes is None or self._scopes[0] != version:
+            index: dict[str, list[str]] = {}
+            for lock in self._store.of_type(LOCK):
+                index.setdefault(scope_of(lock.id).lower(), []).append(lock.id)
+            self._scopes = (version, index)
+        return self._scopes[1]
 
     def listed_at(self, scope: str, filter_expression: str | None = None) -> list[ArmResource]:
         """What a GET of ``{scope}/providers/Microsoft.Authorization/locks`` lists.
@@ -85,7 +95,7 @@ class LocksBackend:
         the scope. Other scopes keep the emulator's earlier answer (locks on the scope and above it).
         """
         target = scope.lower().rstrip("/")
-        key = (target, (filter_expression or "").replace(" ", "").lower(), self._store.version)
+        key = (target, (filter_expression or "").replace(" ", "").lower(), self._store.type_version(LOCK))
         cached = self._listed
         if cached is not None and cached[0] == key:
             return cached[1]
