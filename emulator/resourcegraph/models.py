@@ -87,22 +87,19 @@ def _unquote(literal: str) -> str:
     return re.sub(r"\\(.)", r"\1", literal[1:-1])
 
 
+# A quoted literal (to its closing quote, or the end), a run of anything else, or a pipe.
+_TOKEN = re.compile(r"'[^']*'?|\"[^\"]*\"?|[^|'\"]+|\|")
+
+
 def _split_pipes(text: str) -> list[str]:
     """The query's tabular operators: split on ``|`` outside string literals."""
-    parts, current, quote = [], [], None
-    for char in text:
-        if quote:
-            current.append(char)
-            if char == quote:
-                quote = None
-        elif char in "'\"":
-            quote = char
-            current.append(char)
-        elif char == "|":
+    parts, current = [], []
+    for token in _TOKEN.findall(text):
+        if token == "|":
             parts.append("".join(current).strip())
             current = []
         else:
-            current.append(char)
+            current.append(token)
     parts.append("".join(current).strip())
     return parts
 
