@@ -16,7 +16,9 @@
 - One sweep over 2,000 pools in 20 Batch accounts: ARM calls by operation, wall time.
 - Fleet scale (:mod:`bench.fleet`): first and steady sweeps over 2,000 pools each with its own
   lineage; 10,000 pools in 100 accounts on a default deployment (first sweep, paced adoption,
-  steady sweep, audit); 2,000 pools protected on one shared lineage.
+  steady sweep, audit, the audit's daily reconciliation); 2,000 pools protected on one shared lineage.
+  ``--play-adoption`` plays that fleet's adoption to its end (every batch delivered to the registered function at
+  its time, the timer's sweeps in between) instead of fast-forwarding it after its first sweep period.
 - The command line: wall seconds for ``python -m cli submit`` to fail on a namespace that does not
   resolve (its reach check, before azure-servicebus spends about 11 s on retries).
 """
