@@ -107,8 +107,8 @@ REQUEST_FAILED = AlertKind(
     "permissions, source VM prerequisites) and submit the request again with a new requestId.")
 POOL_NEEDS_A_PERSON = AlertKind(
     "needs-a-person", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
-    "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool; "
-    "the guard resumes once the pool's resize error changes.")
+    "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool or set "
+    "its metadata cip-guard-rearm to a new value; the guard resumes then (or once the pool's resize error changes).")
 POOL_CIRCUIT_OPEN = AlertKind(
     "circuit-open", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
     "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
