@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNREADABLE, Alerts
+from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNKNOWN, POOL_TARGET_UNREADABLE, Alerts
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
@@ -401,8 +401,7 @@ class PoolGuard:
             self._protect_and_confirm_image(view)
             requested = self._requested_in_ledger(view)
             if requested is None:
-                log.warning("pool guard: %s; the pool is not resized", exc)
-                report.add("skipped", view.id)
+                self._alert_target_unknown(view, str(exc), report)
             else:
                 self._restore_targets(view, requested, str(exc), report)
             return
@@ -585,6 +584,17 @@ class PoolGuard:
         restored = {METADATA_TARGET_DEDICATED: str(targets.dedicated), METADATA_TARGET_LOW_PRIORITY: str(targets.low_priority)}
         if self._patch(view, GuardState.from_metadata(view.metadata), None, restored):
             report.add("alerted", view.id)
+
+    def _alert_target_unknown(self, view: PoolView, problem: str, report: SweepReport) -> None:
+        """Garbled ``cip-target-*`` metadata and no request in the ledger to take the target from (a pool a refresh moved,
+        one whose request record aged out, or a ``cip-request`` that names none): the pool is not resized, and ops hear
+        why. Its metadata stays as a person left it, so the alert log's dedup window keeps this to one alert per window."""
+        reason = (f"{problem}; no request in the ledger says this pool's target, so the guard does not resize it: set "
+                  f"{METADATA_TARGET_DEDICATED} and {METADATA_TARGET_LOW_PRIORITY} to node counts (or remove them)")
+        log.warning("pool guard: %s: %s", view.id, reason)
+        data = _pool_alert_data(view, Targets(view.target_dedicated, view.target_low_priority), "BadPoolMetadata", reason)
+        self.alerts.raise_alert(POOL_TARGET_UNKNOWN.alert(view.id, data, dedup_key=f"{POOL_TARGET_UNKNOWN.condition}|{view.id}"))
+        report.add("skipped", view.id)
 
     def _alert_locked(self, view: PoolView) -> None:
         """A ReadOnly lock refuses every PATCH of the pool (409 ScopeLocked): nothing the guard does can land, and not even
