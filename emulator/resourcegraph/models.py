@@ -93,7 +93,8 @@ _TOKEN = re.compile(r"'[^']*'?|\"[^\"]*\"?|[^|'\"]+|\|")
 
 def _split_pipes(text: str) -> list[str]:
     """The query's tabular operators: split on ``|`` outside string literals."""
-    parts, current = [], []
+    parts: list[str] = []
+    current: list[str] = []
     for token in _TOKEN.findall(text):
         if token == "|":
             parts.append("".join(current).strip())
