@@ -48,6 +48,7 @@ from ..store.ledger import (
 )
 from ..store.records import RecordStore
 from .authorization import NotAuthorised, RequestIds, authorise
+from .sizes import check_size_runs_image
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, reserve_cores
 
@@ -307,6 +308,8 @@ def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
+    check_size_runs_image(request, sizes[request.pool.vm_size.lower()], security_type=source.security_type,
+                          hyper_v_generation=source.hyper_v_generation or request.image.hyper_v_generation)
     return sizes
 
 

@@ -36,6 +36,8 @@ class SourceFacts:
     # The source VM's Secure Boot and vTPM (uefiSettings); on when the source does not say (snapshots, images).
     secure_boot: bool = True
     vtpm: bool = True
+    # The image's Hyper-V generation when the source fixes it (a reused version's definition); None: the request's.
+    hyper_v_generation: str | None = None
 
 
 def read_source(request: ImageRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
@@ -124,4 +126,6 @@ def _gallery_version(request: ImageRequest, version_id: ArmId, compute: ComputeG
         purchase_plan=None,
         snapshots=(),
         version_replicas=dict(version.replicas),
+        # Compute REST spec, GalleryImage hyperVGeneration: V1 when the definition does not say.
+        hyper_v_generation=definition.hyper_v_generation or "V1",
     )

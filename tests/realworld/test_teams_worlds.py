@@ -95,6 +95,20 @@ class TestTrustedLaunchAndConfidentialVms:
         [pool] = report["resources"]["pools"]
         assert pool["securityProfile"]["securityType"] == "confidentialVM"
 
+    def test_given_a_confidential_vm_and_a_plain_size_when_submitted_then_it_is_rejected_naming_the_size_and_the_rule(self):
+        # GIVEN a confidential builder VM and a pool on Standard_D4ds_v5, which Batch lists without ConfidentialComputingType
+        reason = rejected_before_any_write(play("confidential-vm-on-a-plain-size"), "pool.vmSize")
+        # THEN the reason names the size and why, before any snapshot is taken
+        assert "Standard_D4ds_v5 has no confidential computing" in reason and "ConfidentialComputingType" in reason
+
+    def test_given_a_trusted_launch_vm_and_a_size_that_disables_it_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("trusted-launch-on-a-size-without-it"), "pool.vmSize")
+        assert "Standard_M64 does not support Trusted Launch (TrustedLaunchDisabled True)" in reason
+
+    def test_given_a_generation_2_image_and_a_generation_1_only_size_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("gen2-image-on-a-gen1-size"), "pool.vmSize")
+        assert "Standard_F4 supports Hyper-V generation V1 only; the image is generation V2" in reason
+
     def test_given_a_trusted_launch_vm_in_legacy_mode_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("trusted-launch-vm-legacy"), "source.virtualMachineId")
         assert "TrustedLaunch VM cannot become a managed image" in reason
