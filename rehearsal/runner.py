@@ -162,6 +162,10 @@ class Rehearsal:
                 security_type=vm.security_type,
                 secure_boot=vm.secure_boot_enabled,
                 vtpm=vm.v_tpm_enabled,
+                vm_size=vm.vm_size,
+                hyper_v_generation=vm.hyper_v_generation,
+                power_state=vm.power_state,
+                generalized=vm.generalized,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)
@@ -186,6 +190,8 @@ class Rehearsal:
             capacity_pauses=tuple((pause.after.total_seconds(), pause.for_.total_seconds() if pause.for_ is not None else None)
                                   for pause in world.allocation.capacity_pauses),
         )
+        for region, sizes in world.region_vm_sizes.items():
+            emulator.batch.set_region_vm_sizes(region, sizes)
         for pool in world.pools:
             account_id, name = pool.id.rsplit("/pools/", 1)
             emulator.batch.create_pool(account_id, name, pool.body(), url=f"https://management.azure.com{pool.id}")

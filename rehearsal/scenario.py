@@ -50,6 +50,19 @@ class VirtualMachineSpec(_Model):
     # GPU and HPC, are built on VMs with Secure Boot off.
     secure_boot_enabled: bool = True
     v_tpm_enabled: bool = True
+    # Its hardwareProfile.vmSize and Hyper-V generation (its disks carry the generation, and the snapshots copied from them).
+    vm_size: str = "Standard_D4ds_v5"
+    hyper_v_generation: Literal["V1", "V2"] = "V2"
+    # What its instance view reports: PowerState/<powerState>, and OSState/generalized when generalized.
+    power_state: Literal["running", "stopped", "deallocated"] = "deallocated"
+    generalized: bool = True
+
+    @model_validator(mode="after")
+    def _secure_vms_are_generation_2(self) -> VirtualMachineSpec:
+        # virtual-machines/trusted-launch-portal: Trusted Launch (and confidential VMs) are generation 2 VMs.
+        if self.security_type and self.hyper_v_generation != "V2":
+            raise ValueError(f"a {self.security_type} VM is hyperVGeneration V2")
+        return self
 
 
 class BatchAccountSpec(_Model):
@@ -182,6 +195,19 @@ class World(_Model):
     guarded_batch_accounts: list[str] = Field(default_factory=list)
     stuck_request_minutes: Annotated[int, Field(ge=1)] = 30
     pools: list[PoolSpec] = Field(default_factory=list)
+    # The VM sizes Batch offers per region (region -> sizes; a region not named offers every size with published
+    # capabilities, emulator/batch/vm_skus.json).
+    region_vm_sizes: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _offered_sizes_are_published(self) -> World:
+        from emulator.batch.models import PUBLISHED_VM_SKUS
+
+        unknown = sorted({size for sizes in self.region_vm_sizes.values() for size in sizes if size.lower() not in PUBLISHED_VM_SKUS})
+        if unknown:
+            known = ", ".join(sorted(sku["name"] for sku in PUBLISHED_VM_SKUS.values()))
+            raise ValueError(f"regionVmSizes: no published capabilities for {', '.join(unknown)} (sizes with published capabilities: {known})")
+        return self
 
 
 class SubmitStep(_Model):

@@ -60,6 +60,12 @@ def _virtual_machine(request: ImageRequest, vm_id: ArmId, compute: ComputeGatewa
     unmet = unmet_prerequisites(vm, allow_purchase_plan=not request.image.legacy_managed_image)
     if unmet:
         raise RequestRejected("source.virtualMachineId: prerequisites not met: " + "; ".join(unmet), request.id)
+    if vm.hyper_v_generation and vm.hyper_v_generation.upper() != request.image.hyper_v_generation:
+        # Compute fails a version whose source's generation differs from its definition's ("The resource with id '...' has a
+        # different Hypervisor generation ['V2'] than the parent gallery image Hypervisor generation ['V1']", recorded in
+        # Azure/azure-sdk-for-net#28468); the VM's instance view says which generation it is.
+        raise RequestRejected(f"image.hyperVGeneration: the VM {vm_id.name} is generation {vm.hyper_v_generation.upper()}, the request "
+                              f"says {request.image.hyper_v_generation}: an image keeps the generation of the disks it is made from", request.id)
     snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request.id, disk.lun)), disk.lun, disk.managed_disk_id)
                  for disk in (vm.os_disk, *sorted(vm.data_disks, key=lambda d: d.lun or 0))]
     return SourceFacts(

@@ -714,3 +714,16 @@ class TestPoolSecurityProfile:
         with pytest.raises(HttpResponseError) as raised:
             batch.pool.create(RESOURCE_GROUP, ACCOUNT, "bad", _secure_pool(version, "Standard_D4ds_v5", security))
         assert raised.value.status_code == 400 and complaint in error_message(raised.value)
+
+
+class TestVirtualMachineInstanceView:
+    def test_given_a_seeded_vm_when_read_with_its_instance_view_then_generation_power_state_and_generalized_are_reported(self, emulator, compute):
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/old", hyper_v_generation="V1",
+                                             power_state="running", generalized=False)
+        view = compute.virtual_machines.get(RESOURCE_GROUP, "old", expand="instanceView").instance_view
+        assert view.hyper_v_generation == "V1"
+        assert [s.code for s in view.statuses] == ["ProvisioningState/succeeded", "PowerState/running"]
+        generalized = compute.virtual_machines.get(RESOURCE_GROUP, VM, expand="instanceView").instance_view
+        assert [s.code for s in generalized.statuses] == ["ProvisioningState/succeeded", "OSState/generalized", "PowerState/deallocated"]
+        # AND without $expand the VM comes without it, as Compute answers
+        assert compute.virtual_machines.get(RESOURCE_GROUP, VM).instance_view is None

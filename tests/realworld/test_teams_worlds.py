@@ -109,6 +109,18 @@ class TestTrustedLaunchAndConfidentialVms:
         reason = rejected_before_any_write(play("gen2-image-on-a-gen1-size"), "pool.vmSize")
         assert "Standard_F4 supports Hyper-V generation V1 only; the image is generation V2" in reason
 
+    def test_given_a_region_that_does_not_offer_the_size_when_submitted_then_it_is_rejected_naming_the_region(self):
+        reason = rejected_before_any_write(play("size-not-offered-in-the-region"), "pool.vmSize")
+        assert reason == "pool.vmSize: Standard_D4ds_v5 is not a VM size Batch offers in westeurope"
+
+    def test_given_a_generation_1_vm_sent_as_a_v2_image_when_submitted_then_it_is_rejected_by_the_vms_instance_view(self):
+        reason = rejected_before_any_write(play("generation-1-vm-as-a-generation-2-image"), "image.hyperVGeneration")
+        assert "the VM builder is generation V1, the request says V2" in reason
+
+    def test_given_a_running_vm_never_generalized_when_submitted_then_it_is_rejected_naming_both_prerequisites(self):
+        reason = rejected_before_any_write(play("vm-running-and-not-generalized"), "source.virtualMachineId")
+        assert "generalized: the VM is not generalized" in reason and "notRunning: the VM is running (PowerState/running)" in reason
+
     def test_given_a_trusted_launch_vm_in_legacy_mode_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("trusted-launch-vm-legacy"), "source.virtualMachineId")
         assert "TrustedLaunch VM cannot become a managed image" in reason
