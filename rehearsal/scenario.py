@@ -299,6 +299,20 @@ class BatchApiStep(_Model):
     batch_api: BatchApiCall
 
 
+class Preemption(_Model):
+    pool_id: str
+    nodes: Annotated[int, Field(ge=1)]
+    # When Azure has the capacity again and Batch brings the preempted nodes back (null: not within the scenario).
+    capacity_returns_after: timedelta | None = None
+
+
+class PreemptLowPriorityNodesStep(_Model):
+    """Azure takes back some of a pool's Spot/low-priority nodes for capacity: they go Preempted (still counted as the
+    pool's current nodes) until Batch brings them back; no ARM call or event."""
+
+    preempt_low_priority_nodes: Preemption
+
+
 class AccountQuota(_Model):
     batch_account_id: str
     dedicated_core_quota: Annotated[int, Field(ge=0)] | None = None
@@ -324,11 +338,13 @@ class RevokeAppAccessStep(_Model):
 
 
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep
+        | PreemptLowPriorityNodesStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource",
+                 "preemptLowPriorityNodes"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

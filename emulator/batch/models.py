@@ -258,6 +258,8 @@ class BatchBackend:
         self._node_images: dict[str, dict[str, int]] = {}
         # The VM sizes a region offers (region key -> lower-case names); a region not here offers every published size.
         self._region_vm_sizes: dict[str, frozenset[str]] = {}
+        # Per pool (lower-case id): its Spot/low-priority nodes in state Preempted (still counted as current nodes).
+        self._preempted: dict[str, int] = {}
 
     @property
     def _store(self):
@@ -494,6 +496,45 @@ class BatchBackend:
         pool.properties["scaleSettings"] = _normalised_scale({"fixedScale": fixed})
         self._touch(pool)
         self._resize_if_needed(pool)
+
+    def preempt_low_priority_nodes(self, pool_id: str, nodes: int, capacity_returns_after: float | None) -> int:
+        """Azure takes back ``nodes`` of the pool's Spot/low-priority nodes; returns how many it took.
+
+        MicrosoftDocs/azure-docs articles/batch/batch-spot-vms.md: "The preempted VMs have their state updated to
+        Preempted", "A list nodes operation on the pool still returns the preempted nodes", and "The pool continually
+        attempts to reach the target number of Spot nodes available. When replacement capacity is found, the nodes keep
+        their IDs, but are reinitialized". The Batch REST spec (PoolProperties.currentLowPriorityNodes): "Spot/Low-priority
+        Compute Nodes which have been preempted are included in this count", so the pool as ARM shows it does not change:
+        only the nodes' state does (:meth:`preempted_nodes`). No ARM event follows (it is no ARM operation). When capacity
+        comes back is not documented: after ``capacity_returns_after`` seconds, as the scenario says (None: never).
+        """
+        pool = self.get_pool(pool_id)
+        key = pool.id.lower()
+        running = int(pool.properties.get("currentLowPriorityNodes", 0)) - self._preempted.get(key, 0)
+        taken = max(0, min(nodes, running))
+        if not taken:
+            return 0
+        self._preempted[key] = self._preempted.get(key, 0) + taken
+
+        def restored() -> None:
+            with self._emulator.lock:
+                if key in self._preempted:
+                    self._preempted[key] = max(0, self._preempted[key] - taken)
+
+        if capacity_returns_after is not None:
+            self._emulator.clock.call_later(capacity_returns_after, restored)
+        return taken
+
+    def preempted_nodes(self, pool_id: str) -> int:
+        """The pool's Spot/low-priority nodes in state Preempted (not a management-plane read: the Batch service API's
+        List Pool Node Counts, lowPriority.preempted). Never more than the pool's current low-priority nodes: nodes a
+        shrink removes go (whether Batch removes preempted nodes first is not documented)."""
+        key = pool_id.lower()
+        pool = self._store.find(pool_id)
+        if pool is None:
+            self._preempted.pop(key, None)
+            return 0
+        return min(self._preempted.get(key, 0), int(pool.properties.get("currentLowPriorityNodes", 0)))
 
     def data_plane_stop_resize(self, pool_id: str) -> None:
         """POST {accountEndpoint}/pools/{poolId}/stopresize: as the management plane's stopResize, with no ARM event."""

@@ -727,3 +727,28 @@ class TestVirtualMachineInstanceView:
         assert [s.code for s in generalized.statuses] == ["ProvisioningState/succeeded", "OSState/generalized", "PowerState/deallocated"]
         # AND without $expand the VM comes without it, as Compute answers
         assert compute.virtual_machines.get(RESOURCE_GROUP, VM).instance_view is None
+
+
+class TestLowPriorityPreemption:
+    def test_given_low_priority_nodes_when_azure_preempts_some_then_arm_still_counts_them_until_capacity_returns(self, emulator, compute, batch):
+        # GIVEN a pool whose 10 low-priority nodes arrived
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/plain")
+        os_snapshot, data = _snapshots(compute, "plain")
+        image = _image(compute, "img", os_snapshot, data)
+        pool_id = f"{ACCOUNT_ID}/pools/spot"
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "spot", {"properties": {
+            "vmSize": "Standard_D4ds_v5", "deploymentConfiguration": {"virtualMachineConfiguration": {
+                "imageReference": {"id": image.id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+            "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0, "targetLowPriorityNodes": 10}}}})
+        emulator.clock.advance(5 * MINUTE)
+        events_before = len(emulator.events.emitted)
+        # WHEN Azure preempts 4 (and 20 more than it has: only the running ones can go)
+        assert emulator.batch.preempt_low_priority_nodes(pool_id, 4, capacity_returns_after=10 * MINUTE) == 4
+        assert emulator.batch.preempt_low_priority_nodes(pool_id, 20, capacity_returns_after=None) == 6
+        # THEN they are Preempted, yet the pool as ARM answers it still counts them, and no ARM event is raised
+        assert emulator.batch.preempted_nodes(pool_id) == 10
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "spot").properties.current_low_priority_nodes == 10
+        assert len(emulator.events.emitted) == events_before
+        # AND when capacity returns Batch brings back the ones it can
+        emulator.clock.advance(10 * MINUTE)
+        assert emulator.batch.preempted_nodes(pool_id) == 6

@@ -351,3 +351,20 @@ class TestTrustedLaunchLineageIsGuarded:
         # THEN ops get the critical alert naming the snapshot and the pool
         [alert] = [a for a in rehearsal.emulator.topic.received if a["type"] == "CustomImagePool.InUseImageDeleted"]
         assert alert["subject"] == snapshot and alert["data"]["pools"][0]["id"].endswith("/pools/render-pool")
+
+
+class TestLowPriorityPreemption:
+    def test_given_a_ready_low_priority_pool_when_azure_preempts_nodes_then_the_guard_leaves_batchs_recovery_alone(self):
+        # GIVEN a READY pool of 600 low-priority nodes; WHEN Azure preempts 250 of them and gives capacity back 40 minutes later
+        report = play("low-priority-nodes-preempted")
+        series = next(iter(report["poolSeries"].values()))
+        preempted_at = next(s["at"] for s in series if s.get("preemptedLowPriorityNodes") == 250)
+        # THEN the preempted nodes stay counted as the pool's current nodes (Batch's spec) until Batch restores them
+        during = [s for s in series if s["at"] >= preempted_at]
+        assert [(s["currentLowPriorityNodes"], s.get("preemptedLowPriorityNodes", 0)) for s in during] == [(600, 250), (600, 0)]
+        # AND the guard kept sweeping meanwhile and saw the pool at target: no resize, no PATCH, no alert
+        last = report["guardDecisions"][-1]
+        assert last["decision"] == "at target" and last["lastAt"] > preempted_at
+        assert [d for d in report["guardDecisions"] if d["action"] == "resize" and d["at"] >= preempted_at] == []
+        assert report["alerts"] == [] and only_request(report)["stage"] == "READY"
+
