@@ -167,6 +167,7 @@ class Rehearsal:
                 hyper_v_generation=vm.hyper_v_generation,
                 power_state=vm.power_state,
                 generalized=vm.generalized,
+                disk_encryption_set_id=vm.disk_encryption_set_id,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)

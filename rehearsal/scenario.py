@@ -56,6 +56,8 @@ class VirtualMachineSpec(_Model):
     # What its instance view reports: PowerState/<powerState>, and OSState/generalized when generalized.
     power_state: Literal["running", "stopped", "deallocated"] = "deallocated"
     generalized: bool = True
+    # The disk encryption set (customer-managed key) its disks are encrypted with; null: platform-managed keys.
+    disk_encryption_set_id: str | None = None
 
     @model_validator(mode="after")
     def _secure_vms_are_generation_2(self) -> VirtualMachineSpec:

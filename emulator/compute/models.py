@@ -72,13 +72,14 @@ class ComputeBackend:
 
     def add_disk(self, disk_id: str, *, location: str = "westeurope", size_gb: int = 128, os_type: str | None = None,
                  hyper_v_generation: str = "V2", encryption_type: str = "EncryptionAtRestWithPlatformKey",
-                 tags: dict | None = None, security_type: str | None = None) -> ArmResource:
+                 tags: dict | None = None, security_type: str | None = None, disk_encryption_set_id: str | None = None) -> ArmResource:
         properties = {
             "diskSizeGB": size_gb,
             "diskState": "Attached",
             "provisioningState": "Succeeded",
             "hyperVGeneration": hyper_v_generation,
-            "encryption": {"type": encryption_type},
+            "encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": disk_encryption_set_id} if disk_encryption_set_id
+            else {"type": encryption_type},
             "creationData": {"createOption": "Empty"},
             "timeCreated": _iso(self._emulator.now()),
         }
@@ -108,6 +109,7 @@ class ComputeBackend:
         vtpm: bool = True,
         power_state: str = "deallocated",
         generalized: bool = True,
+        disk_encryption_set_id: str | None = None,
     ) -> ArmResource:
         """Seed a VM with its OS disk, data disks, extensions and base image.
 
@@ -131,10 +133,12 @@ class ComputeBackend:
         # DiskRP REST spec, DiskSecurityProfile.securityType: "Specifies the SecurityType of the VM. Applicable for
         # OS disks only", so the data disks of a Trusted Launch / confidential VM carry none.
         self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation,
-                      security_type=_DISK_SECURITY_TYPE.get(security_type) if security_type else None)
+                      security_type=_DISK_SECURITY_TYPE.get(security_type) if security_type else None,
+                      disk_encryption_set_id=disk_encryption_set_id)
         os_disk: dict = {"osType": os_type, "name": f"{vm_name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite", "diskSizeGB": 30}
+        encryption_set = {"diskEncryptionSet": {"id": disk_encryption_set_id}} if disk_encryption_set_id else {}
         if managed_disks:
-            os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS"}
+            os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS", **encryption_set}
         else:
             os_disk["vhd"] = {"uri": f"https://{vm_name.lower()}disks.blob.core.windows.net/vhds/{vm_name}-os.vhd"}
         if os_disk_encrypted:
@@ -145,9 +149,9 @@ class ComputeBackend:
         data_disks = []
         for lun in data_disk_luns:
             disk_id = f"{resource_group_path}/providers/Microsoft.Compute/disks/{vm_name}_DataDisk_{lun}"
-            self.add_disk(disk_id, location=location, size_gb=256, hyper_v_generation=hyper_v_generation)
+            self.add_disk(disk_id, location=location, size_gb=256, hyper_v_generation=hyper_v_generation, disk_encryption_set_id=disk_encryption_set_id)
             data_disks.append({"lun": lun, "name": f"{vm_name}_DataDisk_{lun}", "createOption": "Attach", "caching": "None", "diskSizeGB": 256,
-                               "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"}})
+                               "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS", **encryption_set}})
         reference = image_reference or {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
         properties = {
             "vmId": f"0f47b100-583c-48e3-a4c0-{len(list(self._store)):012d}",

@@ -182,6 +182,8 @@ class DiskView:
     os_type: str = ""
     # Azure Disk Encryption is enabled on it (encryptionSettings.enabled).
     encrypted: bool = False
+    # managedDisk.diskEncryptionSet.id: the disk encryption set (customer-managed key) its data is encrypted with at rest.
+    disk_encryption_set_id: str | None = None
 
     @classmethod
     def from_sdk(cls, disk: Any, *, lun: int | None) -> DiskView:
@@ -192,6 +194,7 @@ class DiskView:
             managed_disk_id=_id_of(getattr(disk, "managed_disk", None)),
             os_type=wire_text(getattr(disk, "os_type", None)),
             encrypted=bool(encryption is not None and getattr(encryption, "enabled", False)),
+            disk_encryption_set_id=_id_of(getattr(getattr(disk, "managed_disk", None), "disk_encryption_set", None)),
         )
 
 

@@ -66,7 +66,8 @@ def _virtual_machine(request: ImageRequest, vm_id: ArmId, compute: ComputeGatewa
         # Azure/azure-sdk-for-net#28468); the VM's instance view says which generation it is.
         raise RequestRejected(f"image.hyperVGeneration: the VM {vm_id.name} is generation {vm.hyper_v_generation.upper()}, the request "
                               f"says {request.image.hyper_v_generation}: an image keeps the generation of the disks it is made from", request.id)
-    snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request.id, disk.lun)), disk.lun, disk.managed_disk_id)
+    snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request.id, disk.lun)), disk.lun, disk.managed_disk_id,
+                                 disk.disk_encryption_set_id)
                  for disk in (vm.os_disk, *sorted(vm.data_disks, key=lambda d: d.lun or 0))]
     return SourceFacts(
         location=vm.location,

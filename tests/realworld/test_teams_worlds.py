@@ -121,6 +121,31 @@ class TestTrustedLaunchAndConfidentialVms:
         reason = rejected_before_any_write(play("vm-running-and-not-generalized"), "source.virtualMachineId")
         assert "generalized: the VM is not generalized" in reason and "notRunning: the VM is running (PowerState/running)" in reason
 
+    def test_given_a_vm_with_a_customer_managed_key_when_the_request_runs_then_every_copy_is_encrypted_with_the_same_set(self):
+        # GIVEN a VM whose disks use the team's disk encryption set; WHEN the request runs
+        rehearsal = played(example("vm-with-customer-managed-key.json"))
+        report = build_report(rehearsal)
+        des = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging/providers/Microsoft.Compute/diskEncryptionSets/team-key-westeurope"
+        assert only_request(report)["stage"] == "READY"
+        def properties(resource_id: str) -> dict:
+            resource = rehearsal.emulator.store.find(resource_id)
+            assert resource is not None, resource_id
+            return resource.properties
+
+        # THEN each snapshot, the managed image's disks and the version's replica are encrypted with that set
+        for snapshot in report["resources"]["snapshots"]:
+            assert properties(snapshot["id"])["encryption"] == {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": des}
+        [image] = report["resources"]["images"]
+        profile = properties(image["id"])["storageProfile"]
+        assert profile["osDisk"]["diskEncryptionSet"] == {"id": des} and profile["dataDisks"][0]["diskEncryptionSet"] == {"id": des}
+        [version] = report["resources"]["imageVersions"]
+        [region] = properties(version["id"])["publishingProfile"]["targetRegions"]
+        assert region["encryption"] == {"osDiskImage": {"diskEncryptionSetId": des}, "dataDiskImages": [{"lun": 0, "diskEncryptionSetId": des}]}
+
+    def test_given_a_customer_managed_key_and_an_account_in_another_region_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("customer-managed-key-and-account-in-another-region"), "source.virtualMachineId")
+        assert "disk encryption set team-key-westeurope, in westeurope" in reason and "replicated to northeurope" in reason
+
     def test_given_a_trusted_launch_vm_in_legacy_mode_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("trusted-launch-vm-legacy"), "source.virtualMachineId")
         assert "TrustedLaunch VM cannot become a managed image" in reason
