@@ -60,10 +60,16 @@ class VirtualMachineSpec(_Model):
     disk_encryption_set_id: str | None = None
 
     @model_validator(mode="after")
-    def _secure_vms_are_generation_2(self) -> VirtualMachineSpec:
+    def _a_vm_azure_could_run(self) -> VirtualMachineSpec:
+        from emulator.batch.models import vm_sku_capability
+
         # virtual-machines/trusted-launch-portal: Trusted Launch (and confidential VMs) are generation 2 VMs.
         if self.security_type and self.hyper_v_generation != "V2":
             raise ValueError(f"a {self.security_type} VM is hyperVGeneration V2")
+        # A VM runs only on a size that lists its generation (the size's HyperVGenerations capability).
+        generations = vm_sku_capability(self.vm_size, "HyperVGenerations")
+        if generations is not None and self.hyper_v_generation not in [g.strip() for g in generations.split(",")]:
+            raise ValueError(f"a generation {self.hyper_v_generation} VM cannot run on {self.vm_size} (HyperVGenerations {generations})")
         return self
 
 
