@@ -12,8 +12,8 @@ from ..model.request import PoolRequest, RequestRejected
 
 
 def check_size_runs_image(request: PoolRequest, size: VmSkuView, *, security_type: str | None, hyper_v_generation: str) -> None:
-    """Refuse a size whose listed capabilities rule the image out; a capability the list does not give is not held
-    against the size (Batch's list omits what a size lacks only for some capabilities, below)."""
+    """Refuse a size whose listed capabilities rule the image out. A capability the list does not give is not held against
+    the size, except ConfidentialComputingType: Compute lists it on confidential sizes only, so without it a size is not one."""
     name = size.name
     where = f"pool.vmSize: {name}"
     if security_type == "ConfidentialVM" and not size.capabilities.get("confidentialcomputingtype"):
