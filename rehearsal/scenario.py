@@ -252,6 +252,13 @@ class AdvanceStep(_Model):
     advance: timedelta
 
 
+class StopFunctionAppStep(_Model):
+    """The function app is stopped (``az functionapp stop``) for this long while nothing is pending: Azure goes on, none of
+    the functions runs, and on restart the guard's timer fires once for the schedule it missed (isPastDue)."""
+
+    stop_function_app: timedelta
+
+
 class RunUntilIdleStep(_Model):
     run_until_idle: Literal[True]
     max_virtual_time: timedelta = timedelta(days=3)
@@ -345,12 +352,12 @@ class RevokeAppAccessStep(_Model):
     revoke_app_access: AppAccess
 
 
-Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | RunUntilIdleStep
+Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | StopFunctionAppStep | RunUntilIdleStep
         | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep
         | PreemptLowPriorityNodesStep)
 
 
-_STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "runUntilIdle",
+_STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "stopFunctionApp", "runUntilIdle",
                  "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource",
                  "preemptLowPriorityNodes"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}

@@ -107,12 +107,17 @@ REQUEST_FAILED = AlertKind(
     "permissions, source VM prerequisites) and submit the request again with a new requestId.")
 POOL_NEEDS_A_PERSON = AlertKind(
     "needs-a-person", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
-    "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool; "
-    "the guard resumes once the pool's resize error changes.")
+    "Fix the cause named by errorCode (core quota, VM size, disk encryption, image plan), then resize the pool or set "
+    "its metadata cip-guard-rearm to a new value; the guard resumes then (or once the pool's resize error changes).")
 POOL_CIRCUIT_OPEN = AlertKind(
     "circuit-open", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
     "Resizes keep adding no nodes. Investigate (region capacity, VM size, subnet), then re-arm by setting pool "
     f"metadata {METADATA_GUARD_REARM} to a new value, or change the pool's target.")
+POOL_TARGET_UNKNOWN = AlertKind(
+    "target-unknown", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
+    "The pool's cip-target-* metadata could not be read (the reason says which key and value) and no request in the "
+    "ledger gives its target, so the guard leaves the pool as it is. Set cip-target-dedicated and "
+    "cip-target-low-priority to the node counts you want (or remove them to keep the pool's own target).")
 POOL_TARGET_UNREADABLE = AlertKind(
     "target-unreadable", "CustomImagePool.PoolCannotReachTarget", Severity.ERROR, GUARD_SOURCE,
     "The pool's cip-target-* metadata could not be read (the reason says which key and value), so the guard went back to "
@@ -121,7 +126,7 @@ POOL_TARGET_UNREADABLE = AlertKind(
 
 # Every kind of alert: what the ops notifications and the image inventory read alerts against.
 ALERT_KINDS: tuple[AlertKind, ...] = (PROTECTION_REMOVED, DELETION_BLOCKED, IN_USE_IMAGE_DELETED, PROTECTION_AUDIT_BLIND, REQUEST_FAILED,
-                                      POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN, POOL_TARGET_UNREADABLE)
+                                      POOL_NEEDS_A_PERSON, POOL_CIRCUIT_OPEN, POOL_TARGET_UNREADABLE, POOL_TARGET_UNKNOWN)
 
 @dataclass(frozen=True)
 class Alert:

@@ -56,6 +56,20 @@ NEEDS_A_PERSON_CODES = frozenset(code.lower() for code in (
     "IncompatibleVMSize", "DiskEncryptionFailure", "MarketplacePlanPropertyMissing", "ResizeStopped",
 ))
 
+# Batch's resize errors for a core quota the account has reached (Microsoft.Azure.Batch.Common.PoolResizeErrorCodes:
+# "The specified account has reached core quota", "... low priority core quota", "... spot core quota"). Batch's quota
+# page: "if your pool doesn't reach your target number of compute nodes, you might have reached the core quota limit",
+# raised only by a quota request. The pool cannot grow until a person raises it, so its request ends, not waits.
+QUOTA_CODES = frozenset(code.lower() for code in (
+    "AccountCoreQuotaReached", "AccountLowPriorityCoreQuotaReached", "AccountSpotCoreQuotaReached",
+))
+
+
+def quota_reached(code: str | None) -> bool:
+    """Whether a resize error code says the account's core quota stops the pool (compared case-insensitively)."""
+    return code is not None and code.lower() in QUOTA_CODES
+
+
 LineageCheck = Callable[[bool], list[str]]
 """``check(deep)``: ids of the pool image's lineage that are gone (deep: the whole lineage, else the image only)."""
 
@@ -344,8 +358,11 @@ def decide(pool: PoolView, targets: Targets, now: datetime, policy: Policy, line
     if pool.reaches(targets):
         return Decision(Action.AT_TARGET, "at target", targets=targets)
 
-    state = _rearmed(GuardState.from_metadata(pool.metadata), pool, targets)
-    fresh = _fresh_errors(pool, state)
+    recorded = GuardState.from_metadata(pool.metadata)
+    state = _rearmed(recorded, pool, targets)
+    # A new re-arm value is a person saying the cause is fixed (a quota raised, a size changed): the errors of the resize
+    # before it are what they fixed, so the guard resizes again instead of alerting about them once more.
+    fresh = [] if state.rearm != recorded.rearm else _fresh_errors(pool, state)
 
     code = fresh[0] if fresh else None
     ours = stopped_by_guard is not None and stopped_by_guard == resize_key(pool)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNREADABLE, Alerts
+from ..alerts import IN_USE_IMAGE_DELETED, POOL_CIRCUIT_OPEN, POOL_NEEDS_A_PERSON, POOL_TARGET_UNKNOWN, POOL_TARGET_UNREADABLE, Alerts
 from ..arm.ids import BATCH_ACCOUNT, BATCH_POOL, ArmId, parse_arm_id, resource_key, try_parse
 from ..arm.pools import BadPoolMetadata, PoolView, Targets
 from ..eventfacts.findings import read_findings
 from ..gateway.protocol import AzureGateway, FixedScale, PoolUpdate
 from ..messaging import AdoptedPool, MessageSender, PoolCheck, schedule_pool_check
 from ..model.request import PoolRequest
-from ..naming import METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
+from ..naming import METADATA_GUARD_REARM, METADATA_GUARD_STATE, METADATA_TARGET_DEDICATED, METADATA_TARGET_LOW_PRIORITY
 from ..pipeline.reconcile import age_out_final_records, end_pools_that_are_gone, reconcile_stuck_requests, send_pending_replies
 from ..pipeline.stages import PoolPipeline
 from ..protection.alerts import ProtectionAlerts
@@ -33,7 +33,7 @@ from ..protection.lineage import LineageReader, lineage_resource
 from ..protection.locks import ImageUse, in_use_summaries, protect, recorded_gone, recorded_lineage, recorded_pools
 from ..refresh.mover import PoolRefresher
 from ..settings import Settings
-from ..store.ledger import Ledger, LedgerError, RequestNotFound, Stage
+from ..store.ledger import Ledger, LedgerError, RequestNotFound, RequestRecord, Stage
 from ..store.records import KeyedRecord, RecordStore, update_record
 from . import adoption
 from .rules import (
@@ -52,6 +52,7 @@ from .rules import (
     next_look_while_resizing,
     operator_targets,
     pace_since,
+    quota_reached,
     resize_key,
     stalled,
     within_limits,
@@ -98,6 +99,8 @@ class SweepReport:
     deferred_requests: int = 0
     # Requests ended FAILED because their pool was deleted; final outcomes sent late.
     failed_pools_gone: list[str] = field(default_factory=list)
+    # Requests ended FAILED because the account's core quota stops their pool (the pool stays, guarded).
+    failed_at_quota: list[str] = field(default_factory=list)
     replies_sent: list[str] = field(default_factory=list)
     # Final records whose body and details were dropped after the retention.
     aged_out: list[str] = field(default_factory=list)
@@ -125,7 +128,7 @@ class SweepReport:
         """How many pools, accounts and requests met each outcome: the one line a sweep logs."""
         counts = {"poolsSeen": len(self.seen_pools), "accountsListed": len(self.listed_accounts)}
         for name in ("resized", "stopped", "alerted", "adopted", "adopted_images", "refreshing", "waiting", "skipped", "failed", "finished",
-                     "reconciled", "failed_pools_gone", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
+                     "reconciled", "failed_pools_gone", "failed_at_quota", "replies_sent", "aged_out", "protection_removed", "deletion_blocked",
                      "audit_unreadable", "audit_blind"):
             head, *rest = name.split("_")
             counts[head + "".join(part.title() for part in rest)] = len(getattr(self, name))
@@ -398,8 +401,7 @@ class PoolGuard:
             self._protect_and_confirm_image(view)
             requested = self._requested_in_ledger(view)
             if requested is None:
-                log.warning("pool guard: %s; the pool is not resized", exc)
-                report.add("skipped", view.id)
+                self._alert_target_unknown(view, str(exc), report)
             else:
                 self._restore_targets(view, requested, str(exc), report)
             return
@@ -519,7 +521,9 @@ class PoolGuard:
             data = _pool_alert_data(view, targets, decision.error_code, decision.reason, decision.missing)
             # The guard's own condition key keeps one alert per condition, as its state in pool metadata does.
             self.alerts.raise_alert(kind.alert(view.id, data, dedup_key=f"{kind.type}|{view.id}|{decision.state.alerted}"))
-        if view.request_id is not None:
+        if view.request_id is not None and decision.condition is Condition.NEEDS_A_PERSON and quota_reached(decision.error_code):
+            self._end_request_at_quota(view, targets, decision, report)
+        elif view.request_id is not None:
             # The request's team hears it too, once per condition: its pool will not reach the target without help.
             self.pipeline.interim_reply(view.request_id, view.id, decision.reason, alert_type,
                                         decision.state.alerted or decision.reason)
@@ -581,6 +585,17 @@ class PoolGuard:
         if self._patch(view, GuardState.from_metadata(view.metadata), None, restored):
             report.add("alerted", view.id)
 
+    def _alert_target_unknown(self, view: PoolView, problem: str, report: SweepReport) -> None:
+        """Garbled ``cip-target-*`` metadata and no request in the ledger to take the target from (a pool a refresh moved,
+        one whose request record aged out, or a ``cip-request`` that names none): the pool is not resized, and ops hear
+        why. Its metadata stays as a person left it, so the alert log's dedup window keeps this to one alert per window."""
+        reason = (f"{problem}; no request in the ledger says this pool's target, so the guard does not resize it: set "
+                  f"{METADATA_TARGET_DEDICATED} and {METADATA_TARGET_LOW_PRIORITY} to node counts (or remove them)")
+        log.warning("pool guard: %s: %s", view.id, reason)
+        data = _pool_alert_data(view, Targets(view.target_dedicated, view.target_low_priority), "BadPoolMetadata", reason)
+        self.alerts.raise_alert(POOL_TARGET_UNKNOWN.alert(view.id, data, dedup_key=f"{POOL_TARGET_UNKNOWN.condition}|{view.id}"))
+        report.add("skipped", view.id)
+
     def _alert_locked(self, view: PoolView) -> None:
         """A ReadOnly lock refuses every PATCH of the pool (409 ScopeLocked): nothing the guard does can land, and not even
         its state can be written, so the alert log's dedup window keeps this to one alert, not the pool's metadata."""
@@ -589,17 +604,41 @@ class PoolGuard:
         data = _pool_alert_data(view, Targets(view.target_dedicated, view.target_low_priority), "ScopeLocked", reason)
         self.alerts.raise_alert(POOL_NEEDS_A_PERSON.alert(view.id, data, dedup_key=f"{POOL_NEEDS_A_PERSON.type}|{view.id}|ScopeLocked"))
 
-    def _finish_request(self, view: PoolView, report: SweepReport) -> None:
+    def _scaling_request(self, view: PoolView) -> RequestRecord | None:
+        """The ledger record of the request still growing this pool (SCALING, and the pool is the one it made), if any."""
         if view.request_id is None:
-            return
+            return None
         try:
             record = self.ledger.get(view.request_id)
         except RequestNotFound:
-            return
+            return None
         except LedgerError:
             log.exception("pool guard: the ledger failed reading %s", view.request_id)
-            return
+            return None
         if record.stage is not Stage.SCALING or record.pool_id is None or resource_key(record.pool_id) != resource_key(view.id):
+            return None
+        return record
+
+    def _end_request_at_quota(self, view: PoolView, targets: Targets, decision: Decision, report: SweepReport) -> None:
+        """A pool stopped by the account's core quota ends its request FAILED with one final reply: it cannot grow until a
+        person raises the quota. Ops already have the guard's alert, so the end raises no second one. The pool stays, with
+        its nodes and its target, guarded as before: once the quota is raised, a resize or a re-arm grows it."""
+        record = self._scaling_request(view)
+        if record is None:
+            return
+        reason = (f"the pool stopped at {view.current_dedicated}/{targets.dedicated} dedicated and "
+                  f"{view.current_low_priority}/{targets.low_priority} low-priority nodes: its resize failed with {decision.error_code}, the Batch "
+                  "account's core quota is reached and only a quota increase lifts it. The pool is kept with its nodes and ops "
+                  f"were alerted ({POOL_NEEDS_A_PERSON.type}); once the quota is raised, resize the pool or set its metadata "
+                  f"{METADATA_GUARD_REARM} to a new value and the guard grows it to its target, or send a new request for a "
+                  "smaller pool")
+        ended = self.pipeline.finish(record, Stage.FAILED, reason, alert_ops=False)
+        if ended.stage is Stage.FAILED:
+            report.add("failed_at_quota", record.request_id)
+
+    def _finish_request(self, view: PoolView, report: SweepReport) -> None:
+        record = self._scaling_request(view)
+        if record is None:
             return
         finished = self.pipeline.finish(
             record, Stage.READY, f"pool reached its target: {view.current_dedicated} dedicated, {view.current_low_priority} low-priority nodes")

@@ -101,6 +101,19 @@ class TestErrors:
         again = decide(with_state(pool(error_codes=(code,)), first.state), TARGETS, NOW + timedelta(minutes=5), POLICY, image_exists)
         assert again.action is Action.QUIET
 
+    def test_a_rearm_after_a_needs_a_person_alert_takes_the_error_as_fixed_and_resizes(self):
+        first = decide(pool(error_codes=("AccountCoreQuotaReached",)), TARGETS, NOW, POLICY, image_exists)
+        alerted = with_state(pool(error_codes=("AccountCoreQuotaReached",)), first.state)
+        # WHEN a person raises the quota and sets a new re-arm value THEN the guard resizes, recording the re-arm
+        rearmed = replace(alerted, metadata={**alerted.metadata, METADATA_GUARD_REARM: "quota-raised"})
+        decision = decide(rearmed, TARGETS, NOW + timedelta(minutes=30), POLICY, image_exists)
+        assert decision.action is Action.RESIZE and state_of(decision).rearm == "quota-raised"
+        # AND a re-arm value already acted on does not hide a later resize's error
+        failed_again = replace(with_state(pool(error_codes=("AccountCoreQuotaReached",)), state_of(decision)),
+                               resize_started=NOW + timedelta(minutes=31))
+        failed_again = replace(failed_again, metadata={**failed_again.metadata, METADATA_GUARD_REARM: "quota-raised"})
+        assert decide(failed_again, TARGETS, NOW + timedelta(minutes=60), POLICY, image_exists).action is Action.ALERT
+
     def test_a_new_error_after_an_alert_alerts_again(self):
         first = decide(pool(error_codes=("AccountCoreQuotaReached",)), TARGETS, NOW, POLICY, image_exists)
         changed = with_state(pool(error_codes=("IncompatibleVMSize",)), first.state)

@@ -53,6 +53,28 @@ def test_a_quota_error_raises_one_alert_and_no_resize_loop():
     assert pool["currentDedicatedNodes"] == 100
 
 
+def test_a_pool_stopped_by_the_core_quota_ends_its_request_failed_with_one_final_reply_and_one_alert():
+    report = play("guard-quota-error.json")
+    # THEN the request is final, not SCALING for ever, and the team hears it once, with what stopped the pool and what lifts it
+    assert stages(report) == {"guard-quota-error": "FAILED"}
+    [reply] = report["replies"]
+    assert reply["body"]["stage"] == "FAILED" and reply["body"]["poolId"].endswith("/pools/quota-pool")
+    reason = reply["body"]["reason"]
+    assert "100/600 dedicated" in reason and "AccountCoreQuotaReached" in reason and "core quota" in reason and "cip-guard-rearm" in reason
+    # AND ops get the guard's alert only (ending the request raises no second one for the same cause)
+    assert [alert["type"] for alert in report["alerts"]] == ["CustomImagePool.PoolCannotReachTarget"]
+
+
+def test_once_the_quota_is_raised_and_the_pool_re_armed_the_guard_grows_it_to_target_and_the_team_hears_nothing_more():
+    report = play("guard-quota-raised-then-rearmed.json")
+    [pool] = report["resources"]["pools"]
+    assert (pool["currentDedicatedNodes"], pool["targetDedicatedNodes"]) == (600, 600)
+    # the request stays as it ended (one final reply), the alert was raised once
+    assert stages(report) == {"quota-raised": "FAILED"}
+    assert [reply["body"]["stage"] for reply in report["replies"]] == ["FAILED"]
+    assert len(report["alerts"]) == 1 and report["functionErrors"] == []
+
+
 def test_lost_write_events_still_complete_the_request_through_reconciliation():
     rehearsal = played(example("guard-lost-snapshot-event.json"))
     report = build_report(rehearsal)

@@ -123,6 +123,19 @@ class TestBadInput:
         assert patches(rehearsal) == 1
         assert props(rehearsal, "garbled")["scaleSettings"]["fixedScale"]["targetDedicatedNodes"] == 600
 
+    def test_garbled_target_metadata_with_no_request_to_fall_back_on_is_left_alone_with_one_alert(self):
+        # GIVEN a pool whose cip-target-dedicated is not a count and whose cip-request names no request in the ledger
+        rehearsal = world_with([{"id": f"{POOLS}/garbled", "targetDedicatedNodes": 600,
+                                 "metadata": {"cip-request": "x", "cip-target-dedicated": "lots"}}])
+        rehearsal.emulator.advance(26 * MINUTE)
+        # WHEN two sweeps look at it
+        first, second = sweep(rehearsal), sweep(rehearsal)
+        # THEN it is not resized, and ops hear once which value and what to do
+        assert first.resized == second.resized == [] and patches(rehearsal) == 0
+        [alert] = rehearsal.emulator.topic.received
+        assert alert["type"] == "CustomImagePool.PoolCannotReachTarget" and alert["data"]["condition"] == "target-unknown"
+        assert "lots" in alert["data"]["reason"] and "cip-target-dedicated" in alert["data"]["reason"]
+
     def test_a_concurrent_change_412_skips_the_round_without_a_resize(self):
         rehearsal = world_with([{"id": f"{POOLS}/busy", "targetDedicatedNodes": 600}])
         rehearsal.emulator.advance(26 * MINUTE)

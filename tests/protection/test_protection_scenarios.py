@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rehearsal.report import build_report
 from rehearsal.runner import Rehearsal
-from rehearsal.scenario import load_scenario
-from tests.support import PROJECT_ROOT, played, played_report
+from rehearsal.scenario import Scenario, ScenarioError, load_scenario
+from tests.support import PROJECT_ROOT, example, played, played_report
 
 EXAMPLES = PROJECT_ROOT / "examples"
 LOCKS = "/providers/Microsoft.Authorization/locks/"
@@ -125,3 +127,19 @@ class TestAlerts:
         assert report["functionErrors"]
         # (redeliveries come in no particular order)
         assert sorted(kinds(report)) == ["InUseImageDeleted", "ProtectionRemoved"]
+
+
+def test_given_the_app_stopped_longer_than_the_activity_log_keeps_when_a_delete_is_refused_then_the_audit_still_finds_it():
+    # GIVEN an app stopped for 100 days (the Activity Log refuses a start more than 90 days back); WHEN a delete is refused
+    report = played_report(example("protection-audit-after-a-long-stop.json"))
+    # THEN the audit read from inside the 90 days: one DeletionBlocked, no blind audit, no function error
+    assert [alert["type"] for alert in report["alerts"]] == ["CustomImagePool.DeletionBlocked"]
+    assert report["alerts"][0]["subject"].endswith("/snapshots/cip-long-stop-os") and report["functionErrors"] == []
+
+
+def test_given_work_in_flight_when_the_app_is_stopped_then_the_step_is_refused_naming_what_is_pending():
+    # A stop while deliveries are in flight is not modelled (Event Grid's 24-hour retries, messages' time to live): refused.
+    steps = load_scenario(EXAMPLES / "protection-audit-after-a-long-stop.json").model_dump(by_alias=True)["steps"]
+    scenario = Scenario.model_validate({"steps": [steps[0], {"stopFunctionApp": "P1D"}]})
+    with pytest.raises(ScenarioError, match=r"stopFunctionApp: the world must be idle .* is pending"):
+        Rehearsal(scenario).run()

@@ -393,3 +393,25 @@ class TestLowPriorityPreemption:
         assert [d for d in report["guardDecisions"] if d["action"] == "resize" and d["at"] >= preempted_at] == []
         assert report["alerts"] == [] and only_request(report)["stage"] == "READY"
 
+
+class TestDefinitionsSayTheirSecurityType:
+    def test_given_a_standard_vm_when_its_definition_is_created_then_it_says_security_type_standard(self):
+        # GIVEN a builder VM with no Trusted Launch or confidential settings; WHEN its request runs
+        report = play("definition-says-its-security-type")
+        # THEN its definition says Standard: left out, Compute (API 2025-03-03 on) would make it TrustedLaunchSupported
+        assert only_request(report)["stage"] == "READY"
+        [definition] = report["resources"]["imageDefinitions"]
+        assert definition["features"] == [{"name": "SecurityType", "value": "Standard"}] and definition["hyperVGeneration"] == "V2"
+
+
+class TestAFailedRequestSentAgain:
+    def test_given_a_failed_request_when_sent_again_in_a_new_message_then_it_is_answered_already_failed_and_not_run_again(self):
+        # GIVEN a request that ended FAILED (its snapshot refused for good); WHEN the same body comes again in a new message
+        report = play("failed-request-sent-again")
+        first, again = report["replies"]
+        # THEN that message is answered: already FAILED, with the reason, and how to try again
+        assert first["body"]["stage"] == again["body"]["stage"] == "FAILED"
+        assert again["body"]["reason"] == f"already FAILED: {first['body']['reason']}; send a new requestId"
+        # AND nothing is run again: one snapshot PUT in all, one alert, the request as it ended
+        assert report["armCalls"]["PUT Microsoft.Compute/snapshots"] == 1 and len(report["alerts"]) == 1
+        assert only_request(report) == {"id": "refused-again", "stage": "FAILED", "reason": first["body"]["reason"]}

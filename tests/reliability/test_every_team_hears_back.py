@@ -256,13 +256,12 @@ class TestPoolsThatCannotEnd:
         assert record.stage is Stage.FAILED
         assert [r["stage"] for r in replies(rehearsal)] == ["FAILED"]
 
-    def test_a_pool_stopped_by_quota_tells_its_team_once_while_scaling(self):
+    def test_a_pool_stopped_by_quota_ends_its_request_with_one_final_reply(self):
         rehearsal = world([{"submit": default_request(), "replyTo": "team-a-replies"},
                            {"setBatchAccountQuota": {"batchAccountId": DEFAULT_ACCOUNT_ID, "dedicatedCoreQuota": 400}},
                            {"runUntilIdle": True, "maxVirtualTime": "P1D"}]).run()
-        interim = [r for r in replies(rehearsal) if r["stage"] == "SCALING"]
-        assert len(interim) == 1
-        assert interim[0]["alertType"] == "CustomImagePool.PoolCannotReachTarget" and "AccountCoreQuotaReached" in interim[0]["reason"]
+        [final] = replies(rehearsal)
+        assert final["stage"] == "FAILED" and "AccountCoreQuotaReached" in final["reason"] and "100/600 dedicated" in final["reason"]
 
 
 class TestRequestFailedIsPerRequest:
