@@ -37,6 +37,7 @@ from .scenario import (
     DeleteResourceStep,
     DeliverEventStep,
     LockResourceStep,
+    PreemptLowPriorityNodesStep,
     ResizePoolStep,
     RevokeAppAccessStep,
     RunUntilIdleStep,
@@ -164,6 +165,11 @@ class Rehearsal:
                 security_type=vm.security_type,
                 secure_boot=vm.secure_boot_enabled,
                 vtpm=vm.v_tpm_enabled,
+                vm_size=vm.vm_size,
+                hyper_v_generation=vm.hyper_v_generation,
+                power_state=vm.power_state,
+                generalized=vm.generalized,
+                disk_encryption_set_id=vm.disk_encryption_set_id,
             )
         for gallery in world.galleries:
             emulator.compute.add_gallery(gallery.id, location=gallery.location)
@@ -188,6 +194,8 @@ class Rehearsal:
             capacity_pauses=tuple((pause.after.total_seconds(), pause.for_.total_seconds() if pause.for_ is not None else None)
                                   for pause in world.allocation.capacity_pauses),
         )
+        for region, sizes in world.region_vm_sizes.items():
+            emulator.batch.set_region_vm_sizes(region, sizes)
         for pool in world.pools:
             account_id, name = pool.id.rsplit("/pools/", 1)
             emulator.batch.create_pool(account_id, name, pool.body(), url=f"https://management.azure.com{pool.id}")
@@ -256,6 +264,9 @@ class Rehearsal:
         elif isinstance(step, BatchApiStep):
             self._batch_api(step)
             self._pump()
+        elif isinstance(step, PreemptLowPriorityNodesStep):
+            self._preempt(step)
+            self._pump()
         elif isinstance(step, SetBatchAccountQuotaStep):
             quota = step.set_batch_account_quota
             self.emulator.batch.set_core_quotas(quota.batch_account_id, dedicated=quota.dedicated_core_quota,
@@ -287,6 +298,19 @@ class Rehearsal:
         except ArmError as refused:
             outcome = f"Batch API: refused {refused.status} {refused.code}"
         self.timeline.append(TimelineEntry(self.emulator.now(), "operator", pool_id, outcome))
+        self._last_operator_call = self.emulator.now()
+
+    def _preempt(self, step: PreemptLowPriorityNodesStep) -> None:
+        """Azure takes back Spot/low-priority nodes; a timeline line when they go and when Batch has them back."""
+        change = step.preempt_low_priority_nodes
+        after = change.capacity_returns_after.total_seconds() if change.capacity_returns_after is not None else None
+        taken = self.emulator.batch.preempt_low_priority_nodes(change.pool_id, change.nodes, after)
+        self.timeline.append(TimelineEntry(self.emulator.now(), "operator", change.pool_id,
+                                           f"Azure preempted {taken} low-priority nodes (still counted as current nodes; no ARM event)"))
+        if taken and after is not None:
+            self.emulator.clock.call_later(after, lambda: self.timeline.append(TimelineEntry(
+                self.emulator.now(), "operator", change.pool_id, f"capacity back: Batch restored {taken} preempted low-priority nodes")))
+        # Nothing ARM shows changed, so nothing would wake the timer: it sweeps a while anyway, as it does in Azure.
         self._last_operator_call = self.emulator.now()
 
     def _arm(self, method: str, resource_id: str, api_version: str, body: dict | None = None) -> None:
@@ -550,6 +574,10 @@ class Rehearsal:
                 # The image the pool deploys nodes from: a refresh moves it.
                 "imageReference": (vm_configuration.get("imageReference") or {}).get("id"),
             }
+            preempted = self.emulator.batch.preempted_nodes(pool.id)
+            if preempted:
+                # Spot/low-priority nodes in state Preempted: still counted in currentLowPriorityNodes.
+                sample["preemptedLowPriorityNodes"] = preempted
             present.add(pool.id)
             series = self.pool_series.setdefault(pool.id, [])
             if not series or {k: v for k, v in series[-1].items() if k != "at"} != sample:

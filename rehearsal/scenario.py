@@ -50,6 +50,27 @@ class VirtualMachineSpec(_Model):
     # GPU and HPC, are built on VMs with Secure Boot off.
     secure_boot_enabled: bool = True
     v_tpm_enabled: bool = True
+    # Its hardwareProfile.vmSize and Hyper-V generation (its disks carry the generation, and the snapshots copied from them).
+    vm_size: str = "Standard_D4ds_v5"
+    hyper_v_generation: Literal["V1", "V2"] = "V2"
+    # What its instance view reports: PowerState/<powerState>, and OSState/generalized when generalized.
+    power_state: Literal["running", "stopped", "deallocated"] = "deallocated"
+    generalized: bool = True
+    # The disk encryption set (customer-managed key) its disks are encrypted with; null: platform-managed keys.
+    disk_encryption_set_id: str | None = None
+
+    @model_validator(mode="after")
+    def _a_vm_azure_could_run(self) -> VirtualMachineSpec:
+        from emulator.batch.models import vm_sku_capability
+
+        # virtual-machines/trusted-launch-portal: Trusted Launch (and confidential VMs) are generation 2 VMs.
+        if self.security_type and self.hyper_v_generation != "V2":
+            raise ValueError(f"a {self.security_type} VM is hyperVGeneration V2")
+        # A VM runs only on a size that lists its generation (the size's HyperVGenerations capability).
+        generations = vm_sku_capability(self.vm_size, "HyperVGenerations")
+        if generations is not None and self.hyper_v_generation not in [g.strip() for g in generations.split(",")]:
+            raise ValueError(f"a generation {self.hyper_v_generation} VM cannot run on {self.vm_size} (HyperVGenerations {generations})")
+        return self
 
 
 class BatchAccountSpec(_Model):
@@ -182,6 +203,19 @@ class World(_Model):
     guarded_batch_accounts: list[str] = Field(default_factory=list)
     stuck_request_minutes: Annotated[int, Field(ge=1)] = 30
     pools: list[PoolSpec] = Field(default_factory=list)
+    # The VM sizes Batch offers per region (region -> sizes; a region not named offers every size with published
+    # capabilities, emulator/batch/vm_skus.json).
+    region_vm_sizes: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _offered_sizes_are_published(self) -> World:
+        from emulator.batch.models import PUBLISHED_VM_SKUS
+
+        unknown = sorted({size for sizes in self.region_vm_sizes.values() for size in sizes if size.lower() not in PUBLISHED_VM_SKUS})
+        if unknown:
+            known = ", ".join(sorted(sku["name"] for sku in PUBLISHED_VM_SKUS.values()))
+            raise ValueError(f"regionVmSizes: no published capabilities for {', '.join(unknown)} (sizes with published capabilities: {known})")
+        return self
 
 
 class SubmitStep(_Model):
@@ -280,6 +314,20 @@ class BatchApiStep(_Model):
     batch_api: BatchApiCall
 
 
+class Preemption(_Model):
+    pool_id: str
+    nodes: Annotated[int, Field(ge=1)]
+    # When Azure has the capacity again and Batch brings the preempted nodes back (null: not within the scenario).
+    capacity_returns_after: timedelta | None = None
+
+
+class PreemptLowPriorityNodesStep(_Model):
+    """Azure takes back some of a pool's Spot/low-priority nodes for capacity: they go Preempted (still counted as the
+    pool's current nodes) until Batch brings them back; no ARM call or event."""
+
+    preempt_low_priority_nodes: Preemption
+
+
 class AccountQuota(_Model):
     batch_account_id: str
     dedicated_core_quota: Annotated[int, Field(ge=0)] | None = None
@@ -305,11 +353,13 @@ class RevokeAppAccessStep(_Model):
 
 
 Step = (SubmitStep | DeliverEventStep | DeleteResourceStep | DeleteLockStep | AdvanceStep | StopFunctionAppStep | RunUntilIdleStep
-        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep)
+        | ResizePoolStep | SetPoolMetadataStep | SetBatchAccountQuotaStep | RevokeAppAccessStep | BatchApiStep | LockResourceStep
+        | PreemptLowPriorityNodesStep)
 
 
 _STEP_ACTIONS = {"submit", "deliverEvent", "deleteResource", "deleteLock", "advance", "stopFunctionApp", "runUntilIdle",
-                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource"}
+                 "resizePool", "setPoolMetadata", "setBatchAccountQuota", "revokeAppAccess", "batchApi", "lockResource",
+                 "preemptLowPriorityNodes"}
 _STEP_OPTIONS = {"messageId", "replyTo", "maxVirtualTime"}
 
 

@@ -49,9 +49,11 @@ arrival: the REST spec says lastModified "does not factor in node-level changes"
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import isodate
 
@@ -63,17 +65,31 @@ from ..store import ArmResource, new_etag
 ACCOUNT = "Microsoft.Batch/batchAccounts"
 POOL = "Microsoft.Batch/batchAccounts/pools"
 VIRTUAL_MACHINE_SKUS = "Microsoft.Batch/locations/virtualMachineSkus"
-# The VM sizes the emulated Batch service offers in every region, with their families. Shape of each entry:
-# Batch REST 2024-07-01 example LocationListVirtualMachineSkus.json (name, familyName, capabilities[] with
-# "vCPUs" and "LowPriorityCapable"). Which sizes a real region offers is not modelled: this list is the
-# emulator's own, covering the sizes its scenarios use.
-OFFERED_VM_SIZES = {
-    "Standard_D2ds_v5": "standardDDSv5Family", "Standard_D4ds_v5": "standardDDSv5Family",
-    "Standard_D8ds_v5": "standardDDSv5Family", "Standard_D16ds_v5": "standardDDSv5Family",
-    "Standard_D32ds_v5": "standardDDSv5Family", "Standard_D4d_v5": "standardDDv5Family",
-    "Standard_DS1_v2": "standardDSv2Family", "Standard_D4s_v3": "standardDSv3Family",
-    "Standard_E8ds_v5": "standardEDSv5Family", "Standard_F8s_v2": "standardFSv2Family",
-}
+# The VM sizes the emulated Batch service offers, with their capabilities, copied from published sources into
+# vm_skus.json (its "sources" say from where: recorded real traffic of Location - List Supported Virtual Machine Skus,
+# and Microsoft's pages for the sizes the recording lacks). Every region offers all of them unless a scenario says
+# which sizes a region offers (:meth:`BatchBackend.set_region_vm_sizes`). A size not in the file is not offered: its
+# capabilities would be the emulator's invention.
+_VM_SKUS_FILE = Path(__file__).with_name("vm_skus.json")
+
+
+def _published_vm_skus() -> dict[str, dict]:
+    data = json.loads(_VM_SKUS_FILE.read_text(encoding="utf-8"))
+    return {sku["name"].lower(): sku for sku in (*data["recorded"], *data["documented"])}
+
+
+PUBLISHED_VM_SKUS = _published_vm_skus()
+
+
+def vm_sku_capability(vm_size: str | None, name: str) -> str | None:
+    """A capability of a published VM size (e.g. ``HyperVGenerations``), or None when the size or the capability is not listed."""
+    sku = PUBLISHED_VM_SKUS.get((vm_size or "").lower())
+    for capability in (sku or {}).get("capabilities", []):
+        if capability["name"].lower() == name.lower():
+            return capability["value"]
+    return None
+
+
 POOL_OPERATION_RESULTS = "Microsoft.Batch/batchAccounts/poolOperationResults"
 GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
 MANAGED_IMAGE = "Microsoft.Compute/images"
@@ -154,8 +170,8 @@ class AllocationModel:
     ``quota_error``: when set, every resize that adds nodes ends after one step
     with that code and no new nodes (see also :meth:`BatchBackend.set_quota_error`).
     ``cores_per_vm_size``: cores per node for the account core-quota check;
-    sizes not listed use the digits of the size name (``Standard_D16ds_v5`` -> 16),
-    else ``default_cores_per_node``.
+    sizes not listed use their published vCPUs (vm_skus.json), else the digits of the size name
+    (``Standard_D16ds_v5`` -> 16), else ``default_cores_per_node``.
     ``capacity_pauses``: (start, length) in virtual seconds since the emulator started, during which the region
     has no capacity: no node arrives; a length of None means capacity never returns.
 
@@ -174,8 +190,6 @@ class AllocationModel:
     delete_seconds: float = 60
     default_cores_per_node: int = 4
     cores_per_vm_size: dict[str, int] = field(default_factory=dict)
-    # Sizes offered beyond OFFERED_VM_SIZES: name -> family.
-    offered_vm_sizes: dict[str, str] = field(default_factory=dict)
     capacity_pauses: tuple[tuple[float, float | None], ...] = ()
     # Cores per size as answered so far (the model's fields are fixed once made: configure_allocation makes a new one).
     _cores_seen: dict[str | None, int] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -185,8 +199,11 @@ class AllocationModel:
         if known is not None:
             return known
         sizes = {k.lower(): v for k, v in self.cores_per_vm_size.items()}
+        published = vm_sku_capability(vm_size, "vCPUs")
         if vm_size and vm_size.lower() in sizes:
             cores = sizes[vm_size.lower()]
+        elif published is not None and published.isdigit():
+            cores = int(published)
         else:
             found = _VM_SIZE_CORES.match(vm_size or "")
             cores = int(found.group(1)) if found and int(found.group(1)) > 0 else self.default_cores_per_node
@@ -239,6 +256,10 @@ class BatchBackend:
         self.managed_image_pools_retired_on: datetime | None = MANAGED_IMAGE_POOLS_RETIRED
         # Per pool (lower-case id): its nodes by the image each was deployed from (a node keeps its image until it goes).
         self._node_images: dict[str, dict[str, int]] = {}
+        # The VM sizes a region offers (region key -> lower-case names); a region not here offers every published size.
+        self._region_vm_sizes: dict[str, frozenset[str]] = {}
+        # Per pool (lower-case id): its Spot/low-priority nodes in state Preempted (still counted as current nodes).
+        self._preempted: dict[str, int] = {}
 
     @property
     def _store(self):
@@ -301,6 +322,18 @@ class BatchBackend:
         if low_priority is not None:
             account.properties["lowPriorityCoreQuota"] = low_priority
 
+    def set_region_vm_sizes(self, location: str, vm_sizes: list[str] | None) -> None:
+        """Make a region offer only ``vm_sizes`` (None: every published size). A size without published capabilities
+        cannot be offered: the emulator would have to invent them."""
+        if vm_sizes is None:
+            self._region_vm_sizes.pop(_region(location), None)
+            return
+        unknown = [size for size in vm_sizes if size.lower() not in PUBLISHED_VM_SKUS]
+        if unknown:
+            raise ValueError(f"no published capabilities for {', '.join(unknown)} (emulator/batch/vm_skus.json lists "
+                             f"{', '.join(sorted(sku['name'] for sku in PUBLISHED_VM_SKUS.values()))})")
+        self._region_vm_sizes[_region(location)] = frozenset(size.lower() for size in vm_sizes)
+
     def set_quota_error(self, scope_id: str, code: str | None) -> None:
         """Make resizes of a pool (or of every pool of an account) end with ``code``; None clears it."""
         if code is None:
@@ -318,19 +351,16 @@ class BatchBackend:
         return account
 
     def virtual_machine_skus(self, location: str) -> list[dict]:
-        """Location_ListSupportedVirtualMachineSkus: the sizes the emulator offers, with their vCPUs."""
-        return [
-            {
-                "name": name,
-                "familyName": family,
-                "capabilities": [
-                    {"name": "vCPUs", "value": str(self.allocation.cores_for(name))},
-                    {"name": "HyperVGenerations", "value": "V1,V2"},
-                    {"name": "LowPriorityCapable", "value": "True"},
-                ],
-            }
-            for name, family in sorted({**OFFERED_VM_SIZES, **self.allocation.offered_vm_sizes}.items())
-        ]
+        """Location_ListSupportedVirtualMachineSkus: the published sizes the region offers, with their capabilities."""
+        offered = self._region_vm_sizes.get(_region(location))
+        return [{"name": sku["name"], "familyName": sku["familyName"], "capabilities": [dict(c) for c in sku["capabilities"]]}
+                for key, sku in sorted(PUBLISHED_VM_SKUS.items()) if offered is None or key in offered]
+
+    def offers_vm_size(self, location: str, vm_size: str | None) -> bool:
+        """Whether Batch offers ``vm_size`` in the region (a published size, and one the region's list keeps)."""
+        key = (vm_size or "").lower()
+        offered = self._region_vm_sizes.get(_region(location))
+        return key in PUBLISHED_VM_SKUS and (offered is None or key in offered)
 
     def get_pool(self, pool_id: str) -> ArmResource:
         pool = self._store.find(pool_id)
@@ -365,6 +395,7 @@ class BatchBackend:
         requested = _settable(body.get("properties"))
         _validate(requested, creating=True)
         self._check_image_placement(account, requested)
+        self._check_security(requested)
         if existing is not None:
             self._emulator.locks.check_write(existing.id)
             self._replace(existing, body, requested)
@@ -387,6 +418,8 @@ class BatchBackend:
         _ensure_changeable_at_size(pool, changes)
         if "deploymentConfiguration" in changes:
             self._check_image_placement(self.get_account(pool.id.rsplit("/pools/", 1)[0]), changes)
+        if "deploymentConfiguration" in changes or "vmSize" in changes:
+            self._check_security({**pool.properties, **changes})
         if "scaleSettings" in changes:
             changes["scaleSettings"] = _normalised_scale(changes["scaleSettings"])
         pool.properties.update(changes)
@@ -463,6 +496,45 @@ class BatchBackend:
         pool.properties["scaleSettings"] = _normalised_scale({"fixedScale": fixed})
         self._touch(pool)
         self._resize_if_needed(pool)
+
+    def preempt_low_priority_nodes(self, pool_id: str, nodes: int, capacity_returns_after: float | None) -> int:
+        """Azure takes back ``nodes`` of the pool's Spot/low-priority nodes; returns how many it took.
+
+        MicrosoftDocs/azure-docs articles/batch/batch-spot-vms.md: "The preempted VMs have their state updated to
+        Preempted", "A list nodes operation on the pool still returns the preempted nodes", and "The pool continually
+        attempts to reach the target number of Spot nodes available. When replacement capacity is found, the nodes keep
+        their IDs, but are reinitialized". The Batch REST spec (PoolProperties.currentLowPriorityNodes): "Spot/Low-priority
+        Compute Nodes which have been preempted are included in this count", so the pool as ARM shows it does not change:
+        only the nodes' state does (:meth:`preempted_nodes`). No ARM event follows (it is no ARM operation). When capacity
+        comes back is not documented: after ``capacity_returns_after`` seconds, as the scenario says (None: never).
+        """
+        pool = self.get_pool(pool_id)
+        key = pool.id.lower()
+        running = int(pool.properties.get("currentLowPriorityNodes", 0)) - self._preempted.get(key, 0)
+        taken = max(0, min(nodes, running))
+        if not taken:
+            return 0
+        self._preempted[key] = self._preempted.get(key, 0) + taken
+
+        def restored() -> None:
+            with self._emulator.lock:
+                if key in self._preempted:
+                    self._preempted[key] = max(0, self._preempted[key] - taken)
+
+        if capacity_returns_after is not None:
+            self._emulator.clock.call_later(capacity_returns_after, restored)
+        return taken
+
+    def preempted_nodes(self, pool_id: str) -> int:
+        """The pool's Spot/low-priority nodes in state Preempted (not a management-plane read: the Batch service API's
+        List Pool Node Counts, lowPriority.preempted). Never more than the pool's current low-priority nodes: nodes a
+        shrink removes go (whether Batch removes preempted nodes first is not documented)."""
+        key = pool_id.lower()
+        pool = self._store.find(pool_id)
+        if pool is None:
+            self._preempted.pop(key, None)
+            return 0
+        return min(self._preempted.get(key, 0), int(pool.properties.get("currentLowPriorityNodes", 0)))
 
     def data_plane_stop_resize(self, pool_id: str) -> None:
         """POST {accountEndpoint}/pools/{poolId}/stopresize: as the management plane's stopResize, with no ARM event."""
@@ -560,6 +632,40 @@ class BatchBackend:
                     f"'{where}': the managed image '{image.id}' (location '{image.location}') must be in the same "
                     f"subscription and region as the Batch account ('{account.location}').",
                     code="InvalidPropertyValue")
+
+    def _check_security(self, props: dict) -> None:
+        """Refuse a pool whose VM size or image cannot run with its ``securityProfile`` (sources next to each rule).
+
+        Batch passes the profile to the VMs it makes; no recorded Batch answer shows these refusals, so each answers
+        with Compute's recorded refusal of the same VM (400 ``BadRequest``); Batch may instead accept the pool and fail
+        its nodes.
+        """
+        where = "properties.deploymentConfiguration.virtualMachineConfiguration.securityProfile"
+        vm_config = (props.get("deploymentConfiguration") or {}).get("virtualMachineConfiguration") or {}
+        security_type = str((vm_config.get("securityProfile") or {}).get("securityType") or "").lower()
+        vm_size = props.get("vmSize")
+        if security_type == "confidentialvm" and vm_sku_capability(vm_size, "ConfidentialComputingType") is None:
+            # Compute's answer to a confidential VM on another size, recorded in confidential-containers/cloud-api-adaptor
+            # issue 1742 (400 BadRequest): "The VM size 'Standard_D2as_v5' is not supported for creation of VMs and Virtual
+            # Machine Scale Set with 'ConfidentialVM' security type ...". Confidential sizes carry ConfidentialComputingType
+            # (vm_skus.json).
+            raise InvalidParameter(f"{where}.securityType: The VM size '{vm_size}' is not supported for creation of VMs and "
+                                   "Virtual Machine Scale Set with 'ConfidentialVM' security type.", code="BadRequest")
+        image_id = _image_id(props)
+        image = self._store.find(image_id) if image_id else None
+        if image is None or image.type.lower() != GALLERY_IMAGE_VERSION.lower():
+            return
+        definition = self._store.find(image.id.rsplit("/versions/", 1)[0])
+        features = {str(f.get("name", "")).lower(): str(f.get("value") or "") for f in (definition.properties.get("features") or [])} \
+            if definition is not None else {}
+        if features.get("securitytype", "").lower() == "trustedlaunch" and security_type != "trustedlaunch":
+            # Compute's answer to a VM without Trusted Launch from such an image, recorded in kubermatic/machine-controller
+            # issue 2013 and jenkinsci/azure-vm-agents-plugin issue 459 (400 BadRequest): "The provided gallery image only
+            # supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type." A "...Supported" definition
+            # also runs as a plain generation 2 VM (trusted-launch-portal), so only SecurityType TrustedLaunch is refused.
+            # The same for a ConfidentialVM definition is not recorded: the emulator does not refuse it.
+            raise InvalidParameter(f"{where}: The provided gallery image only supports creation of VMs and VM Scale Sets with "
+                                   "'TrustedLaunch' security type.", code="BadRequest")
 
     # -- pool state ----------------------------------------------------------
 
@@ -852,6 +958,34 @@ def _validate_deployment(deployment) -> None:
     agent = vm_config.get("nodeAgentSkuId")
     if not isinstance(agent, str) or not agent.strip():
         raise InvalidParameter(f"Required property '{where}.nodeAgentSkuId' is missing.")
+    if vm_config.get("securityProfile") is not None:
+        _validate_security_profile(vm_config["securityProfile"], f"{where}.securityProfile")
+
+
+# Batch management REST spec 2025-06-01, SecurityTypes: "trustedLaunch" | "confidentialVM" (the SDK compares them
+# case-insensitively; the service's own answer to another case is not recorded).
+SECURITY_TYPES = ("trustedLaunch", "confidentialVM")
+
+
+def _validate_security_profile(profile, where: str) -> None:
+    """The shape of a pool's ``securityProfile`` per the Batch management REST spec 2025-06-01 (SecurityProfile,
+    UefiSettings). What the service answers to a malformed one is not recorded: 400 ``InvalidParameter`` naming the
+    property is the emulator's, as for the other shape checks."""
+    if not isinstance(profile, dict):
+        raise InvalidParameter(f"'{where}' must be a JSON object.")
+    security_type = profile.get("securityType")
+    if security_type is not None and str(security_type).lower() not in {t.lower() for t in SECURITY_TYPES}:
+        raise InvalidParameter(f"'{where}.securityType' must be one of {', '.join(SECURITY_TYPES)}, got {security_type!r}.")
+    if profile.get("encryptionAtHost") is not None and not isinstance(profile["encryptionAtHost"], bool):
+        raise InvalidParameter(f"'{where}.encryptionAtHost' must be true or false.")
+    uefi = profile.get("uefiSettings")
+    if uefi is None:
+        return
+    if not isinstance(uefi, dict) or any(uefi.get(k) is not None and not isinstance(uefi[k], bool) for k in ("secureBootEnabled", "vTpmEnabled")):
+        raise InvalidParameter(f"'{where}.uefiSettings' must be an object whose secureBootEnabled and vTpmEnabled are true or false.")
+    if security_type is None:
+        # Spec, SecurityProfile.securityType: "It has to be set to any specified value to enable UefiSettings."
+        raise InvalidParameter(f"'{where}.uefiSettings' needs '{where}.securityType': it has to be set to enable UefiSettings.")
 
 
 def _validate_scale(scale) -> None:

@@ -34,6 +34,8 @@ _GALLERY_NAME = re.compile(r"^[A-Za-z0-9._]{1,80}$")
 
 # VM securityProfile.securityType values the emulator models (None is Standard).
 VM_SECURITY_TYPES = (None, "TrustedLaunch", "ConfidentialVM")
+# The power states a VM's instance view reports (PowerState/<state>) that the emulator models.
+VM_POWER_STATES = ("running", "stopped", "deallocated")
 # The OS disk's securityProfile.securityType for each VM security type (DiskRP REST spec, DiskSecurityTypes enum:
 # TrustedLaunch, ConfidentialVM_VMGuestStateOnlyEncryptedWithPlatformKey, ...). A real confidential VM's disk type
 # depends on its OS disk encryption settings; the emulator always uses the guest-state-only, platform-key one.
@@ -59,6 +61,8 @@ class ComputeBackend:
     def __init__(self, emulator) -> None:
         self._emulator = emulator
         self.timings = ComputeTimings()
+        # Per VM (lower-case id): what its instance view reports (generation, power state, generalized).
+        self._instance_views: dict[str, dict] = {}
 
     @property
     def _store(self):
@@ -68,13 +72,14 @@ class ComputeBackend:
 
     def add_disk(self, disk_id: str, *, location: str = "westeurope", size_gb: int = 128, os_type: str | None = None,
                  hyper_v_generation: str = "V2", encryption_type: str = "EncryptionAtRestWithPlatformKey",
-                 tags: dict | None = None, security_type: str | None = None) -> ArmResource:
+                 tags: dict | None = None, security_type: str | None = None, disk_encryption_set_id: str | None = None) -> ArmResource:
         properties = {
             "diskSizeGB": size_gb,
             "diskState": "Attached",
             "provisioningState": "Succeeded",
             "hyperVGeneration": hyper_v_generation,
-            "encryption": {"type": encryption_type},
+            "encryption": {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": disk_encryption_set_id} if disk_encryption_set_id
+            else {"type": encryption_type},
             "creationData": {"createOption": "Empty"},
             "timeCreated": _iso(self._emulator.now()),
         }
@@ -102,8 +107,15 @@ class ComputeBackend:
         security_type: str | None = None,
         secure_boot: bool = True,
         vtpm: bool = True,
+        power_state: str = "deallocated",
+        generalized: bool = True,
+        disk_encryption_set_id: str | None = None,
     ) -> ArmResource:
         """Seed a VM with its OS disk, data disks, extensions and base image.
+
+        ``power_state`` (running, stopped, deallocated) and ``generalized`` are what its instance view reports
+        (:meth:`get_virtual_machine`); by default a builder VM that was generalized and deallocated, as one is once its
+        image can be taken.
 
         ``security_type``: None (Standard), ``TrustedLaunch`` or ``ConfidentialVM``; ``secure_boot`` and ``vtpm`` its
         ``uefiSettings`` (images with unsigned drivers are built on VMs with Secure Boot off).
@@ -121,10 +133,12 @@ class ComputeBackend:
         # DiskRP REST spec, DiskSecurityProfile.securityType: "Specifies the SecurityType of the VM. Applicable for
         # OS disks only", so the data disks of a Trusted Launch / confidential VM carry none.
         self.add_disk(os_disk_id, location=location, size_gb=30, os_type=os_type, hyper_v_generation=hyper_v_generation,
-                      security_type=_DISK_SECURITY_TYPE.get(security_type) if security_type else None)
+                      security_type=_DISK_SECURITY_TYPE.get(security_type) if security_type else None,
+                      disk_encryption_set_id=disk_encryption_set_id)
         os_disk: dict = {"osType": os_type, "name": f"{vm_name}_OsDisk_1", "createOption": "FromImage", "caching": "ReadWrite", "diskSizeGB": 30}
+        encryption_set = {"diskEncryptionSet": {"id": disk_encryption_set_id}} if disk_encryption_set_id else {}
         if managed_disks:
-            os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS"}
+            os_disk["managedDisk"] = {"id": os_disk_id, "storageAccountType": "Premium_LRS", **encryption_set}
         else:
             os_disk["vhd"] = {"uri": f"https://{vm_name.lower()}disks.blob.core.windows.net/vhds/{vm_name}-os.vhd"}
         if os_disk_encrypted:
@@ -135,9 +149,9 @@ class ComputeBackend:
         data_disks = []
         for lun in data_disk_luns:
             disk_id = f"{resource_group_path}/providers/Microsoft.Compute/disks/{vm_name}_DataDisk_{lun}"
-            self.add_disk(disk_id, location=location, size_gb=256, hyper_v_generation=hyper_v_generation)
+            self.add_disk(disk_id, location=location, size_gb=256, hyper_v_generation=hyper_v_generation, disk_encryption_set_id=disk_encryption_set_id)
             data_disks.append({"lun": lun, "name": f"{vm_name}_DataDisk_{lun}", "createOption": "Attach", "caching": "None", "diskSizeGB": 256,
-                               "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS"}})
+                               "managedDisk": {"id": disk_id, "storageAccountType": "Premium_LRS", **encryption_set}})
         reference = image_reference or {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}
         properties = {
             "vmId": f"0f47b100-583c-48e3-a4c0-{len(list(self._store)):012d}",
@@ -162,7 +176,28 @@ class ComputeBackend:
                  "location": location, "properties": {"publisher": "Microsoft.Azure.Extensions", "type": name, "typeHandlerVersion": "2.1", "provisioningState": "Succeeded"}}
                 for name in extensions
             ]
+        if power_state not in VM_POWER_STATES:
+            raise ValueError(f"power_state must be one of {VM_POWER_STATES}, got {power_state!r}")
+        self._instance_views[vm_id.lower()] = {"hyperVGeneration": hyper_v_generation, "powerState": power_state, "generalized": generalized}
         return self._store.put(ArmResource(vm_id, VIRTUAL_MACHINE, location, properties, extra=extra))
+
+    def get_virtual_machine(self, vm_id: str, *, expand: str | None = None) -> dict:
+        """GET a VM; ``$expand=instanceView`` adds its instance view.
+
+        Compute REST spec, VirtualMachines_Get with ``$expand=instanceView`` (example VirtualMachine_Get_WithInstanceView):
+        ``properties.instanceView`` holds ``hyperVGeneration`` and ``statuses``, among them ``PowerState/running`` (or
+        ``stopped``, ``deallocated``) and, once the VM was generalized (VirtualMachines_Generalize), ``OSState/generalized``
+        (virtual-machines/capture-image-resource: "az vm generalize" marks it; the VM can no longer be started).
+        """
+        body = self.get(vm_id, VIRTUAL_MACHINE).to_dict()
+        view = self._instance_views.get(body["id"].lower())
+        if view is not None and (expand or "").lower() == "instanceview":
+            statuses = [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"}]
+            if view["generalized"]:
+                statuses.append({"code": "OSState/generalized", "level": "Info", "displayStatus": "VM generalized"})
+            statuses.append({"code": f"PowerState/{view['powerState']}", "level": "Info", "displayStatus": f"VM {view['powerState']}"})
+            body["properties"]["instanceView"] = {"hyperVGeneration": view["hyperVGeneration"], "statuses": statuses}
+        return body
 
     def add_gallery(self, gallery_id: str, *, location: str = "westeurope") -> ArmResource:
         """Seed an existing Compute Gallery."""

@@ -43,7 +43,10 @@ def _put(backend_method: str):
     return handler
 
 
-get_virtual_machine = _get(models.VIRTUAL_MACHINE)
+def get_virtual_machine(emulator, request: ArmRequest, **_: str) -> ArmResponse:
+    return ArmResponse(200, emulator.compute.get_virtual_machine(request.path, expand=request.query.get("$expand")))
+
+
 get_disk = _get(models.DISK)
 get_snapshot = _get(models.SNAPSHOT)
 get_image = _get(models.IMAGE)

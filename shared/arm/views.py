@@ -182,6 +182,8 @@ class DiskView:
     os_type: str = ""
     # Azure Disk Encryption is enabled on it (encryptionSettings.enabled).
     encrypted: bool = False
+    # managedDisk.diskEncryptionSet.id: the disk encryption set (customer-managed key) its data is encrypted with at rest.
+    disk_encryption_set_id: str | None = None
 
     @classmethod
     def from_sdk(cls, disk: Any, *, lun: int | None) -> DiskView:
@@ -192,6 +194,7 @@ class DiskView:
             managed_disk_id=_id_of(getattr(disk, "managed_disk", None)),
             os_type=wire_text(getattr(disk, "os_type", None)),
             encrypted=bool(encryption is not None and getattr(encryption, "enabled", False)),
+            disk_encryption_set_id=_id_of(getattr(getattr(disk, "managed_disk", None), "disk_encryption_set", None)),
         )
 
 
@@ -226,6 +229,11 @@ class VirtualMachineView(ResourceView):
     # securityProfile.uefiSettings: Secure Boot and vTPM (None when the VM does not say).
     secure_boot: bool | None = None
     vtpm: bool | None = None
+    # From its instance view: its Hyper-V generation ("" when not reported), its power state (running, stopped,
+    # deallocated; "" when not reported) and whether it was generalized (OSState/generalized; None when not reported).
+    hyper_v_generation: str = ""
+    power_state: str = ""
+    generalized: bool | None = None
 
     @classmethod
     def from_sdk(cls, vm: Any) -> VirtualMachineView:
@@ -246,7 +254,19 @@ class VirtualMachineView(ResourceView):
             security_type=wire_text(getattr(getattr(vm, "security_profile", None), "security_type", None)),
             secure_boot=getattr(_uefi(vm), "secure_boot_enabled", None),
             vtpm=getattr(_uefi(vm), "v_tpm_enabled", None),
+            hyper_v_generation=wire_text(getattr(getattr(vm, "instance_view", None), "hyper_v_generation", None)),
+            power_state=_status(vm, "PowerState/"),
+            generalized=_status(vm, "OSState/") == "generalized" if getattr(vm, "instance_view", None) is not None else None,
         )
+
+
+def _status(vm: Any, prefix: str) -> str:
+    """The part after ``prefix`` of the VM's instance-view status code that starts with it (``PowerState/running``)."""
+    for status in getattr(getattr(vm, "instance_view", None), "statuses", None) or []:
+        code = getattr(status, "code", None) or ""
+        if code.startswith(prefix):
+            return code[len(prefix):]
+    return ""
 
 
 def _uefi(vm: Any) -> Any:

@@ -34,7 +34,8 @@ class SdkCompute:
         return self._clients.compute(resource.subscription)
 
     def virtual_machine(self, vm: ArmId) -> VirtualMachineView | None:
-        return read_view(f"read VM {vm.name}", lambda: self._client(vm).virtual_machines.get(vm.resource_group, vm.name),
+        # With its instance view: the VM's Hyper-V generation, power state and whether it was generalized, in the same call.
+        return read_view(f"read VM {vm.name}", lambda: self._client(vm).virtual_machines.get(vm.resource_group, vm.name, expand="instanceView"),
                          VirtualMachineView.from_sdk)
 
     def snapshot(self, snapshot: ArmId) -> SnapshotView | None:

@@ -43,6 +43,16 @@ def unmet_prerequisites(vm: VirtualMachineView, *, allow_purchase_plan: bool = F
         failures.append(f"managedDisks: data disks at LUN {', '.join(unmanaged)} are not managed disks")
     if vm.extensions:
         failures.append(f"noExtensions: the VM has extensions installed ({', '.join(vm.extensions)})")
+    if vm.generalized is False:
+        # The image definitions this automation makes say Generalized, as Batch needs (batch-sig-images); Azure marks a VM
+        # generalized only through VirtualMachines_Generalize, after which its instance view reports OSState/generalized
+        # (virtual-machines/windows/capture-image-resource: deallocate, generalize, check the status, then capture).
+        failures.append("generalized: the VM is not generalized (no OSState/generalized in its instance view): deprovision it "
+                        "(Sysprep, or waagent -deprovision+user), deallocate it and run az vm generalize")
+    if vm.power_state == "running":
+        # capture-image-resource deallocates the VM before its image is taken; disks copied from a running VM hold whatever
+        # was in flight (each snapshot is crash-consistent on its own, the disks are not copied at one instant).
+        failures.append("notRunning: the VM is running (PowerState/running): stop or deallocate it before its disks are copied")
     if vm.os_disk.encrypted:
         failures.append("osDiskNotEncrypted: the OS disk is encrypted (Azure Disk Encryption)")
     with_plan = vm.plan is not None and allow_purchase_plan

@@ -48,6 +48,7 @@ from ..store.ledger import (
 )
 from ..store.records import RecordStore
 from .authorization import NotAuthorised, RequestIds, authorise
+from .sizes import check_size_runs_image
 from .sources import SourceFacts, read_source
 from .target import AccountFacts, check_core_quotas, check_pool_name_free, read_account, read_vm_sizes, reserve_cores
 
@@ -307,6 +308,8 @@ def _check_target(request: PoolRequest, ids: RequestIds, source: SourceFacts, ac
         raise RequestRejected(
             f"image.hyperVGeneration: a {source.security_type} image must be V2 (trusted launch and confidential VMs are generation 2)",
             request.id)
+    check_size_runs_image(request, sizes[request.pool.vm_size.lower()], security_type=source.security_type,
+                          hyper_v_generation=source.hyper_v_generation or request.image.hyper_v_generation)
     return sizes
 
 
@@ -402,6 +405,8 @@ def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: Accou
     elif version is not None:
         definition = version.parent()
     replicas = replica_count(nodes)
+    regions = _target_regions(account, source, replicas, request_id, existing_definition) if version is not None else ()
+    _check_encryption_regions(request, source, regions)
     return ResourcePlan(
         request_id=request_id,
         location=source.location,
@@ -411,7 +416,7 @@ def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: Accou
         image_version=version,
         pool=pool,
         replica_count=replicas,
-        target_regions=_target_regions(account, source, replicas, request_id, existing_definition) if version is not None else (),
+        target_regions=regions,
         security_type=source.security_type if not request.image.legacy_managed_image else None,
         secure_boot=source.secure_boot,
         vtpm=source.vtpm,
@@ -420,6 +425,24 @@ def _plan(request: Request, ids: RequestIds, source: SourceFacts, account: Accou
         refreshes_pool=refresh is not None,
         definition_exists=existing_definition is not None,
     )
+
+
+def _check_encryption_regions(request: Request, source: SourceFacts, regions: tuple[tuple[str, int], ...]) -> None:
+    """Disks encrypted with a customer-managed key make a version that can live only in their region.
+
+    virtual-machines/image-version-encryption: a version is encrypted per target region with a disk encryption set,
+    "Encryption key sets are regional resources, so each region requires a different encryption key set", and once an
+    image uses customer-managed keys it cannot go back to platform keys. The request names no encryption set for other
+    regions, so a version that must be replicated elsewhere (the Batch account in another region) is refused here.
+    """
+    encryption_sets = sorted({s.disk_encryption_set_id for s in source.snapshots if s.disk_encryption_set_id})
+    elsewhere = [name for name, _ in regions if name != region_key(source.location)]
+    if encryption_sets and elsewhere:
+        names = ", ".join(des.rstrip("/").rsplit("/", 1)[-1] for des in encryption_sets)
+        raise RequestRejected(
+            f"source.virtualMachineId: its disks are encrypted with a customer-managed key (disk encryption set {names}, "
+            f"in {source.location}); the image version would also be replicated to {', '.join(elsewhere)}, and an encryption "
+            "set serves its own region only: build the image from a VM in the Batch account's region", request.id)
 
 
 def _target_regions(account: AccountFacts, source: SourceFacts, replicas: int, request_id: str,

@@ -36,6 +36,8 @@ class SourceFacts:
     # The source VM's Secure Boot and vTPM (uefiSettings); on when the source does not say (snapshots, images).
     secure_boot: bool = True
     vtpm: bool = True
+    # The image's Hyper-V generation when the source fixes it (a reused version's definition); None: the request's.
+    hyper_v_generation: str | None = None
 
 
 def read_source(request: ImageRequest, ids: RequestIds, compute: ComputeGateway) -> SourceFacts:
@@ -58,7 +60,14 @@ def _virtual_machine(request: ImageRequest, vm_id: ArmId, compute: ComputeGatewa
     unmet = unmet_prerequisites(vm, allow_purchase_plan=not request.image.legacy_managed_image)
     if unmet:
         raise RequestRejected("source.virtualMachineId: prerequisites not met: " + "; ".join(unmet), request.id)
-    snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request.id, disk.lun)), disk.lun, disk.managed_disk_id)
+    if vm.hyper_v_generation and vm.hyper_v_generation.upper() != request.image.hyper_v_generation:
+        # Compute fails a version whose source's generation differs from its definition's ("The resource with id '...' has a
+        # different Hypervisor generation ['V2'] than the parent gallery image Hypervisor generation ['V1']", recorded in
+        # Azure/azure-sdk-for-net#28468); the VM's instance view says which generation it is.
+        raise RequestRejected(f"image.hyperVGeneration: the VM {vm_id.name} is generation {vm.hyper_v_generation.upper()}, the request "
+                              f"says {request.image.hyper_v_generation}: an image keeps the generation of the disks it is made from", request.id)
+    snapshots = [PlannedSnapshot(vm_id.sibling(SNAPSHOT, snapshot_name(request.id, disk.lun)), disk.lun, disk.managed_disk_id,
+                                 disk.disk_encryption_set_id)
                  for disk in (vm.os_disk, *sorted(vm.data_disks, key=lambda d: d.lun or 0))]
     return SourceFacts(
         location=vm.location,
@@ -124,4 +133,6 @@ def _gallery_version(request: ImageRequest, version_id: ArmId, compute: ComputeG
         purchase_plan=None,
         snapshots=(),
         version_replicas=dict(version.replicas),
+        # Compute REST spec, GalleryImage hyperVGeneration: V1 when the definition does not say.
+        hyper_v_generation=definition.hyper_v_generation or "V1",
     )

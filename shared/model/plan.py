@@ -40,6 +40,9 @@ class PlannedSnapshot:
     snapshot: ArmId
     lun: int | None
     source_disk_id: str | None  # None when the request brought the snapshot
+    # The disk encryption set (customer-managed key) the source disk is encrypted with: the snapshot, the managed image
+    # and the version's replica in the source's region are encrypted with it too.
+    disk_encryption_set_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class ResourcePlan:
         return {
             "location": self.location,
             "snapshots": [
-                {"id": s.snapshot.id, "lun": s.lun, "sourceDiskId": s.source_disk_id} for s in self.snapshots
+                {"id": s.snapshot.id, "lun": s.lun, "sourceDiskId": s.source_disk_id, "diskEncryptionSetId": s.disk_encryption_set_id}
+                for s in self.snapshots
             ],
             "imageId": self.image.id if self.image else None,
             "imageDefinitionId": self.image_definition.id if self.image_definition else None,
@@ -123,7 +127,8 @@ class ResourcePlan:
             request_id=request_id,
             location=details["location"],
             snapshots=tuple(
-                PlannedSnapshot(parse_arm_id(s["id"], SNAPSHOT), s["lun"], s["sourceDiskId"]) for s in details["snapshots"]
+                PlannedSnapshot(parse_arm_id(s["id"], SNAPSHOT), s["lun"], s["sourceDiskId"], s.get("diskEncryptionSetId"))
+                for s in details["snapshots"]
             ),
             image=optional(details["imageId"], IMAGE),
             image_definition=optional(details["imageDefinitionId"], GALLERY_IMAGE),
@@ -195,11 +200,18 @@ def replica_count(total_target_nodes: int) -> int:
 def snapshot_body(plan: ResourcePlan, planned: PlannedSnapshot) -> dict[str, Any]:
     """PUT Microsoft.Compute/snapshots: a full copy of one disk."""
     role = "os-snapshot" if planned.lun is None else f"data-snapshot-lun{planned.lun}"
-    return {
-        "location": plan.location,
-        "tags": request_tags(plan.request_id, role),
-        "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": planned.source_disk_id}, "incremental": False},
-    }
+    properties: dict[str, Any] = {"creationData": {"createOption": "Copy", "sourceResourceId": planned.source_disk_id}, "incremental": False}
+    if planned.disk_encryption_set_id:
+        # DiskRP REST spec, Snapshot properties.encryption: {type, diskEncryptionSetId}. Whether a copy of a disk encrypted
+        # with a customer-managed key keeps that key when none is given is not documented: the key is always sent.
+        properties["encryption"] = {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": planned.disk_encryption_set_id}
+    return {"location": plan.location, "tags": request_tags(plan.request_id, role), "properties": properties}
+
+
+def _image_disk_encryption(planned: PlannedSnapshot) -> dict[str, Any]:
+    # Compute REST spec, ImageDisk.diskEncryptionSet: "the customer managed disk encryption set resource id for the
+    # managed image disk".
+    return {"diskEncryptionSet": {"id": planned.disk_encryption_set_id}} if planned.disk_encryption_set_id else {}
 
 
 def image_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[str, Any]:
@@ -212,8 +224,9 @@ def image_body(plan: ResourcePlan, request: ImageRequest, os_type: str) -> dict[
         "properties": {
             "hyperVGeneration": request.image.hyper_v_generation,
             "storageProfile": {
-                "osDisk": {"osType": os_type, "osState": "Generalized", "snapshot": {"id": os_snapshot.snapshot.id}},
-                "dataDisks": [{"lun": s.lun, "snapshot": {"id": s.snapshot.id}} for s in data_snapshots],
+                "osDisk": {"osType": os_type, "osState": "Generalized", "snapshot": {"id": os_snapshot.snapshot.id},
+                           **_image_disk_encryption(os_snapshot)},
+                "dataDisks": [{"lun": s.lun, "snapshot": {"id": s.snapshot.id}, **_image_disk_encryption(s)} for s in data_snapshots],
             },
         },
     }
@@ -271,11 +284,33 @@ def image_version_body(plan: ResourcePlan) -> dict[str, Any]:
     else:
         assert plan.image is not None
         storage = {"source": {"id": plan.image.id}}
+    profile = publishing_profile(plan.target_regions, plan.replica_count)
+    encryption = version_encryption(plan)
+    if encryption:
+        # virtual-machines/image-version-encryption: a version is encrypted with customer-managed keys per target region
+        # (targetRegions[].encryption, osDiskImage and dataDiskImages by LUN); an encryption set serves its own region only,
+        # so intake lets such a version be replicated only to the source's region (check_encryption_regions).
+        for region in profile.get("targetRegions", []):
+            region["encryption"] = encryption
     return {
         "location": plan.location,
         "tags": request_tags(plan.request_id, "image-version"),
-        "properties": {"publishingProfile": publishing_profile(plan.target_regions, plan.replica_count), "storageProfile": storage},
+        "properties": {"publishingProfile": profile, "storageProfile": storage},
     }
+
+
+def version_encryption(plan: ResourcePlan) -> dict[str, Any] | None:
+    """``targetRegions[].encryption`` for the source's disk encryption sets, or None when its disks use platform keys."""
+    os_snapshot = next((s for s in plan.snapshots if s.lun is None), None)
+    data = [s for s in plan.snapshots if s.lun is not None and s.disk_encryption_set_id]
+    if (os_snapshot is None or not os_snapshot.disk_encryption_set_id) and not data:
+        return None
+    encryption: dict[str, Any] = {}
+    if os_snapshot is not None and os_snapshot.disk_encryption_set_id:
+        encryption["osDiskImage"] = {"diskEncryptionSetId": os_snapshot.disk_encryption_set_id}
+    if data:
+        encryption["dataDiskImages"] = [{"lun": s.lun, "diskEncryptionSetId": s.disk_encryption_set_id} for s in sorted(data, key=lambda s: s.lun or 0)]
+    return encryption
 
 
 def publishing_profile(target_regions: tuple[tuple[str, int], ...], replica_count: int) -> dict[str, Any]:

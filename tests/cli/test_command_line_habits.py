@@ -107,6 +107,14 @@ def test_given_a_misspelt_scenario_field_or_step_when_loaded_then_the_error_name
         load_scenario(write(tmp_path, "b.json", {"steps": [{"runUntillIdle": True}]}))
 
 
+def test_given_a_world_azure_could_not_hold_when_loaded_then_the_error_names_the_field_and_the_rule(tmp_path):
+    vm = {"id": f"{DEFAULT_RG}/providers/Microsoft.Compute/virtualMachines/old", "hyperVGeneration": "V1", "vmSize": "Standard_DC2s_v2"}
+    with pytest.raises(ScenarioError, match=r"a generation V1 VM cannot run on Standard_DC2s_v2 \(HyperVGenerations V2\)"):
+        load_scenario(write(tmp_path, "a.json", {"world": {"virtualMachines": [vm]}, "steps": []}))
+    with pytest.raises(ScenarioError, match=r"regionVmSizes: no published capabilities for Standard_DS1_v2"):
+        load_scenario(write(tmp_path, "b.json", {"world": {"regionVmSizes": {"westeurope": ["Standard_DS1_v2"]}}, "steps": []}))
+
+
 # -- flags and commands ----------------------------------------------------------------------------
 
 

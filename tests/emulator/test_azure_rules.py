@@ -630,3 +630,125 @@ class TestReadOnlyLocks:
         locks.management_locks.create_or_update_at_resource_group_level(RESOURCE_GROUP, "keep", ManagementLockObject(level="CanNotDelete"))
         patched = batch.pool.update(RESOURCE_GROUP, ACCOUNT, "workers", Pool(properties=PoolProperties(metadata=[MetadataItem(name="a", value="b")])))
         assert [(m.name, m.value) for m in patched.metadata] == [("a", "b")]
+
+
+# -- VM sizes with published capabilities, and a pool's securityProfile (emulator/batch/models.py, vm_skus.json) ----
+
+
+def _secure_pool(image_id: str, vm_size: str, security: dict | None) -> dict:
+    vm_config: dict = {"imageReference": {"id": image_id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}
+    if security is not None:
+        vm_config["securityProfile"] = security
+    return {"properties": {"vmSize": vm_size, "deploymentConfiguration": {"virtualMachineConfiguration": vm_config},
+                           "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 1}}}}
+
+
+def _secure_version(emulator, compute, security_type: str) -> str:
+    name = security_type.lower()
+    emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/{name}", security_type=security_type)
+    os_snapshot, data = _snapshots(compute, name)
+    _definition(compute, name, security_type=security_type)
+    return _version_from_snapshots(compute, name, os_snapshot, data).id
+
+
+class TestVmSizesFromPublishedSources:
+    def test_given_the_published_sizes_when_batch_lists_a_region_then_each_comes_with_its_recorded_or_documented_capabilities(self, emulator, batch):
+        # WHEN the SDK lists the sizes Batch offers in westeurope
+        skus = {sku.name: {c.name: c.value for c in sku.capabilities} for sku in batch.location.list_supported_virtual_machine_skus("westeurope")}
+        # THEN the recorded sizes carry their recorded capabilities, the confidential one its documented ConfidentialComputingType
+        assert skus["Standard_D4ds_v5"] == {"vCPUs": "4", "HyperVGenerations": "V1,V2", "MemoryGB": "16", "CpuArchitectureType": "x64",
+                                            "LowPriorityCapable": "True", "EncryptionAtHostSupported": "True"}
+        assert skus["Standard_F4"]["HyperVGenerations"] == "V1"
+        assert skus["Standard_DC4as_v5"]["ConfidentialComputingType"] == "SNP" and "ConfidentialComputingType" not in skus["Standard_D4ds_v5"]
+        assert skus["Standard_M64"]["TrustedLaunchDisabled"] == "True"
+        # AND a size without published capabilities is not offered at all
+        assert "Standard_DS1_v2" not in skus
+
+    def test_given_a_region_limited_to_two_sizes_when_listed_then_only_those_and_an_unpublished_size_cannot_be_offered(self, emulator, batch):
+        emulator.batch.set_region_vm_sizes("northeurope", ["Standard_D4ds_v5", "Standard_F4"])
+        assert [s.name for s in batch.location.list_supported_virtual_machine_skus("northeurope")] == ["Standard_D4ds_v5", "Standard_F4"]
+        assert len(list(batch.location.list_supported_virtual_machine_skus("westeurope"))) == 12
+        with pytest.raises(ValueError, match="no published capabilities for Standard_Made_Up"):
+            emulator.batch.set_region_vm_sizes("northeurope", ["Standard_Made_Up"])
+
+
+class TestPoolSecurityProfile:
+    def test_given_a_confidential_image_when_a_confidential_pool_is_put_on_a_plain_size_then_400_and_on_a_confidential_size_accepted(
+            self, emulator, compute, batch):
+        version = _secure_version(emulator, compute, "ConfidentialVM")
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "plain", _secure_pool(version, "Standard_D4ds_v5", {"securityType": "confidentialVM"}))
+        assert raised.value.status_code == 400 and error_code(raised.value) == "BadRequest"
+        assert "The VM size 'Standard_D4ds_v5' is not supported for creation of VMs and Virtual Machine Scale Set with 'ConfidentialVM'" in \
+            error_message(raised.value)
+        pool = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "cvm", _secure_pool(version, "Standard_DC4as_v5", {"securityType": "confidentialVM"}))
+        assert pool.properties.deployment_configuration.virtual_machine_configuration.security_profile.security_type == "confidentialVM"
+
+    def test_given_a_trusted_launch_only_image_when_a_pool_without_trusted_launch_is_put_then_400_with_computes_recorded_message(
+            self, emulator, compute, batch):
+        version = _secure_version(emulator, compute, "TrustedLaunch")
+        for security in (None, {"encryptionAtHost": True}):
+            with pytest.raises(HttpResponseError) as raised:
+                batch.pool.create(RESOURCE_GROUP, ACCOUNT, "plain", _secure_pool(version, "Standard_D4ds_v5", security))
+            assert raised.value.status_code == 400
+            assert "only supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type" in error_message(raised.value)
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "tl", _secure_pool(version, "Standard_D4ds_v5", {
+            "securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": False, "vTpmEnabled": True}}))
+
+    def test_given_a_trusted_launch_supported_image_when_a_plain_pool_is_put_then_it_is_accepted(self, emulator, compute, batch):
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/plain")
+        os_snapshot, data = _snapshots(compute, "plain")
+        image = _image(compute, "img", os_snapshot, data)
+        _definition(compute, "supported", security_type="TrustedLaunchSupported")
+        version = _version_from_image(compute, "supported", image.id, ["westeurope"])
+        pool = batch.pool.create(RESOURCE_GROUP, ACCOUNT, "plain", _secure_pool(version.id, "Standard_D4ds_v5", None))
+        assert pool.properties.deployment_configuration.virtual_machine_configuration.security_profile is None
+
+    @pytest.mark.parametrize(("security", "complaint"), [
+        ({"securityType": "standard"}, "must be one of trustedLaunch, confidentialVM"),
+        ({"uefiSettings": {"secureBootEnabled": False}}, "has to be set to enable UefiSettings"),
+        ({"securityType": "trustedLaunch", "encryptionAtHost": "yes"}, "encryptionAtHost' must be true or false"),
+    ])
+    def test_given_a_malformed_security_profile_when_a_pool_is_put_then_400_names_the_property(self, emulator, compute, batch, security, complaint):
+        version = _secure_version(emulator, compute, "TrustedLaunch")
+        with pytest.raises(HttpResponseError) as raised:
+            batch.pool.create(RESOURCE_GROUP, ACCOUNT, "bad", _secure_pool(version, "Standard_D4ds_v5", security))
+        assert raised.value.status_code == 400 and complaint in error_message(raised.value)
+
+
+class TestVirtualMachineInstanceView:
+    def test_given_a_seeded_vm_when_read_with_its_instance_view_then_generation_power_state_and_generalized_are_reported(self, emulator, compute):
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/old", hyper_v_generation="V1",
+                                             power_state="running", generalized=False)
+        view = compute.virtual_machines.get(RESOURCE_GROUP, "old", expand="instanceView").instance_view
+        assert view.hyper_v_generation == "V1"
+        assert [s.code for s in view.statuses] == ["ProvisioningState/succeeded", "PowerState/running"]
+        generalized = compute.virtual_machines.get(RESOURCE_GROUP, VM, expand="instanceView").instance_view
+        assert [s.code for s in generalized.statuses] == ["ProvisioningState/succeeded", "OSState/generalized", "PowerState/deallocated"]
+        # AND without $expand the VM comes without it, as Compute answers
+        assert compute.virtual_machines.get(RESOURCE_GROUP, VM).instance_view is None
+
+
+class TestLowPriorityPreemption:
+    def test_given_low_priority_nodes_when_azure_preempts_some_then_arm_still_counts_them_until_capacity_returns(self, emulator, compute, batch):
+        # GIVEN a pool whose 10 low-priority nodes arrived
+        emulator.compute.add_virtual_machine(f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/plain")
+        os_snapshot, data = _snapshots(compute, "plain")
+        image = _image(compute, "img", os_snapshot, data)
+        pool_id = f"{ACCOUNT_ID}/pools/spot"
+        batch.pool.create(RESOURCE_GROUP, ACCOUNT, "spot", {"properties": {
+            "vmSize": "Standard_D4ds_v5", "deploymentConfiguration": {"virtualMachineConfiguration": {
+                "imageReference": {"id": image.id}, "nodeAgentSkuId": "batch.node.ubuntu 24.04"}},
+            "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 0, "targetLowPriorityNodes": 10}}}})
+        emulator.clock.advance(5 * MINUTE)
+        events_before = len(emulator.events.emitted)
+        # WHEN Azure preempts 4 (and 20 more than it has: only the running ones can go)
+        assert emulator.batch.preempt_low_priority_nodes(pool_id, 4, capacity_returns_after=10 * MINUTE) == 4
+        assert emulator.batch.preempt_low_priority_nodes(pool_id, 20, capacity_returns_after=None) == 6
+        # THEN they are Preempted, yet the pool as ARM answers it still counts them, and no ARM event is raised
+        assert emulator.batch.preempted_nodes(pool_id) == 10
+        assert batch.pool.get(RESOURCE_GROUP, ACCOUNT, "spot").properties.current_low_priority_nodes == 10
+        assert len(emulator.events.emitted) == events_before
+        # AND when capacity returns Batch brings back the ones it can
+        emulator.clock.advance(10 * MINUTE)
+        assert emulator.batch.preempted_nodes(pool_id) == 6

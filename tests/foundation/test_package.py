@@ -59,6 +59,7 @@ PACKAGE = [
     "shared/intake/authorization.py",
     "shared/intake/prerequisites.py",
     "shared/intake/receive.py",
+    "shared/intake/sizes.py",
     "shared/intake/sources.py",
     "shared/intake/target.py",
     "shared/messaging.py",

@@ -95,6 +95,57 @@ class TestTrustedLaunchAndConfidentialVms:
         [pool] = report["resources"]["pools"]
         assert pool["securityProfile"]["securityType"] == "confidentialVM"
 
+    def test_given_a_confidential_vm_and_a_plain_size_when_submitted_then_it_is_rejected_naming_the_size_and_the_rule(self):
+        # GIVEN a confidential builder VM and a pool on Standard_D4ds_v5, which Batch lists without ConfidentialComputingType
+        reason = rejected_before_any_write(play("confidential-vm-on-a-plain-size"), "pool.vmSize")
+        # THEN the reason names the size and why, before any snapshot is taken
+        assert "Standard_D4ds_v5 has no confidential computing" in reason and "ConfidentialComputingType" in reason
+
+    def test_given_a_trusted_launch_vm_and_a_size_that_disables_it_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("trusted-launch-on-a-size-without-it"), "pool.vmSize")
+        assert "Standard_M64 does not support Trusted Launch (TrustedLaunchDisabled True)" in reason
+
+    def test_given_a_generation_2_image_and_a_generation_1_only_size_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("gen2-image-on-a-gen1-size"), "pool.vmSize")
+        assert "Standard_F4 supports Hyper-V generation V1 only; the image is generation V2" in reason
+
+    def test_given_a_region_that_does_not_offer_the_size_when_submitted_then_it_is_rejected_naming_the_region(self):
+        reason = rejected_before_any_write(play("size-not-offered-in-the-region"), "pool.vmSize")
+        assert reason == "pool.vmSize: Standard_D4ds_v5 is not a VM size Batch offers in westeurope"
+
+    def test_given_a_generation_1_vm_sent_as_a_v2_image_when_submitted_then_it_is_rejected_by_the_vms_instance_view(self):
+        reason = rejected_before_any_write(play("generation-1-vm-as-a-generation-2-image"), "image.hyperVGeneration")
+        assert "the VM builder is generation V1, the request says V2" in reason
+
+    def test_given_a_running_vm_never_generalized_when_submitted_then_it_is_rejected_naming_both_prerequisites(self):
+        reason = rejected_before_any_write(play("vm-running-and-not-generalized"), "source.virtualMachineId")
+        assert "generalized: the VM is not generalized" in reason and "notRunning: the VM is running (PowerState/running)" in reason
+
+    def test_given_a_vm_with_a_customer_managed_key_when_the_request_runs_then_every_copy_is_encrypted_with_the_same_set(self):
+        # GIVEN a VM whose disks use the team's disk encryption set; WHEN the request runs
+        rehearsal = played(example("vm-with-customer-managed-key.json"))
+        report = build_report(rehearsal)
+        des = "/subscriptions/8d3a1f52-6a3c-4c8e-9f0b-2f5c1c0a7e11/resourceGroups/rg-imaging/providers/Microsoft.Compute/diskEncryptionSets/team-key-westeurope"
+        assert only_request(report)["stage"] == "READY"
+        def properties(resource_id: str) -> dict:
+            resource = rehearsal.emulator.store.find(resource_id)
+            assert resource is not None, resource_id
+            return resource.properties
+
+        # THEN each snapshot, the managed image's disks and the version's replica are encrypted with that set
+        for snapshot in report["resources"]["snapshots"]:
+            assert properties(snapshot["id"])["encryption"] == {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": des}
+        [image] = report["resources"]["images"]
+        profile = properties(image["id"])["storageProfile"]
+        assert profile["osDisk"]["diskEncryptionSet"] == {"id": des} and profile["dataDisks"][0]["diskEncryptionSet"] == {"id": des}
+        [version] = report["resources"]["imageVersions"]
+        [region] = properties(version["id"])["publishingProfile"]["targetRegions"]
+        assert region["encryption"] == {"osDiskImage": {"diskEncryptionSetId": des}, "dataDiskImages": [{"lun": 0, "diskEncryptionSetId": des}]}
+
+    def test_given_a_customer_managed_key_and_an_account_in_another_region_when_submitted_then_it_is_rejected(self):
+        reason = rejected_before_any_write(play("customer-managed-key-and-account-in-another-region"), "source.virtualMachineId")
+        assert "disk encryption set team-key-westeurope, in westeurope" in reason and "replicated to northeurope" in reason
+
     def test_given_a_trusted_launch_vm_in_legacy_mode_when_submitted_then_it_is_rejected_naming_the_rule(self):
         reason = rejected_before_any_write(play("trusted-launch-vm-legacy"), "source.virtualMachineId")
         assert "TrustedLaunch VM cannot become a managed image" in reason
@@ -325,6 +376,22 @@ class TestTrustedLaunchLineageIsGuarded:
         # THEN ops get the critical alert naming the snapshot and the pool
         [alert] = [a for a in rehearsal.emulator.topic.received if a["type"] == "CustomImagePool.InUseImageDeleted"]
         assert alert["subject"] == snapshot and alert["data"]["pools"][0]["id"].endswith("/pools/render-pool")
+
+
+class TestLowPriorityPreemption:
+    def test_given_a_ready_low_priority_pool_when_azure_preempts_nodes_then_the_guard_leaves_batchs_recovery_alone(self):
+        # GIVEN a READY pool of 600 low-priority nodes; WHEN Azure preempts 250 of them and gives capacity back 40 minutes later
+        report = play("low-priority-nodes-preempted")
+        series = next(iter(report["poolSeries"].values()))
+        preempted_at = next(s["at"] for s in series if s.get("preemptedLowPriorityNodes") == 250)
+        # THEN the preempted nodes stay counted as the pool's current nodes (Batch's spec) until Batch restores them
+        during = [s for s in series if s["at"] >= preempted_at]
+        assert [(s["currentLowPriorityNodes"], s.get("preemptedLowPriorityNodes", 0)) for s in during] == [(600, 250), (600, 0)]
+        # AND the guard kept sweeping meanwhile and saw the pool at target: no resize, no PATCH, no alert
+        last = report["guardDecisions"][-1]
+        assert last["decision"] == "at target" and last["lastAt"] > preempted_at
+        assert [d for d in report["guardDecisions"] if d["action"] == "resize" and d["at"] >= preempted_at] == []
+        assert report["alerts"] == [] and only_request(report)["stage"] == "READY"
 
 
 class TestDefinitionsSayTheirSecurityType:
