@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 from ..errors import PermanentError
 
@@ -48,7 +49,7 @@ class ArmId:
     def name(self) -> str:
         return self.names[-1]
 
-    @property
+    @cached_property
     def id(self) -> str:
         namespace, *types = self.resource_type.split("/")
         path = "/".join(f"{t}/{n}" for t, n in zip(types, self.names, strict=True))
@@ -71,6 +72,10 @@ class ArmId:
 
     def key(self) -> str:
         """The case-insensitive identity of the resource."""
+        return self._key
+
+    @cached_property
+    def _key(self) -> str:
         return resource_key(self.id)
 
     def is_within(self, scope: str) -> bool:
@@ -86,11 +91,35 @@ def resource_key(resource_id: str) -> str:
     return "/" + resource_id.strip().strip("/").lower()
 
 
+# A sweep meets the same ids every five minutes (a fleet's pools and each one's lineage, about six ids a pool): parsing
+# them once per process, not once per look, is most of a 10,000-pool sweep's own work. ArmId is immutable, so a
+# cached answer cannot be changed by whoever holds it; a refusal is cached as its reason and raised anew each time.
+_PARSED_IDS_KEPT = 1 << 17
+
+
 def parse_arm_id(value: object, expected_type: str) -> ArmId:
     """Parse ``value`` as a canonical id of ``expected_type``; anything else raises ArmIdError."""
+    if not isinstance(value, str):
+        raise ArmIdError(f"is not a {expected_type} resource id")
+    parsed = _parse(value, expected_type)
+    if isinstance(parsed, str):
+        raise ArmIdError(parsed)
+    return parsed
+
+
+@lru_cache(maxsize=_PARSED_IDS_KEPT)
+def _parse(value: str, expected_type: str) -> ArmId | str:
+    """The parsed id, or why ``value`` is not a canonical id of ``expected_type``."""
+    try:
+        return _parse_uncached(value, expected_type)
+    except ArmIdError as refused:
+        return str(refused)
+
+
+def _parse_uncached(value: str, expected_type: str) -> ArmId:
     from azure.mgmt.core.tools import is_valid_resource_id, parse_resource_id  # Azure SDK: first use (cold start)
 
-    if not isinstance(value, str) or not value.lower().startswith("/subscriptions/") or not is_valid_resource_id(value):
+    if not value.lower().startswith("/subscriptions/") or not is_valid_resource_id(value):
         raise ArmIdError(f"is not a {expected_type} resource id")
     parts = parse_resource_id(value)
     children = range(1, int(parts.get("last_child_num") or 0) + 1)
