@@ -47,6 +47,29 @@ def _subscription_and_group(resource_id: str) -> tuple[str, str | None]:
     return found["subscription"], found["group"]
 
 
+def uuid4_text(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))``, without building the UUID object (emulator speed: every call on a resource
+    raises an event and logs an Activity Log entry)."""
+    bits = (bits & ~(0xC000 << 48) | (0x8000 << 48)) & ~(0xF000 << 64) | (4 << 76)
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_timestamps: dict[tuple[datetime, object], str] = {}
+
+
+def timestamp_text(when: datetime) -> str:
+    """``when`` as ARM writes event times, ``2026-01-05T09:00:00.0000000Z`` (seven fraction digits); remembered per instant,
+    since virtual time stands still across the many calls of one step (emulator speed)."""
+    key = (when, when.utcoffset())  # equal instants at equal offsets read the same on the wall
+    text = _timestamps.get(key)
+    if text is None:
+        if len(_timestamps) > 4096:
+            _timestamps.clear()
+        text = _timestamps[key] = when.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    return text
+
+
 @dataclass(frozen=True)
 class ArmEvent:
     """One Event Grid event in the Event Grid schema, as a plain dict plus routing facts."""
@@ -74,7 +97,7 @@ class ArmEventFactory:
         self._caller = caller_object_id or str(uuid.UUID(int=self._random.getrandbits(128)))
 
     def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        return uuid4_text(self._random.getrandbits(128))
 
     def build(
         self,
@@ -122,7 +145,7 @@ class ArmEventFactory:
         body = {
             "subject": resource_id,
             "eventType": event_type,
-            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
+            "eventTime": timestamp_text(when),
             "id": self._uuid(),
             "data": data,
             "dataVersion": "2",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import parse_qs, unquote, urlparse
 
 from .errors import InvalidRequestContent
@@ -19,17 +20,22 @@ class ArmRequest:
     headers: dict[str, str]
     raw_body: bytes = b""
 
-    @property
+    # Read once per call (the route table tries many patterns on them): a request's URL does not change.
+    @cached_property
     def path(self) -> str:
         # SDKs percent-encode scope parameters (locks "by scope"); ARM decodes them.
         return re.sub(r"/{2,}", "/", unquote(urlparse(self.url).path))
 
-    @property
+    @cached_property
     def host(self) -> str:
         return (urlparse(self.url).hostname or "").lower()
 
     @property
     def query(self) -> dict[str, str]:
+        return dict(self._query)
+
+    @cached_property
+    def _query(self) -> dict[str, str]:
         return {k: v[-1] for k, v in parse_qs(urlparse(self.url).query).items()}
 
     def header(self, name: str) -> str | None:

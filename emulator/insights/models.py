@@ -34,12 +34,12 @@ Sources (copies and addresses in tests/data/published/SOURCES.md):
 from __future__ import annotations
 
 import re
-import uuid
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..errors import InvalidParameter
+from ..events import timestamp_text, uuid4_text
 
 ACTIVITY_LOG = "Microsoft.Insights/eventtypes/values"
 MAX_LOOKBACK = timedelta(days=90)
@@ -81,7 +81,7 @@ class ActivityLog:
         group = parts[3] if len(parts) > 3 and parts[2].lower() == "resourcegroups" else None
         operation = data["operationName"]
         succeeded = data["status"] == "Succeeded"
-        event_data_id = str(uuid.UUID(int=len(self._records) + 1, version=4))
+        event_data_id = uuid4_text(len(self._records) + 1)
         sub_status = {"value": "Conflict", "localizedValue": "Conflict (HTTP Status Code: 409)"} if refusal else {"value": "", "localizedValue": ""}
         body = {
             "authorization": {"action": operation, "role": data["authorization"]["evidence"]["role"], "scope": resource_id},
@@ -165,4 +165,4 @@ def _moment(text: str) -> datetime:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+    return timestamp_text(moment)
