@@ -83,47 +83,59 @@ class InMemoryRecords:
     """Records in a dict (the rehearsal's store); thread-safe, JSON round-tripped like the table."""
 
     def __init__(self) -> None:
-        self._items: dict[tuple[str, str], tuple[str, str]] = {}
+        # kind -> lower-cased key -> (JSON text, ETag): a kind is listed without walking the others, as a table query by
+        # partition is; and each group's member keys, so a group is listed without walking its kind.
+        self._items: dict[str, dict[str, tuple[str, str]]] = {}
+        self._members: dict[tuple[str, str], set[str]] = {}
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
 
     def get(self, kind: str, key: str) -> KeyedRecord | None:
         with self._lock:
-            found = self._items.get((kind, record_key(key)))
+            found = self._items.get(kind, {}).get(record_key(key))
         return KeyedRecord(kind, key, json.loads(found[0]), found[1]) if found else None
 
     def insert(self, kind: str, key: str, data: dict[str, Any]) -> KeyedRecord:
         text = json.dumps(data)
+        stored = record_key(key)
         with self._lock:
-            if (kind, record_key(key)) in self._items:
+            items = self._items.setdefault(kind, {})
+            if stored in items:
                 raise RecordConflict(f"{kind} record {key} exists already")
             etag = f'W/"{next(self._etags)}"'
-            self._items[(kind, record_key(key))] = (text, etag)
+            items[stored] = (text, etag)
+            if (group := group_of(stored)) is not None:
+                self._members.setdefault((kind, group), set()).add(stored)
         return KeyedRecord(kind, key, json.loads(text), etag)
 
     def replace(self, record: KeyedRecord, data: dict[str, Any]) -> KeyedRecord:
         text = json.dumps(data)
         with self._lock:
-            found = self._items.get((record.kind, record_key(record.key)))
+            items = self._items.get(record.kind, {})
+            found = items.get(record_key(record.key))
             if found is None or found[1] != record.etag:
                 raise RecordConflict(f"{record.kind} record {record.key} changed since it was read")
             etag = f'W/"{next(self._etags)}"'
-            self._items[(record.kind, record_key(record.key))] = (text, etag)
+            items[record_key(record.key)] = (text, etag)
         return KeyedRecord(record.kind, record.key, json.loads(text), etag)
 
     def delete(self, record: KeyedRecord) -> None:
+        stored = record_key(record.key)
         with self._lock:
-            found = self._items.get((record.kind, record_key(record.key)))
+            items = self._items.get(record.kind, {})
+            found = items.get(stored)
             if found is None:
                 return
             if found[1] != record.etag:
                 raise RecordConflict(f"{record.kind} record {record.key} changed since it was read")
-            del self._items[(record.kind, record_key(record.key))]
+            del items[stored]
+            if (group := group_of(stored)) is not None:
+                self._members.get((record.kind, group), set()).discard(stored)
 
     def list(self, kind: str, group: str | None = None) -> list[KeyedRecord]:
-        wanted = None if group is None else record_key(group)
         with self._lock:
-            found = [(key, text, etag) for (k, key), (text, etag) in self._items.items()
-                     if k == kind and (wanted is None or group_of(key) == wanted)]
+            items = self._items.get(kind, {})
+            keys: set[str] | dict[str, tuple[str, str]] = items if group is None else self._members.get((kind, record_key(group)), set())
+            found = sorted((key, *items[key]) for key in keys)
         # The stored key is the lower-cased one: what a caller gets back compares equal under record_key.
-        return [KeyedRecord(kind, key, json.loads(text), etag) for key, text, etag in sorted(found)]
+        return [KeyedRecord(kind, key, json.loads(text), etag) for key, text, etag in found]

@@ -50,6 +50,13 @@ class TestListingAGroup:
         records.insert("image-user", member_key(IMAGE, pool("p1")), {"id": pool("p1")})
         assert [r.data for r in records.list("image-user", IMAGE)] == [{"id": pool("p1")}]
 
+    def test_given_a_member_deleted_and_inserted_again_when_listed_then_it_comes_back_once(self, records):
+        first = records.insert("image-user", member_key(IMAGE, pool("p1")), {"id": pool("p1")})
+        records.delete(first)
+        assert records.list("image-user", IMAGE) == []
+        records.insert("image-user", member_key(IMAGE, pool("P1")), {"id": pool("p1"), "again": True})
+        assert [r.data for r in records.list("image-user", IMAGE)] == [{"id": pool("p1"), "again": True}]
+
     def test_given_no_member_when_listed_then_nothing(self, records):
         assert records.list("image-user", IMAGE) == []
 
