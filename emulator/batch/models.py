@@ -868,10 +868,11 @@ class BatchBackend:
         quota = account.properties.get(kind[4]) if account is not None else None
         if quota is None:
             return 1 << 30
-        used = sum(
-            self.allocation.cores_for(p.properties.get("vmSize")) * int(p.properties.get(kind[0], 0))
-            for p in self._store.children(POOL, account.id)
-        )
+        used, cores_for, field = 0, self.allocation.cores_for, kind[0]
+        for p in self._store.children(POOL, account.id):  # every resize step of every pool asks: a pool with none adds nothing
+            nodes = p.properties.get(field, 0)
+            if nodes != 0:
+                used += cores_for(p.properties.get("vmSize")) * int(nodes)
         return max(0, (int(quota) - used) // self.allocation.cores_for(pool.properties.get("vmSize")))
 
     def _forced_quota_error(self, pool: ArmResource) -> str | None:
