@@ -11,8 +11,9 @@ from .failures import read_arm
 if TYPE_CHECKING:
     from ..clients import AzureClients
 
-# Only what ActivityLogEntry reads (ActivityLogs_List $select).
-_SELECT = "eventTimestamp,operationName,status,resourceId,eventDataId"
+# Only what ActivityLogEntry reads (ActivityLogs_List $select): each property selected is parsed on every entry of every
+# page (an eventTimestamp alone nearly doubled the SDK's time per entry, and nothing reads it: the filter bounds the window).
+_SELECT = "operationName,status,resourceId,eventDataId"
 
 
 class SdkMonitor:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emulator.credentials import StaticTokenCredential
+from emulator.store import ArmResource
 from emulator.world import AzureEmulator
 from shared.arm.ids import BATCH_ACCOUNT, BATCH_POOL, GALLERY, IMAGE, SNAPSHOT, VIRTUAL_MACHINE, parse_arm_id
 from shared.arm.pools import PoolView, Targets
@@ -267,3 +268,22 @@ class TestLocksAndGraph:
         answer = world.gateway.graph.present([IMAGE_ID, SNAPSHOT_ID, missing])
         assert answer.present == {IMAGE_ID.key(), SNAPSHOT_ID.key()} and answer.queries == 1
 
+
+
+
+class TestActivityLog:
+    def test_each_entry_read_carries_every_field_the_audit_reads(self):
+        emulator = AzureEmulator(seed=5)
+        clients = AzureClients(Settings.from_environ(VALID_SETTINGS), credential=StaticTokenCredential(), transport=emulator.transport())
+        gateway = SdkGateway(clients)
+        emulator.store.put(ArmResource(IMAGE_ID.id, IMAGE, "westeurope", {"provisioningState": "Succeeded"}))
+        start = emulator.now()
+        gateway.locks.create_lock(IMAGE_ID, "cip-protect", "custom-image-pools: in use")
+        gateway.locks.delete_lock(IMAGE_ID, "cip-protect")
+        emulator.advance(timedelta(minutes=20).total_seconds())  # entries are listed minutes after the call
+        read = gateway.monitor.activity_log(SUB, "rg-imaging", start, emulator.now())
+        lock = f"{IMAGE_ID.id}/providers/Microsoft.Authorization/locks/cip-protect"
+        assert [(e.operation, e.status, e.resource_id.lower()) for e in read.items] == [
+            ("Microsoft.Authorization/locks/delete", "Succeeded", lock.lower()),
+            ("Microsoft.Authorization/locks/write", "Succeeded", lock.lower())]
+        assert all(e.event_data_id for e in read.items) and len({e.event_data_id for e in read.items}) == 2
