@@ -19,18 +19,25 @@ class ArmRequest:
     headers: dict[str, str]
     raw_body: bytes = b""
 
+    def __post_init__(self) -> None:
+        # Every route the table tries reads the path and host: the URL (which never changes) is parsed once.
+        parsed = urlparse(self.url)
+        # SDKs percent-encode scope parameters (locks "by scope"); ARM decodes them.
+        self._path = re.sub(r"/{2,}", "/", unquote(parsed.path))
+        self._host = (parsed.hostname or "").lower()
+        self._query = parsed.query
+
     @property
     def path(self) -> str:
-        # SDKs percent-encode scope parameters (locks "by scope"); ARM decodes them.
-        return re.sub(r"/{2,}", "/", unquote(urlparse(self.url).path))
+        return self._path
 
     @property
     def host(self) -> str:
-        return (urlparse(self.url).hostname or "").lower()
+        return self._host
 
     @property
     def query(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(urlparse(self.url).query).items()}
+        return {k: v[-1] for k, v in parse_qs(self._query).items()}
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
