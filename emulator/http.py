@@ -25,7 +25,8 @@ class ArmRequest:
         # SDKs percent-encode scope parameters (locks "by scope"); ARM decodes them.
         self._path = re.sub(r"/{2,}", "/", unquote(parsed.path))
         self._host = (parsed.hostname or "").lower()
-        self._query = parsed.query
+        self._query_string = parsed.query
+        self._query: dict[str, str] | None = None
 
     @property
     def path(self) -> str:
@@ -37,7 +38,9 @@ class ArmRequest:
 
     @property
     def query(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(self._query).items()}
+        if self._query is None:
+            self._query = {k: v[-1] for k, v in parse_qs(self._query_string).items()}
+        return self._query
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()
