@@ -694,6 +694,7 @@ class BatchBackend:
         pool = ArmResource(pool_id, POOL, None, properties, dict(body.get("tags") or {}), etag=new_etag(),
                            extra=extra, created_at=self._emulator.now())
         self._store.put(pool)
+        self._cores_in_use.clear()
         self._resize_if_needed(pool, creating=True)
         return pool
 
@@ -891,10 +892,11 @@ class BatchBackend:
 
     def _nodes_changed(self, pool: ArmResource, field: str, delta: int) -> None:
         """``delta`` nodes of the ``field`` count came to (or left) ``pool``: the account's cores in use follow."""
-        key = (pool.id.rsplit("/pools/", 1)[0].lower(), field)
-        counted = self._cores_in_use.get(key)
-        if delta and counted is not None:
-            self._cores_in_use[key] = (counted[0], counted[1] + delta * self.allocation.cores_for(pool.properties.get("vmSize")))
+        account = self._store.find(pool.id.rsplit("/pools/", 1)[0]) if delta else None
+        counted = self._cores_in_use.get((account.id.lower(), field)) if account is not None else None
+        if account is not None and counted is not None:
+            cores = counted[1] + delta * self.allocation.cores_for(pool.properties.get("vmSize"))
+            self._cores_in_use[(account.id.lower(), field)] = (counted[0], cores)
 
     def _forced_quota_error(self, pool: ArmResource) -> str | None:
         account_id = pool.id.rsplit("/pools/", 1)[0]
