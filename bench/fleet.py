@@ -86,14 +86,14 @@ def _cost(calls: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _lineage_of(rg: str, n: int) -> tuple[str, ...]:
-    """What :func:`_put_lineage` makes: the version, the managed image, the three snapshots."""
+def lineage_of(rg: str, n: int) -> tuple[str, ...]:
+    """What :func:`put_lineage` makes: the version, the managed image, the three snapshots."""
     compute = f"{rg}/providers/Microsoft.Compute"
     return (f"{compute}/galleries/g/images/d/versions/1.0.{n}", f"{compute}/images/i{n:04d}",
             *(f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")))
 
 
-def _put_lineage(emulator, rg: str, n: int) -> str:
+def put_lineage(emulator, rg: str, n: int) -> str:
     """A gallery version made from a managed image made from three snapshots; the version's id."""
     compute = f"{rg}/providers/Microsoft.Compute"
     snapshots = [f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")]
@@ -120,9 +120,9 @@ def distinct_images() -> dict:
     for i, account in enumerate(accounts):
         rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:02d}"
         for p in range(POOLS_PER_ACCOUNT):
-            version = _put_lineage(emulator, rg, p)
+            version = put_lineage(emulator, rg, p)
             put_pool(emulator, account, f"pool{p:03d}", version, 1200)
-            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, lineage_of(rg, p))
     sweeps = {}
     for name in ("firstSweep", "steadySweep"):
         calls, wall = timed_sweep(rehearsal, 31 * MINUTE, name)  # every pool: its resize timed out below target
@@ -211,9 +211,9 @@ def fleet10000(play_adoption: bool = False) -> dict:
         for p in range(FLEET_POOLS_PER_ACCOUNT):
             grows = (i * FLEET_POOLS_PER_ACCOUNT + p) % FLEET_RESIZE_EVERY == 0
             resizing += grows
-            version = _put_lineage(emulator, rg, p)
+            version = put_lineage(emulator, rg, p)
             put_pool(emulator, account, f"pool{p:03d}", version, 400 if grows else 4)
-            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, lineage_of(rg, p))
     emulator.advance(31 * MINUTE)  # at target, or timed out at 300 of 400 nodes
     lineage = FLEET_ACCOUNTS * FLEET_POOLS_PER_ACCOUNT * 5
 
