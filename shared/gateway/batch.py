@@ -77,9 +77,12 @@ class SdkBatch:
         from azure.core import MatchConditions  # Azure SDK: first use (cold start)
 
         client = self._client(pool.subscription)
+        # The answer (the whole pool) is read as bytes, not built into the SDK's model: nothing reads it, and a sweep of
+        # 2,000 resizes spent a sixth of each PATCH building it. Reading it (rather than closing the stream) keeps the
+        # connection for the next call.
         return _pool_write(description, lambda: client.pool.update(
             pool.resource_group, pool.parent().name, pool.name, {"properties": properties}, etag=etag,
-            match_condition=MatchConditions.IfNotModified))
+            match_condition=MatchConditions.IfNotModified, stream=True, cls=_read_and_drop))
 
     def stop_resize(self, pool: ArmId) -> PoolUpdate:
         client = self._client(pool.subscription)
@@ -89,6 +92,11 @@ class SdkBatch:
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))
         return [VmSkuView.from_sdk(sku) for sku in skus]
+
+
+def _read_and_drop(pipeline_response: Any, _deserialized: Any, _headers: Any) -> None:
+    """An SDK operation's ``cls`` for a streamed answer nobody reads: its body is read and dropped."""
+    pipeline_response.http_response.read()
 
 
 def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
