@@ -87,14 +87,14 @@ def _cost(calls: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _lineage_of(rg: str, n: int) -> tuple[str, ...]:
-    """What :func:`_put_lineage` makes: the version, the managed image, the three snapshots."""
+def lineage_of(rg: str, n: int) -> tuple[str, ...]:
+    """What :func:`put_lineage` makes: the version, the managed image, the three snapshots."""
     compute = f"{rg}/providers/Microsoft.Compute"
     return (f"{compute}/galleries/g/images/d/versions/1.0.{n}", f"{compute}/images/i{n:04d}",
             *(f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")))
 
 
-def _put_lineage(emulator, rg: str, n: int) -> str:
+def put_lineage(emulator, rg: str, n: int) -> str:
     """A gallery version made from a managed image made from three snapshots; the version's id."""
     compute = f"{rg}/providers/Microsoft.Compute"
     snapshots = [f"{compute}/snapshots/s{n:04d}-{disk}" for disk in ("os", "lun0", "lun1")]
@@ -121,9 +121,9 @@ def distinct_images() -> dict:
     for i, account in enumerate(accounts):
         rg = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-imaging{i:02d}"
         for p in range(POOLS_PER_ACCOUNT):
-            version = _put_lineage(emulator, rg, p)
+            version = put_lineage(emulator, rg, p)
             put_pool(emulator, account, f"pool{p:03d}", version, 1200)
-            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, lineage_of(rg, p))
     sweeps = {}
     for name in ("firstSweep", "steadySweep"):
         calls, wall = timed_sweep(rehearsal, 31 * MINUTE, name)  # every pool: its resize timed out below target
@@ -186,6 +186,9 @@ def shared_image() -> dict:
 FLEET_ACCOUNTS, FLEET_POOLS_PER_ACCOUNT = 100, 100
 # One pool in FLEET_RESIZE_EVERY asks for more nodes than one resize brings: its resize times out, the sweep resizes it.
 FLEET_RESIZE_EVERY = 100
+# What such a pool asks for: one more resize reaches it. When the adoption is played to its end they ask for
+# eight resizes' worth (300 nodes a resize), so the guard's resizes keep falling due while the lock batches flow.
+FLEET_GROWING_NODES, FLEET_GROWING_NODES_PLAYED = 400, 2_400
 
 
 def fleet10000(play_adoption: bool = False) -> dict:
@@ -230,10 +233,11 @@ def _fleet10000(play_adoption: bool) -> dict:
         for p in range(FLEET_POOLS_PER_ACCOUNT):
             grows = (i * FLEET_POOLS_PER_ACCOUNT + p) % FLEET_RESIZE_EVERY == 0
             resizing += grows
-            version = _put_lineage(emulator, rg, p)
-            put_pool(emulator, account, f"pool{p:03d}", version, 400 if grows else 4)
-            lineages[f"{account}/pools/pool{p:03d}"] = (version, _lineage_of(rg, p))
-    emulator.advance(31 * MINUTE)  # at target, or timed out at 300 of 400 nodes
+            version = put_lineage(emulator, rg, p)
+            growing = FLEET_GROWING_NODES_PLAYED if play_adoption else FLEET_GROWING_NODES
+            put_pool(emulator, account, f"pool{p:03d}", version, growing if grows else 4)
+            lineages[f"{account}/pools/pool{p:03d}"] = (version, lineage_of(rg, p))
+    emulator.advance(31 * MINUTE)  # at target, or timed out at 300 nodes
     lineage = FLEET_ACCOUNTS * FLEET_POOLS_PER_ACCOUNT * 5
     _settled()
 
@@ -386,7 +390,7 @@ def _play_to_the_end(rehearsal, lineage_resources: int, next_sweep: datetime, fi
 
     emulator, services = rehearsal.emulator, rehearsal.services
     checks, timer = rehearsal.host.indexed("pool_checks"), rehearsal.host.indexed("pool_guard_sweep")
-    started = emulator.clock.elapsed_seconds
+    started, began = emulator.clock.elapsed_seconds, emulator.now()
     writes: list[tuple[float, int, int]] = [(started, *first_run[1:])]  # (virtual seconds, lock writes, other writes)
     sweeps = resizes = batches = 0
     in_place_at: float | None = None
@@ -439,7 +443,8 @@ def _play_to_the_end(rehearsal, lineage_resources: int, next_sweep: datetime, fi
     gaps = [b[0] - a[0] for a, b in zip(first_period, first_period[1:], strict=False)]
     window = timedelta(seconds=20).total_seconds()
     most = max((sum(lk + ot for t, lk, ot in writes if when <= t < when + window) for when, _, _ in writes), default=0)
-    return {"firstPeriod": {"seconds": period_end - started, "batches": len(first_period), "lockWrites": sum(n for _, n in first_period),
+    return {**_resizes_meanwhile(emulator, began, began + timedelta(seconds=in_place_at or 0)),
+            "firstPeriod": {"seconds": period_end - started, "batches": len(first_period), "lockWrites": sum(n for _, n in first_period),
                             "maxLockWritesPerBatch": max((n for _, n in first_period), default=0),
                             "minSecondsBetweenBatches": min(gaps, default=None)},
             "everyLockInPlaceSeconds": in_place_at, "sweeps": sweeps, "deliveries": batches,
@@ -447,3 +452,25 @@ def _play_to_the_end(rehearsal, lineage_resources: int, next_sweep: datetime, fi
             "maxWritesIn20Seconds": most,
             "writeBucketLowestAdoptionOnly": lowest(adoption.WRITE_BUCKET, adoption.WRITE_REFILL_PER_SECOND, lambda w: w[1]),
             "writeBucketLowestAllWrites": lowest(adoption.WRITE_BUCKET, adoption.WRITE_REFILL_PER_SECOND, lambda w: w[1] + w[2])}
+
+
+def _resizes_meanwhile(emulator, began: datetime, ended: datetime) -> dict:
+    """The resizes that started after the first timer run and before every lock was in place (from the emulator's record
+    of finished resizes), and how long each pool waited for them: from the end of its previous resize (stopped, timed
+    out) to the start of the next one. The guard looks again 30 s after a stop or a timeout (``SOONEST_LOOK``,
+    ``AFTER_TIMEOUT``) and a stop takes the allocation model's ``stop_seconds``: a wait beyond that is a resize the
+    adoption held up."""
+    import statistics
+    from collections import defaultdict
+
+    runs: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for pool_id, start, end in emulator.batch.resize_history:
+        runs[pool_id.lower()].append((start, end))
+    waits = [(start - previous_end).total_seconds()
+             for pool_runs in runs.values()
+             for (_, previous_end), (start, _) in zip(sorted(pool_runs), sorted(pool_runs)[1:], strict=False)
+             if began < start <= ended]
+    return {"resizesDuringAdoption": len(waits), "poolsResizedDuringAdoption": sum(
+                any(began < start <= ended for start, _ in pool_runs) for pool_runs in runs.values()),
+            "secondsFromResizeEndToNextResize": {"max": max(waits, default=None),
+                                                 "median": statistics.median(waits) if waits else None}}

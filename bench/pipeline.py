@@ -274,8 +274,11 @@ def concurrent_delivery() -> dict:
             "worstSecondsToLastPoolRatioToBound": round(max(o.seconds_to_last_pool / o.bound_seconds for o in outcomes), 4)}
 
 
-def figures() -> dict:
-    """Every pipeline figure, in one run. The headline figures are the default deployment's (nothing probed)."""
+def figures(concurrent: bool = True) -> dict:
+    """Every pipeline figure, in one run. The headline figures are the default deployment's (nothing probed).
+
+    ``concurrent=False`` leaves out ``concurrent`` (:func:`concurrent_delivery`, most of the time), for a caller
+    that runs it apart and adds it under that key."""
     unprobed, probed, bound = to_ready(), to_ready(probed=True), stall_bound()
     no_stall = to_ready(allocation={"maxNodesPerResize": 1000})
     return {**to_pool_created(), **unprobed,
@@ -285,4 +288,4 @@ def figures() -> dict:
             "pollingBaseline": polling_baseline(),
             "unprobed": {key: unprobed[key] for key in ("readySeconds", "armReadsToReady", "armCallsToReady")},
             "probed": {key: probed[key] for key in ("readySeconds", "readyLagSeconds", "armReadsToReady", "armCallsToReady")},
-            "concurrent": concurrent_delivery()}
+            **({"concurrent": concurrent_delivery()} if concurrent else {})}

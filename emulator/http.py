@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from urllib.parse import parse_qs, unquote, urlparse
 
 from .errors import InvalidRequestContent
@@ -20,23 +19,28 @@ class ArmRequest:
     headers: dict[str, str]
     raw_body: bytes = b""
 
-    # Read once per call (the route table tries many patterns on them): a request's URL does not change.
-    @cached_property
-    def path(self) -> str:
+    def __post_init__(self) -> None:
+        # Every route the table tries reads the path and host: the URL (which never changes) is parsed once.
+        parsed = urlparse(self.url)
         # SDKs percent-encode scope parameters (locks "by scope"); ARM decodes them.
-        return re.sub(r"/{2,}", "/", unquote(urlparse(self.url).path))
+        self._path = re.sub(r"/{2,}", "/", unquote(parsed.path))
+        self._host = (parsed.hostname or "").lower()
+        self._query_string = parsed.query
+        self._query: dict[str, str] | None = None
 
-    @cached_property
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
     def host(self) -> str:
-        return (urlparse(self.url).hostname or "").lower()
+        return self._host
 
     @property
     def query(self) -> dict[str, str]:
-        return dict(self._query)
-
-    @cached_property
-    def _query(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(urlparse(self.url).query).items()}
+        if self._query is None:
+            self._query = {k: v[-1] for k, v in parse_qs(self._query_string).items()}
+        return self._query
 
     def header(self, name: str) -> str | None:
         wanted = name.lower()

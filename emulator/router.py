@@ -67,11 +67,14 @@ class Route:
 
 class RouteTable:
     def __init__(self, routes: list[Route]) -> None:
-        self._routes = [(route, route.pattern) for route in routes]
+        # Each method's routes in table order: a call is matched against the routes of its own method only.
+        self._by_method: dict[str, list[tuple[Route, re.Pattern[str]]]] = {}
+        for route in routes:
+            self._by_method.setdefault(route.method, []).append((route, route.pattern))
 
     def match(self, request: ArmRequest) -> tuple[Route, dict[str, str]]:
-        for route, pattern in self._routes:
-            if route.method != request.method or not request.host.endswith(route.host_suffix):
+        for route, pattern in self._by_method.get(request.method, ()):
+            if not request.host.endswith(route.host_suffix):
                 continue
             found = pattern.match(request.path)
             if found:

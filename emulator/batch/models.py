@@ -260,6 +260,10 @@ class BatchBackend:
         self._region_vm_sizes: dict[str, frozenset[str]] = {}
         # Per pool (lower-case id): its Spot/low-priority nodes in state Preempted (still counted as current nodes).
         self._preempted: dict[str, int] = {}
+        # Cores in use per (account key, node-count property): (the account's pool count when summed, cores). Every step
+        # of a resize asks for its account's quota room: a step's own node changes are added here, and the sum is taken
+        # again when the account gains or loses a pool, or a PUT or PATCH may have changed a pool's VM size.
+        self._cores_in_use: dict[tuple[str, str], tuple[int, int]] = {}
 
     @property
     def _store(self):
@@ -306,6 +310,7 @@ class BatchBackend:
     def configure_allocation(self, **changes) -> AllocationModel:
         """Change the allocation model (any :class:`AllocationModel` field); returns it."""
         self.allocation = dataclasses.replace(self.allocation, **changes)
+        self._cores_in_use.clear()  # the cores per VM size may have changed
         return self.allocation
 
     def resize_exhausted(self, pool_id: str) -> bool:
@@ -423,6 +428,7 @@ class BatchBackend:
         if "scaleSettings" in changes:
             changes["scaleSettings"] = _normalised_scale(changes["scaleSettings"])
         pool.properties.update(changes)
+        self._cores_in_use.clear()
         if "tags" in body:
             pool.tags = dict(body.get("tags") or {})
         self._touch(pool)
@@ -688,6 +694,7 @@ class BatchBackend:
         pool = ArmResource(pool_id, POOL, None, properties, dict(body.get("tags") or {}), etag=new_etag(),
                            extra=extra, created_at=self._emulator.now())
         self._store.put(pool)
+        self._cores_in_use.clear()
         self._resize_if_needed(pool, creating=True)
         return pool
 
@@ -699,6 +706,7 @@ class BatchBackend:
         kept = {k: v for k, v in pool.properties.items() if k in _READ_ONLY}
         pool.properties.clear()
         pool.properties.update({**kept, **requested})
+        self._cores_in_use.clear()
         pool.tags = dict(body.get("tags") or {})
         if body.get("identity"):
             pool.extra["identity"] = body["identity"]
@@ -780,6 +788,7 @@ class BatchBackend:
             props = pool.properties
             status = props["resizeOperationStatus"]
             for current, target, *_ in _KINDS:
+                self._nodes_changed(pool, current, min(props[current], status[target]) - props[current])
                 props[current] = min(props[current], status[target])  # shrinking is quick
             self._removed(pool)
             growing = [kind for kind in _KINDS if props[kind[0]] < status[kind[1]]]
@@ -807,6 +816,7 @@ class BatchBackend:
             for kind in growing:
                 current, target = kind[0], kind[1]
                 add = min(status[target] - props[current], allowance, self._budget(run), self._quota_room(pool, kind))
+                self._nodes_changed(pool, current, add)
                 props[current] += add
                 allowance -= add
                 run.added += add
@@ -868,12 +878,25 @@ class BatchBackend:
         quota = account.properties.get(kind[4]) if account is not None else None
         if quota is None:
             return 1 << 30
-        used, cores_for, field = 0, self.allocation.cores_for, kind[0]
-        for p in self._store.children(POOL, account.id):  # every resize step of every pool asks: a pool with none adds nothing
-            nodes = p.properties.get(field, 0)
-            if nodes != 0:
-                used += cores_for(p.properties.get("vmSize")) * int(nodes)
-        return max(0, (int(quota) - used) // self.allocation.cores_for(pool.properties.get("vmSize")))
+        pools = self._store.children(POOL, account.id)
+        key = (account.id.lower(), kind[0])
+        counted = self._cores_in_use.get(key)
+        if counted is None or counted[0] != len(pools):
+            cores_for, field, used = self.allocation.cores_for, kind[0], 0
+            for p in pools:
+                nodes = p.properties.get(field)
+                if nodes:
+                    used += cores_for(p.properties.get("vmSize")) * int(nodes)
+            counted = self._cores_in_use[key] = (len(pools), used)
+        return max(0, (int(quota) - counted[1]) // self.allocation.cores_for(pool.properties.get("vmSize")))
+
+    def _nodes_changed(self, pool: ArmResource, field: str, delta: int) -> None:
+        """``delta`` nodes of the ``field`` count came to (or left) ``pool``: the account's cores in use follow."""
+        account = self._store.find(pool.id.rsplit("/pools/", 1)[0]) if delta else None
+        counted = self._cores_in_use.get((account.id.lower(), field)) if account is not None else None
+        if account is not None and counted is not None:
+            cores = counted[1] + delta * self.allocation.cores_for(pool.properties.get("vmSize"))
+            self._cores_in_use[(account.id.lower(), field)] = (counted[0], cores)
 
     def _forced_quota_error(self, pool: ArmResource) -> str | None:
         account_id = pool.id.rsplit("/pools/", 1)[0]

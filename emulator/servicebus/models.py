@@ -62,6 +62,8 @@ class EmulatedQueue:
     duplicate_detection_window: timedelta | None = None
     # The messages duplicate detection dropped, in the order they were sent.
     duplicates: list[QueuedMessage] = field(default_factory=list)
+    # ``sent`` by message id: what duplicate detection compares a new message with, without a scan of every message sent.
+    sent_by_id: dict[str, list[QueuedMessage]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def duplicates_dropped(self) -> int:
@@ -93,12 +95,13 @@ class ServiceBusEmulator:
             # "duplicate messages having the same MessageId and sent to the queue within" the window are discarded
             # (QueueProperties.RequiresDuplicateDetection, Azure.Messaging.ServiceBus); the docs say nothing particular
             # about scheduled messages, so a scheduled one counts from when it was sent, like any other.
-            if window is not None and any(m.message_id == queued.message_id and now - (m.sent_at or m.enqueued_time) < window
-                                          for m in target.sent):
+            same_id = target.sent_by_id.setdefault(queued.message_id, [])
+            if window is not None and any(now - (m.sent_at or m.enqueued_time) < window for m in same_id):
                 target.duplicates.append(queued)
                 return
             target.active.append(queued)
             target.sent.append(queued)
+            same_id.append(queued)
 
     def detect_duplicates(self, queue: str, window: timedelta) -> None:
         """Turn on duplicate detection for ``queue`` (a queue property set when it is created)."""

@@ -2,7 +2,8 @@
 
 Every capability that reads a pool (the pipeline, the guard, intake's node
 limits, the protection alerts, event routing) reads it through
-:class:`PoolView`, parsed once from the ``azure.mgmt.batch`` model.
+:class:`PoolView`, parsed once from the pool's REST body (a listed page's item, or the
+``azure.mgmt.batch`` model of a read, which is a mapping of that body).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import isodate
 
 from ..errors import PermanentError
 from ..naming import (
@@ -108,34 +111,79 @@ class PoolView:
 
     @classmethod
     def from_sdk(cls, pool: Any) -> PoolView:
-        """Read an ``azure.mgmt.batch.models.Pool``; enum values become their strings."""
-        props = pool.properties
-        scale = props.scale_settings if props is not None else None
-        fixed = scale.fixed_scale if scale is not None else None
-        status = props.resize_operation_status if props is not None else None
-        vm_config = getattr(getattr(props, "deployment_configuration", None), "virtual_machine_configuration", None)
-        image = getattr(getattr(vm_config, "image_reference", None), "id", None)
+        """Read an ``azure.mgmt.batch.models.Pool``: its models are mappings of the REST body (they keep what ARM sent
+        under the REST names), read as :meth:`from_rest` reads a listed page's items."""
+        return cls.from_rest(pool)
+
+    @classmethod
+    def from_rest(cls, pool: Mapping[str, Any]) -> PoolView:
+        """Read a pool as ARM sends it (Batch's ``Pool`` schema, REST names), or an SDK model of one."""
+        props = _mapping(pool.get("properties"))
+        fixed = _mapping(_mapping(props.get("scaleSettings")).get("fixedScale"))
+        status = props.get("resizeOperationStatus")
+        vm_config = _mapping(_mapping(props.get("deploymentConfiguration")).get("virtualMachineConfiguration"))
+        errors = _mapping(status).get("errors") or ()
         return cls(
-            id=pool.id,
-            etag=pool.etag,
-            provisioning_state=wire_text(getattr(props, "provisioning_state", None)),
-            allocation_state=wire_text(getattr(props, "allocation_state", None)),
-            allocation_state_changed=getattr(props, "allocation_state_transition_time", None),
-            current_dedicated=getattr(props, "current_dedicated_nodes", None) or 0,
-            current_low_priority=getattr(props, "current_low_priority_nodes", None) or 0,
-            fixed_scale=fixed is not None,
-            target_dedicated=(fixed.target_dedicated_nodes or 0) if fixed is not None else 0,
-            target_low_priority=(fixed.target_low_priority_nodes or 0) if fixed is not None else 0,
-            resize_timeout=fixed.resize_timeout if fixed is not None else None,
-            resize_started=status.start_time if status is not None else None,
-            error_codes=tuple(e.code or "Unknown" for e in (status.errors or [])) if status is not None else (),
-            metadata={m.name: m.value for m in (getattr(props, "metadata", None) or []) if m.name},
-            image_id=image,
-            vm_size=getattr(props, "vm_size", None),
-            node_agent_sku_id=getattr(vm_config, "node_agent_sku_id", None),
-            security_type=wire_text(getattr(getattr(vm_config, "security_profile", None), "security_type", None)) or None,
-            vm_configuration=vm_config.as_dict() if vm_config is not None else {},
+            id=pool.get("id") or "",
+            etag=pool.get("etag"),
+            provisioning_state=wire_text(props.get("provisioningState")),
+            allocation_state=wire_text(props.get("allocationState")),
+            allocation_state_changed=_datetime(props.get("allocationStateTransitionTime")),
+            current_dedicated=props.get("currentDedicatedNodes") or 0,
+            current_low_priority=props.get("currentLowPriorityNodes") or 0,
+            fixed_scale=bool(fixed) or "fixedScale" in _mapping(props.get("scaleSettings")),
+            target_dedicated=fixed.get("targetDedicatedNodes") or 0,
+            target_low_priority=fixed.get("targetLowPriorityNodes") or 0,
+            resize_timeout=_duration(fixed.get("resizeTimeout")),
+            resize_started=_datetime(_mapping(status).get("startTime")),
+            error_codes=tuple(_mapping(e).get("code") or "Unknown" for e in errors),
+            metadata={m["name"]: m.get("value") for m in (props.get("metadata") or ()) if m.get("name")},
+            image_id=_mapping(vm_config.get("imageReference")).get("id"),
+            vm_size=props.get("vmSize"),
+            node_agent_sku_id=vm_config.get("nodeAgentSkuId"),
+            security_type=wire_text(_mapping(vm_config.get("securityProfile")).get("securityType")) or None,
+            vm_configuration=_plain(vm_config),
         )
+
+
+_NOTHING: Mapping[str, Any] = {}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else _NOTHING
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A REST body as plain JSON values (an SDK model's ``as_dict``; a parsed page already is)."""
+    as_dict = getattr(value, "as_dict", None)
+    return as_dict() if callable(as_dict) else dict(value)
+
+
+def _datetime(value: Any) -> datetime | None:
+    """An ISO 8601 time as azure-mgmt-batch reads one (``model_base._deserialize_datetime``: isodate, at most six
+    decimals of a second). What ARM sends (``2026-12-07T20:38:23.1234567Z``) Python's own parser reads the same way,
+    faster; anything it does not read goes the SDK's way."""
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value).upper()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    whole, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{whole}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    parsed = isodate.parse_datetime(text)
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def _duration(value: Any) -> timedelta | None:
+    """An ISO 8601 duration as azure-mgmt-batch reads one (``model_base._deserialize_duration``: isodate)."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    parsed = isodate.parse_duration(str(value))
+    return parsed if isinstance(parsed, timedelta) else None
 
 
 def metadata_items(metadata: Mapping[str, str]) -> list[dict[str, str]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from ..arm.ids import ArmId
 from ..arm.pools import PoolView, metadata_items
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
     from azure.mgmt.batch import BatchManagementClient
 
     from ..clients import AzureClients
-
-_END = object()
 
 
 class SdkBatch:
@@ -34,13 +34,14 @@ class SdkBatch:
                          BatchAccountView.from_sdk)
 
     def pools(self, account: ArmId) -> Iterator[PoolView]:
-        listed = iter(self._client(account.subscription).pool.list_by_batch_account(account.resource_group, account.name))
-        while True:
-            # Each step may fetch the next page: its failure is sorted like any other call.
-            pool = read_arm(f"list pools of {account.name}", lambda: next(listed, _END))
-            if pool is _END:
-                return
-            yield PoolView.from_sdk(pool)
+        client = self._client(account.subscription)
+        link: str | None = f"{account.id}/pools"
+        while link is not None:
+            # Each page is one call: its failure is sorted like any other.
+            page = read_arm(f"list pools of {account.name}", partial(_pool_page, client, link))
+            for item in page.get("value") or ():
+                yield PoolView.from_rest(item)
+            link = page.get("nextLink") or None
 
     def pool(self, pool: ArmId) -> PoolView | None:
         account = pool.parent()
@@ -76,9 +77,12 @@ class SdkBatch:
         from azure.core import MatchConditions  # Azure SDK: first use (cold start)
 
         client = self._client(pool.subscription)
+        # The answer (the whole pool) is read as bytes, not built into the SDK's model: nothing reads it, and a sweep of
+        # 2,000 resizes spent a sixth of each PATCH building it. Reading it (rather than closing the stream) keeps the
+        # connection for the next call.
         return _pool_write(description, lambda: client.pool.update(
             pool.resource_group, pool.parent().name, pool.name, {"properties": properties}, etag=etag,
-            match_condition=MatchConditions.IfNotModified))
+            match_condition=MatchConditions.IfNotModified, stream=True, cls=_read_and_drop))
 
     def stop_resize(self, pool: ArmId) -> PoolUpdate:
         client = self._client(pool.subscription)
@@ -88,6 +92,11 @@ class SdkBatch:
     def vm_skus(self, subscription: str, region: str) -> list[VmSkuView]:
         skus = read_arm("list Batch VM sizes", lambda: list(self._client(subscription).location.list_supported_virtual_machine_skus(region)))
         return [VmSkuView.from_sdk(sku) for sku in skus]
+
+
+def _read_and_drop(pipeline_response: Any, _deserialized: Any, _headers: Any) -> None:
+    """An SDK operation's ``cls`` for a streamed answer nobody reads: its body is read and dropped."""
+    pipeline_response.http_response.read()
 
 
 def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
@@ -115,3 +124,41 @@ def _pool_write(description: str, write: Callable[[], object]) -> PoolUpdate:
         return PoolUpdate.UPDATED
 
     return read_arm(description, attempt)
+
+
+# The api-version azure-mgmt-batch sends by default (its ``BatchManagementClientConfiguration``); the listing below is
+# sent with it, as the SDK's ``pool.list_by_batch_account`` would (tests/gateway check the two agree).
+POOL_LIST_API_VERSION = "2025-06-01"
+
+
+def _pool_page(client: BatchManagementClient, link: str) -> dict[str, Any]:
+    """One page of ``Pool - List By Batch Account`` as ARM sends it, through the client's own pipeline (credential,
+    retries, ARM policies, transport).
+
+    Why not ``client.pool.list_by_batch_account``: it builds a model of every pool before the caller reads one field,
+    and a sweep lists every pool of every account every five minutes; on 10,000 pools that was about 9 s of the
+    sweep's CPU, against about 1 s for the same pages read as JSON. The paging follows the SDK's: ``nextLink`` as
+    given, with the api-version the SDK sends (``azure.mgmt.batch.operations.PoolOperations.list_by_batch_account``).
+    """
+    from azure.core.exceptions import (  # Azure SDK: first use (cold start)
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceExistsError,
+        ResourceNotFoundError,
+        ResourceNotModifiedError,
+        map_error,
+    )
+    from azure.core.rest import HttpRequest  # Azure SDK: first use (cold start)
+    from azure.mgmt.core.exceptions import ARMErrorFormat  # Azure SDK: first use (cold start)
+
+    parts = urlsplit(link)
+    params = {key: value for key, value in parse_qsl(parts.query) if key != "api-version"}
+    request = HttpRequest("GET", link.split("?", 1)[0], params={**params, "api-version": POOL_LIST_API_VERSION})
+    response = client.send_request(request)
+    if response.status_code != 200:
+        # The SDK operation's error map, then its error: the caller sorts either as it sorts the SDK's.
+        map_error(status_code=response.status_code, response=response, error_map={
+            401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError, 304: ResourceNotModifiedError})
+        raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+    body = response.json()
+    return body if isinstance(body, dict) else {}

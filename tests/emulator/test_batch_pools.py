@@ -524,6 +524,22 @@ class TestAllocationModel:
             "AccountCoreQuotaReached", "AccountLowPriorityCoreQuotaReached"
         ]
 
+    def test_pools_growing_at_once_share_their_account_core_quota_step_by_step(self, emulator, batch):
+        other = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/small"
+        emulator.batch.add_account(other, dedicated_core_quota=40, low_priority_core_quota=0)  # 10 nodes of 4 cores
+        emulator.batch.configure_allocation(nodes_per_minute=2)
+        batch.pool.create(RESOURCE_GROUP, "small", "first", _pool(6))
+        batch.pool.create(RESOURCE_GROUP, "small", "second", _pool(6))
+        emulator.advance(3 * MINUTE)  # 2 + 2, 4 + 4, then the 2 nodes left go to the pool that steps first
+        first, second = (batch.pool.get(RESOURCE_GROUP, "small", name) for name in ("first", "second"))
+        assert (first.current_dedicated_nodes, second.current_dedicated_nodes) == (6, 4)
+        assert [e.code for e in second.resize_operation_status.errors] == ["AccountCoreQuotaReached"]
+        batch.pool.begin_delete(RESOURCE_GROUP, "small", "first").result()
+        batch.pool.update(RESOURCE_GROUP, "small", "second", Pool(properties=PoolProperties(scale_settings=ScaleSettings(
+            fixed_scale=FixedScaleSettings(target_dedicated_nodes=10, target_low_priority_nodes=0)))))
+        emulator.advance(3 * MINUTE)
+        assert batch.pool.get(RESOURCE_GROUP, "small", "second").current_dedicated_nodes == 10  # the deleted pool's cores
+
 
 class TestPublishedShapes:
     def test_pool_get_has_every_field_of_the_published_example_with_the_same_casing(self, batch):
