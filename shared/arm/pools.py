@@ -119,7 +119,8 @@ class PoolView:
     def from_rest(cls, pool: Mapping[str, Any]) -> PoolView:
         """Read a pool as ARM sends it (Batch's ``Pool`` schema, REST names), or an SDK model of one."""
         props = _mapping(pool.get("properties"))
-        fixed = _mapping(_mapping(props.get("scaleSettings")).get("fixedScale"))
+        fixed_or_none = _mapping(props.get("scaleSettings")).get("fixedScale")
+        fixed = _mapping(fixed_or_none)
         status = props.get("resizeOperationStatus")
         vm_config = _mapping(_mapping(props.get("deploymentConfiguration")).get("virtualMachineConfiguration"))
         errors = _mapping(status).get("errors") or ()
@@ -131,7 +132,7 @@ class PoolView:
             allocation_state_changed=_datetime(props.get("allocationStateTransitionTime")),
             current_dedicated=props.get("currentDedicatedNodes") or 0,
             current_low_priority=props.get("currentLowPriorityNodes") or 0,
-            fixed_scale=bool(fixed) or "fixedScale" in _mapping(props.get("scaleSettings")),
+            fixed_scale=isinstance(fixed_or_none, Mapping),
             target_dedicated=fixed.get("targetDedicatedNodes") or 0,
             target_low_priority=fixed.get("targetLowPriorityNodes") or 0,
             resize_timeout=_duration(fixed.get("resizeTimeout")),
